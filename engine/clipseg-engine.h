@@ -1,0 +1,245 @@
+/* clipseg-engine.h — dense open-vocabulary segmentation with a stock CLIP checkpoint.
+ *
+ * The engine turns CLIP into a per-pixel classifier without training: the last
+ * block of the vision tower is run in a dense mode (SCLIP's correlative
+ * self-attention by default, MaskCLIP's value path, or unchanged CLIP), every
+ * patch feature is compared by cosine with text embeddings of the user's
+ * labels, and SCLIP's sliding-window procedure turns the cosines into class
+ * probabilities and a label map.
+ *
+ * Basic usage:
+ *
+ *   GError *err = NULL;
+ *   struct clipseg_model *model =
+ *       clipseg_model_load ("clip-vit-base-patch16/", clipseg_model_default_params (), &err);
+ *   struct clipseg_labels *labels = clipseg_labels_parse_list ("sky, person|man, car", &err);
+ *   char **templates = clipseg_templates_load ("imagenet80", &err);
+ *   struct clipseg_queries *queries =
+ *       clipseg_queries_new (model, labels, (const char *const *) templates, 2, &err);
+ *   struct clipseg_state *state = clipseg_state_new (model, 2);
+ *   struct clipseg_segment_params sp = clipseg_segment_default_params ();
+ *   for (each frame) {
+ *     // pixels: float [3, H, W], (x/255 - mean) / std with the model's mean/std
+ *     clipseg_state_segment (state, pixels, H, W, queries, &sp, H, W, probs, label_map, &err);
+ *   }
+ *   clipseg_state_free (state);
+ *   clipseg_queries_free (queries);
+ *   g_strfreev (templates);
+ *   clipseg_labels_free (labels);
+ *   clipseg_model_unref (model);
+ *
+ * Thread safety: a loaded model and prepared queries are immutable and may be
+ * used from any number of threads at once (the model is reference counted so
+ * several owners can share it). A state is used by one thread at a time; give
+ * every thread its own. Functions taking a state set the calling thread's
+ * OpenMP thread count to the state's n_threads.
+ *
+ * Errors: functions that can fail take a GError ** and return NULL/FALSE with
+ * the error set in CLIPSEG_ENGINE_ERROR; messages name the file, tensor, field
+ * or value at fault. Nothing here exits, aborts or prints on bad input.
+ *
+ * Ownership: every pointer returned by a *_new/*_load function belongs to the
+ * caller and is released with the matching *_free/*_unref. Buffers passed in
+ * (pixels, probs, label maps, features) stay the caller's; the engine only
+ * reads or fills them during the call.
+ */
+#ifndef CLIPSEG_ENGINE_H
+#define CLIPSEG_ENGINE_H
+
+#include <glib.h>
+#include <stdint.h>
+
+#include "clipseg-tokenizer.h"
+
+G_BEGIN_DECLS
+
+#define CLIPSEG_ENGINE_ERROR (clipseg_engine_error_quark ())
+GQuark clipseg_engine_error_quark (void);
+
+enum clipseg_engine_error {
+  CLIPSEG_ENGINE_ERROR_IO,       /* a file is missing or cannot be read/mapped */
+  CLIPSEG_ENGINE_ERROR_FORMAT,   /* a file is malformed (safetensors, JSON, vocabulary) */
+  CLIPSEG_ENGINE_ERROR_MODEL,    /* missing/mis-shaped tensor, unknown architecture */
+  CLIPSEG_ENGINE_ERROR_INVALID,  /* an argument value is out of range (labels, sizes, params) */
+};
+
+/* ---- logging ------------------------------------------------------------ */
+
+enum clipseg_log_level {
+  CLIPSEG_LOG_LEVEL_ERROR,
+  CLIPSEG_LOG_LEVEL_WARNING,
+  CLIPSEG_LOG_LEVEL_INFO,
+  CLIPSEG_LOG_LEVEL_DEBUG,
+};
+
+typedef void (*clipseg_log_func) (enum clipseg_log_level level, const char *message,
+    void *user_data);
+
+/* Routes the engine's diagnostics (for example "label text was truncated") to
+ * @func; NULL restores the default, which sends warnings and errors to
+ * g_log (domain "clipseg-engine") and drops the rest. Process-wide. */
+void clipseg_log_set (clipseg_log_func func, void *user_data);
+
+/* ---- model ---------------------------------------------------------------- */
+
+enum clipseg_activation {
+  CLIPSEG_ACTIVATION_AUTO,        /* from config.json; QuickGELU for OpenAI/OpenCLIP files */
+  CLIPSEG_ACTIVATION_QUICK_GELU,  /* x * sigmoid(1.702 x), OpenAI CLIP */
+  CLIPSEG_ACTIVATION_GELU,        /* exact erf GELU, OpenCLIP LAION configs */
+};
+
+struct clipseg_model_params {
+  /* BPE vocabulary for a checkpoint that carries none (OpenCLIP/OpenAI safetensors
+   * file): bpe_simple_vocab_16e6.txt[.gz], or a directory holding vocab.json +
+   * merges.txt. NULL: look beside the checkpoint file. Not copied; read during load. */
+  const char *vocab_path;
+  /* Overrides the activation the checkpoint implies (AUTO keeps it). */
+  enum clipseg_activation activation;
+};
+
+struct clipseg_model_params clipseg_model_default_params (void);
+
+/* Loads a Hugging Face CLIP directory (config.json, model.safetensors or
+ * model.safetensors.index.json with its shards, vocab.json, merges.txt) or a
+ * single safetensors file with OpenCLIP/OpenAI key names (hyperparameters
+ * inferred from tensor shapes). F32 tensors are used in place from the mapped
+ * file when aligned; F16/BF16 are converted to F32 once. Returns a model with
+ * one reference, or NULL with @error set. */
+struct clipseg_model *clipseg_model_load (const char *path, struct clipseg_model_params params,
+    GError **error);
+struct clipseg_model *clipseg_model_ref (struct clipseg_model *model);
+void clipseg_model_unref (struct clipseg_model *model);
+
+struct clipseg_model_info {
+  const char *naming;         /* "huggingface" or "openclip" */
+  const char *dtype;          /* on-disk dtype of the weights: "F32", "F16", "BF16" or "mixed" */
+  enum clipseg_activation activation;  /* resolved: QUICK_GELU or GELU */
+  float layer_norm_eps;
+  int embed_dim;              /* joint embedding width E */
+  int image_size;             /* native input side in pixels (224 for ViT-B/16) */
+  int patch_size;
+  int vision_width, vision_layers, vision_heads, vision_mlp;
+  int text_width, text_layers, text_heads, text_mlp;
+  int context_length, vocab_size;
+  float logit_scale;          /* exp() of the checkpoint's logit_scale (100 for OpenAI) */
+  float image_mean[3], image_std[3];  /* RGB, for pixels scaled to [0,1] */
+  int64_t n_params;
+};
+
+/* Owned by the model; valid while the model lives. */
+const struct clipseg_model_info *clipseg_model_get_info (const struct clipseg_model *model);
+const struct clipseg_tokenizer *clipseg_model_get_tokenizer (const struct clipseg_model *model);
+
+/* ---- labels and templates ----------------------------------------------- */
+
+/* A set of classes, each with one or more names (synonyms). Every name becomes
+ * one query; a class's probability is the max over its queries. */
+struct clipseg_labels;
+
+/* SCLIP class-file format: one class per line, synonyms separated by exactly
+ * ", "; a final newline is optional. Empty names are an error naming the line. */
+struct clipseg_labels *clipseg_labels_parse_file_text (const char *text, GError **error);
+/* Inline list: classes separated by ',', synonyms by '|', surrounding spaces
+ * trimmed ("person|man, car"). Empty names are an error naming the position. */
+struct clipseg_labels *clipseg_labels_parse_list (const char *text, GError **error);
+/* Adds a class at index 0 whose synonyms are @names (a background class). */
+void clipseg_labels_prepend_class (struct clipseg_labels *labels, const char *const *names, int n_names);
+void clipseg_labels_free (struct clipseg_labels *labels);
+int clipseg_labels_n_classes (const struct clipseg_labels *labels);
+int clipseg_labels_n_names (const struct clipseg_labels *labels, int class_index);
+const char *clipseg_labels_name (const struct clipseg_labels *labels, int class_index, int name_index);
+
+/* Resolves a template set: "imagenet80" (OpenAI's 80 ImageNet templates),
+ * "single" ("a photo of a {}."), "none" (the label itself), or the path of a
+ * UTF-8 file with one template per line, each containing "{}". Returns a
+ * NULL-terminated array to free with g_strfreev, or NULL with @error set. */
+char **clipseg_templates_load (const char *spec, GError **error);
+
+/* ---- class queries (text side) ------------------------------------------- */
+
+/* Text embeddings of every name of @labels, one row per name in label order:
+ * each template filled with the name is encoded, L2-normalised, averaged over
+ * templates and renormalised. Immutable once made. */
+struct clipseg_queries;
+
+struct clipseg_queries *clipseg_queries_new (struct clipseg_model *model,
+    const struct clipseg_labels *labels, const char *const *templates, int n_threads,
+    GError **error);
+void clipseg_queries_free (struct clipseg_queries *queries);
+int clipseg_queries_n_queries (const struct clipseg_queries *queries);
+int clipseg_queries_n_classes (const struct clipseg_queries *queries);
+int clipseg_queries_embed_dim (const struct clipseg_queries *queries);
+/* [Q, E], row-major, each row unit length. */
+const float *clipseg_queries_embeddings (const struct clipseg_queries *queries);
+/* [Q]: the class index of each query. */
+const int *clipseg_queries_class_index (const struct clipseg_queries *queries);
+
+/* ---- per-thread state and the vision side ------------------------------- */
+
+enum clipseg_mode {
+  CLIPSEG_MODE_VANILLA,   /* unchanged CLIP */
+  CLIPSEG_MODE_MASKCLIP,  /* last block attention replaced by out_proj(V) */
+  CLIPSEG_MODE_SCLIP,     /* last block: softmax(QQ^T/sqrt d) + softmax(KK^T/sqrt d) */
+  CLIPSEG_MODE_COUNT,
+};
+
+/* "vanilla", "maskclip", "sclip"; NULL for an invalid mode. */
+const char *clipseg_mode_name (enum clipseg_mode mode);
+/* Parses a mode name; returns FALSE (and leaves *mode) when unknown. */
+gboolean clipseg_mode_from_name (const char *name, enum clipseg_mode *mode);
+
+struct clipseg_state;
+
+/* A state for one thread, holding a reference to @model. Scratch buffers are
+ * sized on first use and reused while the input size stays the same.
+ * @n_threads <= 0 means all cores. */
+struct clipseg_state *clipseg_state_new (struct clipseg_model *model, int n_threads);
+void clipseg_state_free (struct clipseg_state *state);
+
+/* Dense patch features of one image. @pixels: normalised float [3, H, W] with
+ * H and W multiples of the patch size (positional embeddings are interpolated
+ * when the grid differs from the checkpoint's). @features: [(H/p)·(W/p), E],
+ * row-major patch order, each row unit length. */
+gboolean clipseg_state_encode_dense (struct clipseg_state *state, const float *pixels,
+    int height, int width, enum clipseg_mode mode, float *features, GError **error);
+
+struct clipseg_segment_params {
+  enum clipseg_mode mode;
+  int crop;           /* window side in pixels; 0 = one whole-image pass */
+  int stride;         /* window step in pixels (ignored when crop is 0) */
+  float logit_scale;  /* multiplies cosines before the softmax over queries */
+  float prob_thd;     /* pixels whose best probability is below go to class 0 */
+  float area_thd;     /* foreground classes covering <= this share go to class 0; 0 = off */
+};
+
+/* SCLIP's defaults: sclip, crop 224, stride 112, logit_scale 40, no thresholds. */
+struct clipseg_segment_params clipseg_segment_default_params (void);
+
+/* Segments one image of any size (sides >= the patch size). Windows of @crop
+ * with @stride as SCLIP slides them, batched into the same matrix products;
+ * per-window cosines upsampled bilinearly and averaged over overlaps, resized
+ * to @out_height x @out_width, scaled, softmaxed over all queries and reduced
+ * to classes by the max over synonyms. @probs (may be NULL): [C, out_h, out_w]
+ * class probabilities after the area threshold. @labels (may be NULL):
+ * [out_h, out_w] argmax class after both thresholds. */
+gboolean clipseg_state_segment (struct clipseg_state *state, const float *pixels, int height,
+    int width, const struct clipseg_queries *queries, const struct clipseg_segment_params *params,
+    int out_height, int out_width, float *probs, int32_t *labels, GError **error);
+
+/* SCLIP's decision on class probabilities [C, n_pixels], shared by every caller
+ * that post-processes probabilities itself (e.g. after temporal smoothing):
+ * with @area_thd > 0, foreground classes whose argmax area is <= area_thd of
+ * all foreground argmax pixels get probability 0 everywhere (in place); then
+ * @labels = argmax, or 0 where the best probability is below @prob_thd. */
+void clipseg_probs_to_labels (float *probs, int n_classes, int n_pixels, float prob_thd,
+    float area_thd, int32_t *labels);
+
+/* The size SCLIP resizes an image to: the short side becomes @short_side unless
+ * the long side would exceed @long_max (mmcv's keep-ratio rescale, rounding half
+ * up). */
+void clipseg_resize_dims (int width, int height, int short_side, int long_max, int *out_width,
+    int *out_height);
+
+G_END_DECLS
+
+#endif
