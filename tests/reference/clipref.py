@@ -1,0 +1,779 @@
+#!/usr/bin/python3
+"""Independent numpy reference of the clipseg engine, written from
+/work/shared/reference/algorithms.md (sections 1, 2.1, 5, 6, 7) and design.md.
+
+Everything is computed in float64 from the values stored in the checkpoint
+(F16/BF16 are widened exactly), with the checkpoint's own activation and
+LayerNorm eps 1e-5: the "correct re-implementation" of SCLIP and MaskCLIP.
+
+Pieces (all usable from Python):
+  read_safetensors(path)            -> {name: ndarray}
+  load_model(path, vocab=None, activation=None) -> Model
+  Tokenizer.from_bpe_gz / from_hf   CLIP BPE (section 6), pure Python, no `regex`
+  load_templates(spec)              'imagenet80' | 'single' | 'none' | file path
+  parse_labels_file(text)           SCLIP class-file format
+  Model.encode_text(ids)            pooled, projected (not normalised) text feature
+  Model.class_queries(names, templates) -> [Q, E] L2-normalised
+  Model.encode_dense(x, mode)       [(H/p)(W/p), E] L2-normalised patch features
+  Model.segment(x, queries, class_index, ...) -> (probs [C,H,W], labels [H,W])
+  interp_pos_bicubic(grid, h0, w0)  SCLIP's positional-embedding resize
+  resize_bilinear(x, h, w)          PyTorch bilinear, align_corners=False
+
+CLI mirroring clipseg-engine (handy for debugging):
+  clipref.py [--vocab PATH] info|tokenize|text|dense|segment ...
+"""
+
+import argparse
+import gzip
+import html
+import json
+import math
+import os
+import re
+import struct
+import sys
+import unicodedata
+
+import numpy as np
+
+# ---------------------------------------------------------------- safetensors (section 7)
+
+_DT = {'F64': ('<f8', 8), 'F32': ('<f4', 4), 'F16': ('<f2', 2), 'BF16': ('<u2', 2),
+       'I64': ('<i8', 8), 'I32': ('<i4', 4), 'I16': ('<i2', 2), 'I8': ('i1', 1),
+       'U8': ('u1', 1), 'U16': ('<u2', 2), 'U32': ('<u4', 4), 'U64': ('<u8', 8),
+       'BOOL': ('?', 1)}
+
+
+class FormatError(Exception):
+    pass
+
+
+def read_safetensors_header(path):
+    with open(path, 'rb') as f:
+        head = f.read(8)
+        if len(head) != 8:
+            raise FormatError('%s: shorter than 8 bytes' % path)
+        (n,) = struct.unpack('<Q', head)
+        if n > 100 * 1000 * 1000:
+            raise FormatError('%s: header of %d bytes is too large' % (path, n))
+        raw = f.read(n)
+        if len(raw) != n:
+            raise FormatError('%s: truncated header' % path)
+    text = raw.decode('utf-8')
+    if not text.startswith('{'):
+        raise FormatError('%s: header is not a JSON object' % path)
+    return n, json.loads(text)
+
+
+def read_safetensors(path):
+    """{name: ndarray}; floating tensors as float64 (BF16 widened as u16 << 16),
+    integer tensors as int64."""
+    n, header = read_safetensors_header(path)
+    size = os.path.getsize(path)
+    base = 8 + n
+    out = {}
+    with open(path, 'rb') as f:
+        data = f.read()
+    for name, d in header.items():
+        if name == '__metadata__':
+            continue
+        dt, shape, (b, e) = d['dtype'], tuple(d['shape']), d['data_offsets']
+        if dt not in _DT:
+            raise FormatError('%s: tensor %s has unknown dtype %s' % (path, name, dt))
+        npd, sz = _DT[dt]
+        count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+        if not (0 <= b <= e and base + e <= size) or e - b != count * sz:
+            raise FormatError('%s: tensor %s has bad data_offsets' % (path, name))
+        arr = np.frombuffer(data, dtype=npd, count=count, offset=base + b).reshape(shape)
+        if dt == 'BF16':
+            arr = (arr.reshape(-1).astype(np.uint32) << 16).view(np.float32).reshape(shape)
+        if dt in ('F64', 'F32', 'F16', 'BF16'):
+            arr = arr.astype(np.float64)
+        else:
+            arr = arr.astype(np.int64)
+        out[name] = (arr, dt)
+    return out
+
+
+# ---------------------------------------------------------------- tokenizer (section 6)
+
+def byte_encoder():
+    """bytes_to_unicode: printable bytes map to themselves, the other 68 to U+0100+n."""
+    printable = [b for b in range(256)
+                 if 33 <= b <= 126 or 161 <= b <= 172 or 174 <= b <= 255]
+    table = {b: chr(b) for b in printable}
+    n = 0
+    for b in range(256):
+        if b not in table:
+            table[b] = chr(256 + n)
+            n += 1
+    # id order: printable bytes first (ascending), then the remapped ones (ascending)
+    order = printable + [b for b in range(256) if b not in printable]
+    return table, [table[b] for b in order]
+
+
+_SPECIALS = ('<|startoftext|>', '<|endoftext|>')
+_CONTRACTIONS = ("'s", "'t", "'re", "'ve", "'m", "'ll", "'d")
+
+
+def _is_letter(ch):
+    return unicodedata.category(ch).startswith('L')
+
+
+def _is_number(ch):
+    return unicodedata.category(ch).startswith('N')
+
+
+def _is_space(ch):
+    return ch.isspace()
+
+
+def pretokenize(text):
+    """CLIP's pattern, scanned by hand:
+    <|startoftext|>|<|endoftext|>|'s|'t|'re|'ve|'m|'ll|'d|[\\p{L}]+|[\\p{N}]|[^\\s\\p{L}\\p{N}]+
+    (alternatives tried in this order at every position; unmatched characters,
+    i.e. whitespace, are skipped). The text is already lowercased, and IGNORECASE
+    only matters for the literal alternatives, which are compared caselessly."""
+    pieces = []
+    i, n = 0, len(text)
+    while i < n:
+        matched = None
+        for lit in _SPECIALS + _CONTRACTIONS:
+            if text[i:i + len(lit)].lower() == lit:
+                matched = text[i:i + len(lit)]
+                break
+        if matched is None:
+            ch = text[i]
+            if _is_letter(ch):
+                j = i + 1
+                while j < n and _is_letter(text[j]):
+                    j += 1
+                matched = text[i:j]
+            elif _is_number(ch):
+                matched = ch
+            elif not _is_space(ch):
+                j = i + 1
+                while j < n and not (_is_space(text[j]) or _is_letter(text[j]) or
+                                     _is_number(text[j])):
+                    j += 1
+                matched = text[i:j]
+        if matched is None:
+            i += 1
+        else:
+            pieces.append(matched)
+            i += len(matched)
+    return pieces
+
+
+def clean_text(text):
+    """basic_clean (html.unescape twice, strip; ftfy.fix_text is not applied: it is
+    the identity on ordinary text), whitespace_clean, lowercase."""
+    text = html.unescape(html.unescape(text)).strip()
+    text = re.sub(r'\s+', ' ', text).strip()
+    return text.lower()
+
+
+class Tokenizer:
+    def __init__(self, encoder, merges):
+        self.encoder = encoder
+        self.ranks = {tuple(m): i for i, m in enumerate(merges)}
+        self.byte_table, _ = byte_encoder()
+        self.start_id = encoder['<|startoftext|>']
+        self.end_id = encoder['<|endoftext|>']
+        self.vocab_size = max(encoder.values()) + 1
+        self.cache = {s: s for s in _SPECIALS}
+
+    @classmethod
+    def from_bpe_gz(cls, path):
+        opener = gzip.open if open(path, 'rb').read(2) == b'\x1f\x8b' else open
+        with opener(path, 'rb') as f:
+            lines = f.read().decode('utf-8').split('\n')
+        merges = [tuple(l.split()) for l in lines[1:49152 - 256 - 2 + 1]]
+        _, symbols = byte_encoder()
+        vocab = symbols + [s + '</w>' for s in symbols] + [''.join(m) for m in merges] + \
+            list(_SPECIALS)
+        return cls(dict(zip(vocab, range(len(vocab)))), merges)
+
+    @classmethod
+    def from_hf(cls, vocab_json, merges_txt):
+        with open(vocab_json, encoding='utf-8') as f:
+            encoder = json.load(f)
+        merges = []
+        with open(merges_txt, encoding='utf-8') as f:
+            for k, line in enumerate(f.read().split('\n')):
+                if k == 0 and line.startswith('#version'):
+                    continue
+                if line.strip():
+                    merges.append(tuple(line.split()))
+        return cls(encoder, merges)
+
+    def bpe(self, token):
+        if token in self.cache:
+            return self.cache[token]
+        word = list(token[:-1]) + [token[-1] + '</w>']
+        while len(word) > 1:
+            best, best_rank = None, None
+            for pair in zip(word, word[1:]):
+                r = self.ranks.get(pair)
+                if r is not None and (best_rank is None or r < best_rank):
+                    best, best_rank = pair, r
+            if best is None:
+                break
+            merged, i = [], 0
+            while i < len(word):
+                if i < len(word) - 1 and word[i] == best[0] and word[i + 1] == best[1]:
+                    merged.append(best[0] + best[1])
+                    i += 2
+                else:
+                    merged.append(word[i])
+                    i += 1
+            word = merged
+        out = ' '.join(word)
+        self.cache[token] = out
+        return out
+
+    def encode_body(self, text):
+        ids = []
+        for piece in pretokenize(clean_text(text)):
+            chars = ''.join(self.byte_table[b] for b in piece.encode('utf-8'))
+            ids += [self.encoder[t] for t in self.bpe(chars).split(' ')]
+        return ids
+
+    def encode(self, text, context_length=77):
+        """[start] + tokens + [end]; too long -> tokens cut so the sequence is
+        exactly context_length long and still ends with the end token."""
+        body = self.encode_body(text)
+        if len(body) > context_length - 2:
+            body = body[:context_length - 2]
+        return [self.start_id] + body + [self.end_id]
+
+
+# ---------------------------------------------------------------- templates and labels (1.2)
+
+IMAGENET80 = [
+    'a bad photo of a {}.', 'a photo of many {}.', 'a sculpture of a {}.',
+    'a photo of the hard to see {}.', 'a low resolution photo of the {}.', 'a rendering of a {}.',
+    'graffiti of a {}.', 'a bad photo of the {}.', 'a cropped photo of the {}.',
+    'a tattoo of a {}.', 'the embroidered {}.', 'a photo of a hard to see {}.',
+    'a bright photo of a {}.', 'a photo of a clean {}.', 'a photo of a dirty {}.',
+    'a dark photo of the {}.', 'a drawing of a {}.', 'a photo of my {}.', 'the plastic {}.',
+    'a photo of the cool {}.', 'a close-up photo of a {}.', 'a black and white photo of the {}.',
+    'a painting of the {}.', 'a painting of a {}.', 'a pixelated photo of the {}.',
+    'a sculpture of the {}.', 'a bright photo of the {}.', 'a cropped photo of a {}.',
+    'a plastic {}.', 'a photo of the dirty {}.', 'a jpeg corrupted photo of a {}.',
+    'a blurry photo of the {}.', 'a photo of the {}.', 'a good photo of the {}.',
+    'a rendering of the {}.', 'a {} in a video game.', 'a photo of one {}.', 'a doodle of a {}.',
+    'a close-up photo of the {}.', 'a photo of a {}.', 'the origami {}.',
+    'the {} in a video game.', 'a sketch of a {}.', 'a doodle of the {}.', 'a origami {}.',
+    'a low resolution photo of a {}.', 'the toy {}.', 'a rendition of the {}.',
+    'a photo of the clean {}.', 'a photo of a large {}.', 'a rendition of a {}.',
+    'a photo of a nice {}.', 'a photo of a weird {}.', 'a blurry photo of a {}.',
+    'a cartoon {}.', 'art of a {}.', 'a sketch of the {}.', 'a embroidered {}.',
+    'a pixelated photo of a {}.', 'itap of the {}.', 'a jpeg corrupted photo of the {}.',
+    'a good photo of a {}.', 'a plushie {}.', 'a photo of the nice {}.',
+    'a photo of the small {}.', 'a photo of the weird {}.', 'the cartoon {}.',
+    'art of the {}.', 'a drawing of the {}.', 'a photo of the large {}.',
+    'a black and white photo of a {}.', 'the plushie {}.', 'a dark photo of a {}.',
+    'itap of a {}.', 'graffiti of the {}.', 'a toy {}.', 'itap of my {}.',
+    'a photo of a cool {}.', 'a photo of a small {}.', 'a tattoo of the {}.',
+]
+assert len(IMAGENET80) == 80 and len(set(IMAGENET80)) == 80
+
+
+def load_templates(spec):
+    if spec == 'imagenet80':
+        return list(IMAGENET80)
+    if spec == 'single':
+        return ['a photo of a {}.']
+    if spec == 'none':
+        return ['{}']
+    with open(spec, encoding='utf-8') as f:
+        lines = [l.rstrip('\r') for l in f.read().split('\n')]
+    return [l for l in lines if l.strip()]
+
+
+def fill_template(t, name):
+    return t.replace('{}', name)
+
+
+def parse_labels_file(text):
+    """SCLIP class file: one class per line, synonyms split on exactly ', ';
+    returns (names, class_index)."""
+    lines = text.split('\n')
+    if lines and lines[-1] == '':
+        lines = lines[:-1]
+    names, idx = [], []
+    for c, line in enumerate(lines):
+        for n in line.split(', '):
+            names.append(n)
+            idx.append(c)
+    return names, idx
+
+
+# ---------------------------------------------------------------- numeric helpers
+
+def layer_norm(x, w, b, eps=1e-5):
+    mu = x.mean(-1, keepdims=True)
+    var = ((x - mu) ** 2).mean(-1, keepdims=True)
+    return (x - mu) / np.sqrt(var + eps) * w + b
+
+
+_erf = np.frompyfunc(math.erf, 1, 1)
+
+
+def gelu(x):
+    return 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)).astype(np.float64))
+
+
+def quick_gelu(x):
+    return x / (1.0 + np.exp(-1.702 * x))
+
+
+def softmax(x, axis=-1):
+    m = x.max(axis, keepdims=True)
+    e = np.exp(x - m)
+    return e / e.sum(axis, keepdims=True)
+
+
+def l2n(x, axis=-1):
+    return x / np.linalg.norm(x, axis=axis, keepdims=True)
+
+
+def _cubic_weights(t, A=-0.75):
+    def c1(x):  # |x| <= 1
+        return ((A + 2) * x - (A + 3)) * x * x + 1
+
+    def c2(x):  # 1 < |x| < 2
+        return ((A * x - 5 * A) * x + 8 * A) * x - 4 * A
+    return [c2(t + 1), c1(t), c1(1 - t), c2(2 - t)]
+
+
+def _bicubic_matrix(n_in, n_out, inv_scale):
+    """[n_out, n_in] matrix of PyTorch's bicubic (align_corners=False) along one axis:
+    src = (dst + 0.5) * inv_scale - 0.5 (not clamped), taps floor(src)-1..+2 with
+    indices clamped to the edge."""
+    M = np.zeros((n_out, n_in))
+    for d in range(n_out):
+        src = (d + 0.5) * inv_scale - 0.5
+        i0 = math.floor(src)
+        t = src - i0
+        for k, w in enumerate(_cubic_weights(t)):
+            M[d, min(max(i0 - 1 + k, 0), n_in - 1)] += w
+    return M
+
+
+def interp_pos_bicubic(grid, h0, w0):
+    """SCLIP's interpolate_pos_encoding on a [g0, g0, D] grid: bicubic by
+    scale_factor ((h0+0.1)/g0, (w0+0.1)/g0), so PyTorch maps
+    src = (dst+0.5) * g0/(h0+0.1) - 0.5; output floor(g0*scale) = h0 x w0."""
+    g0h, g0w = grid.shape[:2]
+    sh, sw = (h0 + 0.1) / g0h, (w0 + 0.1) / g0w
+    oh, ow = int(math.floor(g0h * sh)), int(math.floor(g0w * sw))
+    assert (oh, ow) == (h0, w0), (oh, ow, h0, w0)
+    Mh = _bicubic_matrix(g0h, oh, 1.0 / sh)
+    Mw = _bicubic_matrix(g0w, ow, 1.0 / sw)
+    return np.einsum('ai,bj,ijd->abd', Mh, Mw, grid)
+
+
+def _bilinear_matrix(n_in, n_out):
+    """PyTorch bilinear, align_corners=False, by size: src = (dst+0.5)*in/out - 0.5,
+    clamped at 0; neighbours i0 and min(i0+1, in-1)."""
+    M = np.zeros((n_out, n_in))
+    scale = n_in / n_out
+    for d in range(n_out):
+        src = max((d + 0.5) * scale - 0.5, 0.0)
+        i0 = min(int(math.floor(src)), n_in - 1)
+        i1 = min(i0 + 1, n_in - 1)
+        lam = src - i0
+        M[d, i0] += 1.0 - lam
+        M[d, i1] += lam
+    return M
+
+
+def resize_bilinear(x, h, w):
+    """x [C, h_in, w_in] -> [C, h, w]."""
+    return np.einsum('ai,bj,cij->cab', _bilinear_matrix(x.shape[1], h),
+                     _bilinear_matrix(x.shape[2], w), x)
+
+
+# ---------------------------------------------------------------- model (section 5)
+
+HF_TO_CANON = {
+    'vision_model.embeddings.class_embedding': 'visual.class_embedding',
+    'vision_model.embeddings.patch_embedding.weight': 'visual.conv1.weight',
+    'vision_model.embeddings.position_embedding.weight': 'visual.positional_embedding',
+    'vision_model.pre_layrnorm.weight': 'visual.ln_pre.weight',
+    'vision_model.pre_layrnorm.bias': 'visual.ln_pre.bias',
+    'vision_model.post_layernorm.weight': 'visual.ln_post.weight',
+    'vision_model.post_layernorm.bias': 'visual.ln_post.bias',
+    'text_model.embeddings.token_embedding.weight': 'token_embedding.weight',
+    'text_model.embeddings.position_embedding.weight': 'positional_embedding',
+    'text_model.final_layer_norm.weight': 'ln_final.weight',
+    'text_model.final_layer_norm.bias': 'ln_final.bias',
+    'logit_scale': 'logit_scale',
+}
+HF_LAYER = {'layer_norm1': 'ln_1', 'layer_norm2': 'ln_2', 'mlp.fc1': 'mlp.c_fc',
+            'mlp.fc2': 'mlp.c_proj', 'self_attn.out_proj': 'attn.out_proj'}
+
+
+def _hf_tensors(path):
+    idx = os.path.join(path, 'model.safetensors.index.json')
+    if os.path.exists(idx):
+        with open(idx) as f:
+            wm = json.load(f)['weight_map']
+        out = {}
+        for shard in sorted(set(wm.values())):
+            out.update(read_safetensors(os.path.join(path, shard)))
+        missing = set(wm) - set(out)
+        if missing:
+            raise FormatError('%s: tensors missing from shards: %s' % (idx, sorted(missing)))
+        return out
+    return read_safetensors(os.path.join(path, 'model.safetensors'))
+
+
+def _hf_to_canon(T):
+    W = {}
+    for k, v in T.items():
+        if k.endswith('position_ids'):
+            continue
+        if k in HF_TO_CANON:
+            W[HF_TO_CANON[k]] = v
+        elif k == 'visual_projection.weight':
+            W['visual.proj'] = v.T
+        elif k == 'text_projection.weight':
+            W['text_projection'] = v.T
+        else:
+            m = re.match(r'(vision_model|text_model)\.encoder\.layers\.(\d+)\.(.*)\.(weight|bias)$', k)
+            if not m:
+                raise FormatError('unexpected tensor %s' % k)
+            tower, i, part, wb = m.groups()
+            pre = ('visual.transformer' if tower == 'vision_model' else 'transformer') + \
+                '.resblocks.%s.' % i
+            if part in ('self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj'):
+                continue
+            W[pre + HF_LAYER[part] + '.' + wb] = v
+    for tower, pre in (('vision_model', 'visual.transformer'), ('text_model', 'transformer')):
+        i = 0
+        while '%s.encoder.layers.%d.self_attn.q_proj.weight' % (tower, i) in T:
+            s = '%s.encoder.layers.%d.self_attn.' % (tower, i)
+            d = '%s.resblocks.%d.attn.' % (pre, i)
+            W[d + 'in_proj_weight'] = np.concatenate([T[s + n + '_proj.weight'] for n in 'qkv'])
+            W[d + 'in_proj_bias'] = np.concatenate([T[s + n + '_proj.bias'] for n in 'qkv'])
+            i += 1
+    return W
+
+
+class Model:
+    """Canonical (OpenAI-named) float64 weights + hyperparameters + tokenizer."""
+
+    def __init__(self, W, cfg, tokenizer):
+        self.W = W
+        self.cfg = cfg
+        self.tokenizer = tokenizer
+        self.act = quick_gelu if cfg['activation'] == 'quick_gelu' else gelu
+        self.eps = cfg.get('layer_norm_eps', 1e-5)
+
+    # ------------------------------------------------ generic pieces
+    def _attn_qkv(self, pre, y, heads):
+        W = self.W
+        qkv = y @ W[pre + 'attn.in_proj_weight'].T + W[pre + 'attn.in_proj_bias']
+        L, D3 = qkv.shape
+        D = D3 // 3
+        d = D // heads
+        q, k, v = qkv[:, :D], qkv[:, D:2 * D], qkv[:, 2 * D:]
+        split = lambda t: t.reshape(L, heads, d).transpose(1, 0, 2)  # noqa: E731
+        return split(q), split(k), split(v), d
+
+    def _merge_out(self, pre, o):
+        H, L, d = o.shape
+        o = o.transpose(1, 0, 2).reshape(L, H * d)
+        return o @ self.W[pre + 'attn.out_proj.weight'].T + self.W[pre + 'attn.out_proj.bias']
+
+    def _attention(self, pre, y, heads, causal=False, mode='vanilla'):
+        q, k, v, d = self._attn_qkv(pre, y, heads)
+        s = 1.0 / math.sqrt(d)
+        if mode == 'vanilla':
+            a = q @ k.transpose(0, 2, 1) * s
+            if causal:
+                L = a.shape[-1]
+                a = a + np.triu(np.full((L, L), -np.inf), 1)
+            return self._merge_out(pre, softmax(a) @ v)
+        if mode == 'sclip':  # correlative self-attention, rows sum to 2 (1.1)
+            a = softmax(q @ q.transpose(0, 2, 1) * s) + softmax(k @ k.transpose(0, 2, 1) * s)
+            return self._merge_out(pre, a @ v)
+        if mode == 'maskclip':  # value path: out_proj(V) (2.1)
+            return self._merge_out(pre, v)
+        raise ValueError('unknown mode %r' % mode)
+
+    def _block(self, pre, x, heads, causal=False, mode='vanilla'):
+        W = self.W
+        x = x + self._attention(pre, layer_norm(x, W[pre + 'ln_1.weight'], W[pre + 'ln_1.bias'],
+                                                self.eps), heads, causal, mode)
+        h = layer_norm(x, W[pre + 'ln_2.weight'], W[pre + 'ln_2.bias'], self.eps)
+        h = self.act(h @ W[pre + 'mlp.c_fc.weight'].T + W[pre + 'mlp.c_fc.bias'])
+        return x + h @ W[pre + 'mlp.c_proj.weight'].T + W[pre + 'mlp.c_proj.bias']
+
+    # ------------------------------------------------ text
+    def tokenize(self, text):
+        return self.tokenizer.encode(text, self.cfg['context_length'])
+
+    def encode_text(self, ids):
+        """Pooled, projected feature of one id sequence (causal: only tokens up to
+        the first end token matter, so the sequence is cut there)."""
+        W, c = self.W, self.cfg
+        ids = list(ids)
+        eot = ids.index(self.tokenizer.end_id) if self.tokenizer.end_id in ids else \
+            int(np.argmax(ids))
+        ids = ids[:eot + 1]
+        x = W['token_embedding.weight'][ids] + W['positional_embedding'][:len(ids)]
+        for i in range(c['text_layers']):
+            x = self._block('transformer.resblocks.%d.' % i, x, c['text_heads'], causal=True)
+        x = layer_norm(x, W['ln_final.weight'], W['ln_final.bias'], self.eps)
+        return x[eot] @ W['text_projection']
+
+    def class_queries(self, names, templates):
+        """One unit row per name: normalised mean of normalised per-template features."""
+        rows = []
+        for n in names:
+            feats = np.stack([l2n(self.encode_text(self.tokenize(fill_template(t, n))))
+                              for t in templates])
+            rows.append(l2n(feats.mean(0)))
+        return np.stack(rows)
+
+    # ------------------------------------------------ vision
+    def positional(self, h0, w0):
+        pos = self.W['visual.positional_embedding']
+        g0 = int(round(math.sqrt(pos.shape[0] - 1)))
+        if h0 == g0 and w0 == g0:
+            return pos
+        grid = pos[1:].reshape(g0, g0, -1)
+        new = interp_pos_bicubic(grid, h0, w0).reshape(h0 * w0, -1)
+        return np.concatenate([pos[:1], new], 0)
+
+    def encode_dense(self, x, mode='sclip', normalise=True):
+        """x float [3, H, W] -> [(H//p)(W//p), E] patch features (L2-normalised),
+        CLS dropped. Pixels beyond the last whole patch are ignored (the stride-p
+        convolution floors)."""
+        W, c = self.W, self.cfg
+        p = c['patch_size']
+        h0, w0 = x.shape[1] // p, x.shape[2] // p
+        x = np.asarray(x, dtype=np.float64)[:, :h0 * p, :w0 * p]
+        patches = x.reshape(3, h0, p, w0, p).transpose(1, 3, 0, 2, 4).reshape(h0 * w0, 3 * p * p)
+        conv = W['visual.conv1.weight']
+        tok = patches @ conv.reshape(conv.shape[0], -1).T
+        t = np.concatenate([W['visual.class_embedding'][None], tok], 0) + self.positional(h0, w0)
+        t = layer_norm(t, W['visual.ln_pre.weight'], W['visual.ln_pre.bias'], self.eps)
+        L = c['vision_layers']
+        for i in range(L):
+            t = self._block('visual.transformer.resblocks.%d.' % i, t, c['vision_heads'],
+                            mode=mode if i == L - 1 else 'vanilla')
+        t = layer_norm(t, W['visual.ln_post.weight'], W['visual.ln_post.bias'], self.eps)
+        f = t @ W['visual.proj']
+        if normalise:
+            f = l2n(f)
+        return f[1:]
+
+    # ------------------------------------------------ segmentation (1.3, 1.4)
+    def window_logits(self, x, queries, mode):
+        p = self.cfg['patch_size']
+        h, w = x.shape[1], x.shape[2]
+        f = self.encode_dense(x, mode)
+        lg = (f @ queries.T).T.reshape(-1, h // p, w // p)
+        return resize_bilinear(lg, h, w)
+
+    @staticmethod
+    def windows(H, W, crop, stride):
+        if crop <= 0:
+            return [(0, H, 0, W)]
+        rows = max(H - crop + stride - 1, 0) // stride + 1
+        cols = max(W - crop + stride - 1, 0) // stride + 1
+        out = []
+        for i in range(rows):
+            for j in range(cols):
+                y1, x1 = i * stride, j * stride
+                y2, x2 = min(y1 + crop, H), min(x1 + crop, W)
+                y1, x1 = max(y2 - crop, 0), max(x2 - crop, 0)
+                out.append((y1, y2, x1, x2))
+        return out
+
+    def segment_logits(self, x, queries, mode='sclip', crop=224, stride=112, out_size=None):
+        _, H, W = x.shape
+        acc = np.zeros((queries.shape[0], H, W))
+        cnt = np.zeros((H, W))
+        for y1, y2, x1, x2 in self.windows(H, W, crop, stride):
+            acc[:, y1:y2, x1:x2] += self.window_logits(x[:, y1:y2, x1:x2], queries, mode)
+            cnt[y1:y2, x1:x2] += 1
+        assert (cnt > 0).all()
+        acc /= cnt
+        oh, ow = out_size or (H, W)
+        return resize_bilinear(acc, oh, ow)
+
+    def segment(self, x, queries, class_index, mode='sclip', crop=224, stride=112,
+                logit_scale=40.0, prob_thd=0.0, area_thd=0.0, out_size=None, details=False):
+        logits = self.segment_logits(x, queries, mode, crop, stride, out_size)
+        probs_q = softmax(logit_scale * logits, axis=0)
+        class_index = np.asarray(class_index)
+        C = int(class_index.max()) + 1
+        probs = np.stack([probs_q[class_index == c].max(0) for c in range(C)])
+        kept = None
+        if area_thd and area_thd > 0:
+            am = probs.argmax(0)
+            n = np.array([(am == c).sum() for c in range(C)])
+            total = n[1:].sum()
+            kept = np.ones(C, bool)
+            for c in range(1, C):
+                if not n[c] > area_thd * total:
+                    kept[c] = False
+                    probs[c] = 0.0
+        labels = probs.argmax(0).astype(np.int32)
+        labels[probs.max(0) < prob_thd] = 0
+        if details:
+            return probs, labels, dict(logits=logits, kept=kept)
+        return probs, labels
+
+
+def _find_vocab(dirname):
+    gz = os.path.join(dirname, 'bpe_simple_vocab_16e6.txt.gz')
+    txt = os.path.join(dirname, 'bpe_simple_vocab_16e6.txt')
+    vj, mt = os.path.join(dirname, 'vocab.json'), os.path.join(dirname, 'merges.txt')
+    if os.path.exists(vj) and os.path.exists(mt):
+        return Tokenizer.from_hf(vj, mt)
+    for f in (gz, txt):
+        if os.path.exists(f):
+            return Tokenizer.from_bpe_gz(f)
+    return None
+
+
+def load_tokenizer(vocab):
+    if os.path.isdir(vocab):
+        tok = _find_vocab(vocab)
+        if tok is None:
+            raise FormatError('%s: no vocabulary in this directory' % vocab)
+        return tok
+    return Tokenizer.from_bpe_gz(vocab)
+
+
+def load_model(path, vocab=None, activation=None):
+    """A Hugging Face directory or an OpenCLIP/OpenAI-named safetensors file."""
+    if os.path.isdir(path):
+        with open(os.path.join(path, 'config.json')) as f:
+            conf = json.load(f)
+        T = _hf_tensors(path)
+        dtypes = {dt for k, (v, dt) in T.items() if dt != 'I64'}
+        W = _hf_to_canon({k: v for k, (v, dt) in T.items()})
+        tc, vc = conf['text_config'], conf['vision_config']
+        act = tc.get('hidden_act', 'quick_gelu')
+        cfg = dict(naming='huggingface', activation=act,
+                   layer_norm_eps=vc.get('layer_norm_eps', 1e-5),
+                   embed_dim=conf.get('projection_dim', W['visual.proj'].shape[1]),
+                   image_size=vc['image_size'], patch_size=vc['patch_size'],
+                   vision_width=vc['hidden_size'], vision_layers=vc['num_hidden_layers'],
+                   vision_heads=vc['num_attention_heads'], vision_mlp=vc['intermediate_size'],
+                   text_width=tc['hidden_size'], text_layers=tc['num_hidden_layers'],
+                   text_heads=tc['num_attention_heads'], text_mlp=tc['intermediate_size'],
+                   context_length=tc['max_position_embeddings'],
+                   vocab_size=W['token_embedding.weight'].shape[0])
+        tok = load_tokenizer(vocab) if vocab else _find_vocab(path)
+    else:
+        T = read_safetensors(path)
+        dtypes = {dt for k, (v, dt) in T.items() if dt != 'I64'}
+        W = {k: v for k, (v, dt) in T.items() if dt != 'I64'}
+        conv = W['visual.conv1.weight']
+        vl = len({k.split('.')[3] for k in W if k.startswith('visual.transformer.resblocks.')})
+        tl = len({k.split('.')[2] for k in W if k.startswith('transformer.resblocks.')})
+        g = int(round(math.sqrt(W['visual.positional_embedding'].shape[0] - 1)))
+        vw, tw = conv.shape[0], W['ln_final.weight'].shape[0]
+        act = 'quick_gelu'
+        oc = os.path.join(os.path.dirname(os.path.abspath(path)), 'open_clip_config.json')
+        if os.path.exists(oc):
+            with open(oc) as f:
+                mc = json.load(f).get('model_cfg', {})
+            act = 'quick_gelu' if mc.get('quick_gelu') else 'gelu'
+        cfg = dict(naming='openclip', activation=act, layer_norm_eps=1e-5,
+                   embed_dim=W['text_projection'].shape[1], image_size=conv.shape[-1] * g,
+                   patch_size=conv.shape[-1], vision_width=vw, vision_layers=vl,
+                   vision_heads=vw // 64,
+                   vision_mlp=W['visual.transformer.resblocks.0.mlp.c_fc.weight'].shape[0],
+                   text_width=tw, text_layers=tl, text_heads=tw // 64,
+                   text_mlp=W['transformer.resblocks.0.mlp.c_fc.weight'].shape[0],
+                   context_length=W['positional_embedding'].shape[0],
+                   vocab_size=W['token_embedding.weight'].shape[0])
+        tok = load_tokenizer(vocab) if vocab else _find_vocab(os.path.dirname(
+            os.path.abspath(path)))
+    if tok is None:
+        raise FormatError('%s: no BPE vocabulary beside the checkpoint; give one' % path)
+    if activation:
+        cfg['activation'] = activation
+    cfg['dtype'] = dtypes.pop() if len(dtypes) == 1 else 'mixed'
+    cfg['logit_scale'] = float(np.exp(W['logit_scale']))
+    return Model(W, cfg, tok)
+
+
+# ---------------------------------------------------------------- CLI
+
+def _npy_save(path, a):
+    np.save(path, a)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--vocab')
+    ap.add_argument('--activation', choices=('quick_gelu', 'gelu'))
+    sub = ap.add_subparsers(dest='cmd', required=True)
+    s = sub.add_parser('info')
+    s.add_argument('model')
+    s = sub.add_parser('tokenize')
+    s.add_argument('model')
+    s.add_argument('texts', nargs='+')
+    s = sub.add_parser('text')
+    s.add_argument('model')
+    s.add_argument('--labels-file', required=True)
+    s.add_argument('--templates', default='imagenet80')
+    s.add_argument('--out', required=True)
+    s = sub.add_parser('dense')
+    s.add_argument('model')
+    s.add_argument('--input', required=True)
+    s.add_argument('--mode', default='sclip')
+    s.add_argument('--out', required=True)
+    s = sub.add_parser('segment')
+    s.add_argument('model')
+    s.add_argument('--input', required=True)
+    s.add_argument('--labels-file', required=True)
+    s.add_argument('--out', required=True)
+    s.add_argument('--pred')
+    s.add_argument('--mode', default='sclip')
+    s.add_argument('--templates', default='imagenet80')
+    s.add_argument('--crop', type=int, default=224)
+    s.add_argument('--stride', type=int, default=112)
+    s.add_argument('--logit-scale', type=float, default=40.0)
+    s.add_argument('--prob-thd', type=float, default=0.0)
+    s.add_argument('--area-thd', type=float, default=0.0)
+    a = ap.parse_args(argv)
+    m = load_model(a.model, a.vocab, a.activation)
+    if a.cmd == 'info':
+        for k, v in sorted(m.cfg.items()):
+            print('%s: %s' % (k, v))
+    elif a.cmd == 'tokenize':
+        for t in a.texts:
+            print(' '.join(str(i) for i in m.tokenize(t)))
+    elif a.cmd in ('text', 'segment'):
+        with open(a.labels_file, encoding='utf-8') as f:
+            names, idx = parse_labels_file(f.read())
+        q = m.class_queries(names, load_templates(a.templates))
+        if a.cmd == 'text':
+            _npy_save(a.out, q.astype(np.float32))
+        else:
+            x = np.load(a.input)
+            probs, labels = m.segment(x, q, idx, a.mode, a.crop, a.stride, a.logit_scale,
+                                      a.prob_thd, a.area_thd)
+            _npy_save(a.out, probs.astype(np.float32))
+            if a.pred:
+                _npy_save(a.pred, labels.astype(np.int32))
+    elif a.cmd == 'dense':
+        x = np.load(a.input)
+        _npy_save(a.out, m.encode_dense(x, a.mode).astype(np.float32))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
