@@ -38,8 +38,8 @@
  * the error set in CLIPSEG_ENGINE_ERROR; messages name the file, tensor, field
  * or value at fault. Nothing here exits, aborts or prints on bad input.
  *
- * Ownership: every pointer returned by a *_new/*_load function belongs to the
- * caller and is released with the matching *_free/*_unref. Buffers passed in
+ * Ownership: every pointer returned by a _new or _load function belongs to the
+ * caller and is released with the matching _free or _unref. Buffers passed in
  * (pixels, probs, label maps, features) stay the caller's; the engine only
  * reads or fills them during the call.
  */

@@ -1,0 +1,729 @@
+/* checkpoint.c — binds safetensors tensors to the CLIP weight layout, for both
+ * key namings, checking every shape against the hyperparameters. */
+#include <math.h>
+#include <string.h>
+
+#include <json-glib/json-glib.h>
+
+#include "checkpoint.h"
+
+/* ---- config.json ---------------------------------------------------------- */
+
+static gboolean
+config_fail (GError **error, const char *path, const char *format, ...) G_GNUC_PRINTF (3, 4);
+
+static gboolean
+config_fail (GError **error, const char *path, const char *format, ...)
+{
+  va_list args;
+  char *what;
+
+  va_start (args, format);
+  what = g_strdup_vprintf (format, args);
+  va_end (args);
+  g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_FORMAT, "%s: %s", path, what);
+  g_free (what);
+  return FALSE;
+}
+
+/* Reads an optional positive integer field; absent or null leaves *out alone. */
+static gboolean
+read_int (JsonObject *obj, const char *section, const char *field, int *out, const char *path,
+    GError **error)
+{
+  JsonNode *node = json_object_get_member (obj, field);
+  int64_t v;
+
+  if (!node || JSON_NODE_HOLDS_NULL (node))
+    return TRUE;
+  if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_INT64
+      || (v = json_node_get_int (node)) <= 0 || v > G_MAXINT / 4)
+    return config_fail (error, path, "%s.%s is not a positive integer", section, field);
+  *out = (int) v;
+  return TRUE;
+}
+
+static gboolean
+read_activation (JsonObject *obj, const char *section, enum clipseg_activation *act,
+    const char *path, GError **error)
+{
+  JsonNode *node = json_object_get_member (obj, "hidden_act");
+  enum clipseg_activation found;
+  const char *name;
+
+  if (!node || JSON_NODE_HOLDS_NULL (node))
+    found = CLIPSEG_ACTIVATION_QUICK_GELU;  /* transformers' CLIP default */
+  else if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_STRING)
+    return config_fail (error, path, "%s.hidden_act is not a string", section);
+  else if (strcmp (name = json_node_get_string (node), "quick_gelu") == 0)
+    found = CLIPSEG_ACTIVATION_QUICK_GELU;
+  else if (strcmp (name, "gelu") == 0)
+    found = CLIPSEG_ACTIVATION_GELU;
+  else
+    return config_fail (error, path, "%s.hidden_act '%s' is not supported (quick_gelu or gelu)",
+        section, name);
+  if (*act != CLIPSEG_ACTIVATION_AUTO && *act != found)
+    return config_fail (error, path, "text and vision towers use different activations");
+  *act = found;
+  return TRUE;
+}
+
+static gboolean
+read_eps (JsonObject *obj, const char *section, float *eps, const char *path, GError **error)
+{
+  JsonNode *node = json_object_get_member (obj, "layer_norm_eps");
+  double v;
+
+  if (!node || JSON_NODE_HOLDS_NULL (node))
+    v = 1e-5;
+  else if (!JSON_NODE_HOLDS_VALUE (node)
+      || (json_node_get_value_type (node) != G_TYPE_DOUBLE
+          && json_node_get_value_type (node) != G_TYPE_INT64)
+      || !((v = json_node_get_double (node)) > 0 && v < 1))
+    return config_fail (error, path, "%s.layer_norm_eps is not a number in (0, 1)", section);
+  if (*eps != 0 && *eps != (float) v)
+    return config_fail (error, path, "text and vision towers use different layer_norm_eps");
+  *eps = (float) v;
+  return TRUE;
+}
+
+/* transformers accepts both "text_config" and the older "text_config_dict". */
+static JsonObject *
+tower_section (JsonObject *root, const char *name)
+{
+  char *legacy = g_strconcat (name, "_dict", NULL);
+  JsonNode *node = json_object_get_member (root, name);
+
+  if (!node || !JSON_NODE_HOLDS_OBJECT (node))
+    node = json_object_get_member (root, legacy);
+  g_free (legacy);
+  return node && JSON_NODE_HOLDS_OBJECT (node) ? json_node_get_object (node) : NULL;
+}
+
+static gboolean
+check_model_type (JsonObject *root, const char *path, GError **error)
+{
+  JsonNode *node = json_object_get_member (root, "model_type");
+  const char *type;
+
+  if (!node)
+    return TRUE;
+  if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_STRING)
+    return config_fail (error, path, "model_type is not a string");
+  type = json_node_get_string (node);
+  if (strcmp (type, "clip") != 0) {
+    g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_MODEL,
+        "%s: unknown architecture: model_type is '%s', expected 'clip'", path, type);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static gboolean
+read_sections (JsonObject *root, struct clip_hf_config *c, const char *path, GError **error)
+{
+  JsonObject *vision = tower_section (root, "vision_config");
+  JsonObject *text = tower_section (root, "text_config");
+
+  if (!vision || !text)
+    return config_fail (error, path, "missing object '%s'", vision ? "text_config" : "vision_config");
+  return read_int (vision, "vision_config", "hidden_size", &c->vision_width, path, error)
+      && read_int (vision, "vision_config", "intermediate_size", &c->vision_mlp, path, error)
+      && read_int (vision, "vision_config", "num_attention_heads", &c->vision_heads, path, error)
+      && read_int (vision, "vision_config", "num_hidden_layers", &c->vision_layers, path, error)
+      && read_int (vision, "vision_config", "image_size", &c->image_size, path, error)
+      && read_int (vision, "vision_config", "patch_size", &c->patch_size, path, error)
+      && read_int (text, "text_config", "hidden_size", &c->text_width, path, error)
+      && read_int (text, "text_config", "intermediate_size", &c->text_mlp, path, error)
+      && read_int (text, "text_config", "num_attention_heads", &c->text_heads, path, error)
+      && read_int (text, "text_config", "num_hidden_layers", &c->text_layers, path, error)
+      && read_int (text, "text_config", "max_position_embeddings", &c->context, path, error)
+      && read_int (text, "text_config", "vocab_size", &c->vocab, path, error)
+      && read_int (root, "config", "projection_dim", &c->embed_dim, path, error)
+      && read_activation (vision, "vision_config", &c->activation, path, error)
+      && read_activation (text, "text_config", &c->activation, path, error)
+      && read_eps (vision, "vision_config", &c->ln_eps, path, error)
+      && read_eps (text, "text_config", &c->ln_eps, path, error);
+}
+
+gboolean
+checkpoint_read_hf_config (const char *path, struct clip_hf_config *config, GError **error)
+{
+  JsonParser *parser = json_parser_new_immutable ();
+  GError *json_error = NULL;
+  JsonNode *root;
+  gboolean ok;
+
+  memset (config, 0, sizeof *config);
+  if (!json_parser_load_from_mapped_file (parser, path, &json_error)) {
+    gboolean io = g_error_matches (json_error, G_FILE_ERROR, json_error->code)
+        || json_error->domain == G_IO_ERROR;
+    g_set_error (error, CLIPSEG_ENGINE_ERROR,
+        io ? CLIPSEG_ENGINE_ERROR_IO : CLIPSEG_ENGINE_ERROR_FORMAT, "%s: %s", path,
+        json_error->message);
+    g_error_free (json_error);
+    g_object_unref (parser);
+    return FALSE;
+  }
+  root = json_parser_get_root (parser);
+  if (!root || !JSON_NODE_HOLDS_OBJECT (root))
+    ok = config_fail (error, path, "not a JSON object");
+  else
+    ok = check_model_type (json_node_get_object (root), path, error)
+        && read_sections (json_node_get_object (root), config, path, error);
+  g_object_unref (parser);
+  return ok;
+}
+
+/* ---- binding tensors ----------------------------------------------------- */
+
+struct binder {
+  const struct safetensors *st;
+  GPtrArray *owned;
+  GError **error;
+  const char *source;          /* checkpoint path for "missing tensor" errors */
+  unsigned dtypes_seen;        /* bit per st_dtype */
+  int64_t n_params;
+};
+
+static gboolean
+model_fail (struct binder *b, const char *path, const char *format, ...) G_GNUC_PRINTF (3, 4);
+
+static gboolean
+model_fail (struct binder *b, const char *path, const char *format, ...)
+{
+  va_list args;
+  char *what;
+
+  va_start (args, format);
+  what = g_strdup_vprintf (format, args);
+  va_end (args);
+  if (b->error && !*b->error)
+    g_set_error (b->error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_MODEL, "%s: %s", path, what);
+  g_free (what);
+  return FALSE;
+}
+
+static const struct st_tensor *
+require (struct binder *b, const char *name)
+{
+  const struct st_tensor *t = safetensors_find (b->st, name);
+
+  if (!t)
+    model_fail (b, b->source, "missing tensor '%s'", name);
+  return t;
+}
+
+static char *
+shape_string (int n_dims, const int64_t *shape)
+{
+  GString *s = g_string_new ("[");
+
+  for (int i = 0; i < n_dims; i++)
+    g_string_append_printf (s, "%s%" G_GINT64_FORMAT, i ? ", " : "", shape[i]);
+  g_string_append_c (s, ']');
+  return g_string_free (s, FALSE);
+}
+
+static gboolean
+check_shape (struct binder *b, const struct st_tensor *t, int n_dims, const int64_t *shape)
+{
+  gboolean same = t->n_dims == n_dims;
+  char *have, *want;
+
+  for (int i = 0; same && i < n_dims; i++)
+    same = t->shape[i] == shape[i];
+  if (same)
+    return TRUE;
+  have = shape_string (t->n_dims, t->shape);
+  want = shape_string (n_dims, shape);
+  model_fail (b, t->path, "tensor '%s' has shape %s, expected %s", t->name, have, want);
+  g_free (have);
+  g_free (want);
+  return FALSE;
+}
+
+static float
+half_to_float (guint16 h)
+{
+  guint32 sign = (guint32) (h & 0x8000) << 16;
+  guint32 exp = (h >> 10) & 0x1f;
+  guint32 mant = h & 0x3ff;
+  guint32 bits;
+  float f;
+
+  if (exp == 0x1f)
+    bits = sign | 0x7f800000 | (mant << 13);
+  else if (exp != 0)
+    bits = sign | ((exp + 112) << 23) | (mant << 13);
+  else if (mant == 0)
+    bits = sign;
+  else {
+    /* subnormal half: value = mant · 2^-24 */
+    f = ldexpf ((float) mant, -24);
+    return sign ? -f : f;
+  }
+  memcpy (&f, &bits, sizeof f);
+  return f;
+}
+
+/* F32 data aligned in the mapping is used in place; anything else is converted
+ * into an owned buffer once. */
+static const float *
+tensor_floats (struct binder *b, const struct st_tensor *t)
+{
+  const guint8 *src = t->data;
+  float *dst;
+
+  b->dtypes_seen |= 1u << t->dtype;
+  b->n_params += t->n_elements;
+  if (t->dtype == ST_DTYPE_F32 && ((uintptr_t) src % sizeof (float)) == 0)
+    return (const float *) src;
+  if (t->dtype != ST_DTYPE_F32 && t->dtype != ST_DTYPE_F16 && t->dtype != ST_DTYPE_BF16) {
+    model_fail (b, t->path, "tensor '%s' has dtype %s, expected F32, F16 or BF16", t->name,
+        st_dtype_name (t->dtype));
+    return NULL;
+  }
+  dst = g_new (float, MAX (t->n_elements, 1));
+  g_ptr_array_add (b->owned, dst);
+  for (int64_t i = 0; i < t->n_elements; i++) {
+    guint16 h;
+    guint32 bits;
+
+    switch (t->dtype) {
+      case ST_DTYPE_F32:
+        memcpy (&dst[i], src + 4 * i, 4);
+        break;
+      case ST_DTYPE_F16:
+        memcpy (&h, src + 2 * i, 2);
+        dst[i] = half_to_float (GUINT16_FROM_LE (h));
+        break;
+      default:
+        memcpy (&h, src + 2 * i, 2);
+        bits = (guint32) GUINT16_FROM_LE (h) << 16;
+        memcpy (&dst[i], &bits, 4);
+        break;
+    }
+  }
+  return dst;
+}
+
+/* The tensor @name with exactly @n_dims dimensions of sizes @shape. */
+static const float *
+bind (struct binder *b, const char *name, int n_dims, const int64_t *shape)
+{
+  const struct st_tensor *t = require (b, name);
+
+  if (!t || !check_shape (b, t, n_dims, shape))
+    return NULL;
+  return tensor_floats (b, t);
+}
+
+static const float *
+bind1 (struct binder *b, const char *name, int64_t d0)
+{
+  return bind (b, name, 1, (int64_t[]) {d0});
+}
+
+static const float *
+bind2 (struct binder *b, const char *name, int64_t d0, int64_t d1)
+{
+  return bind (b, name, 2, (int64_t[]) {d0, d1});
+}
+
+/* An x @ P matrix [rows, cols] stored transposed as a Linear weight [cols, rows]. */
+static const float *
+bind_transposed (struct binder *b, const char *name, int64_t rows, int64_t cols)
+{
+  const float *p = bind2 (b, name, rows, cols);
+  float *t;
+
+  if (!p)
+    return NULL;
+  t = g_new (float, rows * cols);
+  g_ptr_array_add (b->owned, t);
+  for (int64_t r = 0; r < rows; r++)
+    for (int64_t c = 0; c < cols; c++)
+      t[c * rows + r] = p[r * cols + c];
+  return t;
+}
+
+/* ---- the two namings ------------------------------------------------------- */
+
+struct naming {
+  const char *name;
+  /* printf formats with %s = tower prefix and %d = layer */
+  const char *ln1, *ln2, *fc1, *fc2, *out;
+  gboolean fused_qkv;          /* OpenAI: in_proj_weight [3D, D] + in_proj_bias */
+  const char *vision_block, *text_block;
+};
+
+static const struct naming openclip_naming = {
+  .name = "openclip",
+  .ln1 = "ln_1", .ln2 = "ln_2", .fc1 = "mlp.c_fc", .fc2 = "mlp.c_proj", .out = "attn.out_proj",
+  .fused_qkv = TRUE,
+  .vision_block = "visual.transformer.resblocks.%d.", .text_block = "transformer.resblocks.%d.",
+};
+
+static const struct naming hf_naming = {
+  .name = "huggingface",
+  .ln1 = "layer_norm1", .ln2 = "layer_norm2", .fc1 = "mlp.fc1", .fc2 = "mlp.fc2",
+  .out = "self_attn.out_proj",
+  .fused_qkv = FALSE,
+  .vision_block = "vision_model.encoder.layers.%d.", .text_block = "text_model.encoder.layers.%d.",
+};
+
+static char *
+key (const char *block_format, int layer, const char *part, const char *suffix)
+{
+  char *prefix = g_strdup_printf (block_format, layer);
+  char *name = g_strconcat (prefix, part, suffix, NULL);
+
+  g_free (prefix);
+  return name;
+}
+
+static gboolean
+bind_qkv (struct binder *b, const struct naming *n, const char *fmt, int layer, int D,
+    struct clip_block *blk)
+{
+  char *w_name, *b_name;
+  const float *w, *bias;
+
+  if (n->fused_qkv) {
+    w_name = key (fmt, layer, "attn.in_proj_weight", "");
+    b_name = key (fmt, layer, "attn.in_proj_bias", "");
+    w = bind2 (b, w_name, 3 * (int64_t) D, D);
+    bias = w ? bind1 (b, b_name, 3 * (int64_t) D) : NULL;
+    g_free (w_name);
+    g_free (b_name);
+    if (!bias)
+      return FALSE;
+    blk->q_w = w, blk->k_w = w + (size_t) D * D, blk->v_w = w + 2 * (size_t) D * D;
+    blk->q_b = bias, blk->k_b = bias + D, blk->v_b = bias + 2 * D;
+    return TRUE;
+  }
+  {
+    const char *parts[3] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"};
+    const float **ws[3] = {&blk->q_w, &blk->k_w, &blk->v_w};
+    const float **bs[3] = {&blk->q_b, &blk->k_b, &blk->v_b};
+
+    for (int i = 0; i < 3; i++) {
+      w_name = key (fmt, layer, parts[i], ".weight");
+      b_name = key (fmt, layer, parts[i], ".bias");
+      *ws[i] = bind2 (b, w_name, D, D);
+      *bs[i] = *ws[i] ? bind1 (b, b_name, D) : NULL;
+      g_free (w_name);
+      g_free (b_name);
+      if (!*bs[i])
+        return FALSE;
+    }
+  }
+  return TRUE;
+}
+
+/* Binds a weight/bias pair "<part>.weight" [rows(, cols)] and "<part>.bias" [rows]. */
+static gboolean
+bind_pair (struct binder *b, const char *fmt, int layer, const char *part, int rows, int cols,
+    const float **w, const float **bias)
+{
+  char *w_name = key (fmt, layer, part, ".weight");
+  char *b_name = key (fmt, layer, part, ".bias");
+
+  *w = cols ? bind2 (b, w_name, rows, cols) : bind1 (b, w_name, rows);
+  *bias = *w ? bind1 (b, b_name, rows) : NULL;
+  g_free (w_name);
+  g_free (b_name);
+  return *bias != NULL;
+}
+
+static gboolean
+bind_block (struct binder *b, const struct naming *n, const char *fmt, int layer,
+    const struct clip_tower *tw, struct clip_block *blk)
+{
+  int D = tw->width, M = tw->mlp;
+
+  return bind_pair (b, fmt, layer, n->ln1, D, 0, &blk->ln1_w, &blk->ln1_b)
+      && bind_qkv (b, n, fmt, layer, D, blk)
+      && bind_pair (b, fmt, layer, n->out, D, D, &blk->out_w, &blk->out_b)
+      && bind_pair (b, fmt, layer, n->ln2, D, 0, &blk->ln2_w, &blk->ln2_b)
+      && bind_pair (b, fmt, layer, n->fc1, M, D, &blk->fc1_w, &blk->fc1_b)
+      && bind_pair (b, fmt, layer, n->fc2, D, M, &blk->fc2_w, &blk->fc2_b);
+}
+
+static int
+count_layers (const struct safetensors *st, const struct naming *n, const char *fmt)
+{
+  int layers = 0;
+
+  for (;;) {
+    char *name = key (fmt, layers, n->ln1, ".weight");
+    gboolean found = safetensors_find (st, name) != NULL;
+
+    g_free (name);
+    if (!found)
+      return layers;
+    layers++;
+  }
+}
+
+static gboolean
+bind_tower (struct binder *b, const struct naming *n, const char *fmt, struct clip_tower *tw)
+{
+  tw->blocks = g_new0 (struct clip_block, tw->layers);
+  for (int l = 0; l < tw->layers; l++)
+    if (!bind_block (b, n, fmt, l, tw, &tw->blocks[l]))
+      return FALSE;
+  return TRUE;
+}
+
+/* ---- hyperparameters from shapes ------------------------------------------ */
+
+/* Dimension @dim of tensor @name, or -1 (error set) when absent or too short. */
+static int64_t
+dim_of (struct binder *b, const char *name, int n_dims, int dim)
+{
+  const struct st_tensor *t = require (b, name);
+
+  if (!t)
+    return -1;
+  if (t->n_dims != n_dims) {
+    model_fail (b, t->path, "tensor '%s' has %d dimensions, expected %d", t->name, t->n_dims,
+        n_dims);
+    return -1;
+  }
+  return t->shape[dim];
+}
+
+/* Checks a hyperparameter stated in config.json against the one the tensors imply. */
+static gboolean
+agree (struct binder *b, const char *field, int stated, int64_t actual)
+{
+  if (stated == 0 || stated == actual)
+    return TRUE;
+  return model_fail (b, b->source, "config.json says %s = %d but the tensors imply %" G_GINT64_FORMAT,
+      field, stated, actual);
+}
+
+static gboolean
+grid_from_positions (struct binder *b, const char *name, int64_t n_pos, int *grid)
+{
+  int g = (int) lround (sqrt ((double) MAX (n_pos - 1, 0)));
+
+  if (n_pos < 2 || (int64_t) g * g + 1 != n_pos)
+    return model_fail (b, b->source, "tensor '%s' has %" G_GINT64_FORMAT
+        " positions, not 1 + a square grid", name, n_pos);
+  *grid = g;
+  return TRUE;
+}
+
+static gboolean
+resolve_heads (struct binder *b, const char *tower, int width, int stated, int transformers_default,
+    gboolean have_config, int *heads)
+{
+  /* OpenAI's build_model: heads = width / 64; transformers: config or its default */
+  int h = have_config ? (stated ? stated : transformers_default) : width / 64;
+
+  if (h <= 0 || width % h != 0)
+    return model_fail (b, b->source, "%s tower: width %d cannot be split into %s heads", tower, width,
+        have_config ? "the configured" : "64-wide");
+  *heads = h;
+  return TRUE;
+}
+
+struct tower_names {
+  const char *patch, *class_emb, *pos, *ln_pre, *ln_post, *proj;
+  const char *tok, *text_pos, *ln_final, *text_proj;
+  gboolean proj_transposed;    /* OpenAI stores x @ P as [in, out] */
+};
+
+static const struct tower_names openclip_names = {
+  "visual.conv1.weight", "visual.class_embedding", "visual.positional_embedding",
+  "visual.ln_pre", "visual.ln_post", "visual.proj",
+  "token_embedding.weight", "positional_embedding", "ln_final", "text_projection", TRUE,
+};
+
+static const struct tower_names hf_names = {
+  "vision_model.embeddings.patch_embedding.weight", "vision_model.embeddings.class_embedding",
+  "vision_model.embeddings.position_embedding.weight", "vision_model.pre_layrnorm",
+  "vision_model.post_layernorm", "visual_projection.weight",
+  "text_model.embeddings.token_embedding.weight", "text_model.embeddings.position_embedding.weight",
+  "text_model.final_layer_norm", "text_projection.weight", FALSE,
+};
+
+static gboolean
+infer_vision (struct binder *b, const struct naming *n, const struct tower_names *tn,
+    const struct clip_hf_config *cfg, struct clip_weights *w)
+{
+  struct clip_vision *v = &w->vision;
+  char *fc1 = key (n->vision_block, 0, n->fc1, ".weight");
+  int64_t width = dim_of (b, tn->patch, 4, 0), patch = dim_of (b, tn->patch, 4, 3);
+  int64_t n_pos = dim_of (b, tn->pos, 2, 0), mlp = width > 0 ? dim_of (b, fc1, 2, 0) : -1;
+  int64_t embed = dim_of (b, tn->proj, 2, tn->proj_transposed ? 1 : 0);
+
+  g_free (fc1);
+  if (width <= 0 || patch <= 0 || n_pos < 0 || mlp <= 0 || embed <= 0)
+    return model_fail (b, b->source, "vision tower: empty or missing shapes");
+  v->tower.width = (int) width;
+  v->tower.mlp = (int) mlp;
+  v->tower.layers = count_layers (b->st, n, n->vision_block);
+  v->patch = (int) patch;
+  w->embed_dim = (int) embed;
+  if (v->tower.layers == 0)
+    return model_fail (b, b->source, "vision tower has no transformer blocks");
+  return grid_from_positions (b, tn->pos, n_pos, &v->grid)
+      && resolve_heads (b, "vision", v->tower.width, cfg ? cfg->vision_heads : 0, 12, cfg != NULL,
+      &v->tower.heads)
+      && (!cfg || (agree (b, "vision_config.hidden_size", cfg->vision_width, width)
+              && agree (b, "vision_config.intermediate_size", cfg->vision_mlp, mlp)
+              && agree (b, "vision_config.num_hidden_layers", cfg->vision_layers, v->tower.layers)
+              && agree (b, "vision_config.patch_size", cfg->patch_size, patch)
+              && agree (b, "vision_config.image_size", cfg->image_size, patch * v->grid)
+              && agree (b, "projection_dim", cfg->embed_dim, embed)));
+}
+
+static gboolean
+infer_text (struct binder *b, const struct naming *n, const struct tower_names *tn,
+    const struct clip_hf_config *cfg, struct clip_weights *w)
+{
+  struct clip_text *t = &w->text;
+  char *fc1 = key (n->text_block, 0, n->fc1, ".weight");
+  int64_t vocab = dim_of (b, tn->tok, 2, 0), width = dim_of (b, tn->tok, 2, 1);
+  int64_t ctx = dim_of (b, tn->text_pos, 2, 0), mlp = width > 0 ? dim_of (b, fc1, 2, 0) : -1;
+
+  g_free (fc1);
+  if (vocab <= 0 || width <= 0 || ctx <= 1 || mlp <= 0)
+    return model_fail (b, b->source, "text tower: empty or missing shapes");
+  t->tower.width = (int) width;
+  t->tower.mlp = (int) mlp;
+  t->tower.layers = count_layers (b->st, n, n->text_block);
+  t->vocab = (int) vocab;
+  t->context = (int) ctx;
+  if (t->tower.layers == 0)
+    return model_fail (b, b->source, "text tower has no transformer blocks");
+  return resolve_heads (b, "text", t->tower.width, cfg ? cfg->text_heads : 0, 8, cfg != NULL,
+      &t->tower.heads)
+      && (!cfg || (agree (b, "text_config.hidden_size", cfg->text_width, width)
+              && agree (b, "text_config.intermediate_size", cfg->text_mlp, mlp)
+              && agree (b, "text_config.num_hidden_layers", cfg->text_layers, t->tower.layers)
+              && agree (b, "text_config.max_position_embeddings", cfg->context, ctx)
+              && agree (b, "text_config.vocab_size", cfg->vocab, vocab)));
+}
+
+static const float *
+bind_ln (struct binder *b, const char *prefix, int D, const float **bias)
+{
+  char *w_name = g_strconcat (prefix, ".weight", NULL), *b_name = g_strconcat (prefix, ".bias", NULL);
+  const float *w = bind1 (b, w_name, D);
+
+  *bias = w ? bind1 (b, b_name, D) : NULL;
+  g_free (w_name);
+  g_free (b_name);
+  return *bias ? w : NULL;
+}
+
+static gboolean
+bind_vision (struct binder *b, const struct naming *n, const struct tower_names *tn,
+    struct clip_weights *w)
+{
+  struct clip_vision *v = &w->vision;
+  int D = v->tower.width, E = w->embed_dim, p = v->patch;
+
+  v->patch_w = bind (b, tn->patch, 4, (int64_t[]) {D, 3, p, p});
+  v->class_emb = v->patch_w ? bind1 (b, tn->class_emb, D) : NULL;
+  v->pos_emb = v->class_emb ? bind2 (b, tn->pos, 1 + (int64_t) v->grid * v->grid, D) : NULL;
+  if (!v->pos_emb || !(v->ln_pre_w = bind_ln (b, tn->ln_pre, D, &v->ln_pre_b))
+      || !(v->ln_post_w = bind_ln (b, tn->ln_post, D, &v->ln_post_b)))
+    return FALSE;
+  v->proj_w = tn->proj_transposed ? bind_transposed (b, tn->proj, D, E) : bind2 (b, tn->proj, E, D);
+  return v->proj_w && bind_tower (b, n, n->vision_block, &v->tower);
+}
+
+static gboolean
+bind_text (struct binder *b, const struct naming *n, const struct tower_names *tn,
+    struct clip_weights *w)
+{
+  struct clip_text *t = &w->text;
+  int D = t->tower.width, E = w->embed_dim;
+
+  t->tok_emb = bind2 (b, tn->tok, t->vocab, D);
+  t->pos_emb = t->tok_emb ? bind2 (b, tn->text_pos, t->context, D) : NULL;
+  if (!t->pos_emb || !(t->ln_final_w = bind_ln (b, tn->ln_final, D, &t->ln_final_b)))
+    return FALSE;
+  t->proj_w = tn->proj_transposed ? bind_transposed (b, tn->text_proj, D, E)
+      : bind2 (b, tn->text_proj, E, D);
+  return t->proj_w && bind_tower (b, n, n->text_block, &t->tower);
+}
+
+static gboolean
+bind_logit_scale (struct binder *b, struct clip_weights *w)
+{
+  const struct st_tensor *t = safetensors_find (b->st, "logit_scale");
+  const float *v;
+
+  w->logit_scale = 100.0f;     /* OpenAI's trained value, when a file omits it */
+  if (!t)
+    return TRUE;
+  if (t->n_elements != 1 || t->n_dims > 1)
+    return model_fail (b, t->path, "tensor 'logit_scale' has %" G_GINT64_FORMAT
+        " elements, expected one", t->n_elements);
+  if (!(v = tensor_floats (b, t)))
+    return FALSE;
+  w->logit_scale = expf (v[0]);
+  return TRUE;
+}
+
+static const char *
+dtype_summary (unsigned seen)
+{
+  seen &= ~(1u << ST_DTYPE_I64);
+  if (seen == 1u << ST_DTYPE_F32)
+    return "F32";
+  if (seen == 1u << ST_DTYPE_F16)
+    return "F16";
+  if (seen == 1u << ST_DTYPE_BF16)
+    return "BF16";
+  return "mixed";
+}
+
+gboolean
+checkpoint_bind (struct clip_weights *w, const struct safetensors *st,
+    const struct clip_hf_config *config, GPtrArray *owned, GError **error)
+{
+  gboolean openclip = safetensors_find (st, openclip_names.patch) != NULL;
+  gboolean hf = safetensors_find (st, hf_names.patch) != NULL;
+  const struct naming *n = openclip ? &openclip_naming : &hf_naming;
+  const struct tower_names *tn = openclip ? &openclip_names : &hf_names;
+  struct binder b = {.st = st, .owned = owned, .error = error};
+  GPtrArray *all = safetensors_tensors (st);
+  gboolean ok;
+
+  b.source = all->len ? ((struct st_tensor *) g_ptr_array_index (all, 0))->path : "checkpoint";
+  g_ptr_array_free (all, TRUE);
+  memset (w, 0, sizeof *w);
+  if (openclip == hf) {
+    g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_MODEL,
+        "%s: unknown architecture: neither '%s' (OpenCLIP/OpenAI) nor '%s' (Hugging Face) %s",
+        b.source, openclip_names.patch, hf_names.patch, openclip ? "alone is present" : "is present");
+    return FALSE;
+  }
+  w->naming = n->name;
+  ok = infer_vision (&b, n, tn, openclip ? NULL : config, w)
+      && infer_text (&b, n, tn, openclip ? NULL : config, w)
+      && bind_vision (&b, n, tn, w) && bind_text (&b, n, tn, w) && bind_logit_scale (&b, w);
+  w->dtype = dtype_summary (b.dtypes_seen);
+  w->n_params = b.n_params;
+  w->ln_eps = config && config->ln_eps > 0 ? config->ln_eps : 1e-5f;
+  w->activation = config && !openclip && config->activation != CLIPSEG_ACTIVATION_AUTO
+      ? config->activation : CLIPSEG_ACTIVATION_QUICK_GELU;
+  if (!ok)
+    checkpoint_free_blocks (w);
+  return ok;
+}
+
+void
+checkpoint_free_blocks (struct clip_weights *w)
+{
+  g_clear_pointer (&w->vision.tower.blocks, g_free);
+  g_clear_pointer (&w->text.tower.blocks, g_free);
+}

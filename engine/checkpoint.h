@@ -1,0 +1,90 @@
+/* checkpoint.h — internal: CLIP weights as the forward passes read them.
+ *
+ * Every linear weight is in PyTorch Linear layout [out, in] (y = x Wᵀ + b), so
+ * one GEMM shape serves all of them; OpenAI's x @ proj matrices are transposed
+ * once at load. Pointers refer either into the mapped safetensors files (F32,
+ * 4-byte aligned) or into buffers the model owns (converted F16/BF16, transposed
+ * projections); they are valid while the model lives.
+ * Names in comments: OpenAI/OpenCLIP key, then the Hugging Face key.
+ */
+#ifndef CHECKPOINT_H
+#define CHECKPOINT_H
+
+#include "clipseg-engine.h"
+#include "safetensors.h"
+
+/* One pre-LN residual block: x += attn(ln_1(x)); x += mlp(ln_2(x)). */
+struct clip_block {
+  const float *ln1_w, *ln1_b;  /* [D]      resblocks.N.ln_1       | layers.N.layer_norm1 */
+  const float *q_w, *k_w, *v_w;  /* [D, D] attn.in_proj_weight rows 0/1/2 | self_attn.{q,k,v}_proj.weight */
+  const float *q_b, *k_b, *v_b;  /* [D]    attn.in_proj_bias chunks        | self_attn.{q,k,v}_proj.bias */
+  const float *out_w, *out_b;  /* [D, D], [D]  attn.out_proj           | self_attn.out_proj */
+  const float *ln2_w, *ln2_b;  /* [D]      resblocks.N.ln_2       | layers.N.layer_norm2 */
+  const float *fc1_w, *fc1_b;  /* [M, D], [M]  mlp.c_fc               | mlp.fc1 */
+  const float *fc2_w, *fc2_b;  /* [D, M], [D]  mlp.c_proj             | mlp.fc2 */
+};
+
+struct clip_tower {
+  int width;                   /* D */
+  int layers;
+  int heads;
+  int mlp;                     /* M */
+  struct clip_block *blocks;   /* [layers] */
+};
+
+struct clip_vision {
+  struct clip_tower tower;
+  int patch;                   /* p */
+  int grid;                    /* g0: positions are for a g0 x g0 patch grid */
+  const float *patch_w;        /* [D, 3·p·p]   visual.conv1.weight | embeddings.patch_embedding.weight */
+  const float *class_emb;      /* [D]          visual.class_embedding | embeddings.class_embedding */
+  const float *pos_emb;        /* [1+g0², D]   visual.positional_embedding | embeddings.position_embedding.weight */
+  const float *ln_pre_w, *ln_pre_b;    /* [D]  visual.ln_pre | pre_layrnorm */
+  const float *ln_post_w, *ln_post_b;  /* [D]  visual.ln_post | post_layernorm */
+  const float *proj_w;         /* [E, D]       visual.proj (transposed) | visual_projection.weight */
+};
+
+struct clip_text {
+  struct clip_tower tower;
+  int context;                 /* positions available */
+  int vocab;
+  const float *tok_emb;        /* [V, D]       token_embedding.weight | embeddings.token_embedding.weight */
+  const float *pos_emb;        /* [ctx, D]     positional_embedding | embeddings.position_embedding.weight */
+  const float *ln_final_w, *ln_final_b;  /* [D]  ln_final | final_layer_norm */
+  const float *proj_w;         /* [E, D]       text_projection (transposed) | text_projection.weight */
+};
+
+struct clip_weights {
+  struct clip_vision vision;
+  struct clip_text text;
+  int embed_dim;
+  float logit_scale;           /* exp(logit_scale) */
+  float ln_eps;
+  enum clipseg_activation activation;
+  const char *naming;          /* "huggingface" | "openclip" */
+  const char *dtype;           /* "F32" | "F16" | "BF16" | "mixed" */
+  int64_t n_params;
+};
+
+/* Hyperparameters a Hugging Face config.json states; 0 = not stated. */
+struct clip_hf_config {
+  int vision_heads, text_heads;
+  int vision_width, text_width, vision_layers, text_layers, vision_mlp, text_mlp;
+  int image_size, patch_size, context, vocab, embed_dim;
+  enum clipseg_activation activation;
+  float ln_eps;
+};
+
+/* Reads and checks config.json of a Hugging Face CLIP directory. */
+gboolean checkpoint_read_hf_config (const char *path, struct clip_hf_config *config,
+    GError **error);
+
+/* Fills @w from the tensors of @st. @config is NULL for OpenCLIP/OpenAI naming,
+ * whose hyperparameters come from tensor shapes alone. Converted and transposed
+ * weights are allocated into @owned (g_free'd with it). */
+gboolean checkpoint_bind (struct clip_weights *w, const struct safetensors *st,
+    const struct clip_hf_config *config, GPtrArray *owned, GError **error);
+
+void checkpoint_free_blocks (struct clip_weights *w);
+
+#endif

@@ -1,0 +1,192 @@
+/* kernels.c — layer norm, activations, softmax, normalisation and the GEMM wrappers. */
+#include <math.h>
+#include <string.h>
+
+#include <cblas.h>
+#include <omp.h>
+
+#include "kernels.h"
+
+/* Row kernels are compiled for AVX-512 and AVX2 as well as the baseline, and
+ * the loader picks the best the CPU has: the engine ships as one binary. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+#define ROW_KERNEL __attribute__ ((target_clones ("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define ROW_KERNEL
+#endif
+
+/* Element loops below ~64k values run faster on one thread than a fork/join. */
+#define PARALLEL_MIN_WORK 65536
+
+void
+linear (const float *x, int ldx, const float *w, const float *b, float *y, int ldy,
+    int M, int N, int K, float beta)
+{
+  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, x, ldx, w, K, beta, y, ldy);
+  if (!b)
+    return;
+#pragma omp parallel for if ((long) M * N >= PARALLEL_MIN_WORK && !omp_in_parallel ())
+  for (int i = 0; i < M; i++) {
+    float *row = y + (size_t) i * ldy;
+
+    for (int j = 0; j < N; j++)
+      row[j] += b[j];
+  }
+}
+
+void
+matmul_nt (const float *a, int lda, const float *b, int ldb, float *c, int ldc,
+    int M, int N, int K, float alpha)
+{
+  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, alpha, a, lda, b, ldb, 0.0f, c, ldc);
+}
+
+void
+matmul_nn (const float *a, int lda, const float *b, int ldb, float *c, int ldc,
+    int M, int N, int K, float beta)
+{
+  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, a, lda, b, ldb, beta, c, ldc);
+}
+
+/* Cephes-style expf: 2^n · p(r) with r = x - n·ln2 split in two parts; the
+ * rounding uses the 1.5·2^23 trick so the loop vectorises without floorf. */
+static inline float
+exp_inline (float x)
+{
+  const float round_magic = 12582912.0f;
+  float n, r, r2, p;
+  int32_t bits;
+  float scale;
+
+  x = x > 88.0f ? 88.0f : x;
+  x = x < -87.0f ? -87.0f : x;
+  n = (x * 1.44269504088896341f + round_magic) - round_magic;
+  r = x - n * 0.693359375f;
+  r = r + n * 2.12194440e-4f;
+  r2 = r * r;
+  p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r2 + r + 1.0f;
+  bits = ((int32_t) n + 127) << 23;
+  memcpy (&scale, &bits, sizeof scale);
+  return p * scale;
+}
+
+float
+kernel_expf (float x)
+{
+  return exp_inline (x);
+}
+
+ROW_KERNEL static void
+layer_norm_row (const float *x, const float *g, const float *b, float eps, float *y, int D)
+{
+  float mean = 0.0f, var = 0.0f, inv;
+
+#pragma omp simd reduction(+:mean)
+  for (int j = 0; j < D; j++)
+    mean += x[j];
+  mean /= (float) D;
+#pragma omp simd reduction(+:var)
+  for (int j = 0; j < D; j++)
+    var += (x[j] - mean) * (x[j] - mean);
+  inv = 1.0f / sqrtf (var / (float) D + eps);
+  for (int j = 0; j < D; j++)
+    y[j] = (x[j] - mean) * inv * g[j] + b[j];
+}
+
+void
+layer_norm (const float *x, int ldx, const float *g, const float *b, float eps, float *y,
+    int ldy, int M, int D)
+{
+#pragma omp parallel for if ((long) M * D >= PARALLEL_MIN_WORK && !omp_in_parallel ())
+  for (int i = 0; i < M; i++)
+    layer_norm_row (x + (size_t) i * ldx, g, b, eps, y + (size_t) i * ldy, D);
+}
+
+ROW_KERNEL static void
+quick_gelu_row (float *x, int n)
+{
+  for (int j = 0; j < n; j++)
+    x[j] = x[j] / (1.0f + exp_inline (-1.702f * x[j]));
+}
+
+static void
+gelu_row (float *x, int n)
+{
+  for (int j = 0; j < n; j++)
+    x[j] = 0.5f * x[j] * (1.0f + erff (x[j] * (float) M_SQRT1_2));
+}
+
+void
+activation (float *x, int ldx, int M, int N, enum clipseg_activation act)
+{
+  g_assert (act == CLIPSEG_ACTIVATION_QUICK_GELU || act == CLIPSEG_ACTIVATION_GELU);
+#pragma omp parallel for if ((long) M * N >= PARALLEL_MIN_WORK && !omp_in_parallel ())
+  for (int i = 0; i < M; i++) {
+    if (act == CLIPSEG_ACTIVATION_QUICK_GELU)
+      quick_gelu_row (x + (size_t) i * ldx, N);
+    else
+      gelu_row (x + (size_t) i * ldx, N);
+  }
+}
+
+ROW_KERNEL static void
+softmax_row (float *x, int n, float scale)
+{
+  float max = x[0], sum = 0.0f, inv;
+
+#pragma omp simd reduction(max:max)
+  for (int j = 1; j < n; j++)
+    max = x[j] > max ? x[j] : max;
+#pragma omp simd reduction(+:sum)
+  for (int j = 0; j < n; j++) {
+    x[j] = exp_inline (scale * (x[j] - max));
+    sum += x[j];
+  }
+  inv = 1.0f / sum;
+  for (int j = 0; j < n; j++)
+    x[j] *= inv;
+}
+
+void
+softmax_rows (float *x, int ldx, int M, int N, float scale, gboolean causal)
+{
+  g_assert (scale > 0.0f);
+#pragma omp parallel for if ((long) M * N >= PARALLEL_MIN_WORK && !omp_in_parallel ())
+  for (int i = 0; i < M; i++) {
+    float *row = x + (size_t) i * ldx;
+    int n = causal ? MIN (i + 1, N) : N;
+
+    softmax_row (row, n, scale);
+    if (n < N)
+      memset (row + n, 0, (size_t) (N - n) * sizeof *row);
+  }
+}
+
+ROW_KERNEL static void
+l2_normalize_row (float *x, int D)
+{
+  float sum = 0.0f, inv;
+
+#pragma omp simd reduction(+:sum)
+  for (int j = 0; j < D; j++)
+    sum += x[j] * x[j];
+  if (sum == 0.0f)
+    return;
+  inv = 1.0f / sqrtf (sum);
+  for (int j = 0; j < D; j++)
+    x[j] *= inv;
+}
+
+void
+l2_normalize_rows (float *x, int ldx, int M, int D)
+{
+#pragma omp parallel for if ((long) M * D >= PARALLEL_MIN_WORK && !omp_in_parallel ())
+  for (int i = 0; i < M; i++)
+    l2_normalize_row (x + (size_t) i * ldx, D);
+}

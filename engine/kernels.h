@@ -1,0 +1,42 @@
+/* kernels.h — internal: the small numeric kernels the forward passes are made of.
+ *
+ * Matrices are row-major with explicit leading dimensions (ld*), so a kernel can
+ * read one head's columns out of a fused [L, 3D] q|k|v buffer without copying.
+ * The matrix products are the only callers of BLAS. Row kernels parallelise
+ * over rows with OpenMP when called outside a parallel region.
+ */
+#ifndef KERNELS_H
+#define KERNELS_H
+
+#include "clipseg-engine.h"
+
+/* y[M,N] = beta·y + x[M,K] · w[N,K]ᵀ + b[N]  (PyTorch Linear; b may be NULL) */
+void linear (const float *x, int ldx, const float *w, const float *b, float *y, int ldy,
+    int M, int N, int K, float beta);
+
+/* c[M,N] = alpha · a[M,K] · b[N,K]ᵀ  (e.g. attention scores Q Kᵀ) */
+void matmul_nt (const float *a, int lda, const float *b, int ldb, float *c, int ldc,
+    int M, int N, int K, float alpha);
+
+/* c[M,N] = beta·c + a[M,K] · b[K,N]  (e.g. attention output A V) */
+void matmul_nn (const float *a, int lda, const float *b, int ldb, float *c, int ldc,
+    int M, int N, int K, float beta);
+
+/* y = (x - mean) / sqrt(var + eps) · g + b, per row of D values */
+void layer_norm (const float *x, int ldx, const float *g, const float *b, float eps, float *y,
+    int ldy, int M, int D);
+
+/* In place, elementwise over [M, N]: QuickGELU x·σ(1.702x) or exact erf GELU. */
+void activation (float *x, int ldx, int M, int N, enum clipseg_activation act);
+
+/* In place per row: x ← softmax(scale · x) over the first n_valid(row) values,
+ * where n_valid = N, or row + 1 when @causal (the rest is set to 0). */
+void softmax_rows (float *x, int ldx, int M, int N, float scale, gboolean causal);
+
+/* In place: each row of D values scaled to unit L2 norm (zero rows stay zero). */
+void l2_normalize_rows (float *x, int ldx, int M, int D);
+
+/* exp() accurate to a few ulp for x <= 88, vectorisable; exposed for the tests. */
+float kernel_expf (float x);
+
+#endif

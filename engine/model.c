@@ -1,0 +1,336 @@
+/* model.c — finds the files of a checkpoint, loads them and owns the result. */
+#include <string.h>
+
+#include <json-glib/json-glib.h>
+
+#include "checkpoint.h"
+#include "model.h"
+
+static const float clip_mean[3] = {0.48145466f, 0.4578275f, 0.40821073f};
+static const float clip_std[3] = {0.26862954f, 0.26130258f, 0.27577711f};
+
+struct clipseg_model_params
+clipseg_model_default_params (void)
+{
+  struct clipseg_model_params params = {
+    /*.vocab_path =*/ NULL,
+    /*.activation =*/ CLIPSEG_ACTIVATION_AUTO,
+  };
+  return params;
+}
+
+static gboolean
+set_io_error (GError **error, const char *path, const char *what)
+{
+  g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_IO, "%s: %s", path, what);
+  return FALSE;
+}
+
+/* Shards named by model.safetensors.index.json's weight_map, each added once;
+ * every tensor the index names must then be in the shard it names. */
+static gboolean
+load_sharded (struct safetensors *st, const char *dir, const char *index_path, GError **error)
+{
+  JsonParser *parser = json_parser_new_immutable ();
+  GError *json_error = NULL;
+  JsonNode *root, *map_node;
+  JsonObject *map;
+  GHashTable *shards = g_hash_table_new (g_str_hash, g_str_equal);
+  GList *names = NULL;
+  gboolean ok = TRUE;
+
+  if (!json_parser_load_from_mapped_file (parser, index_path, &json_error)) {
+    g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_FORMAT, "%s: %s", index_path,
+        json_error->message);
+    g_error_free (json_error);
+    ok = FALSE;
+  } else if (!(root = json_parser_get_root (parser)) || !JSON_NODE_HOLDS_OBJECT (root)
+      || !(map_node = json_object_get_member (json_node_get_object (root), "weight_map"))
+      || !JSON_NODE_HOLDS_OBJECT (map_node)) {
+    g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_FORMAT,
+        "%s: missing object \"weight_map\"", index_path);
+    ok = FALSE;
+  } else {
+    map = json_node_get_object (map_node);
+    names = json_object_get_members (map);
+    for (GList *l = names; l && ok; l = l->next) {
+      JsonNode *file = json_object_get_member (map, l->data);
+      const char *shard;
+      char *shard_path;
+
+      if (!JSON_NODE_HOLDS_VALUE (file) || json_node_get_value_type (file) != G_TYPE_STRING
+          || strchr (shard = json_node_get_string (file), '/') || shard[0] == '\0'
+          || strcmp (shard, "..") == 0) {
+        g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_FORMAT,
+            "%s: weight_map entry '%s' is not a file name in the same directory", index_path,
+            (const char *) l->data);
+        ok = FALSE;
+        break;
+      }
+      shard_path = g_build_filename (dir, shard, NULL);
+      if (!g_hash_table_contains (shards, shard)) {
+        g_hash_table_add (shards, (gpointer) shard);
+        ok = safetensors_add_file (st, shard_path, error);
+      }
+      if (ok && !safetensors_find (st, l->data)) {
+        g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_MODEL,
+            "%s: tensor '%s' listed in %s is not in that file", shard_path,
+            (const char *) l->data, index_path);
+        ok = FALSE;
+      }
+      g_free (shard_path);
+    }
+  }
+  g_list_free (names);
+  g_hash_table_destroy (shards);
+  g_object_unref (parser);
+  return ok;
+}
+
+static gboolean
+load_hf_weights (struct safetensors *st, const char *dir, GError **error)
+{
+  char *single = g_build_filename (dir, "model.safetensors", NULL);
+  char *index = g_build_filename (dir, "model.safetensors.index.json", NULL);
+  gboolean ok;
+
+  if (g_file_test (single, G_FILE_TEST_EXISTS))
+    ok = safetensors_add_file (st, single, error);
+  else if (g_file_test (index, G_FILE_TEST_EXISTS))
+    ok = load_sharded (st, dir, index, error);
+  else
+    ok = set_io_error (error, dir, "no model.safetensors or model.safetensors.index.json");
+  g_free (single);
+  g_free (index);
+  return ok;
+}
+
+/* vocab.json + merges.txt in @dir, or NULL (no error) when they are not there. */
+static struct clipseg_tokenizer *
+load_hf_vocab (const char *dir, gboolean *found, GError **error)
+{
+  char *vocab = g_build_filename (dir, "vocab.json", NULL);
+  char *merges = g_build_filename (dir, "merges.txt", NULL);
+  struct clipseg_tokenizer *tok = NULL;
+
+  *found = g_file_test (vocab, G_FILE_TEST_EXISTS) || g_file_test (merges, G_FILE_TEST_EXISTS);
+  if (*found)
+    tok = clipseg_tokenizer_load_hf (vocab, merges, error);
+  g_free (vocab);
+  g_free (merges);
+  return tok;
+}
+
+/* A vocabulary path names OpenAI's merge file or a directory with the HF pair. */
+static struct clipseg_tokenizer *
+load_vocab_path (const char *path, GError **error)
+{
+  gboolean found;
+  struct clipseg_tokenizer *tok;
+
+  if (!g_file_test (path, G_FILE_TEST_IS_DIR))
+    return clipseg_tokenizer_load_bpe (path, error);
+  tok = load_hf_vocab (path, &found, error);
+  if (!found)
+    set_io_error (error, path, "no vocab.json/merges.txt in this directory");
+  return tok;
+}
+
+static struct clipseg_tokenizer *
+load_vocab_beside (const char *file, GError **error)
+{
+  static const char *const bpe_names[] = {"bpe_simple_vocab_16e6.txt.gz", "bpe_simple_vocab_16e6.txt"};
+  char *dir = g_path_get_dirname (file);
+  struct clipseg_tokenizer *tok = NULL;
+  gboolean found = FALSE;
+
+  for (guint i = 0; i < G_N_ELEMENTS (bpe_names) && !found; i++) {
+    char *path = g_build_filename (dir, bpe_names[i], NULL);
+
+    if ((found = g_file_test (path, G_FILE_TEST_EXISTS)))
+      tok = clipseg_tokenizer_load_bpe (path, error);
+    g_free (path);
+  }
+  if (!found)
+    tok = load_hf_vocab (dir, &found, error);
+  if (!found)
+    set_io_error (error, file, "no BPE vocabulary beside the checkpoint "
+        "(bpe_simple_vocab_16e6.txt[.gz] or vocab.json + merges.txt); give one with the vocab path");
+  g_free (dir);
+  return tok;
+}
+
+/* image_mean / image_std of preprocessor_config.json, when present and sane. */
+static gboolean
+read_preprocessor (const char *dir, float mean[3], float std[3], GError **error)
+{
+  char *path = g_build_filename (dir, "preprocessor_config.json", NULL);
+  JsonParser *parser;
+  JsonNode *root;
+  GError *json_error = NULL;
+  gboolean ok = TRUE;
+
+  if (!g_file_test (path, G_FILE_TEST_EXISTS)) {
+    g_free (path);
+    return TRUE;
+  }
+  parser = json_parser_new_immutable ();
+  if (!json_parser_load_from_mapped_file (parser, path, &json_error)) {
+    g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_FORMAT, "%s: %s", path,
+        json_error->message);
+    g_error_free (json_error);
+    ok = FALSE;
+  } else if ((root = json_parser_get_root (parser)) && JSON_NODE_HOLDS_OBJECT (root)) {
+    const char *fields[2] = {"image_mean", "image_std"};
+    float *dst[2] = {mean, std};
+
+    for (int f = 0; f < 2 && ok; f++) {
+      JsonNode *node = json_object_get_member (json_node_get_object (root), fields[f]);
+      JsonArray *a;
+
+      if (!node)
+        continue;
+      if (!JSON_NODE_HOLDS_ARRAY (node) || json_array_get_length (a = json_node_get_array (node)) != 3) {
+        g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_FORMAT,
+            "%s: %s is not an array of 3 numbers", path, fields[f]);
+        ok = FALSE;
+        break;
+      }
+      for (int c = 0; c < 3; c++)
+        dst[f][c] = (float) json_array_get_double_element (a, c);
+      if (f == 1 && !(std[0] > 0 && std[1] > 0 && std[2] > 0)) {
+        g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_FORMAT,
+            "%s: image_std must be positive", path);
+        ok = FALSE;
+      }
+    }
+  }
+  g_object_unref (parser);
+  g_free (path);
+  return ok;
+}
+
+static void
+fill_info (struct clipseg_model *m)
+{
+  struct clipseg_model_info *i = &m->info;
+  const struct clip_weights *w = &m->w;
+
+  i->naming = w->naming;
+  i->dtype = w->dtype;
+  i->activation = w->activation;
+  i->layer_norm_eps = w->ln_eps;
+  i->embed_dim = w->embed_dim;
+  i->patch_size = w->vision.patch;
+  i->image_size = w->vision.patch * w->vision.grid;
+  i->vision_width = w->vision.tower.width;
+  i->vision_layers = w->vision.tower.layers;
+  i->vision_heads = w->vision.tower.heads;
+  i->vision_mlp = w->vision.tower.mlp;
+  i->text_width = w->text.tower.width;
+  i->text_layers = w->text.tower.layers;
+  i->text_heads = w->text.tower.heads;
+  i->text_mlp = w->text.tower.mlp;
+  i->context_length = w->text.context;
+  i->vocab_size = w->text.vocab;
+  i->logit_scale = w->logit_scale;
+  i->n_params = w->n_params;
+}
+
+static gboolean
+check_tokenizer (struct clipseg_model *m, const char *path, GError **error)
+{
+  int n = clipseg_tokenizer_vocab_size (m->tokenizer);
+
+  if (n <= m->w.text.vocab)
+    return TRUE;
+  g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_MODEL,
+      "%s: the vocabulary has %d tokens but the token embedding has only %d rows", path, n,
+      m->w.text.vocab);
+  return FALSE;
+}
+
+static gboolean
+load_parts (struct clipseg_model *m, const char *path, struct clipseg_model_params params,
+    GError **error)
+{
+  gboolean is_dir = g_file_test (path, G_FILE_TEST_IS_DIR);
+  struct clip_hf_config config;
+  char *config_path = is_dir ? g_build_filename (path, "config.json", NULL) : NULL;
+  gboolean ok;
+
+  if (!is_dir && !g_file_test (path, G_FILE_TEST_IS_REGULAR))
+    ok = set_io_error (error, path, "no such checkpoint file or directory");
+  else if (is_dir)
+    ok = checkpoint_read_hf_config (config_path, &config, error)
+        && load_hf_weights (m->st, path, error)
+        && read_preprocessor (path, m->info.image_mean, m->info.image_std, error);
+  else
+    ok = safetensors_add_file (m->st, path, error);
+  ok = ok && checkpoint_bind (&m->w, m->st, is_dir ? &config : NULL, m->owned, error);
+  if (ok) {
+    if (params.vocab_path)
+      m->tokenizer = load_vocab_path (params.vocab_path, error);
+    else if (is_dir)
+      m->tokenizer = load_vocab_path (path, error);
+    else
+      m->tokenizer = load_vocab_beside (path, error);
+    ok = m->tokenizer && check_tokenizer (m, path, error);
+  }
+  g_free (config_path);
+  return ok;
+}
+
+struct clipseg_model *
+clipseg_model_load (const char *path, struct clipseg_model_params params, GError **error)
+{
+  struct clipseg_model *m;
+
+  g_return_val_if_fail (path != NULL, NULL);
+  m = g_new0 (struct clipseg_model, 1);
+  g_atomic_ref_count_init (&m->ref_count);
+  m->st = safetensors_new ();
+  m->owned = g_ptr_array_new_with_free_func (g_free);
+  memcpy (m->info.image_mean, clip_mean, sizeof clip_mean);
+  memcpy (m->info.image_std, clip_std, sizeof clip_std);
+  if (!load_parts (m, path, params, error)) {
+    clipseg_model_unref (m);
+    return NULL;
+  }
+  if (params.activation != CLIPSEG_ACTIVATION_AUTO)
+    m->w.activation = params.activation;
+  fill_info (m);
+  return m;
+}
+
+struct clipseg_model *
+clipseg_model_ref (struct clipseg_model *model)
+{
+  g_atomic_ref_count_inc (&model->ref_count);
+  return model;
+}
+
+void
+clipseg_model_unref (struct clipseg_model *model)
+{
+  if (!model || !g_atomic_ref_count_dec (&model->ref_count))
+    return;
+  checkpoint_free_blocks (&model->w);
+  if (model->tokenizer)
+    clipseg_tokenizer_free (model->tokenizer);
+  g_ptr_array_free (model->owned, TRUE);
+  safetensors_free (model->st);
+  g_free (model);
+}
+
+const struct clipseg_model_info *
+clipseg_model_get_info (const struct clipseg_model *model)
+{
+  return &model->info;
+}
+
+const struct clipseg_tokenizer *
+clipseg_model_get_tokenizer (const struct clipseg_model *model)
+{
+  return model->tokenizer;
+}

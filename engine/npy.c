@@ -1,0 +1,161 @@
+/* npy.c — the .npy format: magic, version, a Python-dict header, raw data. */
+#include <string.h>
+
+#include "npy.h"
+
+#define NPY_ERROR (npy_error_quark ())
+G_STATIC_ASSERT (G_BYTE_ORDER == G_LITTLE_ENDIAN);
+
+static G_DEFINE_QUARK (npy-error-quark, npy_error)
+
+static const char magic[6] = {'\x93', 'N', 'U', 'M', 'P', 'Y'};
+
+void
+npy_array_clear (struct npy_array *a)
+{
+  g_clear_pointer (&a->data, g_free);
+}
+
+static gboolean
+fail (GError **error, const char *path, const char *what)
+{
+  g_set_error (error, NPY_ERROR, 0, "%s: %s", path, what);
+  return FALSE;
+}
+
+/* The value text after 'key': in the header dict, or NULL. */
+static const char *
+dict_value (const char *header, const char *key)
+{
+  char *quoted = g_strdup_printf ("'%s'", key);
+  const char *p = strstr (header, quoted);
+
+  if (p) {
+    p += strlen (quoted);
+    while (*p == ' ' || *p == ':')
+      p++;
+  }
+  g_free (quoted);
+  return p;
+}
+
+static gboolean
+parse_shape (const char *p, struct npy_array *a)
+{
+  if (!p || *p != '(')
+    return FALSE;
+  p++;
+  a->n_dims = 0;
+  a->n_elements = 1;
+  for (;;) {
+    char *end;
+    int64_t v;
+
+    while (*p == ' ' || *p == ',')
+      p++;
+    if (*p == ')')
+      return TRUE;
+    v = g_ascii_strtoll (p, &end, 10);
+    if (end == p || v < 0 || a->n_dims == NPY_MAX_DIMS || (v && a->n_elements > G_MAXINT32 * 16LL / v))
+      return FALSE;
+    a->shape[a->n_dims++] = v;
+    a->n_elements *= v;
+    p = end;
+  }
+}
+
+static gboolean
+parse_header (const char *header, struct npy_array *a)
+{
+  const char *descr = dict_value (header, "descr");
+  const char *fortran = dict_value (header, "fortran_order");
+
+  if (!descr || !fortran || strncmp (fortran, "False", 5) != 0)
+    return FALSE;
+  if (strncmp (descr, "'<f4'", 5) == 0)
+    a->dtype = NPY_FLOAT32;
+  else if (strncmp (descr, "'<i4'", 5) == 0)
+    a->dtype = NPY_INT32;
+  else
+    return FALSE;
+  return parse_shape (dict_value (header, "shape"), a);
+}
+
+gboolean
+npy_read (const char *path, struct npy_array *out, GError **error)
+{
+  GError *io_error = NULL;
+  char *bytes = NULL, *header;
+  gsize size = 0, header_len, offset;
+  gboolean ok;
+
+  memset (out, 0, sizeof *out);
+  if (!g_file_get_contents (path, &bytes, &size, &io_error)) {
+    g_set_error (error, NPY_ERROR, 0, "%s", io_error->message);
+    g_error_free (io_error);
+    return FALSE;
+  }
+  if (size < 10 || memcmp (bytes, magic, 6) != 0 || bytes[6] < 1 || bytes[6] > 3) {
+    g_free (bytes);
+    return fail (error, path, "not a .npy file (bad magic or version)");
+  }
+  if (bytes[6] == 1) {
+    header_len = (guint8) bytes[8] | ((gsize) (guint8) bytes[9] << 8);
+    offset = 10;
+  } else {
+    header_len = size < 12 ? G_MAXSIZE / 2 : (guint8) bytes[8] | ((gsize) (guint8) bytes[9] << 8)
+        | ((gsize) (guint8) bytes[10] << 16) | ((gsize) (guint8) bytes[11] << 24);
+    offset = 12;
+  }
+  if (header_len > size - offset) {
+    g_free (bytes);
+    return fail (error, path, "truncated header");
+  }
+  header = g_strndup (bytes + offset, header_len);
+  ok = parse_header (header, out);
+  g_free (header);
+  if (!ok) {
+    g_free (bytes);
+    return fail (error, path, "unsupported array: need little-endian float32 or int32, C order");
+  }
+  offset += header_len;
+  if ((gsize) out->n_elements * 4 != size - offset) {
+    g_free (bytes);
+    return fail (error, path, "data size does not match the shape");
+  }
+  out->data = g_memdup2 (bytes + offset, out->n_elements * 4);
+  g_free (bytes);
+  return TRUE;
+}
+
+gboolean
+npy_write (const char *path, enum npy_dtype dtype, int n_dims, const int64_t *shape,
+    const void *data, GError **error)
+{
+  GString *h = g_string_new (NULL);
+  GString *file = g_string_new_len (magic, 6);
+  int64_t n = 1;
+  gboolean ok;
+
+  g_string_append_printf (h, "{'descr': '%s', 'fortran_order': False, 'shape': (",
+      dtype == NPY_FLOAT32 ? "<f4" : "<i4");
+  for (int i = 0; i < n_dims; i++) {
+    g_string_append_printf (h, "%" G_GINT64_FORMAT "%s", shape[i], n_dims == 1 ? "," : (i + 1 < n_dims ? ", " : ""));
+    n *= shape[i];
+  }
+  g_string_append (h, "), }");
+  /* pad with spaces so the data starts on a 64-byte boundary, newline last */
+  while ((10 + h->len + 1) % 64)
+    g_string_append_c (h, ' ');
+  g_string_append_c (h, '\n');
+  g_string_append_c (file, 1);
+  g_string_append_c (file, 0);
+  g_string_append_c (file, (char) (h->len & 0xff));
+  g_string_append_c (file, (char) (h->len >> 8));
+  g_string_append_len (file, h->str, h->len);
+  g_string_append_len (file, data, n * 4);
+  ok = g_file_set_contents (path, file->str, file->len, error);
+  g_string_free (h, TRUE);
+  g_string_free (file, TRUE);
+  return ok;
+}

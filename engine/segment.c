@@ -1,0 +1,340 @@
+/* segment.c — SCLIP's segmentation procedure on top of the dense features.
+ *
+ * Cosines are kept pixel-major ([pixel, query]) from the window upsampling to
+ * the softmax, so every inner loop runs over contiguous queries.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "model.h"
+#include "threads.h"
+#include "vision.h"
+
+/* Windows per forward: bounded by tokens so scratch stays small for big images. */
+#define SEG_CHUNK_TOKENS 2400
+#define SEG_MAX_CHUNK_WINDOWS 64
+
+struct clipseg_segment_params
+clipseg_segment_default_params (void)
+{
+  struct clipseg_segment_params params = {
+    /*.mode        =*/ CLIPSEG_MODE_SCLIP,
+    /*.crop        =*/ 224,
+    /*.stride      =*/ 112,
+    /*.logit_scale =*/ 40.0f,
+    /*.prob_thd    =*/ 0.0f,
+    /*.area_thd    =*/ 0.0f,
+  };
+  return params;
+}
+
+void
+clipseg_resize_dims (int width, int height, int short_side, int long_max, int *out_width,
+    int *out_height)
+{
+  double f = (double) short_side / MIN (width, height);
+
+  if (long_max > 0)
+    f = MIN (f, (double) long_max / MAX (width, height));
+  *out_width = MAX ((int) (width * f + 0.5), 1);
+  *out_height = MAX ((int) (height * f + 0.5), 1);
+}
+
+/* ---- bilinear resampling (align_corners = False) ------------------------- */
+
+/* Source row/column pair and weight for output index @dst of @out from @in,
+ * as F.interpolate(mode='bilinear', size=…) computes them. */
+static void
+bilinear_tap (int dst, int in, int out, int *i0, int *i1, float *frac)
+{
+  float scale = (float) in / (float) out;
+  float src = MAX (scale * ((float) dst + 0.5f) - 0.5f, 0.0f);
+
+  *i0 = MIN ((int) src, in - 1);
+  *i1 = *i0 + (*i0 < in - 1 ? 1 : 0);
+  *frac = src - (float) *i0;
+}
+
+/* dst[(y0+i)·ld_rows + (x0+j)·Q + q] += bilinear(src)[i, j, q] for an
+ * [ih, iw, Q] source resized to oh x ow and placed at (y0, x0). */
+static void
+resize_add (const float *src, int ih, int iw, int Q, float *dst, int dst_w, int y0, int x0,
+    int oh, int ow)
+{
+#pragma omp parallel for
+  for (int i = 0; i < oh; i++) {
+    int ya, yb;
+    float fy;
+
+    bilinear_tap (i, ih, oh, &ya, &yb, &fy);
+    for (int j = 0; j < ow; j++) {
+      int xa, xb;
+      float fx, w00, w01, w10, w11;
+      const float *s00, *s01, *s10, *s11;
+      float *d = dst + ((size_t) (y0 + i) * dst_w + x0 + j) * Q;
+
+      bilinear_tap (j, iw, ow, &xa, &xb, &fx);
+      w00 = (1 - fy) * (1 - fx), w01 = (1 - fy) * fx, w10 = fy * (1 - fx), w11 = fy * fx;
+      s00 = src + ((size_t) ya * iw + xa) * Q, s01 = src + ((size_t) ya * iw + xb) * Q;
+      s10 = src + ((size_t) yb * iw + xa) * Q, s11 = src + ((size_t) yb * iw + xb) * Q;
+      for (int q = 0; q < Q; q++)
+        d[q] += w00 * s00[q] + w01 * s01[q] + w10 * s10[q] + w11 * s11[q];
+    }
+  }
+}
+
+/* ---- windows --------------------------------------------------------------- */
+
+/* SCLIP's slide: count = ceil((size - crop) / stride) + 1, the last window
+ * shifted back to end at the border; a side shorter than the crop is one window. */
+static int
+window_count (int size, int crop, int stride)
+{
+  return MAX (size - crop + stride - 1, 0) / stride + 1;
+}
+
+static int
+window_start (int index, int size, int crop, int stride)
+{
+  int end = MIN (index * stride + crop, size);
+
+  return MAX (end - crop, 0);
+}
+
+struct layout {
+  int H, W;                    /* image */
+  int crop, stride;            /* as given; crop 0 = whole image */
+  int h, w;                    /* window (all windows have the same size) */
+  int rows, cols;              /* windows down / across */
+  int gh, gw;                  /* patch grid of one window */
+  int up_h, up_w;              /* each window's cosines are upsampled to this */
+  int sum_h, sum_w;            /* the grid they are summed on */
+};
+
+/* In whole-image mode the one window is upsampled straight to the output
+ * size, as SCLIP's forward_feature does; sliding windows are upsampled to
+ * their own size, summed on the image grid and resized once at the end. */
+static void
+plan_windows (const struct clipseg_segment_params *sp, int H, int W, int out_h, int out_w, int p,
+    struct layout *lo)
+{
+  lo->H = H, lo->W = W, lo->crop = sp->crop, lo->stride = sp->stride;
+  if (sp->crop == 0) {
+    lo->h = H, lo->w = W, lo->rows = lo->cols = 1;
+    lo->up_h = lo->sum_h = out_h, lo->up_w = lo->sum_w = out_w;
+  } else {
+    lo->h = MIN (sp->crop, H), lo->w = MIN (sp->crop, W);
+    lo->rows = window_count (H, sp->crop, sp->stride);
+    lo->cols = window_count (W, sp->crop, sp->stride);
+    lo->up_h = lo->h, lo->up_w = lo->w, lo->sum_h = H, lo->sum_w = W;
+  }
+  lo->gh = lo->h / p, lo->gw = lo->w / p;
+}
+
+static struct window
+window_origin (const struct layout *lo, int index)
+{
+  struct window win = {0, 0};
+
+  if (lo->crop > 0) {
+    win.y = window_start (index / lo->cols, lo->H, lo->crop, lo->stride);
+    win.x = window_start (index % lo->cols, lo->W, lo->crop, lo->stride);
+  }
+  return win;
+}
+
+/* Runs the windows in batches and adds each window's upsampled cosines into
+ * @sum [sum_h, sum_w, Q]. */
+static void
+accumulate_windows (struct clipseg_state *st, const float *pixels, const struct layout *lo,
+    const struct clipseg_queries *queries, enum clipseg_mode mode, float *sum)
+{
+  int E = st->model->w.embed_dim, Q = clipseg_queries_n_queries (queries);
+  int N = lo->gh * lo->gw, n_windows = lo->rows * lo->cols;
+  int per_chunk = CLAMP (SEG_CHUNK_TOKENS / (N + 1), 1, SEG_MAX_CHUNK_WINDOWS);
+  float *features = buffer_reserve (&st->features, (size_t) MIN (per_chunk, n_windows) * N * E);
+  float *logits = buffer_reserve (&st->logits, (size_t) MIN (per_chunk, n_windows) * N * Q);
+  struct window windows[SEG_MAX_CHUNK_WINDOWS];
+
+  for (int first = 0; first < n_windows; first += per_chunk) {
+    int B = MIN (per_chunk, n_windows - first);
+
+    for (int b = 0; b < B; b++)
+      windows[b] = window_origin (lo, first + b);
+    vision_forward (st, pixels, lo->H, lo->W, windows, B, lo->h, lo->w, mode, features);
+    /* cosine of every patch with every query (both unit length) */
+    linear (features, E, clipseg_queries_embeddings (queries), NULL, logits, Q, B * N, Q, E, 0.0f);
+    for (int b = 0; b < B; b++)
+      resize_add (logits + (size_t) b * N * Q, lo->gh, lo->gw, Q, sum, lo->sum_w,
+          lo->crop > 0 ? windows[b].y : 0, lo->crop > 0 ? windows[b].x : 0, lo->up_h, lo->up_w);
+  }
+}
+
+/* Divides each pixel's summed cosines by the number of windows covering it. */
+static void
+average_windows (const struct layout *lo, int Q, float *sum)
+{
+  if (lo->crop == 0)
+    return;
+#pragma omp parallel for
+  for (int y = 0; y < lo->H; y++) {
+    int n_y = 0;
+
+    for (int r = 0; r < lo->rows; r++) {
+      int y0 = window_start (r, lo->H, lo->crop, lo->stride);
+      n_y += y >= y0 && y < y0 + lo->h;
+    }
+    for (int x = 0; x < lo->W; x++) {
+      int n_x = 0;
+      float inv;
+      float *v = sum + ((size_t) y * lo->W + x) * Q;
+
+      for (int c = 0; c < lo->cols; c++) {
+        int x0 = window_start (c, lo->W, lo->crop, lo->stride);
+        n_x += x >= x0 && x < x0 + lo->w;
+      }
+      inv = 1.0f / (float) (n_y * n_x);
+      for (int q = 0; q < Q; q++)
+        v[q] *= inv;
+    }
+  }
+}
+
+/* Softmax over all queries of logit_scale · cosine, then each class takes the
+ * max over its queries: probs [C, n] (planar) from cosines [n, Q]. */
+static void
+classify_pixels (float *cosines, int n, const struct clipseg_queries *queries, float logit_scale,
+    float *probs)
+{
+  int Q = clipseg_queries_n_queries (queries), C = clipseg_queries_n_classes (queries);
+  const int *class_of = clipseg_queries_class_index (queries);
+
+  softmax_rows (cosines, Q, n, Q, logit_scale, FALSE);
+#pragma omp parallel for
+  for (int i = 0; i < n; i++) {
+    const float *p = cosines + (size_t) i * Q;
+
+    for (int c = 0; c < C; c++)
+      probs[(size_t) c * n + i] = 0.0f;
+    for (int q = 0; q < Q; q++) {
+      float *dst = &probs[(size_t) class_of[q] * n + i];
+      *dst = MAX (*dst, p[q]);
+    }
+  }
+}
+
+void
+clipseg_probs_to_labels (float *probs, int n_classes, int n_pixels, float prob_thd,
+    float area_thd, int32_t *labels)
+{
+  int C = n_classes, n = n_pixels;
+
+  for (int pass = area_thd > 0.0f ? 0 : 1; pass < 2; pass++) {
+#pragma omp parallel for
+    for (int i = 0; i < n; i++) {
+      int best = 0;
+
+      /* the first maximum wins ties, as torch.argmax does */
+      for (int c = 1; c < C; c++)
+        if (probs[(size_t) c * n + i] > probs[(size_t) best * n + i])
+          best = c;
+      labels[i] = pass == 1 && probs[(size_t) best * n + i] < prob_thd ? 0 : best;
+    }
+    if (pass == 0) {
+      /* foreground classes covering <= area_thd of the foreground are dropped */
+      int64_t *area = g_newa (int64_t, C);
+      int64_t total = 0;
+
+      memset (area, 0, C * sizeof *area);
+      for (int i = 0; i < n; i++)
+        area[labels[i]]++;
+      for (int c = 1; c < C; c++)
+        total += area[c];
+      for (int c = 1; c < C; c++)
+        if (!((double) area[c] > (double) area_thd * (double) total))
+          memset (probs + (size_t) c * n, 0, n * sizeof *probs);
+    }
+  }
+}
+
+static gboolean
+invalid (GError **error, const char *format, ...) G_GNUC_PRINTF (2, 3);
+
+static gboolean
+invalid (GError **error, const char *format, ...)
+{
+  va_list args;
+  char *what;
+
+  va_start (args, format);
+  what = g_strdup_vprintf (format, args);
+  va_end (args);
+  g_set_error_literal (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_INVALID, what);
+  g_free (what);
+  return FALSE;
+}
+
+static gboolean
+check_segment_args (const struct clipseg_state *st, int H, int W,
+    const struct clipseg_queries *queries, const struct clipseg_segment_params *sp, int out_h,
+    int out_w, GError **error)
+{
+  int p = st->model->w.vision.patch;
+
+  if ((unsigned) sp->mode >= CLIPSEG_MODE_COUNT)
+    return invalid (error, "dense mode %d is not a valid mode", (int) sp->mode);
+  if (H < p || W < p)
+    return invalid (error, "image %dx%d (height x width) is smaller than one %d-pixel patch", H, W, p);
+  if (sp->crop != 0 && (sp->crop < p || sp->stride < 1))
+    return invalid (error, "window %d / stride %d: the window must be 0 (whole image) or at least "
+        "the patch size %d, and the stride at least 1", sp->crop, sp->stride, p);
+  if (out_h < 1 || out_w < 1)
+    return invalid (error, "output size %dx%d is empty", out_h, out_w);
+  if (!(sp->logit_scale > 0.0f) || !isfinite (sp->logit_scale))
+    return invalid (error, "logit scale %g must be a positive number", sp->logit_scale);
+  if (!(sp->prob_thd >= 0.0f && sp->prob_thd <= 1.0f))
+    return invalid (error, "probability threshold %g is not in [0, 1]", sp->prob_thd);
+  if (!(sp->area_thd >= 0.0f && sp->area_thd < 1.0f))
+    return invalid (error, "area threshold %g is not in [0, 1)", sp->area_thd);
+  if (clipseg_queries_embed_dim (queries) != st->model->w.embed_dim)
+    return invalid (error, "queries are %d-dimensional but the model embeds in %d dimensions",
+        clipseg_queries_embed_dim (queries), st->model->w.embed_dim);
+  return TRUE;
+}
+
+gboolean
+clipseg_state_segment (struct clipseg_state *state, const float *pixels, int height, int width,
+    const struct clipseg_queries *queries, const struct clipseg_segment_params *params,
+    int out_height, int out_width, float *probs, int32_t *labels, GError **error)
+{
+  int Q = clipseg_queries_n_queries (queries), C = clipseg_queries_n_classes (queries);
+  size_t n_out = (size_t) out_height * out_width;
+  struct layout lo;
+  float *sum, *cosines;
+
+  if (!check_segment_args (state, height, width, queries, params, out_height, out_width, error))
+    return FALSE;
+  engine_use_threads (state->n_threads);
+  plan_windows (params, height, width, out_height, out_width, state->model->w.vision.patch, &lo);
+
+  sum = buffer_reserve (&state->sum, (size_t) lo.sum_h * lo.sum_w * Q);
+  memset (sum, 0, (size_t) lo.sum_h * lo.sum_w * Q * sizeof *sum);
+  accumulate_windows (state, pixels, &lo, queries, params->mode, sum);
+  average_windows (&lo, Q, sum);
+  cosines = sum;
+  if (lo.sum_h != out_height || lo.sum_w != out_width) {
+    cosines = buffer_reserve (&state->resized, n_out * Q);
+    memset (cosines, 0, n_out * Q * sizeof *cosines);
+    resize_add (sum, lo.sum_h, lo.sum_w, Q, cosines, out_width, 0, 0, out_height, out_width);
+  }
+  if (!probs)
+    probs = buffer_reserve (&state->probs, (size_t) C * n_out);
+  classify_pixels (cosines, (int) n_out, queries, params->logit_scale, probs);
+  if (labels || params->area_thd > 0.0f) {
+    if (!labels)
+      labels = (int32_t *) buffer_reserve (&state->labels, n_out);
+    clipseg_probs_to_labels (probs, C, (int) n_out, params->prob_thd, params->area_thd, labels);
+  }
+  return TRUE;
+}

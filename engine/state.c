@@ -1,0 +1,102 @@
+/* state.c — per-thread state, thread control and the dense-feature entry point. */
+#include <string.h>
+
+#include <omp.h>
+
+#include "model.h"
+#include "threads.h"
+#include "vision.h"
+
+static const char *const mode_names[CLIPSEG_MODE_COUNT] = {
+  [CLIPSEG_MODE_VANILLA] = "vanilla",
+  [CLIPSEG_MODE_MASKCLIP] = "maskclip",
+  [CLIPSEG_MODE_SCLIP] = "sclip",
+};
+
+const char *
+clipseg_mode_name (enum clipseg_mode mode)
+{
+  return (unsigned) mode < CLIPSEG_MODE_COUNT ? mode_names[mode] : NULL;
+}
+
+gboolean
+clipseg_mode_from_name (const char *name, enum clipseg_mode *mode)
+{
+  for (int i = 0; i < CLIPSEG_MODE_COUNT; i++) {
+    if (name && strcmp (name, mode_names[i]) == 0) {
+      *mode = (enum clipseg_mode) i;
+      return TRUE;
+    }
+  }
+  return FALSE;
+}
+
+int
+engine_use_threads (int n_threads)
+{
+  if (n_threads <= 0)
+    n_threads = omp_get_num_procs ();
+  omp_set_num_threads (n_threads);
+  return n_threads;
+}
+
+float *
+buffer_reserve (struct buffer *b, size_t n)
+{
+  if (n > b->capacity) {
+    g_free (b->data);
+    b->data = g_new (float, n);
+    b->capacity = n;
+  }
+  return b->data;
+}
+
+struct clipseg_state *
+clipseg_state_new (struct clipseg_model *model, int n_threads)
+{
+  struct clipseg_state *st = g_new0 (struct clipseg_state, 1);
+
+  st->model = clipseg_model_ref (model);
+  st->n_threads = n_threads > 0 ? n_threads : omp_get_num_procs ();
+  return st;
+}
+
+void
+clipseg_state_free (struct clipseg_state *state)
+{
+  struct buffer *buffers[] = {
+    &state->tokens, &state->block, &state->patches, &state->features, &state->positions,
+    &state->logits, &state->sum, &state->count, &state->resized,
+    &state->probs, &state->labels,
+  };
+
+  if (!state)
+    return;
+  for (guint i = 0; i < G_N_ELEMENTS (buffers); i++)
+    g_free (buffers[i]->data);
+  clipseg_model_unref (state->model);
+  g_free (state);
+}
+
+gboolean
+clipseg_state_encode_dense (struct clipseg_state *state, const float *pixels, int height,
+    int width, enum clipseg_mode mode, float *features, GError **error)
+{
+  int p = state->model->w.vision.patch;
+  struct window whole = {0, 0};
+
+  if ((unsigned) mode >= CLIPSEG_MODE_COUNT) {
+    g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_INVALID,
+        "dense mode %d is not a valid mode", (int) mode);
+    return FALSE;
+  }
+  if (height < p || width < p || height % p || width % p) {
+    g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_INVALID,
+        "image size %dx%d (height x width) is not a positive multiple of the patch size %d",
+        height, width, p);
+    return FALSE;
+  }
+  engine_use_threads (state->n_threads);
+  vision_forward (state, pixels, height, width, &whole, 1, height, width, mode, features);
+  return TRUE;
+}

@@ -1,0 +1,40 @@
+/* state.h — internal: per-thread scratch of the vision pass and segmentation.
+ *
+ * Buffers grow to the largest size asked for and are then reused, so frames of
+ * a steady size allocate nothing.
+ */
+#ifndef STATE_H
+#define STATE_H
+
+#include "clipseg-engine.h"
+
+struct buffer {
+  float *data;
+  size_t capacity;             /* in floats */
+};
+
+/* @b's data with room for at least @n floats (contents not kept when it grows). */
+float *buffer_reserve (struct buffer *b, size_t n);
+
+struct clipseg_state {
+  struct clipseg_model *model;
+  int n_threads;
+
+  /* vision pass */
+  struct buffer tokens;        /* [B·L, D] residual stream */
+  struct buffer block;         /* block_scratch_size() */
+  struct buffer patches;       /* [B·N, 3·p·p] */
+  struct buffer features;      /* [B·N, E] */
+  struct buffer positions;     /* [1 + gh·gw, D] interpolated position embedding */
+  int pos_gh, pos_gw;          /* grid the positions are for; 0 = none yet */
+
+  /* segmentation */
+  struct buffer logits;        /* [B·N, Q] */
+  struct buffer sum;           /* [Q, H, W] summed window cosines */
+  struct buffer count;         /* [H, W] windows covering each pixel */
+  struct buffer resized;       /* [Q, oh, ow] */
+  struct buffer probs;         /* [C, oh, ow] when the caller wants labels only */
+  struct buffer labels;        /* [oh, ow] as floats-sized storage for int32 */
+};
+
+#endif

@@ -1,0 +1,215 @@
+/* text.c — the text tower and class queries built from label names and templates. */
+#include <string.h>
+
+#include <omp.h>
+
+#include "engine-log.h"
+#include "kernels.h"
+#include "model.h"
+#include "threads.h"
+#include "transformer.h"
+
+/* Token rows per forward: bounds scratch to a few tens of MB at ViT-L width. */
+#define TEXT_CHUNK_TOKENS 4096
+
+struct clipseg_queries {
+  int n_queries, n_classes, embed_dim;
+  float *embeddings;           /* [Q, E] */
+  int *class_index;            /* [Q] */
+};
+
+struct prompt {
+  int query;                   /* which query it belongs to */
+  int n_ids;                   /* up to and including the first end token */
+  int32_t *ids;
+};
+
+static char *
+fill_template (const char *template, const char *name)
+{
+  char **parts = g_strsplit (template, "{}", -1);
+  char *text = g_strjoinv (name, parts);
+
+  g_strfreev (parts);
+  return text;
+}
+
+/* Tokens after the first end token cannot influence it through causal
+ * attention, so the sequence stops there (and is pooled there). */
+static void
+tokenize_prompt (const struct clipseg_model *m, const char *text, struct prompt *p)
+{
+  int ctx = m->w.text.context;
+  int32_t end = clipseg_tokenizer_end_id (m->tokenizer);
+  gboolean truncated = FALSE;
+
+  p->ids = g_new (int32_t, ctx);
+  p->n_ids = clipseg_tokenizer_encode (m->tokenizer, text, p->ids, ctx, &truncated);
+  if (truncated)
+    engine_log (CLIPSEG_LOG_LEVEL_WARNING,
+        "text \"%s\" is longer than the %d-token context and was truncated", text, ctx);
+  for (int i = 0; i < p->n_ids; i++) {
+    if (p->ids[i] == end) {
+      p->n_ids = i + 1;
+      break;
+    }
+  }
+}
+
+static int
+compare_length (gconstpointer a, gconstpointer b)
+{
+  const struct prompt *x = a, *y = b;
+
+  return x->n_ids - y->n_ids;
+}
+
+/* Encodes prompts[0..n) (all padded to the longest, causality makes padding
+ * harmless) and writes their L2-normalised embeddings to out [n, E]. */
+static void
+encode_chunk (const struct clipseg_model *m, const struct prompt *prompts, int n, int n_threads,
+    float *out)
+{
+  const struct clip_text *t = &m->w.text;
+  int D = t->tower.width, E = m->w.embed_dim, L = prompts[n - 1].n_ids, T = n * L;
+  float *x = g_new (float, (size_t) T * D);
+  float *pooled = g_new (float, (size_t) n * D);
+  float *mem = g_new (float, block_scratch_size (T, L, D, t->tower.mlp, n_threads));
+  struct block_scratch s;
+
+  block_scratch_init (&s, mem, T, L, D, t->tower.mlp, n_threads);
+  /* x = token embedding + position embedding; padding repeats the end token */
+  for (int p = 0; p < n; p++) {
+    for (int i = 0; i < L; i++) {
+      int32_t id = prompts[p].ids[MIN (i, prompts[p].n_ids - 1)];
+      float *row = x + ((size_t) p * L + i) * D;
+
+      for (int j = 0; j < D; j++)
+        row[j] = t->tok_emb[(size_t) id * D + j] + t->pos_emb[(size_t) i * D + j];
+    }
+  }
+  for (int l = 0; l < t->tower.layers; l++)
+    transformer_block (&t->tower.blocks[l], &t->tower, m->w.ln_eps, m->w.activation,
+        ATTENTION_CAUSAL, x, n, L, &s);
+  /* pool at the end token, then ln_final and the projection */
+  for (int p = 0; p < n; p++)
+    memcpy (pooled + (size_t) p * D, x + ((size_t) p * L + prompts[p].n_ids - 1) * D,
+        D * sizeof (float));
+  layer_norm (pooled, D, t->ln_final_w, t->ln_final_b, m->w.ln_eps, pooled, D, n, D);
+  linear (pooled, D, t->proj_w, NULL, out, E, n, E, D, 0.0f);
+  l2_normalize_rows (out, E, n, E);
+  g_free (mem);
+  g_free (pooled);
+  g_free (x);
+}
+
+/* Embeds every prompt; prompts are sorted by length so chunks pad little. */
+static void
+encode_prompts (const struct clipseg_model *m, struct prompt *prompts, int n, int n_threads,
+    float *sums)
+{
+  int E = m->w.embed_dim;
+  float *out = g_new (float, (size_t) n * E);
+  int start = 0;
+
+  qsort (prompts, n, sizeof *prompts, compare_length);
+  while (start < n) {
+    int end = start + 1;
+
+    while (end < n && (end + 1 - start) * prompts[end].n_ids <= TEXT_CHUNK_TOKENS)
+      end++;
+    encode_chunk (m, prompts + start, end - start, n_threads, out + (size_t) start * E);
+    start = end;
+  }
+  for (int p = 0; p < n; p++)
+    for (int j = 0; j < E; j++)
+      sums[(size_t) prompts[p].query * E + j] += out[(size_t) p * E + j];
+  g_free (out);
+}
+
+struct clipseg_queries *
+clipseg_queries_new (struct clipseg_model *model, const struct clipseg_labels *labels,
+    const char *const *templates, int n_threads, GError **error)
+{
+  int n_classes = clipseg_labels_n_classes (labels), n_templates, Q = 0, E = model->w.embed_dim;
+  struct clipseg_queries *q;
+  struct prompt *prompts;
+  int n = 0;
+
+  g_return_val_if_fail (templates != NULL, NULL);
+  n_templates = (int) g_strv_length ((char **) templates);
+  if (n_templates == 0) {
+    g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_INVALID, "no templates");
+    return NULL;
+  }
+  for (int c = 0; c < n_classes; c++)
+    Q += clipseg_labels_n_names (labels, c);
+
+  n_threads = engine_use_threads (n_threads);
+  q = g_new0 (struct clipseg_queries, 1);
+  q->n_queries = Q;
+  q->n_classes = n_classes;
+  q->embed_dim = E;
+  q->embeddings = g_new0 (float, (size_t) Q * E);
+  q->class_index = g_new (int, Q);
+  prompts = g_new (struct prompt, (size_t) Q * n_templates);
+  for (int c = 0, query = 0; c < n_classes; c++) {
+    for (int s = 0; s < clipseg_labels_n_names (labels, c); s++, query++) {
+      q->class_index[query] = c;
+      for (int k = 0; k < n_templates; k++, n++) {
+        char *text = fill_template (templates[k], clipseg_labels_name (labels, c, s));
+
+        prompts[n].query = query;
+        tokenize_prompt (model, text, &prompts[n]);
+        g_free (text);
+      }
+    }
+  }
+  /* each query: the normalised mean of its normalised template embeddings */
+  encode_prompts (model, prompts, n, n_threads, q->embeddings);
+  l2_normalize_rows (q->embeddings, E, Q, E);
+  for (int i = 0; i < n; i++)
+    g_free (prompts[i].ids);
+  g_free (prompts);
+  return q;
+}
+
+void
+clipseg_queries_free (struct clipseg_queries *queries)
+{
+  if (!queries)
+    return;
+  g_free (queries->embeddings);
+  g_free (queries->class_index);
+  g_free (queries);
+}
+
+int
+clipseg_queries_n_queries (const struct clipseg_queries *queries)
+{
+  return queries->n_queries;
+}
+
+int
+clipseg_queries_n_classes (const struct clipseg_queries *queries)
+{
+  return queries->n_classes;
+}
+
+int
+clipseg_queries_embed_dim (const struct clipseg_queries *queries)
+{
+  return queries->embed_dim;
+}
+
+const float *
+clipseg_queries_embeddings (const struct clipseg_queries *queries)
+{
+  return queries->embeddings;
+}
+
+const int *
+clipseg_queries_class_index (const struct clipseg_queries *queries)
+{
+  return queries->class_index;
+}

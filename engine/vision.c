@@ -1,0 +1,171 @@
+/* vision.c — the vision tower with a dense last block. */
+#include <math.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "model.h"
+#include "transformer.h"
+#include "vision.h"
+
+/* PyTorch's cubic convolution kernel (A = -0.75): weights of the taps at
+ * floor(src) - 1 .. floor(src) + 2 for fractional offset t. */
+static void
+cubic_weights (float t, float w[4])
+{
+  const float A = -0.75f;
+  float x;
+
+  x = t + 1.0f;
+  w[0] = ((A * x - 5.0f * A) * x + 8.0f * A) * x - 4.0f * A;
+  x = t;
+  w[1] = ((A + 2.0f) * x - (A + 3.0f)) * x * x + 1.0f;
+  x = 1.0f - t;
+  w[2] = ((A + 2.0f) * x - (A + 3.0f)) * x * x + 1.0f;
+  x = 2.0f - t;
+  w[3] = ((A * x - 5.0f * A) * x + 8.0f * A) * x - 4.0f * A;
+}
+
+/* Source taps along one axis for output index @dst, as F.interpolate(mode=
+ * 'bicubic', scale_factor=s, align_corners=False) maps it: the step is 1/s,
+ * not in/out, and the tap indices are clamped to the edges. */
+static void
+cubic_taps (int dst, float inv_scale, int in, int idx[4], float w[4])
+{
+  float src = ((float) dst + 0.5f) * inv_scale - 0.5f;
+  float base = floorf (src);
+
+  cubic_weights (src - base, w);
+  for (int k = 0; k < 4; k++)
+    idx[k] = CLAMP ((int) base - 1 + k, 0, in - 1);
+}
+
+/* SCLIP's interpolate_pos_encoding: the g0 x g0 patch positions are resized
+ * bicubically with scale factor (g + 0.1) / g0 per axis; CLS keeps its own. */
+static void
+interpolate_positions (const float *pos, int g0, int gh, int gw, int D, float *out)
+{
+  float inv_h = (float) (1.0 / (((double) gh + 0.1) / g0));
+  float inv_w = (float) (1.0 / (((double) gw + 0.1) / g0));
+  const float *grid = pos + D;
+
+  memcpy (out, pos, D * sizeof (float));
+#pragma omp parallel for
+  for (int i = 0; i < gh; i++) {
+    int iy[4], ix[4];
+    float wy[4], wx[4];
+
+    cubic_taps (i, inv_h, g0, iy, wy);
+    for (int j = 0; j < gw; j++) {
+      float *dst = out + (size_t) (1 + i * gw + j) * D;
+
+      cubic_taps (j, inv_w, g0, ix, wx);
+      memset (dst, 0, D * sizeof (float));
+      for (int a = 0; a < 4; a++) {
+        for (int b = 0; b < 4; b++) {
+          const float *src = grid + (size_t) (iy[a] * g0 + ix[b]) * D;
+          float wt = wy[a] * wx[b];
+
+          for (int c = 0; c < D; c++)
+            dst[c] += wt * src[c];
+        }
+      }
+    }
+  }
+}
+
+/* The position embedding for a gh x gw grid: the checkpoint's own when the
+ * grid matches, else interpolated once and kept until the grid changes. */
+static const float *
+positions_for (struct clipseg_state *st, int gh, int gw)
+{
+  const struct clip_vision *v = &st->model->w.vision;
+  int D = v->tower.width;
+  float *out;
+
+  if (gh == v->grid && gw == v->grid)
+    return v->pos_emb;
+  if (st->pos_gh == gh && st->pos_gw == gw)
+    return st->positions.data;
+  out = buffer_reserve (&st->positions, (size_t) (1 + gh * gw) * D);
+  interpolate_positions (v->pos_emb, v->grid, gh, gw, D, out);
+  st->pos_gh = gh;
+  st->pos_gw = gw;
+  return out;
+}
+
+/* Rows of 3·p·p pixels, one per patch, in conv1's (channel, y, x) order. */
+static void
+im2col (const float *pixels, int H, int W, const struct window *windows, int n_windows, int p,
+    int gh, int gw, float *patches)
+{
+  int K = 3 * p * p;
+
+#pragma omp parallel for collapse(2)
+  for (int b = 0; b < n_windows; b++) {
+    for (int gy = 0; gy < gh; gy++) {
+      for (int gx = 0; gx < gw; gx++) {
+        float *row = patches + ((size_t) (b * gh + gy) * gw + gx) * K;
+
+        for (int c = 0; c < 3; c++)
+          for (int ky = 0; ky < p; ky++)
+            memcpy (row + (c * p + ky) * p,
+                pixels + ((size_t) c * H + windows[b].y + gy * p + ky) * W + windows[b].x + gx * p,
+                p * sizeof (float));
+      }
+    }
+  }
+}
+
+static enum attention_kind
+last_block_kind (enum clipseg_mode mode)
+{
+  switch (mode) {
+    case CLIPSEG_MODE_MASKCLIP:
+      return ATTENTION_VALUE;
+    case CLIPSEG_MODE_SCLIP:
+      return ATTENTION_CSA;
+    default:
+      return ATTENTION_STANDARD;
+  }
+}
+
+void
+vision_forward (struct clipseg_state *st, const float *pixels, int H, int W,
+    const struct window *windows, int n_windows, int h, int w, enum clipseg_mode mode,
+    float *features)
+{
+  const struct clip_weights *cw = &st->model->w;
+  const struct clip_vision *v = &cw->vision;
+  int D = v->tower.width, E = cw->embed_dim, p = v->patch;
+  int gh = h / p, gw = w / p, N = gh * gw, L = N + 1, B = n_windows, T = B * L;
+  float *x = buffer_reserve (&st->tokens, (size_t) T * D);
+  float *patches = buffer_reserve (&st->patches, (size_t) B * N * 3 * p * p);
+  float *mem = buffer_reserve (&st->block, block_scratch_size (T, L, D, v->tower.mlp, st->n_threads));
+  const float *pos = positions_for (st, gh, gw);
+  struct block_scratch s;
+
+  block_scratch_init (&s, mem, T, L, D, v->tower.mlp, st->n_threads);
+  /* patch embedding: a stride-p convolution as one GEMM */
+  im2col (pixels, H, W, windows, B, p, gh, gw, patches);
+  linear (patches, 3 * p * p, v->patch_w, NULL, s.y, D, B * N, D, 3 * p * p, 0.0f);
+  /* tokens = [class embedding; patches] + positions, then ln_pre */
+  for (int b = 0; b < B; b++) {
+    float *seq = x + (size_t) b * L * D;
+
+    for (int c = 0; c < D; c++)
+      seq[c] = v->class_emb[c] + pos[c];
+    for (size_t i = 0; i < (size_t) N * D; i++)
+      seq[D + i] = s.y[(size_t) b * N * D + i] + pos[D + i];
+  }
+  layer_norm (x, D, v->ln_pre_w, v->ln_pre_b, cw->ln_eps, x, D, T, D);
+  /* stock blocks, then the last one in the dense mode */
+  for (int l = 0; l < v->tower.layers; l++)
+    transformer_block (&v->tower.blocks[l], &v->tower, cw->ln_eps, cw->activation,
+        l == v->tower.layers - 1 ? last_block_kind (mode) : ATTENTION_STANDARD, x, B, L, &s);
+  /* ln_post on every patch token (CLS dropped), projection, unit length */
+  for (int b = 0; b < B; b++)
+    layer_norm (x + ((size_t) b * L + 1) * D, D, v->ln_post_w, v->ln_post_b, cw->ln_eps,
+        s.y + (size_t) b * N * D, D, N, D);
+  linear (s.y, D, v->proj_w, NULL, features, E, B * N, E, D, 0.0f);
+  l2_normalize_rows (features, E, B * N, E);
+}
