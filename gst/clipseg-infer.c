@@ -1,0 +1,611 @@
+/* GStreamer clipseg
+ * clipseg-infer.c: the inference worker of the clipseg element.
+ *
+ * This library is free software; you can redistribute it and/or
+ * modify it under the terms of the GNU Library General Public
+ * License as published by the Free Software Foundation; either
+ * version 2.1 of the License, or (at your option) any later version.
+ *
+ * One worker thread per element owns the engine state, the text queries and
+ * the smoothing history, so none of them needs a lock. The streaming thread
+ * hands it one frame at a time: it reserves the input planes (only while the
+ * worker is idle), fills them, submits, and either waits (sync) or goes on
+ * (latest). Results are immutable and reference counted, so every buffer
+ * carries the newest one without copying.
+ */
+
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include "clipseg-infer.h"
+
+#include <string.h>
+
+GST_DEBUG_CATEGORY_EXTERN (gst_clipseg_debug);
+#define GST_CAT_DEFAULT gst_clipseg_debug
+
+struct _ClipsegInfer
+{
+  GMutex lock;
+  GCond cond;
+  GThread *thread;
+
+  /* under lock */
+  gboolean quit;
+  gboolean busy;                /* reserved or running */
+  gboolean job_ready;
+  gboolean flushing;
+  guint epoch;                  /* results of jobs from older epochs are dropped */
+  ClipsegJob job;
+  guint job_epoch;
+  gfloat *planes;
+  gint width, height;
+  struct clipseg_labels *pending_labels;
+  gchar **pending_templates;
+  gboolean pending_background;
+  ClipsegResult *newest;
+  GError *error;
+  GstClockTime average_time;
+
+  /* worker thread only */
+  struct clipseg_state *state;
+  struct clipseg_model *model;
+  gint n_threads;
+  struct clipseg_queries *queries;
+  gboolean has_background;
+  guint n_labels;
+  gchar **names;
+  gsize n_alloc;                /* floats in probs and smoothed */
+  gint alloc_width, alloc_height;
+  gfloat *probs;
+  gfloat *smoothed;
+  gfloat *scratch;
+  gint32 *labels;
+  gboolean history;             /* smoothed holds the past of this epoch */
+  guint history_epoch;
+  guint64 n_results;
+};
+
+/* ---- shared models ------------------------------------------------------ */
+
+typedef struct
+{
+  struct clipseg_model *model;
+  guint users;
+} SharedModel;
+
+static GMutex shared_models_lock;
+static GHashTable *shared_models;       /* path -> SharedModel */
+
+static void
+shared_model_free (gpointer data)
+{
+  SharedModel *shared = data;
+
+  clipseg_model_unref (shared->model);
+  g_free (shared);
+}
+
+struct clipseg_model *
+clipseg_shared_model_acquire (const gchar * path, GError ** error)
+{
+  SharedModel *shared;
+
+  g_mutex_lock (&shared_models_lock);
+  if (!shared_models)
+    shared_models = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+        shared_model_free);
+
+  shared = g_hash_table_lookup (shared_models, path);
+  if (!shared) {
+    struct clipseg_model *model;
+
+    model = clipseg_model_load (path, clipseg_model_default_params (), error);
+    if (!model) {
+      g_mutex_unlock (&shared_models_lock);
+      return NULL;
+    }
+    shared = g_new0 (SharedModel, 1);
+    shared->model = model;
+    g_hash_table_insert (shared_models, g_strdup (path), shared);
+  }
+  shared->users++;
+  g_mutex_unlock (&shared_models_lock);
+
+  return shared->model;
+}
+
+static gboolean
+shared_model_is (gpointer key, gpointer value, gpointer user_data)
+{
+  SharedModel *shared = value;
+
+  return shared->model == user_data && --shared->users == 0;
+}
+
+void
+clipseg_shared_model_release (struct clipseg_model *model)
+{
+  g_mutex_lock (&shared_models_lock);
+  g_hash_table_foreach_remove (shared_models, shared_model_is, model);
+  g_mutex_unlock (&shared_models_lock);
+}
+
+/* ---- results ------------------------------------------------------------ */
+
+static void
+clipseg_result_clear (ClipsegResult * result)
+{
+  g_strfreev (result->labels);
+  g_free (result->coverage);
+  g_free (result->score);
+  g_free (result->boxes);
+  gst_clear_buffer (&result->label_map);
+  gst_clear_buffer (&result->probabilities);
+}
+
+ClipsegResult *
+clipseg_result_ref (ClipsegResult * result)
+{
+  return g_atomic_rc_box_acquire (result);
+}
+
+void
+clipseg_result_unref (ClipsegResult * result)
+{
+  g_atomic_rc_box_release_full (result, (GDestroyNotify) clipseg_result_clear);
+}
+
+/* Coverage, mean probability and bounding box of every label. */
+static void
+clipseg_result_measure (ClipsegResult * result, const gfloat * probs)
+{
+  gsize n_pixels = (gsize) result->width * result->height;
+  gint *x0 = g_new (gint, result->n_labels);
+  gint *y0 = g_new (gint, result->n_labels);
+  gint *x1 = g_new0 (gint, result->n_labels);
+  gint *y1 = g_new0 (gint, result->n_labels);
+  guint64 *count = g_new0 (guint64, result->n_labels);
+  guint k;
+  gint x, y;
+
+  for (k = 0; k < result->n_labels; k++) {
+    x0[k] = result->width;
+    y0[k] = result->height;
+  }
+  for (y = 0; y < result->height; y++) {
+    for (x = 0; x < result->width; x++) {
+      gsize i = (gsize) y * result->width + x;
+
+      k = result->map[i];
+      count[k]++;
+      result->score[k] += probs[k * n_pixels + i];
+      x0[k] = MIN (x0[k], x);
+      y0[k] = MIN (y0[k], y);
+      x1[k] = MAX (x1[k], x + 1);
+      y1[k] = MAX (y1[k], y + 1);
+    }
+  }
+  for (k = 0; k < result->n_labels; k++) {
+    if (count[k] == 0)
+      continue;
+    result->coverage[k] = (gdouble) count[k] / n_pixels;
+    result->score[k] /= count[k];
+    result->boxes[k].x = x0[k];
+    result->boxes[k].y = y0[k];
+    result->boxes[k].w = x1[k] - x0[k];
+    result->boxes[k].h = y1[k] - y0[k];
+  }
+
+  g_free (x0);
+  g_free (y0);
+  g_free (x1);
+  g_free (y1);
+  g_free (count);
+}
+
+static ClipsegResult *
+clipseg_result_new (ClipsegInfer * infer, const ClipsegJob * job,
+    GstClockTime inference_time)
+{
+  ClipsegResult *result = g_atomic_rc_box_new0 (ClipsegResult);
+  gsize n_pixels = (gsize) infer->width * infer->height;
+  gsize offset[GST_VIDEO_MAX_PLANES] = { 0, };
+  gint stride[GST_VIDEO_MAX_PLANES] = { infer->width, };
+  guint8 *map = g_malloc (n_pixels);
+  gsize i;
+
+  result->id = ++infer->n_results;
+  result->serial = job->serial;
+  result->pts = job->pts;
+  result->inference_time = inference_time;
+  result->n_labels = infer->n_labels;
+  result->labels = g_strdupv (infer->names);
+  result->coverage = g_new0 (gdouble, infer->n_labels);
+  result->score = g_new0 (gdouble, infer->n_labels);
+  result->boxes = g_new0 (GstVideoRectangle, infer->n_labels);
+  result->width = infer->width;
+  result->height = infer->height;
+
+  for (i = 0; i < n_pixels; i++)
+    map[i] = infer->labels[i];
+  result->map = map;
+  result->label_map = gst_buffer_new_wrapped (map, n_pixels);
+  gst_buffer_add_video_meta_full (result->label_map, GST_VIDEO_FRAME_FLAG_NONE,
+      GST_VIDEO_FORMAT_GRAY8, infer->width, infer->height, 1, offset, stride);
+
+  if (job->want_probabilities) {
+    gsize size = infer->n_labels * n_pixels * sizeof (gfloat);
+
+    result->probabilities =
+        gst_buffer_new_wrapped (g_memdup2 (infer->smoothed, size), size);
+  }
+
+  clipseg_result_measure (result, infer->smoothed);
+
+  return result;
+}
+
+/* ---- worker ------------------------------------------------------------- */
+
+static gboolean
+clipseg_infer_update_queries (ClipsegInfer * infer,
+    struct clipseg_labels *labels, gboolean has_background,
+    gchar ** templates, GError ** error)
+{
+  struct clipseg_queries *queries;
+  gint n_classes = clipseg_labels_n_classes (labels);
+  gint offset = has_background ? 0 : 1;
+  gint c;
+
+  queries = clipseg_queries_new (infer->model, labels,
+      (const gchar * const *) templates, infer->n_threads, error);
+  if (!queries)
+    return FALSE;
+
+  g_clear_pointer (&infer->queries, clipseg_queries_free);
+  g_strfreev (infer->names);
+  infer->queries = queries;
+  infer->has_background = has_background;
+  infer->n_labels = n_classes + offset;
+  infer->names = g_new0 (gchar *, infer->n_labels + 1);
+  infer->names[0] = g_strdup ("background");
+  for (c = 1 - offset; c < n_classes; c++)
+    infer->names[c + offset] = g_strdup (clipseg_labels_name (labels, c, 0));
+  infer->history = FALSE;
+
+  GST_INFO ("encoded %d classes, %d queries", n_classes,
+      clipseg_queries_n_queries (queries));
+  return TRUE;
+}
+
+static void
+clipseg_infer_ensure_buffers (ClipsegInfer * infer, gsize n_pixels)
+{
+  gsize n = infer->n_labels * n_pixels;
+
+  if (n == infer->n_alloc && infer->alloc_width == infer->width
+      && infer->alloc_height == infer->height)
+    return;
+
+  infer->probs = g_renew (gfloat, infer->probs, n);
+  infer->smoothed = g_renew (gfloat, infer->smoothed, n);
+  infer->scratch = g_renew (gfloat, infer->scratch, n);
+  infer->labels = g_renew (gint32, infer->labels, n_pixels);
+  infer->n_alloc = n;
+  infer->alloc_width = infer->width;
+  infer->alloc_height = infer->height;
+  infer->history = FALSE;
+}
+
+/* Exponential moving average of the class probabilities: the past keeps the
+ * weight @smoothing, the new frame the rest. */
+static void
+clipseg_infer_smooth (ClipsegInfer * infer, gdouble smoothing, guint epoch)
+{
+  gsize i;
+
+  if (!infer->history || infer->history_epoch != epoch || smoothing <= 0.0) {
+    memcpy (infer->smoothed, infer->probs, infer->n_alloc * sizeof (gfloat));
+  } else {
+    gfloat past = smoothing;
+    gfloat now = 1.0 - smoothing;
+
+    for (i = 0; i < infer->n_alloc; i++)
+      infer->smoothed[i] = past * infer->smoothed[i] + now * infer->probs[i];
+  }
+  infer->history = TRUE;
+  infer->history_epoch = epoch;
+}
+
+static ClipsegResult *
+clipseg_infer_run (ClipsegInfer * infer, const ClipsegJob * job, guint epoch,
+    GError ** error)
+{
+  struct clipseg_segment_params params = job->params;
+  gsize n_pixels = (gsize) infer->width * infer->height;
+  gsize offset = infer->has_background ? 0 : n_pixels;
+  gint64 start;
+  GstClockTime elapsed;
+
+  if (!infer->queries) {
+    g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_INVALID,
+        "no labels to segment");
+    return NULL;
+  }
+  clipseg_infer_ensure_buffers (infer, n_pixels);
+
+  /* Thresholds come after smoothing, so the engine returns raw probabilities. */
+  params.prob_thd = 0.0;
+  params.area_thd = 0.0;
+  start = g_get_monotonic_time ();
+  if (!clipseg_state_segment (infer->state, infer->planes, infer->height,
+          infer->width, infer->queries, &params, infer->height, infer->width,
+          infer->probs + offset, NULL, error))
+    return NULL;
+  elapsed = (g_get_monotonic_time () - start) * GST_USECOND;
+
+  /* Without background words label 0 is a class nobody wins: only the
+   * probability threshold sends pixels there. */
+  if (offset)
+    memset (infer->probs, 0, offset * sizeof (gfloat));
+
+  clipseg_infer_smooth (infer, job->smoothing, epoch);
+  memcpy (infer->scratch, infer->smoothed, infer->n_alloc * sizeof (gfloat));
+  clipseg_probs_to_labels (infer->scratch, infer->n_labels, n_pixels,
+      job->params.prob_thd, job->params.area_thd, infer->labels);
+
+  GST_LOG ("inferred frame %" G_GUINT64_FORMAT " (%dx%d) in %" GST_TIME_FORMAT,
+      job->serial, infer->width, infer->height, GST_TIME_ARGS (elapsed));
+  return clipseg_result_new (infer, job, elapsed);
+}
+
+/* Encodes the pending label set, if any; called and returns with the lock
+ * held, released while encoding. */
+static gboolean
+clipseg_infer_prepare (ClipsegInfer * infer, GError ** error)
+{
+  struct clipseg_labels *labels = infer->pending_labels;
+  gchar **templates = infer->pending_templates;
+  gboolean has_background = infer->pending_background;
+  gboolean ret;
+
+  if (!labels)
+    return TRUE;
+
+  infer->pending_labels = NULL;
+  infer->pending_templates = NULL;
+  g_mutex_unlock (&infer->lock);
+  ret = clipseg_infer_update_queries (infer, labels, has_background, templates,
+      error);
+  clipseg_labels_free (labels);
+  g_strfreev (templates);
+  g_mutex_lock (&infer->lock);
+
+  return ret;
+}
+
+static void
+clipseg_infer_publish (ClipsegInfer * infer, ClipsegResult * result,
+    guint epoch, GError * error)
+{
+  if (error) {
+    GST_WARNING ("inference failed: %s", error->message);
+    if (!infer->error)
+      infer->error = error;
+    else
+      g_error_free (error);
+  }
+  if (!result)
+    return;
+
+  if (infer->average_time == GST_CLOCK_TIME_NONE)
+    infer->average_time = result->inference_time;
+  else
+    infer->average_time = (3 * infer->average_time + result->inference_time) / 4;
+
+  if (epoch == infer->epoch) {
+    g_clear_pointer (&infer->newest, clipseg_result_unref);
+    infer->newest = result;
+  } else {
+    clipseg_result_unref (result);
+  }
+}
+
+static gpointer
+clipseg_infer_loop (gpointer data)
+{
+  ClipsegInfer *infer = data;
+
+  g_mutex_lock (&infer->lock);
+  while (TRUE) {
+    ClipsegResult *result = NULL;
+    GError *error = NULL;
+    ClipsegJob job;
+    guint epoch;
+
+    while (!infer->job_ready && !infer->quit)
+      g_cond_wait (&infer->cond, &infer->lock);
+    if (infer->quit)
+      break;
+
+    job = infer->job;
+    epoch = infer->job_epoch;
+    if (clipseg_infer_prepare (infer, &error)) {
+      g_mutex_unlock (&infer->lock);
+      result = clipseg_infer_run (infer, &job, epoch, &error);
+      g_mutex_lock (&infer->lock);
+    }
+    clipseg_infer_publish (infer, result, epoch, error);
+
+    infer->job_ready = FALSE;
+    infer->busy = FALSE;
+    g_cond_broadcast (&infer->cond);
+  }
+  g_mutex_unlock (&infer->lock);
+
+  return NULL;
+}
+
+/* ---- API ---------------------------------------------------------------- */
+
+ClipsegInfer *
+clipseg_infer_new (struct clipseg_model *model, gint n_threads)
+{
+  ClipsegInfer *infer = g_new0 (ClipsegInfer, 1);
+
+  g_mutex_init (&infer->lock);
+  g_cond_init (&infer->cond);
+  infer->model = model;
+  infer->n_threads = n_threads;
+  infer->state = clipseg_state_new (model, n_threads);
+  infer->average_time = GST_CLOCK_TIME_NONE;
+  infer->thread = g_thread_new ("clipseg-infer", clipseg_infer_loop, infer);
+
+  return infer;
+}
+
+void
+clipseg_infer_free (ClipsegInfer * infer)
+{
+  g_mutex_lock (&infer->lock);
+  infer->quit = TRUE;
+  g_cond_broadcast (&infer->cond);
+  g_mutex_unlock (&infer->lock);
+  g_thread_join (infer->thread);
+
+  g_clear_pointer (&infer->newest, clipseg_result_unref);
+  g_clear_error (&infer->error);
+  g_clear_pointer (&infer->pending_labels, clipseg_labels_free);
+  g_strfreev (infer->pending_templates);
+  g_clear_pointer (&infer->queries, clipseg_queries_free);
+  g_strfreev (infer->names);
+  clipseg_state_free (infer->state);
+  g_free (infer->planes);
+  g_free (infer->probs);
+  g_free (infer->smoothed);
+  g_free (infer->scratch);
+  g_free (infer->labels);
+  g_mutex_clear (&infer->lock);
+  g_cond_clear (&infer->cond);
+  g_free (infer);
+}
+
+void
+clipseg_infer_set_labels (ClipsegInfer * infer, struct clipseg_labels *labels,
+    gboolean has_background, gchar ** templates)
+{
+  g_mutex_lock (&infer->lock);
+  g_clear_pointer (&infer->pending_labels, clipseg_labels_free);
+  g_strfreev (infer->pending_templates);
+  infer->pending_labels = labels;
+  infer->pending_templates = templates;
+  infer->pending_background = has_background;
+  g_mutex_unlock (&infer->lock);
+}
+
+gfloat *
+clipseg_infer_reserve (ClipsegInfer * infer, gint width, gint height)
+{
+  gfloat *planes = NULL;
+
+  g_mutex_lock (&infer->lock);
+  if (!infer->busy) {
+    if (width != infer->width || height != infer->height) {
+      infer->planes = g_renew (gfloat, infer->planes, 3 * width * height);
+      infer->width = width;
+      infer->height = height;
+    }
+    infer->busy = TRUE;
+    planes = infer->planes;
+  }
+  g_mutex_unlock (&infer->lock);
+
+  return planes;
+}
+
+void
+clipseg_infer_submit (ClipsegInfer * infer, const ClipsegJob * job)
+{
+  g_mutex_lock (&infer->lock);
+  g_assert (infer->busy && !infer->job_ready);
+  infer->job = *job;
+  infer->job_epoch = infer->epoch;
+  infer->job_ready = TRUE;
+  g_cond_broadcast (&infer->cond);
+  g_mutex_unlock (&infer->lock);
+}
+
+gboolean
+clipseg_infer_wait (ClipsegInfer * infer)
+{
+  gboolean ret;
+
+  g_mutex_lock (&infer->lock);
+  while (infer->busy && !infer->flushing)
+    g_cond_wait (&infer->cond, &infer->lock);
+  ret = !infer->flushing;
+  g_mutex_unlock (&infer->lock);
+
+  return ret;
+}
+
+ClipsegResult *
+clipseg_infer_get_result (ClipsegInfer * infer)
+{
+  ClipsegResult *result = NULL;
+
+  g_mutex_lock (&infer->lock);
+  if (infer->newest)
+    result = clipseg_result_ref (infer->newest);
+  g_mutex_unlock (&infer->lock);
+
+  return result;
+}
+
+void
+clipseg_infer_reset (ClipsegInfer * infer)
+{
+  g_mutex_lock (&infer->lock);
+  infer->epoch++;
+  g_clear_pointer (&infer->newest, clipseg_result_unref);
+  g_mutex_unlock (&infer->lock);
+}
+
+void
+clipseg_infer_set_flushing (ClipsegInfer * infer, gboolean flushing)
+{
+  g_mutex_lock (&infer->lock);
+  infer->flushing = flushing;
+  if (flushing) {
+    infer->epoch++;
+    g_clear_pointer (&infer->newest, clipseg_result_unref);
+  }
+  g_cond_broadcast (&infer->cond);
+  g_mutex_unlock (&infer->lock);
+}
+
+GError *
+clipseg_infer_take_error (ClipsegInfer * infer)
+{
+  GError *error;
+
+  g_mutex_lock (&infer->lock);
+  error = g_steal_pointer (&infer->error);
+  g_mutex_unlock (&infer->lock);
+
+  return error;
+}
+
+GstClockTime
+clipseg_infer_get_average_time (ClipsegInfer * infer)
+{
+  GstClockTime time;
+
+  g_mutex_lock (&infer->lock);
+  time = infer->average_time;
+  g_mutex_unlock (&infer->lock);
+
+  return time;
+}

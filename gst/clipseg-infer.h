@@ -1,0 +1,96 @@
+/* GStreamer clipseg
+ * clipseg-infer.h: the inference worker of the clipseg element.
+ *
+ * This library is free software; you can redistribute it and/or
+ * modify it under the terms of the GNU Library General Public
+ * License as published by the Free Software Foundation; either
+ * version 2.1 of the License, or (at your option) any later version.
+ */
+#ifndef __CLIPSEG_INFER_H__
+#define __CLIPSEG_INFER_H__
+
+#include <gst/gst.h>
+#include <gst/video/video.h>
+
+#include "clipseg-engine.h"
+
+G_BEGIN_DECLS
+
+/* Label 0 is always "background"; the maps are bytes. */
+#define CLIPSEG_MAX_LABELS 256
+
+/* One finished inference, immutable and shared by every buffer that carries
+ * it (reference counted). */
+typedef struct
+{
+  guint64 id;                   /* unique per worker, from 1 */
+  guint64 serial;               /* the source frame's number in the stream */
+  GstClockTime pts;             /* the source frame's timestamp */
+  GstClockTime inference_time;
+
+  guint n_labels;
+  gchar **labels;               /* n_labels names, NULL-terminated */
+  gdouble *coverage;            /* [n_labels] share of map pixels */
+  gdouble *score;               /* [n_labels] mean probability where chosen */
+  GstVideoRectangle *boxes;     /* [n_labels] in map pixels; w == 0: absent */
+
+  gint width, height;           /* of the label map */
+  GstBuffer *label_map;         /* GRAY8 with GstVideoMeta, stride = width */
+  const guint8 *map;            /* label_map's bytes */
+  GstBuffer *probabilities;     /* float [n_labels, height, width] or NULL */
+} ClipsegResult;
+
+ClipsegResult *clipseg_result_ref (ClipsegResult * result);
+void clipseg_result_unref (ClipsegResult * result);
+
+/* What one inference should do, besides the pixels. */
+typedef struct
+{
+  guint64 serial;
+  GstClockTime pts;
+  struct clipseg_segment_params params;  /* thresholds applied after smoothing */
+  gdouble smoothing;            /* EMA weight of the past, 0 = off */
+  gboolean want_probabilities;
+} ClipsegJob;
+
+typedef struct _ClipsegInfer ClipsegInfer;
+
+/* One loaded model per path, shared by every element instance. */
+struct clipseg_model *clipseg_shared_model_acquire (const gchar * path,
+    GError ** error);
+void clipseg_shared_model_release (struct clipseg_model *model);
+
+ClipsegInfer *clipseg_infer_new (struct clipseg_model *model, gint n_threads);
+void clipseg_infer_free (ClipsegInfer * infer);
+
+/* Replaces the label set (takes ownership of both). The worker encodes the
+ * text queries before its next inference and restarts smoothing. */
+void clipseg_infer_set_labels (ClipsegInfer * infer,
+    struct clipseg_labels *labels, gboolean has_background, gchar ** templates);
+
+/* Returns the [3, height, width] input planes to fill when the worker is
+ * idle (it stays reserved until clipseg_infer_submit), NULL when busy. */
+gfloat *clipseg_infer_reserve (ClipsegInfer * infer, gint width, gint height);
+void clipseg_infer_submit (ClipsegInfer * infer, const ClipsegJob * job);
+
+/* Blocks until the worker is idle; FALSE when flushing. */
+gboolean clipseg_infer_wait (ClipsegInfer * infer);
+
+/* (transfer full) (nullable): the newest finished result. */
+ClipsegResult *clipseg_infer_get_result (ClipsegInfer * infer);
+
+/* Forgets the newest result, drops the one in flight and restarts smoothing
+ * (flush, caps change). While flushing, waits return at once. */
+void clipseg_infer_reset (ClipsegInfer * infer);
+void clipseg_infer_set_flushing (ClipsegInfer * infer, gboolean flushing);
+
+/* The first error the worker hit, if any (transfer full). */
+GError *clipseg_infer_take_error (ClipsegInfer * infer);
+
+/* Moving average of the inference time, GST_CLOCK_TIME_NONE before the
+ * first inference. */
+GstClockTime clipseg_infer_get_average_time (ClipsegInfer * infer);
+
+G_END_DECLS
+
+#endif /* __CLIPSEG_INFER_H__ */

@@ -1,0 +1,81 @@
+.function clipseg_orc_lerp_u8
+.dest 1 d1 guint8
+.source 1 s1 guint8
+.source 1 s2 guint8
+.param 2 p1
+.param 2 p2
+.temp 2 a
+.temp 2 b
+
+convubw a, s1
+convubw b, s2
+mullw a, a, p1
+mullw b, b, p2
+addw a, a, b
+shruw a, a, 8
+convwb d1, a
+
+.function clipseg_orc_resample_bilinear_u32
+.dest 4 d1 guint8
+.source 4 s1 guint8
+.param 4 p1
+.param 4 p2
+
+ldreslinl d1, s1, p1, p2
+
+.function clipseg_orc_pixel_to_plane
+.dest 4 d1 float
+.source 4 s1 guint32
+.floatparam 4 p1
+.floatparam 4 p2
+.floatparam 4 p3
+.floatparam 4 p4
+.temp 2 hi
+.temp 2 lo
+.temp 1 b0
+.temp 1 b1
+.temp 1 b2
+.temp 1 b3
+.temp 2 w
+.temp 4 l
+.temp 4 f
+.temp 4 acc
+
+splitlw hi, lo, s1
+splitwb b1, b0, lo
+splitwb b3, b2, hi
+convubw w, b1
+convuwl l, w
+convlf f, l
+mulf acc, f, p1
+addf acc, acc, p4
+convubw w, b2
+convuwl l, w
+convlf f, l
+mulf f, f, p2
+addf acc, acc, f
+convubw w, b3
+convuwl l, w
+convlf f, l
+mulf f, f, p3
+addf d1, acc, f
+
+.function clipseg_orc_blend_u8
+.flags 2d
+.dest 1 d1 guint8
+.source 1 s1 guint8
+.source 1 s2 guint8
+.temp 2 t1
+.temp 2 t2
+.temp 2 a
+.temp 2 ia
+
+convubw a, s2
+subw ia, 255, a
+convubw t1, d1
+mullw t1, t1, ia
+convubw t2, s1
+mullw t2, t2, a
+addw t1, t1, t2
+div255w t1, t1
+convwb d1, t1

@@ -1,0 +1,1491 @@
+/* GStreamer clipseg
+ * gstclipseg.c: open-vocabulary dense segmentation of video with CLIP.
+ *
+ * This library is free software; you can redistribute it and/or
+ * modify it under the terms of the GNU Library General Public
+ * License as published by the Free Software Foundation; either
+ * version 2.1 of the License, or (at your option) any later version.
+ */
+
+/**
+ * SECTION:element-clipseg
+ * @title: clipseg
+ * @short_description: segments video by free-text labels with a dense CLIP
+ *
+ * clipseg labels every pixel of a video with one of a list of free-text
+ * classes, with no training: a stock CLIP checkpoint runs with a dense last
+ * block (SCLIP's correlative self-attention by default) and every patch is
+ * compared with text embeddings of the labels. Inference runs on a worker
+ * thread, on every #GstClipseg:inference-interval th frame; with
+ * #GstClipseg:processing `latest` the streaming thread never waits for it.
+ *
+ * Every buffer carries the newest result as a #GstClipsegMeta (label map,
+ * label names, per-label coverage and score, flagged as reused when it was
+ * computed on an earlier frame) and one #GstVideoRegionOfInterestMeta per
+ * label present (other than 0). Label 0 is "background": the
+ * #GstClipseg:background words when there are any, otherwise the pixels whose
+ * best probability is below #GstClipseg:threshold. Labels 1..N follow the
+ * order of #GstClipseg:labels.
+ *
+ * With #GstClipseg:overlay the labelled pixels are also drawn: blended into
+ * the frame or attached as a #GstVideoOverlayCompositionMeta when downstream
+ * supports it. With #GstClipseg:post-messages an element message named
+ * `clipseg` is posted for every inference, with the fields `timestamp`,
+ * `stream-time`, `running-time`, `duration` (of the buffer that first carries
+ * the result), `source-timestamp` (of the frame inferred), `inferred`,
+ * `reused`, `inference-ms`, `labels` (strv), `coverage` and `score` (arrays of
+ * doubles, one per label).
+ *
+ * ## Example launch lines
+ *
+ * Camera (pipelines/camera.sh):
+ * |[
+ * gst-launch-1.0 v4l2src device=/dev/video0 ! videoconvert ! \
+ *     clipseg labels="person, chair|seat, screen|monitor" overlay=auto ! \
+ *     videoconvert ! autovideosink
+ * ]|
+ *
+ * Annotating a file into a new MP4 (pipelines/annotate.sh):
+ * |[
+ * gst-launch-1.0 -e filesrc location=in.mp4 ! qtdemux ! h264parse ! \
+ *     avdec_h264 ! videoconvert ! \
+ *     clipseg labels="person, car|truck, bicycle" overlay=blend processing=sync ! \
+ *     progressreport update-freq=1 ! videoconvert ! x264enc ! mp4mux ! \
+ *     filesink location=out.mp4
+ * ]|
+ *
+ * Exporting the label maps as a PNG sequence (pipelines/export-masks.sh),
+ * through the example application that reads #GstClipsegMeta:
+ * |[
+ * clipseg-read-meta --masks masks/ "filesrc location=in.mp4 ! qtdemux ! \
+ *     h264parse ! avdec_h264 ! videoconvert ! \
+ *     clipseg labels=\"person, car|truck, bicycle\" processing=sync ! \
+ *     appsink name=sink"
+ * ]|
+ *
+ * Frame skipping with the newest result on every buffer:
+ * |[
+ * gst-launch-1.0 videotestsrc num-buffers=300 ! \
+ *     clipseg labels="stripes, noise" inference-interval=5 processing=latest ! \
+ *     fakesink
+ * ]|
+ */
+
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include "gstclipseg.h"
+#include "gstclipsegmeta.h"
+#include "clipseg-infer.h"
+#include "clipseg-overlay.h"
+#include "clipseg-pixels.h"
+
+#include <string.h>
+
+GST_DEBUG_CATEGORY (gst_clipseg_debug);
+#define GST_CAT_DEFAULT gst_clipseg_debug
+
+/* ---- enums -------------------------------------------------------------- */
+
+typedef enum
+{
+  GST_CLIPSEG_MODE_VANILLA = CLIPSEG_MODE_VANILLA,
+  GST_CLIPSEG_MODE_MASKCLIP = CLIPSEG_MODE_MASKCLIP,
+  GST_CLIPSEG_MODE_SCLIP = CLIPSEG_MODE_SCLIP,
+} GstClipsegMode;
+
+typedef enum
+{
+  GST_CLIPSEG_PROCESSING_SYNC,
+  GST_CLIPSEG_PROCESSING_LATEST,
+  GST_CLIPSEG_PROCESSING_AUTO,
+} GstClipsegProcessing;
+
+typedef enum
+{
+  GST_CLIPSEG_OVERLAY_NONE,
+  GST_CLIPSEG_OVERLAY_AUTO,
+  GST_CLIPSEG_OVERLAY_BLEND,
+  GST_CLIPSEG_OVERLAY_COMPOSITION,
+} GstClipsegOverlayMode;
+
+#define GST_TYPE_CLIPSEG_MODE (gst_clipseg_mode_get_type ())
+static GType
+gst_clipseg_mode_get_type (void)
+{
+  static GType type = 0;
+  static const GEnumValue values[] = {
+    {GST_CLIPSEG_MODE_VANILLA, "Unchanged CLIP (the baseline)", "vanilla"},
+    {GST_CLIPSEG_MODE_MASKCLIP, "MaskCLIP: value path of the last block",
+        "maskclip"},
+    {GST_CLIPSEG_MODE_SCLIP, "SCLIP: correlative self-attention", "sclip"},
+    {0, NULL, NULL}
+  };
+
+  if (g_once_init_enter (&type)) {
+    GType _type = g_enum_register_static ("GstClipsegMode", values);
+    g_once_init_leave (&type, _type);
+  }
+  return type;
+}
+
+#define GST_TYPE_CLIPSEG_PROCESSING (gst_clipseg_processing_get_type ())
+static GType
+gst_clipseg_processing_get_type (void)
+{
+  static GType type = 0;
+  static const GEnumValue values[] = {
+    {GST_CLIPSEG_PROCESSING_SYNC,
+        "The inferred frame waits for its own result", "sync"},
+    {GST_CLIPSEG_PROCESSING_LATEST,
+          "Never wait: an idle worker takes the frame, frames arriving while "
+          "it is busy are not inferred", "latest"},
+    {GST_CLIPSEG_PROCESSING_AUTO,
+        "latest for live sources, sync otherwise", "auto"},
+    {0, NULL, NULL}
+  };
+
+  if (g_once_init_enter (&type)) {
+    GType _type = g_enum_register_static ("GstClipsegProcessing", values);
+    g_once_init_leave (&type, _type);
+  }
+  return type;
+}
+
+#define GST_TYPE_CLIPSEG_OVERLAY_MODE (gst_clipseg_overlay_mode_get_type ())
+static GType
+gst_clipseg_overlay_mode_get_type (void)
+{
+  static GType type = 0;
+  static const GEnumValue values[] = {
+    {GST_CLIPSEG_OVERLAY_NONE, "Do not draw", "none"},
+    {GST_CLIPSEG_OVERLAY_AUTO,
+        "Attach a composition when downstream supports it, else blend", "auto"},
+    {GST_CLIPSEG_OVERLAY_BLEND, "Blend into the frame", "blend"},
+    {GST_CLIPSEG_OVERLAY_COMPOSITION,
+        "Attach a GstVideoOverlayCompositionMeta", "composition"},
+    {0, NULL, NULL}
+  };
+
+  if (g_once_init_enter (&type)) {
+    GType _type = g_enum_register_static ("GstClipsegOverlayMode", values);
+    g_once_init_leave (&type, _type);
+  }
+  return type;
+}
+
+/* ---- properties --------------------------------------------------------- */
+
+enum
+{
+  PROP_0,
+  PROP_MODEL,
+  PROP_LABELS,
+  PROP_LABELS_FILE,
+  PROP_BACKGROUND,
+  PROP_TEMPLATES,
+  PROP_MODE,
+  PROP_RESOLUTION,
+  PROP_WINDOW,
+  PROP_STRIDE,
+  PROP_LOGIT_SCALE,
+  PROP_THRESHOLD,
+  PROP_AREA_THRESHOLD,
+  PROP_INFERENCE_INTERVAL,
+  PROP_PROCESSING,
+  PROP_SMOOTHING,
+  PROP_N_THREADS,
+  PROP_OVERLAY,
+  PROP_OVERLAY_ALPHA,
+  PROP_COLORS,
+  PROP_POST_MESSAGES,
+  PROP_ATTACH_PROBABILITIES,
+  PROP_QOS,
+};
+
+/* SCLIP's stuff words for open-vocabulary benchmarks without a background class */
+#define DEFAULT_BACKGROUND "sky, wall, tree, wood, grass, road, sea, river, " \
+    "mountain, sands, desk, bed, building, cloud, lamp, door, window, " \
+    "wardrobe, ceiling, shelf, curtain, stair, floor, hill, rail, fence"
+#define DEFAULT_TEMPLATES "imagenet80"
+#define DEFAULT_MODE GST_CLIPSEG_MODE_SCLIP
+#define DEFAULT_RESOLUTION 0
+#define DEFAULT_WINDOW -1
+#define DEFAULT_STRIDE 0
+#define DEFAULT_LOGIT_SCALE 40.0
+#define DEFAULT_THRESHOLD 0.0
+#define DEFAULT_AREA_THRESHOLD 0.0
+#define DEFAULT_INFERENCE_INTERVAL 1
+#define DEFAULT_PROCESSING GST_CLIPSEG_PROCESSING_AUTO
+#define DEFAULT_SMOOTHING 0.0
+#define DEFAULT_N_THREADS 0
+#define DEFAULT_OVERLAY GST_CLIPSEG_OVERLAY_NONE
+#define DEFAULT_OVERLAY_ALPHA 0.5
+#define DEFAULT_POST_MESSAGES FALSE
+#define DEFAULT_ATTACH_PROBABILITIES FALSE
+#define DEFAULT_QOS TRUE
+
+/* SCLIP's keep-ratio resize: Resize(scale=(2048, S)) */
+#define LONG_SIDE_MAX 2048
+
+#define FORMATS "{ RGB, BGR, RGBA, BGRA, RGBx, BGRx, xRGB, xBGR, I420, NV12 }"
+#define CLIPSEG_CAPS \
+    GST_VIDEO_CAPS_MAKE_WITH_FEATURES ( \
+        GST_CAPS_FEATURE_META_GST_VIDEO_OVERLAY_COMPOSITION, FORMATS) ";" \
+    GST_VIDEO_CAPS_MAKE (FORMATS)
+
+static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
+    GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS (CLIPSEG_CAPS));
+static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE ("src",
+    GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS (CLIPSEG_CAPS));
+
+/* What one frame needs from the properties, read at once under the lock. */
+typedef struct
+{
+  guint interval;
+  GstClipsegProcessing processing;
+  GstClipsegOverlayMode overlay;
+  gboolean post_messages;
+  gboolean qos;
+  gboolean labels_dirty;
+  gint short_side;
+  GstClockTime earliest;
+  guint cookie;
+  ClipsegJob job;
+} GstClipsegSnapshot;
+
+struct _GstClipseg
+{
+  GstVideoFilter parent;
+
+  /* properties, under the object lock */
+  gchar *model_path;
+  gchar *labels;
+  gchar *labels_file;
+  gchar *background;
+  gchar *templates;
+  GstClipsegMode mode;
+  gint resolution;
+  gint window;
+  gint stride;
+  gdouble logit_scale;
+  gdouble threshold;
+  gdouble area_threshold;
+  guint interval;
+  GstClipsegProcessing processing;
+  gdouble smoothing;
+  gint n_threads;
+  GstClipsegOverlayMode overlay;
+  gdouble overlay_alpha;
+  gchar *colors_text;
+  GArray *colors;
+  gboolean post_messages;
+  gboolean attach_probabilities;
+  gboolean qos;
+  gboolean labels_dirty;        /* label properties changed while running */
+  guint cookie;                 /* changes with the palette */
+  GstClockTime earliest;        /* from QoS: running time already late */
+  gint live;                    /* upstream is live: -1 unknown */
+  GstClockTime reported_latency;
+  ClipsegInfer *infer;          /* between start and stop */
+
+  /* streaming thread */
+  struct clipseg_model *model;
+  ClipsegPixels pixels;
+  gint short_side;              /* the pixels were set up for */
+  ClipsegOverlay overlay_cache;
+  guint32 palette[CLIPSEG_MAX_LABELS];
+  gboolean check_composition;
+  gboolean downstream_composition;
+  guint64 frame_count;
+  guint64 posted_id;            /* newest result announced on the bus */
+};
+
+#define gst_clipseg_parent_class parent_class
+G_DEFINE_TYPE (GstClipseg, gst_clipseg, GST_TYPE_VIDEO_FILTER);
+GST_ELEMENT_REGISTER_DEFINE (clipseg, "clipseg", GST_RANK_NONE,
+    GST_TYPE_CLIPSEG);
+
+/* ---- engine logging ----------------------------------------------------- */
+
+static void
+gst_clipseg_engine_log (enum clipseg_log_level level, const char *message,
+    void *user_data)
+{
+  static const GstDebugLevel levels[] = {
+    [CLIPSEG_LOG_LEVEL_ERROR] = GST_LEVEL_ERROR,
+    [CLIPSEG_LOG_LEVEL_WARNING] = GST_LEVEL_WARNING,
+    [CLIPSEG_LOG_LEVEL_INFO] = GST_LEVEL_INFO,
+    [CLIPSEG_LOG_LEVEL_DEBUG] = GST_LEVEL_DEBUG,
+  };
+
+  GST_CAT_LEVEL_LOG (gst_clipseg_debug, levels[level], NULL, "engine: %s",
+      message);
+}
+
+/* ---- model and labels --------------------------------------------------- */
+
+static gchar *
+gst_clipseg_default_model (void)
+{
+  if (g_file_test (CLIPSEG_MODEL_INSTALL_DIR, G_FILE_TEST_IS_DIR))
+    return g_strdup (CLIPSEG_MODEL_INSTALL_DIR);
+  return g_strdup (CLIPSEG_MODEL_SOURCE_DIR);
+}
+
+/* Splits "sky, wall, tree" into trimmed words, dropping empty ones. */
+static gchar **
+gst_clipseg_split_words (const gchar * text)
+{
+  gchar **parts = g_strsplit (text ? text : "", ",", -1);
+  GPtrArray *words = g_ptr_array_new ();
+  guint i;
+
+  for (i = 0; parts[i]; i++) {
+    if (*g_strstrip (parts[i]) != '\0')
+      g_ptr_array_add (words, g_strdup (parts[i]));
+  }
+  g_ptr_array_add (words, NULL);
+  g_strfreev (parts);
+
+  return (gchar **) g_ptr_array_free (words, FALSE);
+}
+
+static struct clipseg_labels *
+gst_clipseg_parse_classes (const gchar * labels, const gchar * labels_file,
+    GError ** error)
+{
+  struct clipseg_labels *set;
+  gchar *text;
+
+  if (labels_file && *labels_file) {
+    if (!g_file_get_contents (labels_file, &text, NULL, error))
+      return NULL;
+    set = clipseg_labels_parse_file_text (text, error);
+    g_free (text);
+    return set;
+  }
+  if (labels && *labels)
+    return clipseg_labels_parse_list (labels, error);
+
+  g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_INVALID,
+      "no labels: set the labels or labels-file property");
+  return NULL;
+}
+
+/* Parses the label properties and hands them to the worker, which encodes
+ * them before its next inference. */
+static gboolean
+gst_clipseg_load_labels (GstClipseg * self, GError ** error)
+{
+  struct clipseg_labels *set;
+  gchar *labels, *labels_file, *background, *templates;
+  gchar **words = NULL, **template_set = NULL;
+  guint n_words, n_labels;
+
+  GST_OBJECT_LOCK (self);
+  labels = g_strdup (self->labels);
+  labels_file = g_strdup (self->labels_file);
+  background = g_strdup (self->background);
+  templates = g_strdup (self->templates);
+  self->labels_dirty = FALSE;
+  GST_OBJECT_UNLOCK (self);
+
+  set = gst_clipseg_parse_classes (labels, labels_file, error);
+  if (!set)
+    goto out;
+
+  words = gst_clipseg_split_words (background);
+  n_words = g_strv_length (words);
+  if (n_words > 0)
+    clipseg_labels_prepend_class (set, (const char *const *) words, n_words);
+  n_labels = clipseg_labels_n_classes (set) + (n_words > 0 ? 0 : 1);
+  if (n_labels > CLIPSEG_MAX_LABELS) {
+    g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_INVALID,
+        "%u labels (background included), at most %d are supported",
+        n_labels, CLIPSEG_MAX_LABELS);
+    g_clear_pointer (&set, clipseg_labels_free);
+    goto out;
+  }
+
+  template_set = clipseg_templates_load (templates, error);
+  if (!template_set) {
+    g_clear_pointer (&set, clipseg_labels_free);
+    goto out;
+  }
+
+  clipseg_infer_set_labels (self->infer, set, n_words > 0, template_set);
+
+out:
+  g_strfreev (words);
+  g_free (labels);
+  g_free (labels_file);
+  g_free (background);
+  g_free (templates);
+  return set != NULL;
+}
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+static gboolean
+gst_clipseg_start (GstBaseTransform * trans)
+{
+  GstClipseg *self = GST_CLIPSEG (trans);
+  GError *error = NULL;
+  gchar *path;
+  gint n_threads;
+
+  GST_OBJECT_LOCK (self);
+  path = g_strdup (self->model_path);
+  n_threads = self->n_threads;
+  GST_OBJECT_UNLOCK (self);
+
+  if (!path || !*path)
+    goto no_model;
+  self->model = clipseg_shared_model_acquire (path, &error);
+  if (!self->model)
+    goto model_failed;
+
+  GST_OBJECT_LOCK (self);
+  self->infer = clipseg_infer_new (self->model, n_threads);
+  self->earliest = GST_CLOCK_TIME_NONE;
+  self->live = -1;
+  self->reported_latency = 0;
+  GST_OBJECT_UNLOCK (self);
+
+  if (!gst_clipseg_load_labels (self, &error))
+    goto bad_labels;
+
+  self->frame_count = 0;
+  self->posted_id = 0;
+  g_free (path);
+  return TRUE;
+
+  /* ERRORS */
+no_model:
+  {
+    GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND, ("No model was given."),
+        ("set the model property to a CLIP checkpoint"));
+    g_free (path);
+    return FALSE;
+  }
+model_failed:
+  {
+    GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ,
+        ("Could not load the model \"%s\".", path), ("%s", error->message));
+    g_error_free (error);
+    g_free (path);
+    return FALSE;
+  }
+bad_labels:
+  {
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("Invalid labels."),
+        ("%s", error->message));
+    g_error_free (error);
+    g_free (path);
+    return FALSE;
+  }
+}
+
+static gboolean
+gst_clipseg_stop (GstBaseTransform * trans)
+{
+  GstClipseg *self = GST_CLIPSEG (trans);
+  ClipsegInfer *infer;
+
+  GST_OBJECT_LOCK (self);
+  infer = g_steal_pointer (&self->infer);
+  GST_OBJECT_UNLOCK (self);
+
+  if (infer)
+    clipseg_infer_free (infer);
+  if (self->model)
+    clipseg_shared_model_release (g_steal_pointer (&self->model));
+  clipseg_pixels_clear (&self->pixels);
+  clipseg_overlay_clear (&self->overlay_cache);
+  self->short_side = 0;
+
+  return TRUE;
+}
+
+static GstStateChangeReturn
+gst_clipseg_change_state (GstElement * element, GstStateChange transition)
+{
+  GstClipseg *self = GST_CLIPSEG (element);
+
+  /* A frame waiting for its inference must not hold up the pad
+   * deactivation that comes next. */
+  if (transition == GST_STATE_CHANGE_PAUSED_TO_READY) {
+    GST_OBJECT_LOCK (self);
+    if (self->infer)
+      clipseg_infer_set_flushing (self->infer, TRUE);
+    GST_OBJECT_UNLOCK (self);
+  }
+
+  return GST_ELEMENT_CLASS (parent_class)->change_state (element, transition);
+}
+
+/* The size the engine sees: SCLIP's keep-ratio resize to short side S. */
+static gint
+gst_clipseg_short_side (GstClipseg * self, gint resolution)
+{
+  if (resolution > 0)
+    return resolution;
+  /* SCLIP runs 224-pixel CLIPs at 336: 1.5 times the native size */
+  return clipseg_model_get_info (self->model)->image_size * 3 / 2;
+}
+
+static void
+gst_clipseg_setup_pixels (GstClipseg * self, const GstVideoInfo * info,
+    gint short_side)
+{
+  const struct clipseg_model_info *model_info =
+      clipseg_model_get_info (self->model);
+  gint width, height;
+
+  clipseg_resize_dims (GST_VIDEO_INFO_WIDTH (info),
+      GST_VIDEO_INFO_HEIGHT (info), short_side, LONG_SIDE_MAX, &width, &height);
+  width = MAX (width, model_info->patch_size);
+  height = MAX (height, model_info->patch_size);
+  clipseg_pixels_init (&self->pixels, info, width, height,
+      model_info->image_mean, model_info->image_std);
+  self->short_side = short_side;
+  GST_INFO_OBJECT (self, "inference at %dx%d", width, height);
+}
+
+static gboolean
+gst_clipseg_set_info (GstVideoFilter * filter, GstCaps * incaps,
+    GstVideoInfo * in_info, GstCaps * outcaps, GstVideoInfo * out_info)
+{
+  GstClipseg *self = GST_CLIPSEG (filter);
+  gint resolution;
+
+  GST_OBJECT_LOCK (self);
+  resolution = self->resolution;
+  GST_OBJECT_UNLOCK (self);
+
+  gst_clipseg_setup_pixels (self, in_info, gst_clipseg_short_side (self,
+          resolution));
+  clipseg_infer_reset (self->infer);
+  clipseg_overlay_clear (&self->overlay_cache);
+  self->check_composition = TRUE;
+  self->frame_count = 0;
+
+  return TRUE;
+}
+
+/* ---- caps --------------------------------------------------------------- */
+
+static GstCaps *
+gst_clipseg_caps_set_overlay_feature (GstCaps * caps, gboolean add)
+{
+  GstCaps *result = gst_caps_copy (caps);
+  guint i;
+
+  for (i = 0; i < gst_caps_get_size (result); i++) {
+    GstCapsFeatures *features = gst_caps_get_features (result, i);
+
+    if (gst_caps_features_is_any (features))
+      continue;
+    features = gst_caps_features_copy (features);
+    if (add)
+      gst_caps_features_add (features,
+          GST_CAPS_FEATURE_META_GST_VIDEO_OVERLAY_COMPOSITION);
+    else
+      gst_caps_features_remove (features,
+          GST_CAPS_FEATURE_META_GST_VIDEO_OVERLAY_COMPOSITION);
+    gst_caps_set_features (result, i, features);
+  }
+
+  return result;
+}
+
+/* Downstream may get the overlay composition caps feature whether upstream
+ * had it or not; the pixels are the same. */
+static GstCaps *
+gst_clipseg_transform_caps (GstBaseTransform * trans, GstPadDirection direction,
+    GstCaps * caps, GstCaps * filter)
+{
+  GstCaps *result = gst_caps_copy (caps);
+
+  gst_caps_append (result, gst_clipseg_caps_set_overlay_feature (caps,
+          direction == GST_PAD_SINK));
+  if (filter) {
+    GstCaps *tmp = result;
+
+    result = gst_caps_intersect_full (filter, tmp, GST_CAPS_INTERSECT_FIRST);
+    gst_caps_unref (tmp);
+  }
+
+  return result;
+}
+
+/* Prefer the overlay composition feature, as overlay elements do: it lets
+ * a sink that can draw compositions do so. */
+static GstCaps *
+gst_clipseg_fixate_caps (GstBaseTransform * trans, GstPadDirection direction,
+    GstCaps * caps, GstCaps * othercaps)
+{
+  GstCaps *preferred = gst_caps_new_empty ();
+  guint i;
+
+  for (i = 0; i < gst_caps_get_size (othercaps); i++) {
+    GstCapsFeatures *features = gst_caps_get_features (othercaps, i);
+
+    if (features && gst_caps_features_contains (features,
+            GST_CAPS_FEATURE_META_GST_VIDEO_OVERLAY_COMPOSITION))
+      gst_caps_append_structure_full (preferred,
+          gst_structure_copy (gst_caps_get_structure (othercaps, i)),
+          gst_caps_features_copy (features));
+  }
+  if (gst_caps_is_empty (preferred)) {
+    gst_caps_unref (preferred);
+    return GST_BASE_TRANSFORM_CLASS (parent_class)->fixate_caps (trans,
+        direction, caps, othercaps);
+  }
+
+  gst_caps_unref (othercaps);
+  return GST_BASE_TRANSFORM_CLASS (parent_class)->fixate_caps (trans,
+      direction, caps, preferred);
+}
+
+/* Asks downstream whether it draws GstVideoOverlayCompositionMeta itself:
+ * the caps feature and the meta in the allocation answer. */
+static gboolean
+gst_clipseg_downstream_takes_composition (GstClipseg * self)
+{
+  GstPad *srcpad = GST_BASE_TRANSFORM_SRC_PAD (self);
+  GstCaps *caps = gst_pad_get_current_caps (srcpad);
+  gboolean ret = FALSE;
+
+  if (caps && gst_caps_features_contains (gst_caps_get_features (caps, 0),
+          GST_CAPS_FEATURE_META_GST_VIDEO_OVERLAY_COMPOSITION)) {
+    GstQuery *query = gst_query_new_allocation (caps, FALSE);
+
+    if (gst_pad_peer_query (srcpad, query))
+      ret = gst_query_find_allocation_meta (query,
+          GST_VIDEO_OVERLAY_COMPOSITION_META_API_TYPE, NULL);
+    gst_query_unref (query);
+  }
+  gst_clear_caps (&caps);
+
+  GST_DEBUG_OBJECT (self, "downstream draws compositions: %d", ret);
+  return ret;
+}
+
+/* ---- events and queries ------------------------------------------------- */
+
+static gboolean
+gst_clipseg_sink_event (GstBaseTransform * trans, GstEvent * event)
+{
+  GstClipseg *self = GST_CLIPSEG (trans);
+
+  switch (GST_EVENT_TYPE (event)) {
+    case GST_EVENT_FLUSH_START:
+      GST_OBJECT_LOCK (self);
+      if (self->infer)
+        clipseg_infer_set_flushing (self->infer, TRUE);
+      GST_OBJECT_UNLOCK (self);
+      break;
+    case GST_EVENT_FLUSH_STOP:
+      GST_OBJECT_LOCK (self);
+      if (self->infer)
+        clipseg_infer_set_flushing (self->infer, FALSE);
+      self->earliest = GST_CLOCK_TIME_NONE;
+      GST_OBJECT_UNLOCK (self);
+      self->frame_count = 0;
+      break;
+    default:
+      break;
+  }
+
+  return GST_BASE_TRANSFORM_CLASS (parent_class)->sink_event (trans, event);
+}
+
+/* QoS is ours, not GstBaseTransform's: a late frame skips its inference but
+ * is never dropped. */
+static gboolean
+gst_clipseg_src_event (GstBaseTransform * trans, GstEvent * event)
+{
+  GstClipseg *self = GST_CLIPSEG (trans);
+
+  if (GST_EVENT_TYPE (event) == GST_EVENT_QOS) {
+    GstClockTimeDiff diff;
+    GstClockTime timestamp;
+
+    gst_event_parse_qos (event, NULL, NULL, &diff, &timestamp);
+    GST_OBJECT_LOCK (self);
+    if (GST_CLOCK_TIME_IS_VALID (timestamp))
+      self->earliest = diff > 0 ? timestamp + diff : timestamp;
+    GST_OBJECT_UNLOCK (self);
+  }
+
+  return GST_BASE_TRANSFORM_CLASS (parent_class)->src_event (trans, event);
+}
+
+static gboolean
+gst_clipseg_resolves_sync (GstClipsegProcessing processing, gint live)
+{
+  if (processing == GST_CLIPSEG_PROCESSING_AUTO)
+    return live != 1;
+  return processing == GST_CLIPSEG_PROCESSING_SYNC;
+}
+
+/* In sync mode the inferred frames leave late by the inference time; report
+ * its moving average (the latest mode adds nothing). */
+static gboolean
+gst_clipseg_query (GstBaseTransform * trans, GstPadDirection direction,
+    GstQuery * query)
+{
+  GstClipseg *self = GST_CLIPSEG (trans);
+  GstClockTime min, max, extra = 0;
+  gboolean live;
+
+  if (!GST_BASE_TRANSFORM_CLASS (parent_class)->query (trans, direction, query))
+    return FALSE;
+  if (direction != GST_PAD_SRC || GST_QUERY_TYPE (query) != GST_QUERY_LATENCY)
+    return TRUE;
+
+  gst_query_parse_latency (query, &live, &min, &max);
+  GST_OBJECT_LOCK (self);
+  self->live = live;
+  if (self->infer && gst_clipseg_resolves_sync (self->processing, live)) {
+    extra = clipseg_infer_get_average_time (self->infer);
+    if (!GST_CLOCK_TIME_IS_VALID (extra))
+      extra = 0;
+  }
+  self->reported_latency = extra;
+  GST_OBJECT_UNLOCK (self);
+
+  if (GST_CLOCK_TIME_IS_VALID (max))
+    max += extra;
+  gst_query_set_latency (query, live, min + extra, max);
+  GST_DEBUG_OBJECT (self, "added latency %" GST_TIME_FORMAT,
+      GST_TIME_ARGS (extra));
+
+  return TRUE;
+}
+
+/* Posts a LATENCY message when the inference time moved by more than a
+ * quarter from what the last query reported. */
+static void
+gst_clipseg_check_latency (GstClipseg * self)
+{
+  GstClockTime average = clipseg_infer_get_average_time (self->infer);
+  GstClockTime reported;
+
+  GST_OBJECT_LOCK (self);
+  reported = self->reported_latency;
+  GST_OBJECT_UNLOCK (self);
+
+  if (GST_CLOCK_TIME_IS_VALID (average) &&
+      ABS (GST_CLOCK_DIFF (reported, average)) > (GstClockTimeDiff) average / 4) {
+    GST_OBJECT_LOCK (self);
+    self->reported_latency = average;
+    GST_OBJECT_UNLOCK (self);
+    gst_element_post_message (GST_ELEMENT (self),
+        gst_message_new_latency (GST_OBJECT (self)));
+  }
+}
+
+/* ---- per frame ---------------------------------------------------------- */
+
+static void
+gst_clipseg_snapshot (GstClipseg * self, GstClipsegSnapshot * s)
+{
+  const struct clipseg_model_info *info = clipseg_model_get_info (self->model);
+  struct clipseg_segment_params *p = &s->job.params;
+
+  GST_OBJECT_LOCK (self);
+  s->interval = self->interval;
+  s->processing = self->processing;
+  s->overlay = self->overlay;
+  s->post_messages = self->post_messages;
+  s->qos = self->qos;
+  s->labels_dirty = self->labels_dirty;
+  s->short_side = gst_clipseg_short_side (self, self->resolution);
+  s->earliest = self->earliest;
+  s->cookie = self->cookie;
+
+  *p = clipseg_segment_default_params ();
+  p->mode = (enum clipseg_mode) self->mode;
+  p->crop = self->window < 0 ? info->image_size : self->window;
+  p->stride = self->stride > 0 ? self->stride : MAX (1, p->crop / 2);
+  p->logit_scale = self->logit_scale;
+  p->prob_thd = self->threshold;
+  p->area_thd = self->area_threshold;
+  s->job.smoothing = self->smoothing;
+  s->job.want_probabilities = self->attach_probabilities;
+  GST_OBJECT_UNLOCK (self);
+}
+
+static gboolean
+gst_clipseg_is_late (GstClipseg * self, GstBuffer * buffer,
+    const GstClipsegSnapshot * s)
+{
+  GstSegment *segment = &GST_BASE_TRANSFORM (self)->segment;
+  GstClockTime running_time;
+
+  if (!s->qos || !GST_CLOCK_TIME_IS_VALID (s->earliest)
+      || segment->format != GST_FORMAT_TIME)
+    return FALSE;
+
+  running_time = gst_segment_to_running_time (segment, GST_FORMAT_TIME,
+      GST_BUFFER_PTS (buffer));
+  return GST_CLOCK_TIME_IS_VALID (running_time) && running_time <= s->earliest;
+}
+
+/* Hands the frame to the worker. Returns FALSE when flushing. */
+static gboolean
+gst_clipseg_infer_frame (GstClipseg * self, GstVideoFrame * frame,
+    guint64 serial, GstClipsegSnapshot * s)
+{
+  gboolean sync;
+  gfloat *planes;
+
+  GST_OBJECT_LOCK (self);
+  sync = gst_clipseg_resolves_sync (s->processing, self->live);
+  GST_OBJECT_UNLOCK (self);
+
+  planes = clipseg_infer_reserve (self->infer, self->pixels.out_width,
+      self->pixels.out_height);
+  /* a job started in latest mode may still run after a switch to sync */
+  if (!planes && sync) {
+    if (!clipseg_infer_wait (self->infer))
+      return FALSE;
+    planes = clipseg_infer_reserve (self->infer, self->pixels.out_width,
+        self->pixels.out_height);
+  }
+  if (!planes) {
+    GST_LOG_OBJECT (self, "worker busy, frame %" G_GUINT64_FORMAT
+        " not inferred", serial);
+    return TRUE;
+  }
+
+  clipseg_pixels_convert (&self->pixels, frame, planes);
+  s->job.serial = serial;
+  s->job.pts = GST_BUFFER_PTS (frame->buffer);
+  clipseg_infer_submit (self->infer, &s->job);
+
+  if (sync) {
+    if (!clipseg_infer_wait (self->infer))
+      return FALSE;
+    gst_clipseg_check_latency (self);
+  }
+  return TRUE;
+}
+
+static void
+gst_clipseg_attach_meta (GstClipseg * self, GstVideoFrame * frame,
+    const ClipsegResult * r, guint64 serial)
+{
+  gint width = GST_VIDEO_FRAME_WIDTH (frame);
+  gint height = GST_VIDEO_FRAME_HEIGHT (frame);
+  GstClipsegMeta *meta;
+  guint k;
+
+  meta = gst_buffer_add_clipseg_meta (frame->buffer, r->label_map,
+      (const gchar * const *) r->labels, r->coverage, r->score, width, height);
+  meta->source_pts = r->pts;
+  meta->reused = r->serial != serial;
+  meta->inference_time = r->inference_time;
+  if (r->probabilities)
+    meta->probabilities = gst_buffer_ref (r->probabilities);
+
+  for (k = 1; k < r->n_labels; k++) {
+    const GstVideoRectangle *box = &r->boxes[k];
+    GstVideoRegionOfInterestMeta *roi;
+    guint x0, y0, x1, y1;
+
+    if (box->w == 0)
+      continue;
+    x0 = gst_util_uint64_scale_int (box->x, width, r->width);
+    y0 = gst_util_uint64_scale_int (box->y, height, r->height);
+    x1 = gst_util_uint64_scale_int (box->x + box->w, width, r->width);
+    y1 = gst_util_uint64_scale_int (box->y + box->h, height, r->height);
+    roi = gst_buffer_add_video_region_of_interest_meta (frame->buffer,
+        r->labels[k], x0, y0, x1 - x0, y1 - y0);
+    gst_video_region_of_interest_meta_add_param (roi,
+        gst_structure_new ("clipseg", "label", G_TYPE_STRING, r->labels[k],
+            "label-id", G_TYPE_UINT, k, "score", G_TYPE_DOUBLE, r->score[k],
+            "coverage", G_TYPE_DOUBLE, r->coverage[k], NULL));
+  }
+}
+
+static void
+gst_clipseg_draw (GstClipseg * self, GstVideoFrame * frame,
+    const ClipsegResult * r, const GstClipsegSnapshot * s)
+{
+  GstClipsegOverlayMode mode = s->overlay;
+
+  if (mode == GST_CLIPSEG_OVERLAY_NONE)
+    return;
+
+  GST_OBJECT_LOCK (self);
+  clipseg_palette_fill (self->palette, (const gchar * const *) r->labels,
+      r->n_labels, self->colors, self->overlay_alpha);
+  GST_OBJECT_UNLOCK (self);
+
+  if (mode == GST_CLIPSEG_OVERLAY_AUTO) {
+    if (self->check_composition) {
+      self->downstream_composition =
+          gst_clipseg_downstream_takes_composition (self);
+      self->check_composition = FALSE;
+    }
+    mode = self->downstream_composition ? GST_CLIPSEG_OVERLAY_COMPOSITION :
+        GST_CLIPSEG_OVERLAY_BLEND;
+  }
+
+  if (mode == GST_CLIPSEG_OVERLAY_COMPOSITION)
+    gst_buffer_add_video_overlay_composition_meta (frame->buffer,
+        clipseg_overlay_get_composition (&self->overlay_cache, r,
+            self->palette, s->cookie, GST_VIDEO_FRAME_WIDTH (frame),
+            GST_VIDEO_FRAME_HEIGHT (frame)));
+  else
+    clipseg_overlay_blend (&self->overlay_cache, frame, r, self->palette,
+        s->cookie);
+}
+
+static GValue *
+gst_clipseg_doubles_value (GValue * value, const gdouble * doubles, guint n)
+{
+  GValue v = G_VALUE_INIT;
+  GValueArray *array;
+  guint i;
+
+  /* GValueArray, as the level element: every binding reads it as a list */
+  G_GNUC_BEGIN_IGNORE_DEPRECATIONS;
+  array = g_value_array_new (n);
+  g_value_init (&v, G_TYPE_DOUBLE);
+  for (i = 0; i < n; i++) {
+    g_value_set_double (&v, doubles[i]);
+    g_value_array_append (array, &v);
+  }
+  g_value_unset (&v);
+  g_value_init (value, g_value_array_get_type ());
+  g_value_take_boxed (value, array);
+  G_GNUC_END_IGNORE_DEPRECATIONS;
+
+  return value;
+}
+
+static void
+gst_clipseg_post_result (GstClipseg * self, GstBuffer * buffer,
+    const ClipsegResult * r, guint64 serial)
+{
+  GstSegment *segment = &GST_BASE_TRANSFORM (self)->segment;
+  GstClockTime timestamp = GST_BUFFER_PTS (buffer);
+  GValue coverage = G_VALUE_INIT, score = G_VALUE_INIT;
+  GstStructure *s;
+
+  s = gst_structure_new ("clipseg",
+      "timestamp", G_TYPE_UINT64, timestamp,
+      "stream-time", G_TYPE_UINT64,
+      gst_segment_to_stream_time (segment, GST_FORMAT_TIME, timestamp),
+      "running-time", G_TYPE_UINT64,
+      gst_segment_to_running_time (segment, GST_FORMAT_TIME, timestamp),
+      "duration", G_TYPE_UINT64, GST_BUFFER_DURATION (buffer),
+      "source-timestamp", G_TYPE_UINT64, r->pts,
+      "inferred", G_TYPE_BOOLEAN, r->serial == serial,
+      "reused", G_TYPE_BOOLEAN, r->serial != serial,
+      "inference-ms", G_TYPE_DOUBLE, r->inference_time / (gdouble) GST_MSECOND,
+      "labels", G_TYPE_STRV, r->labels, NULL);
+  gst_structure_take_value (s, "coverage",
+      gst_clipseg_doubles_value (&coverage, r->coverage, r->n_labels));
+  gst_structure_take_value (s, "score",
+      gst_clipseg_doubles_value (&score, r->score, r->n_labels));
+
+  gst_element_post_message (GST_ELEMENT (self),
+      gst_message_new_element (GST_OBJECT (self), s));
+}
+
+static GstFlowReturn
+gst_clipseg_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * frame)
+{
+  GstClipseg *self = GST_CLIPSEG (filter);
+  guint64 serial = self->frame_count++;
+  GstClipsegSnapshot s;
+  ClipsegResult *result;
+  GError *error = NULL;
+
+  gst_clipseg_snapshot (self, &s);
+  if (s.labels_dirty && !gst_clipseg_load_labels (self, &error)) {
+    GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS,
+        ("Invalid labels, keeping the previous ones."), ("%s",
+            error->message));
+    g_clear_error (&error);
+  }
+  if (s.short_side != self->short_side) {
+    gst_clipseg_setup_pixels (self, &filter->in_info, s.short_side);
+    clipseg_infer_reset (self->infer);
+  }
+
+  if (serial % s.interval == 0) {
+    if (gst_clipseg_is_late (self, frame->buffer, &s))
+      GST_DEBUG_OBJECT (self, "frame %" G_GUINT64_FORMAT " is late, "
+          "inference skipped", serial);
+    else if (!gst_clipseg_infer_frame (self, frame, serial, &s))
+      return GST_FLOW_FLUSHING;
+  }
+
+  error = clipseg_infer_take_error (self->infer);
+  if (error)
+    goto inference_failed;
+
+  result = clipseg_infer_get_result (self->infer);
+  if (!result)
+    return GST_FLOW_OK;
+
+  gst_clipseg_attach_meta (self, frame, result, serial);
+  gst_clipseg_draw (self, frame, result, &s);
+  if (s.post_messages && result->id != self->posted_id) {
+    gst_clipseg_post_result (self, frame->buffer, result, serial);
+    self->posted_id = result->id;
+  }
+  clipseg_result_unref (result);
+
+  return GST_FLOW_OK;
+
+  /* ERRORS */
+inference_failed:
+  {
+    GST_ELEMENT_ERROR (self, LIBRARY, FAILED, ("Inference failed."),
+        ("%s", error->message));
+    g_error_free (error);
+    return GST_FLOW_ERROR;
+  }
+}
+
+/* ---- GObject ------------------------------------------------------------ */
+
+static void
+gst_clipseg_set_colors (GstClipseg * self, const gchar * text)
+{
+  GError *error = NULL;
+  GArray *colors = clipseg_colors_parse (text, &error);
+
+  if (!colors) {
+    GST_WARNING_OBJECT (self, "ignoring colors \"%s\": %s", text,
+        error->message);
+    g_warning ("clipseg: ignoring colors \"%s\": %s", text, error->message);
+    g_error_free (error);
+    return;
+  }
+  g_clear_pointer (&self->colors, clipseg_colors_free);
+  self->colors = colors;
+  g_free (self->colors_text);
+  self->colors_text = g_strdup (text);
+  self->cookie++;
+}
+
+static void
+gst_clipseg_set_string (GstClipseg * self, gchar ** field, const GValue * value)
+{
+  g_free (*field);
+  *field = g_value_dup_string (value);
+  self->labels_dirty = TRUE;
+}
+
+static void
+gst_clipseg_set_property (GObject * object, guint prop_id,
+    const GValue * value, GParamSpec * pspec)
+{
+  GstClipseg *self = GST_CLIPSEG (object);
+
+  GST_OBJECT_LOCK (self);
+  switch (prop_id) {
+    case PROP_MODEL:
+      g_free (self->model_path);
+      self->model_path = g_value_dup_string (value);
+      break;
+    case PROP_LABELS:
+      gst_clipseg_set_string (self, &self->labels, value);
+      break;
+    case PROP_LABELS_FILE:
+      gst_clipseg_set_string (self, &self->labels_file, value);
+      break;
+    case PROP_BACKGROUND:
+      gst_clipseg_set_string (self, &self->background, value);
+      break;
+    case PROP_TEMPLATES:
+      gst_clipseg_set_string (self, &self->templates, value);
+      break;
+    case PROP_MODE:
+      self->mode = g_value_get_enum (value);
+      break;
+    case PROP_RESOLUTION:
+      self->resolution = g_value_get_int (value);
+      break;
+    case PROP_WINDOW:
+      self->window = g_value_get_int (value);
+      break;
+    case PROP_STRIDE:
+      self->stride = g_value_get_int (value);
+      break;
+    case PROP_LOGIT_SCALE:
+      self->logit_scale = g_value_get_double (value);
+      break;
+    case PROP_THRESHOLD:
+      self->threshold = g_value_get_double (value);
+      break;
+    case PROP_AREA_THRESHOLD:
+      self->area_threshold = g_value_get_double (value);
+      break;
+    case PROP_INFERENCE_INTERVAL:
+      self->interval = g_value_get_uint (value);
+      break;
+    case PROP_PROCESSING:
+      self->processing = g_value_get_enum (value);
+      break;
+    case PROP_SMOOTHING:
+      self->smoothing = g_value_get_double (value);
+      break;
+    case PROP_N_THREADS:
+      self->n_threads = g_value_get_int (value);
+      break;
+    case PROP_OVERLAY:
+      self->overlay = g_value_get_enum (value);
+      break;
+    case PROP_OVERLAY_ALPHA:
+      self->overlay_alpha = g_value_get_double (value);
+      self->cookie++;
+      break;
+    case PROP_COLORS:
+      gst_clipseg_set_colors (self, g_value_get_string (value));
+      break;
+    case PROP_POST_MESSAGES:
+      self->post_messages = g_value_get_boolean (value);
+      break;
+    case PROP_ATTACH_PROBABILITIES:
+      self->attach_probabilities = g_value_get_boolean (value);
+      break;
+    case PROP_QOS:
+      self->qos = g_value_get_boolean (value);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+      break;
+  }
+  GST_OBJECT_UNLOCK (self);
+}
+
+static void
+gst_clipseg_get_property (GObject * object, guint prop_id, GValue * value,
+    GParamSpec * pspec)
+{
+  GstClipseg *self = GST_CLIPSEG (object);
+
+  GST_OBJECT_LOCK (self);
+  switch (prop_id) {
+    case PROP_MODEL:
+      g_value_set_string (value, self->model_path);
+      break;
+    case PROP_LABELS:
+      g_value_set_string (value, self->labels);
+      break;
+    case PROP_LABELS_FILE:
+      g_value_set_string (value, self->labels_file);
+      break;
+    case PROP_BACKGROUND:
+      g_value_set_string (value, self->background);
+      break;
+    case PROP_TEMPLATES:
+      g_value_set_string (value, self->templates);
+      break;
+    case PROP_MODE:
+      g_value_set_enum (value, self->mode);
+      break;
+    case PROP_RESOLUTION:
+      g_value_set_int (value, self->resolution);
+      break;
+    case PROP_WINDOW:
+      g_value_set_int (value, self->window);
+      break;
+    case PROP_STRIDE:
+      g_value_set_int (value, self->stride);
+      break;
+    case PROP_LOGIT_SCALE:
+      g_value_set_double (value, self->logit_scale);
+      break;
+    case PROP_THRESHOLD:
+      g_value_set_double (value, self->threshold);
+      break;
+    case PROP_AREA_THRESHOLD:
+      g_value_set_double (value, self->area_threshold);
+      break;
+    case PROP_INFERENCE_INTERVAL:
+      g_value_set_uint (value, self->interval);
+      break;
+    case PROP_PROCESSING:
+      g_value_set_enum (value, self->processing);
+      break;
+    case PROP_SMOOTHING:
+      g_value_set_double (value, self->smoothing);
+      break;
+    case PROP_N_THREADS:
+      g_value_set_int (value, self->n_threads);
+      break;
+    case PROP_OVERLAY:
+      g_value_set_enum (value, self->overlay);
+      break;
+    case PROP_OVERLAY_ALPHA:
+      g_value_set_double (value, self->overlay_alpha);
+      break;
+    case PROP_COLORS:
+      g_value_set_string (value, self->colors_text);
+      break;
+    case PROP_POST_MESSAGES:
+      g_value_set_boolean (value, self->post_messages);
+      break;
+    case PROP_ATTACH_PROBABILITIES:
+      g_value_set_boolean (value, self->attach_probabilities);
+      break;
+    case PROP_QOS:
+      g_value_set_boolean (value, self->qos);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+      break;
+  }
+  GST_OBJECT_UNLOCK (self);
+}
+
+static void
+gst_clipseg_finalize (GObject * object)
+{
+  GstClipseg *self = GST_CLIPSEG (object);
+
+  g_free (self->model_path);
+  g_free (self->labels);
+  g_free (self->labels_file);
+  g_free (self->background);
+  g_free (self->templates);
+  g_free (self->colors_text);
+  g_clear_pointer (&self->colors, clipseg_colors_free);
+
+  G_OBJECT_CLASS (parent_class)->finalize (object);
+}
+
+#define PLAYING_FLAGS (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | \
+    GST_PARAM_MUTABLE_PLAYING)
+#define READY_FLAGS (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | \
+    GST_PARAM_MUTABLE_READY)
+
+static void
+gst_clipseg_install_model_properties (GObjectClass * gobject_class)
+{
+  g_object_class_install_property (gobject_class, PROP_MODEL,
+      g_param_spec_string ("model", "Model",
+          "CLIP checkpoint: a Hugging Face CLIP directory (config.json, "
+          "model.safetensors, vocab.json, merges.txt) or an OpenCLIP/OpenAI "
+          "safetensors file. Instances with the same path share one loaded "
+          "model. Default: the project's model installed in " 
+          CLIPSEG_MODEL_INSTALL_DIR ", else the one in the source tree.",
+          CLIPSEG_MODEL_INSTALL_DIR, READY_FLAGS));
+  g_object_class_install_property (gobject_class, PROP_LABELS,
+      g_param_spec_string ("labels", "Labels",
+          "Classes to segment, separated by commas; synonyms of one class are "
+          "joined by '|' (e.g. \"person|man, car|truck, dog\"). They become "
+          "labels 1, 2, ... in order. Ignored when labels-file is set. "
+          "Changing them while playing re-encodes the text queries on the "
+          "worker thread and restarts smoothing. Default: none (required).",
+          NULL, PLAYING_FLAGS));
+  g_object_class_install_property (gobject_class, PROP_LABELS_FILE,
+      g_param_spec_string ("labels-file", "Labels file",
+          "File of classes in SCLIP's format: one class per line, synonyms "
+          "separated by \", \". Takes precedence over labels. Default: none.",
+          NULL, PLAYING_FLAGS));
+  g_object_class_install_property (gobject_class, PROP_BACKGROUND,
+      g_param_spec_string ("background", "Background",
+          "Comma-separated words that all mean background, label 0 (SCLIP's "
+          "26 stuff words by default). Empty: no background class; label 0 "
+          "then marks only the pixels below threshold.",
+          DEFAULT_BACKGROUND, PLAYING_FLAGS));
+  g_object_class_install_property (gobject_class, PROP_TEMPLATES,
+      g_param_spec_string ("templates", "Templates",
+          "Prompt templates each label is embedded with, averaged: "
+          "\"imagenet80\" (OpenAI's 80 ImageNet templates), \"single\" "
+          "(\"a photo of a {}.\"), \"none\" (the label alone) or the path of "
+          "a file with one template containing {} per line. "
+          "Default: \"imagenet80\".", DEFAULT_TEMPLATES, PLAYING_FLAGS));
+  g_object_class_install_property (gobject_class, PROP_MODE,
+      g_param_spec_enum ("mode", "Mode",
+          "How the last vision block keeps patches local. Default: sclip.",
+          GST_TYPE_CLIPSEG_MODE, DEFAULT_MODE, PLAYING_FLAGS));
+  g_object_class_install_property (gobject_class, PROP_RESOLUTION,
+      g_param_spec_int ("resolution", "Resolution",
+          "Short side, in pixels, that frames are resized to for inference "
+          "(keeping the aspect ratio, long side at most 2048); the label map "
+          "has this size too. 0: 1.5 times the model's native image size "
+          "(336 for 224-pixel CLIPs, as SCLIP).", 0, 4096, DEFAULT_RESOLUTION,
+          PLAYING_FLAGS));
+  g_object_class_install_property (gobject_class, PROP_WINDOW,
+      g_param_spec_int ("window", "Window",
+          "Side in pixels of the sliding windows the resized frame is "
+          "segmented in. -1: the model's native image size; 0: one pass over "
+          "the whole frame. Default: -1.", -1, 4096, DEFAULT_WINDOW,
+          PLAYING_FLAGS));
+  g_object_class_install_property (gobject_class, PROP_STRIDE,
+      g_param_spec_int ("stride", "Stride",
+          "Step in pixels between sliding windows. 0: half the window. "
+          "Default: 0.", 0, 4096, DEFAULT_STRIDE, PLAYING_FLAGS));
+  g_object_class_install_property (gobject_class, PROP_LOGIT_SCALE,
+      g_param_spec_double ("logit-scale", "Logit scale",
+          "Factor on the patch-text cosines before the softmax over labels; "
+          "higher makes decisions sharper. Default: 40 (SCLIP).", 0.0, 1000.0,
+          DEFAULT_LOGIT_SCALE, PLAYING_FLAGS));
+  g_object_class_install_property (gobject_class, PROP_THRESHOLD,
+      g_param_spec_double ("threshold", "Threshold",
+          "Pixels whose best class probability is below this go to label 0. "
+          "Default: 0 (off).", 0.0, 1.0, DEFAULT_THRESHOLD, PLAYING_FLAGS));
+  g_object_class_install_property (gobject_class, PROP_AREA_THRESHOLD,
+      g_param_spec_double ("area-threshold", "Area threshold",
+          "Labels covering at most this share of the labelled (non-0) pixels "
+          "are dropped to label 0. Default: 0 (off).", 0.0, 1.0,
+          DEFAULT_AREA_THRESHOLD, PLAYING_FLAGS));
+}
+
+static void
+gst_clipseg_install_processing_properties (GObjectClass * gobject_class)
+{
+  g_object_class_install_property (gobject_class, PROP_INFERENCE_INTERVAL,
+      g_param_spec_uint ("inference-interval", "Inference interval",
+          "Infer every Nth frame: 1 = every frame, 5 = frames 0, 5, 10, ... "
+          "(DL Streamer's meaning). Frames in between carry the newest "
+          "result, flagged as reused. Default: 1.", 1, G_MAXUINT,
+          DEFAULT_INFERENCE_INTERVAL, PLAYING_FLAGS));
+  g_object_class_install_property (gobject_class, PROP_PROCESSING,
+      g_param_spec_enum ("processing", "Processing",
+          "Whether a frame chosen for inference waits for it (sync, adds the "
+          "inference time to the latency) or never waits (latest: frames "
+          "chosen while the worker is busy are skipped). Default: auto "
+          "(latest for live sources).", GST_TYPE_CLIPSEG_PROCESSING,
+          DEFAULT_PROCESSING, PLAYING_FLAGS));
+  g_object_class_install_property (gobject_class, PROP_SMOOTHING,
+      g_param_spec_double ("smoothing", "Smoothing",
+          "Temporal smoothing: weight of the past in an exponential moving "
+          "average of the class probabilities over inferred frames, reset on "
+          "caps changes, flushes and label changes. 0 = off. Default: 0.",
+          0.0, 0.99, DEFAULT_SMOOTHING, PLAYING_FLAGS));
+  g_object_class_install_property (gobject_class, PROP_N_THREADS,
+      g_param_spec_int ("n-threads", "Threads",
+          "Threads one inference uses. 0: all cores. Default: 0.", 0, 1024,
+          DEFAULT_N_THREADS, READY_FLAGS));
+  g_object_class_install_property (gobject_class, PROP_ATTACH_PROBABILITIES,
+      g_param_spec_boolean ("attach-probabilities", "Attach probabilities",
+          "Also attach the smoothed class probabilities (float32 planes, one "
+          "per label, at the label map's size) to GstClipsegMeta. "
+          "Default: false.", DEFAULT_ATTACH_PROBABILITIES, PLAYING_FLAGS));
+  g_object_class_install_property (gobject_class, PROP_POST_MESSAGES,
+      g_param_spec_boolean ("post-messages", "Post messages",
+          "Post an element message \"clipseg\" on the bus for every "
+          "inference (timestamps, labels, per-label coverage and score, "
+          "inference time). Default: false.", DEFAULT_POST_MESSAGES,
+          PLAYING_FLAGS));
+  /* shadows GstBaseTransform's qos, which would drop late frames */
+  g_object_class_install_property (gobject_class, PROP_QOS,
+      g_param_spec_boolean ("qos", "QoS",
+          "Skip the inference of frames that downstream QoS events report as "
+          "late; the frames themselves always pass. Default: true.",
+          DEFAULT_QOS, PLAYING_FLAGS));
+}
+
+static void
+gst_clipseg_install_overlay_properties (GObjectClass * gobject_class)
+{
+  g_object_class_install_property (gobject_class, PROP_OVERLAY,
+      g_param_spec_enum ("overlay", "Overlay",
+          "Draw the labelled pixels (label 0 stays untouched): blend them "
+          "into the frame, attach them as a GstVideoOverlayCompositionMeta, "
+          "or (auto) attach when downstream supports it and blend otherwise. "
+          "Default: none.", GST_TYPE_CLIPSEG_OVERLAY_MODE, DEFAULT_OVERLAY,
+          PLAYING_FLAGS));
+  g_object_class_install_property (gobject_class, PROP_OVERLAY_ALPHA,
+      g_param_spec_double ("overlay-alpha", "Overlay alpha",
+          "Opacity of the overlay colours, 0 (invisible) to 1 (opaque). "
+          "Default: 0.5.", 0.0, 1.0, DEFAULT_OVERLAY_ALPHA, PLAYING_FLAGS));
+  g_object_class_install_property (gobject_class, PROP_COLORS,
+      g_param_spec_string ("colors", "Colors",
+          "Overlay colours that replace the default spread-hue palette, as "
+          "comma-separated LABEL=RRGGBB entries where LABEL is a label name or "
+          "number (e.g. \"person=#ff0000, 2=00ff00\"). Invalid text is "
+          "ignored with a warning. Default: none.", NULL, PLAYING_FLAGS));
+}
+
+static void
+gst_clipseg_class_init (GstClipsegClass * klass)
+{
+  GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
+  GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
+  GstBaseTransformClass *trans_class = GST_BASE_TRANSFORM_CLASS (klass);
+  GstVideoFilterClass *filter_class = GST_VIDEO_FILTER_CLASS (klass);
+
+  GST_DEBUG_CATEGORY_INIT (gst_clipseg_debug, "clipseg", 0,
+      "open-vocabulary segmentation with CLIP");
+  clipseg_log_set (gst_clipseg_engine_log, NULL);
+
+  gobject_class->set_property = gst_clipseg_set_property;
+  gobject_class->get_property = gst_clipseg_get_property;
+  gobject_class->finalize = gst_clipseg_finalize;
+  gst_clipseg_install_model_properties (gobject_class);
+  gst_clipseg_install_processing_properties (gobject_class);
+  gst_clipseg_install_overlay_properties (gobject_class);
+
+  gst_element_class_set_static_metadata (element_class,
+      "CLIP dense segmentation", "Filter/Analyzer/Video",
+      "Labels every pixel with one of a list of free-text classes using a "
+      "CLIP model, attaching the label map as metadata and optionally "
+      "drawing it", "clipseg developers");
+  gst_element_class_add_static_pad_template (element_class, &sink_template);
+  gst_element_class_add_static_pad_template (element_class, &src_template);
+  element_class->change_state = GST_DEBUG_FUNCPTR (gst_clipseg_change_state);
+
+  trans_class->start = GST_DEBUG_FUNCPTR (gst_clipseg_start);
+  trans_class->stop = GST_DEBUG_FUNCPTR (gst_clipseg_stop);
+  trans_class->transform_caps = GST_DEBUG_FUNCPTR (gst_clipseg_transform_caps);
+  trans_class->fixate_caps = GST_DEBUG_FUNCPTR (gst_clipseg_fixate_caps);
+  trans_class->sink_event = GST_DEBUG_FUNCPTR (gst_clipseg_sink_event);
+  trans_class->src_event = GST_DEBUG_FUNCPTR (gst_clipseg_src_event);
+  trans_class->query = GST_DEBUG_FUNCPTR (gst_clipseg_query);
+  trans_class->passthrough_on_same_caps = FALSE;
+  trans_class->transform_ip_on_passthrough = FALSE;
+
+  filter_class->set_info = GST_DEBUG_FUNCPTR (gst_clipseg_set_info);
+  filter_class->transform_frame_ip =
+      GST_DEBUG_FUNCPTR (gst_clipseg_transform_frame_ip);
+
+  gst_type_mark_as_plugin_api (GST_TYPE_CLIPSEG_MODE, 0);
+  gst_type_mark_as_plugin_api (GST_TYPE_CLIPSEG_PROCESSING, 0);
+  gst_type_mark_as_plugin_api (GST_TYPE_CLIPSEG_OVERLAY_MODE, 0);
+}
+
+static void
+gst_clipseg_init (GstClipseg * self)
+{
+  self->model_path = gst_clipseg_default_model ();
+  self->background = g_strdup (DEFAULT_BACKGROUND);
+  self->templates = g_strdup (DEFAULT_TEMPLATES);
+  self->mode = DEFAULT_MODE;
+  self->resolution = DEFAULT_RESOLUTION;
+  self->window = DEFAULT_WINDOW;
+  self->stride = DEFAULT_STRIDE;
+  self->logit_scale = DEFAULT_LOGIT_SCALE;
+  self->threshold = DEFAULT_THRESHOLD;
+  self->area_threshold = DEFAULT_AREA_THRESHOLD;
+  self->interval = DEFAULT_INFERENCE_INTERVAL;
+  self->processing = DEFAULT_PROCESSING;
+  self->smoothing = DEFAULT_SMOOTHING;
+  self->n_threads = DEFAULT_N_THREADS;
+  self->overlay = DEFAULT_OVERLAY;
+  self->overlay_alpha = DEFAULT_OVERLAY_ALPHA;
+  self->post_messages = DEFAULT_POST_MESSAGES;
+  self->attach_probabilities = DEFAULT_ATTACH_PROBABILITIES;
+  self->qos = DEFAULT_QOS;
+  self->earliest = GST_CLOCK_TIME_NONE;
+  self->live = -1;
+
+  /* QoS skips inference instead of dropping frames: see src_event */
+  gst_base_transform_set_qos_enabled (GST_BASE_TRANSFORM (self), FALSE);
+  gst_base_transform_set_in_place (GST_BASE_TRANSFORM (self), TRUE);
+}
