@@ -299,6 +299,25 @@ print_commands (FILE *f)
   fprintf (f, "\n'clipseg-engine COMMAND --help' lists a command's options.\n");
 }
 
+/* The command may follow the global options ("--vocab PATH info MODEL"). */
+static int
+find_command (int argc, char **argv, const struct command **cmd)
+{
+  for (int i = 1; i < argc; i++) {
+    if (argv[i][0] == '-') {
+      for (const GOptionEntry *e = common_entries; e->long_name; e++)
+        if (g_str_has_prefix (argv[i] + 2, e->long_name) && argv[i][2 + strlen (e->long_name)] == '\0')
+          i++;
+      continue;
+    }
+    for (guint c = 0; c < G_N_ELEMENTS (commands); c++)
+      if (strcmp (argv[i], commands[c].name) == 0)
+        *cmd = &commands[c];
+    return i;
+  }
+  return -1;
+}
+
 int
 main (int argc, char **argv)
 {
@@ -307,18 +326,16 @@ main (int argc, char **argv)
   GError *error = NULL;
   struct clipseg_model *model;
   char *summary;
-  int status;
+  int status, at;
 
   if (argc < 2 || strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "-h") == 0) {
     print_commands (argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
   }
-  for (guint i = 0; i < G_N_ELEMENTS (commands); i++)
-    if (strcmp (argv[1], commands[i].name) == 0)
-      cmd = &commands[i];
+  at = find_command (argc, argv, &cmd);
   if (!cmd) {
     print_commands (stderr);
-    return usage ("unknown command");
+    return usage ("unknown or missing command");
   }
   summary = g_strdup_printf ("%s %s", cmd->name, cmd->args);
   ctx = g_option_context_new (summary);
@@ -326,8 +343,8 @@ main (int argc, char **argv)
   g_option_context_add_main_entries (ctx, common_entries, NULL);
   for (int i = 0; i < 4 && cmd->entries[i]; i++)
     g_option_context_add_main_entries (ctx, cmd->entries[i], NULL);
-  argv[1] = argv[0];
-  argc--, argv++;
+  memmove (argv + at, argv + at + 1, (argc - at) * sizeof *argv);
+  argc--;
   if (!g_option_context_parse (ctx, &argc, &argv, &error)) {
     g_option_context_free (ctx);
     fprintf (stderr, "clipseg-engine: %s\n", error->message);

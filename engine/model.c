@@ -160,53 +160,115 @@ load_vocab_beside (const char *file, GError **error)
   return tok;
 }
 
-/* image_mean / image_std of preprocessor_config.json, when present and sane. */
-static gboolean
-read_preprocessor (const char *dir, float mean[3], float std[3], GError **error)
+/* The root object of an optional JSON side file: NULL without error when the
+ * file is absent, NULL with @error when it is not a JSON object. */
+static JsonObject *
+read_side_file (const char *path, JsonParser *parser, GError **error)
 {
-  char *path = g_build_filename (dir, "preprocessor_config.json", NULL);
-  JsonParser *parser;
-  JsonNode *root;
   GError *json_error = NULL;
-  gboolean ok = TRUE;
+  JsonNode *root;
 
-  if (!g_file_test (path, G_FILE_TEST_EXISTS)) {
-    g_free (path);
-    return TRUE;
-  }
-  parser = json_parser_new_immutable ();
+  if (!g_file_test (path, G_FILE_TEST_EXISTS))
+    return NULL;
   if (!json_parser_load_from_mapped_file (parser, path, &json_error)) {
     g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_FORMAT, "%s: %s", path,
         json_error->message);
     g_error_free (json_error);
-    ok = FALSE;
-  } else if ((root = json_parser_get_root (parser)) && JSON_NODE_HOLDS_OBJECT (root)) {
-    const char *fields[2] = {"image_mean", "image_std"};
-    float *dst[2] = {mean, std};
+    return NULL;
+  }
+  root = json_parser_get_root (parser);
+  if (!root || !JSON_NODE_HOLDS_OBJECT (root)) {
+    g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_FORMAT,
+        "%s: not a JSON object", path);
+    return NULL;
+  }
+  return json_node_get_object (root);
+}
 
-    for (int f = 0; f < 2 && ok; f++) {
-      JsonNode *node = json_object_get_member (json_node_get_object (root), fields[f]);
-      JsonArray *a;
+/* An optional [3] array of positive numbers (a mean or a std). */
+static gboolean
+read_rgb (JsonObject *obj, const char *field, gboolean positive, float out[3], const char *path,
+    GError **error)
+{
+  JsonNode *node = obj ? json_object_get_member (obj, field) : NULL;
+  JsonArray *a;
+  float v[3];
 
-      if (!node)
-        continue;
-      if (!JSON_NODE_HOLDS_ARRAY (node) || json_array_get_length (a = json_node_get_array (node)) != 3) {
-        g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_FORMAT,
-            "%s: %s is not an array of 3 numbers", path, fields[f]);
-        ok = FALSE;
-        break;
-      }
-      for (int c = 0; c < 3; c++)
-        dst[f][c] = (float) json_array_get_double_element (a, c);
-      if (f == 1 && !(std[0] > 0 && std[1] > 0 && std[2] > 0)) {
-        g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_FORMAT,
-            "%s: image_std must be positive", path);
-        ok = FALSE;
-      }
+  if (!node)
+    return TRUE;
+  if (!JSON_NODE_HOLDS_ARRAY (node) || json_array_get_length (a = json_node_get_array (node)) != 3)
+    goto bad;
+  for (int c = 0; c < 3; c++) {
+    JsonNode *e = json_array_get_element (a, c);
+
+    if (!JSON_NODE_HOLDS_VALUE (e) || (json_node_get_value_type (e) != G_TYPE_DOUBLE
+            && json_node_get_value_type (e) != G_TYPE_INT64))
+      goto bad;
+    v[c] = (float) json_node_get_double (e);
+    if (positive && !(v[c] > 0))
+      goto bad;
+  }
+  memcpy (out, v, sizeof v);
+  return TRUE;
+
+bad:
+  g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_FORMAT,
+      "%s: %s is not an array of 3 %snumbers", path, field, positive ? "positive " : "");
+  return FALSE;
+}
+
+/* image_mean / image_std of a Hugging Face preprocessor_config.json. */
+static gboolean
+read_preprocessor (const char *dir, float mean[3], float std[3], GError **error)
+{
+  char *path = g_build_filename (dir, "preprocessor_config.json", NULL);
+  JsonParser *parser = json_parser_new_immutable ();
+  JsonObject *root = read_side_file (path, parser, error);
+  gboolean ok = !(error && *error) && read_rgb (root, "image_mean", FALSE, mean, path, error)
+      && read_rgb (root, "image_std", TRUE, std, path, error);
+
+  g_object_unref (parser);
+  g_free (path);
+  return ok;
+}
+
+/* open_clip_config.json beside an OpenCLIP file: model_cfg.quick_gelu picks
+ * the activation (open_clip's default is exact GELU; OpenAI's own weights come
+ * without this file and use QuickGELU), preprocess_cfg the mean and std. */
+static gboolean
+read_open_clip_config (const char *file, struct clipseg_model *m, GError **error)
+{
+  char *dir = g_path_get_dirname (file);
+  char *path = g_build_filename (dir, "open_clip_config.json", NULL);
+  JsonParser *parser = json_parser_new_immutable ();
+  JsonObject *root = read_side_file (path, parser, error), *model_cfg = NULL, *pre = NULL;
+  gboolean ok = !(error && *error);
+
+  if (root) {
+    JsonNode *node = json_object_get_member (root, "model_cfg");
+    JsonNode *quick = NULL;
+
+    if (node && JSON_NODE_HOLDS_OBJECT (node))
+      model_cfg = json_node_get_object (node);
+    if (model_cfg)
+      quick = json_object_get_member (model_cfg, "quick_gelu");
+    if (quick && (!JSON_NODE_HOLDS_VALUE (quick) || json_node_get_value_type (quick) != G_TYPE_BOOLEAN)) {
+      g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_FORMAT,
+          "%s: model_cfg.quick_gelu is not a boolean", path);
+      ok = FALSE;
+    } else if (model_cfg) {
+      m->w.activation = quick && json_node_get_boolean (quick)
+          ? CLIPSEG_ACTIVATION_QUICK_GELU : CLIPSEG_ACTIVATION_GELU;
     }
+    node = json_object_get_member (root, "preprocess_cfg");
+    if (node && JSON_NODE_HOLDS_OBJECT (node))
+      pre = json_node_get_object (node);
+    ok = ok && read_rgb (pre, "mean", FALSE, m->info.image_mean, path, error)
+        && read_rgb (pre, "std", TRUE, m->info.image_std, path, error);
   }
   g_object_unref (parser);
   g_free (path);
+  g_free (dir);
   return ok;
 }
 
@@ -267,7 +329,8 @@ load_parts (struct clipseg_model *m, const char *path, struct clipseg_model_para
         && read_preprocessor (path, m->info.image_mean, m->info.image_std, error);
   else
     ok = safetensors_add_file (m->st, path, error);
-  ok = ok && checkpoint_bind (&m->w, m->st, is_dir ? &config : NULL, m->owned, error);
+  ok = ok && checkpoint_bind (&m->w, m->st, is_dir ? &config : NULL, m->owned, error)
+      && (is_dir || read_open_clip_config (path, m, error));
   if (ok) {
     if (params.vocab_path)
       m->tokenizer = load_vocab_path (params.vocab_path, error);
