@@ -1,0 +1,330 @@
+#!/usr/bin/python3
+"""Trains clipseg's world CLIP (contrastive), and optionally its CLIPSelf stage.
+
+    # 1. plain CLIP (InfoNCE both ways on world crops + captions), resumable
+    nice -n 15 /usr/bin/python3 engine/world/train.py --out RUN
+    # 2. CLIPSelf self-distillation of the image tower, teacher = RUN's final model
+    nice -n 15 /usr/bin/python3 engine/world/train.py --clipself --teacher RUN --out RUN-clipself
+
+RUN/ receives vocab.json + merges.txt, state.pt (checkpoint: model, optimiser, step; the
+run resumes from it when restarted with the same command), log.jsonl (loss, zero-shot
+accuracy and a small dense probe every --eval-every steps) and, at the end, final.pt and the
+exported Hugging Face directory RUN/hf/.
+
+Determinism: sample i of step t is world scene seed 1e9*(1+seed) + t*batch + i with its own
+crop/caption RNG, so a resumed run sees exactly the samples an uninterrupted run would.
+Seeds below 1e9 are never trained on: evaluations use them.
+"""
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bpe  # noqa: E402
+import world  # noqa: E402
+from clipmodel import CLIP  # noqa: E402
+from export import IMAGE_MEAN, IMAGE_STD, export, load_hf  # noqa: E402
+import eval_dense  # noqa: E402
+
+DEFAULT_CFG = dict(image_size=96, patch_size=8, vision_width=192, vision_layers=6, vision_heads=3,
+                   embed_dim=128, context_length=77, text_width=128, text_layers=4, text_heads=2)
+SCENE_H = 160
+MEAN = torch.tensor(IMAGE_MEAN).view(3, 1, 1)
+STD = torch.tensor(IMAGE_STD).view(3, 1, 1)
+
+
+# ----------------------------------------------------------------------------- data
+
+def crop_box(rng, sc, w, h):
+    """A square crop: object-centred, or random with its side biased to half the scene
+    height (the scale of an inference window at the default resolution)."""
+    objs = sc["objects"]
+    if objs and rng.random() < 0.2:
+        k = int(rng.integers(len(objs))) + 1
+        ys, xs = np.nonzero(sc["inst"] == k)
+        if len(ys) >= 30:
+            cy, cx = (ys.min() + ys.max()) / 2, (xs.min() + xs.max()) / 2
+            ext = max(ys.max() - ys.min(), xs.max() - xs.min()) + 1
+            side = int(min(max(ext * rng.uniform(1.1, 2.0), 24), h))
+            y0 = int(np.clip(cy - side / 2 + rng.uniform(-0.15, 0.15) * side, 0, h - side))
+            x0 = int(np.clip(cx - side / 2 + rng.uniform(-0.15, 0.15) * side, 0, w - side))
+            return y0, x0, side
+    r = rng.random()
+    if r < 0.2:
+        side = h
+    elif r < 0.7:
+        side = int(h * rng.uniform(0.35, 0.65))
+    else:
+        side = int(h * rng.uniform(0.65, 1.0))
+    return int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1)), side
+
+
+def resize_u8(img, size):
+    x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float()[None]
+    if x.shape[-1] != size or x.shape[-2] != size:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return x[0] / 255
+
+
+def make_sample(seed, size, with_caption=True):
+    rng = np.random.default_rng([seed, 1])
+    w = int(rng.choice([160, 192, 224]))
+    sc = world.render_scene(seed, w, SCENE_H)
+    y0, x0, side = crop_box(rng, sc, w, SCENE_H)
+    img = resize_u8(sc["image"][y0:y0 + side, x0:x0 + side], size)
+    if rng.random() < 0.5:
+        img = img.flip(-1)
+    img = (img * rng.uniform(0.9, 1.1)).clamp(0, 1)
+    cap = None
+    if with_caption:
+        ob, stuff, _ = world.visible_content(sc["gt"], sc["inst"], sc["objects"], (y0, y0 + side, x0, x0 + side))
+        cap = world.caption(ob, stuff, sc["sky_adj"], rng)
+    return (img - MEAN) / STD, cap
+
+
+class Batches(torch.utils.data.IterableDataset):
+    def __init__(self, seed, batch, size, start, steps, tok=None, context=77):
+        self.seed, self.batch, self.size, self.start, self.steps = seed, batch, size, start, steps
+        self.tok, self.context = tok, context
+
+    def __iter__(self):
+        torch.set_num_threads(1)
+        for t in range(self.start, self.steps):
+            base = 10 ** 9 * (1 + self.seed) + t * self.batch
+            imgs, caps = [], []
+            for i in range(self.batch):
+                x, c = make_sample(base + i, self.size, self.tok is not None)
+                imgs.append(x)
+                caps.append(c)
+            ids = eval_dense.tokens_tensor(self.tok, caps, self.context) if self.tok else None
+            yield t, torch.stack(imgs), ids, caps
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+def zeroshot_set(n_scenes=150, size=96):
+    """Held-out crops around single objects and over single-stuff regions, with labels."""
+    imgs, labels = [], []
+    for s in range(500_000, 500_000 + n_scenes):
+        sc = world.render_scene(s, 192, SCENE_H)
+        gt, inst = sc["gt"], sc["inst"]
+        for k, o in enumerate(sc["objects"], start=1):
+            ys, xs = np.nonzero(inst == k)
+            if len(ys) < 200:
+                continue
+            cy, cx = (ys.min() + ys.max()) // 2, (xs.min() + xs.max()) // 2
+            side = int(min(max(ys.max() - ys.min(), xs.max() - xs.min()) * 1.3 + 4, SCENE_H))
+            y0 = int(np.clip(cy - side // 2, 0, SCENE_H - side))
+            x0 = int(np.clip(cx - side // 2, 0, gt.shape[1] - side))
+            imgs.append(resize_u8(sc["image"][y0:y0 + side, x0:x0 + side], size))
+            labels.append(world.CID[o["cls"]])
+        # a stuff patch: 48x48 window that is >= 95% one stuff class
+        for _ in range(4):
+            y0, x0 = np.random.default_rng(s).integers(0, SCENE_H - 48), np.random.default_rng(s + 1).integers(0, gt.shape[1] - 48)
+            cnt = np.bincount(gt[y0:y0 + 48, x0:x0 + 48].ravel(), minlength=len(world.CLASSES))
+            c = int(cnt.argmax())
+            if c < len(world.STUFF) and cnt[c] >= 0.95 * 48 * 48:
+                imgs.append(resize_u8(sc["image"][y0:y0 + 48, x0:x0 + 48], size))
+                labels.append(c)
+                break
+    x = (torch.stack(imgs) - MEAN) / STD
+    return x, torch.tensor(labels)
+
+
+@torch.no_grad()
+def evaluate(model, tok, zs, dense_seeds=range(0, 6)):
+    model.eval()
+    x, y = zs
+    text = eval_dense.text_embeddings(model, tok, world.CLASSES, ["a photo of a {}."])
+    feats = torch.cat([F.normalize(model.encode_image(x[i:i + 64]), dim=-1) for i in range(0, len(x), 64)])
+    pred = (feats @ text.T).argmax(1)
+    acc = (pred == y).float().mean().item()
+    obj = y >= len(world.STUFF)
+    acc_obj = (pred[obj] == y[obj]).float().mean().item()
+    res = eval_dense.evaluate(model, tok, dense_seeds, (256, 192), ("vanilla", "maskclip", "sclip"), "single")
+    model.train()
+    return {"zs_acc": acc, "zs_acc_objects": acc_obj, "zs_n": int(len(y)),
+            **{"miou_" + m: r.miou() for m, r in res.items()}}
+
+
+# ----------------------------------------------------------------------------- training
+
+def lr_at(step, steps, base, warmup):
+    if step < warmup:
+        return base * (step + 1) / warmup
+    p = (step - warmup) / max(steps - warmup, 1)
+    return base * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * p)))
+
+
+def param_groups(params, wd):
+    decay, no = [], []
+    for n, p in params:
+        if not p.requires_grad:
+            continue
+        (decay if p.ndim >= 2 and "embedding" not in n else no).append(p)
+    return [{"params": decay, "weight_decay": wd}, {"params": no, "weight_decay": 0.0}]
+
+
+def save_state(path, **kw):
+    tmp = path + ".tmp"
+    torch.save(kw, tmp)
+    os.replace(tmp, path)
+
+
+def log(run, rec):
+    rec["time"] = round(time.time(), 1)
+    print(json.dumps(rec), flush=True)
+    with open(os.path.join(run, "log.jsonl"), "a") as f:
+        f.write(json.dumps(rec) + "\n")
+
+
+def grid_crops(gh, gw, m, n):
+    """Cells of an m x n partition of a gh x gw patch grid: (r0, r1, c0, c1) in patches."""
+    rs = [round(gh * i / m) for i in range(m + 1)]
+    cs = [round(gw * j / n) for j in range(n + 1)]
+    return [(rs[i], rs[i + 1], cs[j], cs[j + 1]) for i in range(m) for j in range(n)]
+
+
+def clipself_loss(student, teacher, x, rng, max_cells=4, mode="maskclip"):
+    """CLIPSelf: the student's dense features (last block in @mode), average-pooled over the
+    cells of a random m x n grid, aligned by cosine with the frozen teacher's class-token
+    embedding of each cell's image crop resized to the input size."""
+    m, n = int(rng.integers(1, max_cells + 1)), int(rng.integers(1, max_cells + 1))
+    f, (gh, gw) = student.visual.dense(x, mode)  # [b, gh*gw, E], L2-normalised
+    f = f.view(x.shape[0], gh, gw, -1)
+    p = student.visual.patch
+    cells = grid_crops(gh, gw, m, n)
+    pooled, crops = [], []
+    for r0, r1, c0, c1 in cells:
+        pooled.append(f[:, r0:r1, c0:c1].mean(dim=(1, 2)))
+        crops.append(F.interpolate(x[:, :, r0 * p:r1 * p, c0 * p:c1 * p], size=x.shape[-2:],
+                                   mode="bilinear", align_corners=False))
+    pooled = torch.stack(pooled, 1)  # [b, cells, E]
+    with torch.no_grad():
+        t = teacher.encode_image(torch.cat(crops)).view(len(cells), x.shape[0], -1).transpose(0, 1)
+    cos = F.cosine_similarity(pooled, t, dim=-1)
+    return (1 - cos).mean(), m * n
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", required=True, help="run directory (resumes from RUN/state.pt)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--steps", type=int, default=1000)
+    ap.add_argument("--batch", type=int, default=96)
+    ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--wd", type=float, default=0.1)
+    ap.add_argument("--warmup", type=int, default=60)
+    ap.add_argument("--eval-every", type=int, default=100)
+    ap.add_argument("--save-every", type=int, default=20)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=1, help="data worker processes (0 = in the main process)")
+    ap.add_argument("--clipself", action="store_true", help="CLIPSelf stage: distil RUN from --teacher")
+    ap.add_argument("--teacher", help="run directory of the plain model (its hf/ export is the teacher)")
+    ap.add_argument("--clipself-mode", default="maskclip", help="dense formulation of the student's last block")
+    ap.add_argument("--clipself-cells", type=int, default=4, help="m, n drawn from 1..this")
+    for k, v in DEFAULT_CFG.items():
+        ap.add_argument("--" + k.replace("_", "-"), type=int, default=v)
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(a.seed)
+    os.makedirs(a.out, exist_ok=True)
+
+    if a.clipself:
+        assert a.teacher, "--clipself needs --teacher RUN"
+        teacher = load_hf(os.path.join(a.teacher, "hf"))
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+        tok = bpe.Tokenizer.load(os.path.join(a.teacher, "hf"))
+        for n in ("vocab.json", "merges.txt"):
+            with open(os.path.join(a.teacher, "hf", n), "rb") as src, open(os.path.join(a.out, n), "wb") as dst:
+                dst.write(src.read())
+        model = load_hf(os.path.join(a.teacher, "hf"))
+        for n_, p in model.named_parameters():
+            p.requires_grad_(n_.startswith("visual."))
+        cfg = model.cfg
+    else:
+        if not os.path.exists(os.path.join(a.out, "vocab.json")):
+            bpe.write(a.out, bpe.learn(bpe.corpus(), 2000))
+        tok = bpe.Tokenizer.load(a.out)
+        cfg = {k: getattr(a, k) for k in DEFAULT_CFG}
+        cfg["vocab_size"] = len(tok.encoder)
+        cfg["eot_id"] = tok.eot
+        model = CLIP(cfg)
+    model.train()
+    opt = torch.optim.AdamW(param_groups(model.named_parameters(), a.wd), lr=a.lr, betas=(0.9, 0.98), eps=1e-6)
+    state_path = os.path.join(a.out, "state.pt")
+    start = 0
+    elapsed = 0.0
+    if os.path.exists(state_path):
+        st = torch.load(state_path, map_location="cpu")
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["opt"])
+        start, elapsed = st["step"], st.get("elapsed", 0.0)
+        print("resuming at step %d (%.0f s trained)" % (start, elapsed), flush=True)
+    else:
+        with open(os.path.join(a.out, "args.json"), "w") as f:
+            json.dump({"argv": sys.argv, **vars(a), "cfg": cfg}, f, indent=2)
+    n_params = sum(p.numel() for p in model.parameters())
+    log(a.out, {"event": "start", "step": start, "params": n_params, "cfg": cfg, "clipself": a.clipself})
+
+    zs = zeroshot_set(size=cfg["image_size"])
+    data = Batches(a.seed, a.batch, cfg["image_size"], start, a.steps, None if a.clipself else tok, cfg["context_length"])
+    loader = torch.utils.data.DataLoader(data, batch_size=None, num_workers=a.workers,
+                                         prefetch_factor=2 if a.workers else None)
+    if a.clipself and start == 0:
+        log(a.out, {"event": "eval", "step": 0, **evaluate(model, tok, zs)})
+    t_last = time.time()
+    for step, x, ids, caps in loader:
+        lr = lr_at(step, a.steps, a.lr, a.warmup)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        if a.clipself:
+            rng = np.random.default_rng([a.seed, step, 2])
+            loss, cells = clipself_loss(model, teacher, x, rng, a.clipself_cells, a.clipself_mode)
+            extra = {"cells": cells}
+        else:
+            fi = F.normalize(model.encode_image(x), dim=-1)
+            ft = F.normalize(model.encode_text(ids), dim=-1)
+            logits = model.logit_scale.exp() * fi @ ft.T
+            # identical captions in a batch are not negatives of each other
+            same = torch.tensor([[ci == cj for cj in caps] for ci in caps])
+            logits_m = logits.masked_fill(same & ~torch.eye(len(caps), dtype=torch.bool), float("-inf"))
+            lab = torch.arange(len(caps))
+            loss = (F.cross_entropy(logits_m, lab) + F.cross_entropy(logits_m.T, lab)) / 2
+            extra = {"scale": round(model.logit_scale.exp().item(), 2)}
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        if not a.clipself:
+            with torch.no_grad():
+                model.logit_scale.clamp_(0, math.log(100))
+        now = time.time()
+        elapsed += now - t_last
+        t_last = now
+        done = step + 1
+        if done % 10 == 0 or done == 1:
+            log(a.out, {"step": done, "loss": round(loss.item(), 4), "lr": lr, "elapsed": round(elapsed), **extra})
+        if done % a.save_every == 0 or done == a.steps:
+            save_state(state_path, model=model.state_dict(), opt=opt.state_dict(), step=done, elapsed=elapsed)
+        if done % a.eval_every == 0 or done == a.steps:
+            t0 = time.time()
+            log(a.out, {"event": "eval", "step": done, **evaluate(model, tok, zs)})
+            t_last += time.time() - t0  # evaluation is not training time
+    torch.save({"cfg": cfg, "model": model.state_dict()}, os.path.join(a.out, "final.pt"))
+    export(model, a.out, os.path.join(a.out, "hf"), "F16",
+           {"trained_steps": a.steps, "batch": a.batch, "seed": a.seed, "clipself": a.clipself})
+    log(a.out, {"event": "done", "step": a.steps, "train_seconds": round(elapsed)})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
