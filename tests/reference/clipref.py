@@ -165,10 +165,96 @@ def pretokenize(text):
     return pieces
 
 
+# ftfy.fix_text (ftfy 6, default configuration), the deterministic steps. The
+# heuristic mojibake repair (fix_encoding) is left out: it is the identity on text
+# that is not mis-decoded UTF-8, which is all the engine is tested on.
+
+_FTFY_ENTITY_RE = re.compile(r'&#?[0-9A-Za-z]{1,24};')
+_FTFY_ANSI_RE = re.compile('\033\\[((?:\\d|;)*)([a-zA-Z])')
+_FTFY_LIGATURES = {
+    'Ĳ': 'IJ', 'ĳ': 'ij', 'ŉ': 'ʼn', 'Ǳ': 'DZ', 'ǲ': 'Dz', 'ǳ': 'dz', 'Ǆ': 'DŽ', 'ǅ': 'Dž',
+    'ǆ': 'dž', 'Ǉ': 'LJ', 'ǈ': 'Lj', 'ǉ': 'lj', 'Ǌ': 'NJ', 'ǋ': 'Nj', 'ǌ': 'nj',
+    'ﬀ': 'ff', 'ﬁ': 'fi', 'ﬂ': 'fl', 'ﬃ': 'ffi', 'ﬄ': 'ffl', 'ﬅ': 'ſt', 'ﬆ': 'st',
+}
+_FTFY_LIGATURES = {ord(k): v for k, v in _FTFY_LIGATURES.items()}
+
+
+def _ftfy_tables():
+    import html.entities
+    ent = {}
+    for name, ch in html.entities.html5.items():
+        if name.endswith(';'):
+            ent['&' + name] = ch
+            if name == name.lower():
+                up = '&' + name.upper()
+                if html.unescape(up) == up:  # only all-caps spellings html does not know
+                    ent[up] = ch.upper()
+    width = {0x3000: ' '}
+    for cp in range(0xFF01, 0xFFF0):
+        alt = unicodedata.normalize('NFKC', chr(cp))
+        if alt != chr(cp):
+            width[cp] = alt
+    control = {cp: None for cp in list(range(0x00, 0x09)) + [0x0B] + list(range(0x0E, 0x20)) +
+               [0x7F] + list(range(0x206A, 0x2070)) + [0xFEFF] + list(range(0xFFF9, 0xFFFD))}
+    c1 = {}
+    for b in range(0x80, 0xA0):
+        try:
+            c1[b] = bytes([b]).decode('cp1252')
+        except UnicodeDecodeError:  # "sloppy" windows-1252: undefined bytes stay latin-1
+            c1[b] = chr(b)
+    return ent, width, control, c1
+
+
+_FTFY_ENT, _FTFY_WIDTH, _FTFY_CONTROL, _FTFY_C1 = _ftfy_tables()
+
+
+def _ftfy_unescape(m):
+    t = m.group(0)
+    if t in _FTFY_ENT:
+        return _FTFY_ENT[t]
+    if t.startswith('&#'):
+        u = html.unescape(t)
+        return t if ';' in u else u
+    return t
+
+
+def _ftfy_segment(text, unescape):
+    while True:
+        orig = text
+        if unescape:
+            text = _FTFY_ENTITY_RE.sub(_ftfy_unescape, text)
+        text = text.translate(_FTFY_C1)                                  # fix_c1_controls
+        text = text.translate(_FTFY_LIGATURES)                           # fix_latin_ligatures
+        text = text.translate(_FTFY_WIDTH)                               # fix_character_width
+        text = re.sub('[\u02bc\u2018-\u201b]', "'", text)              # uncurl_quotes
+        text = re.sub('[\u201c-\u201f]', '"', text)
+        for lb in ('\r\n', '\r', '\u2028', '\u2029', '\u0085'):       # fix_line_breaks
+            text = text.replace(lb, '\n')
+        text = _FTFY_ANSI_RE.sub('', text)                               # remove_terminal_escapes
+        text = text.translate(_FTFY_CONTROL)                             # remove_control_chars
+        text = unicodedata.normalize('NFC', text)
+        if text == orig:
+            return text
+
+
+def ftfy_fix_text(text):
+    """ftfy.fix_text: line by line; HTML entities are unescaped ('auto') until a
+    segment containing '<' is met."""
+    out, pos, unescape = [], 0, True
+    while pos < len(text):
+        brk = text.find('\n', pos) + 1 or len(text)
+        seg = text[pos:brk]
+        if '<' in seg:
+            unescape = False
+        out.append(_ftfy_segment(seg, unescape))
+        pos = brk
+    return ''.join(out)
+
+
 def clean_text(text):
-    """basic_clean (html.unescape twice, strip; ftfy.fix_text is not applied: it is
-    the identity on ordinary text), whitespace_clean, lowercase."""
-    text = html.unescape(html.unescape(text)).strip()
+    """basic_clean (ftfy.fix_text, html.unescape twice, strip), whitespace_clean
+    (runs of whitespace -> one space, strip), lowercase."""
+    text = html.unescape(html.unescape(ftfy_fix_text(text))).strip()
     text = re.sub(r'\s+', ' ', text).strip()
     return text.lower()
 

@@ -494,6 +494,20 @@ def _hf_to_canonical(H, c):
     return W
 
 
+def make_image(h, w, seed=0, blobs=6):
+    """A test input: float32 [3, h, w] normalised pixels with spatial structure
+    (coloured Gaussian blobs + noise), so dense features and label maps vary
+    across the image."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    img = 0.3 * rng.standard_normal((3, h, w))
+    for _ in range(blobs):
+        cy, cx, r = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(4, 16)
+        col = rng.standard_normal(3) * 1.5
+        img += col[:, None, None] * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r * r))
+    return img.astype(np.float32)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(
         description='Write a small random CLIP checkpoint in a real on-disk format '

@@ -1,0 +1,601 @@
+#!/usr/bin/python3
+"""Parity of the C tool `clipseg-engine` with the independent numpy reference.
+
+Usage: test_parity.py [ENGINE] [-k SUBSTRING]... [--keep] [--list]
+  ENGINE      path of clipseg-engine (else $CLIPSEG_ENGINE, else build/engine/clipseg-engine)
+  -k S        run only cases whose name contains S (repeatable; any match runs)
+  --keep      keep the temporary directory (checkpoints, inputs, outputs) and print it
+  --list      list case names and exit
+
+Random checkpoints are generated with make_checkpoint.py in a temporary directory, in
+every layout (hf, hf-sharded, openclip), dtype (F32, F16, BF16) and activation
+(quick_gelu, gelu), with the full and a reduced BPE vocabulary. Each
+checkpoint x stage x variant is one case, named
+  LAYOUT/DTYPE/ACT/VOCAB[+extra]/STAGE/DETAIL
+Stages and criteria:
+  info      `key: value` lines match the generated hyperparameters
+  tokenize  ids equal the reference exactly (long texts truncated, end token kept)
+  text      [Q,E] float32 class queries, max abs diff <= 1e-4
+  dense     [(H/p)(W/p),E] float32 features, max abs diff <= 1e-4, per mode
+  segment   [C,H,W] probabilities max abs diff <= 1e-4; int32 label maps identical
+            except at pixels the reference shows to be ties within the measured
+            probability error (counted and printed, never hidden)
+The last line is 'N passed, N failed[, N skipped]'; exit status 1 on any failure.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import clipref  # noqa: E402
+import make_checkpoint as mc  # noqa: E402
+
+TOL = 1e-4
+TOOL_TIMEOUT = 300
+
+
+class Skip(Exception):
+    pass
+
+
+class CaseFailure(AssertionError):
+    pass
+
+
+# ---------------------------------------------------------------- tool runner
+
+class Tool:
+    def __init__(self, path):
+        self.path = path
+        self._help = None
+
+    def run(self, args, vocab=None, extra=None):
+        # COMMAND first, then the global options, then the command's arguments
+        cmd = [self.path, args[0]]
+        if vocab:
+            cmd += ['--vocab', vocab]
+        cmd += list(extra or []) + list(args[1:])
+        env = dict(os.environ)
+        env.setdefault('OMP_NUM_THREADS', '2')
+        t0 = time.time()
+        try:
+            r = subprocess.run(cmd, capture_output=True, timeout=TOOL_TIMEOUT, env=env)
+        except subprocess.TimeoutExpired:
+            raise CaseFailure('timed out after %ds: %s' % (TOOL_TIMEOUT, ' '.join(cmd)))
+        dt = time.time() - t0
+        if r.returncode != 0:
+            raise CaseFailure('exit %d: %s\nstderr: %s' % (r.returncode, ' '.join(cmd),
+                                                           r.stderr.decode('utf-8', 'replace')[-2000:]))
+        return r.stdout.decode('utf-8'), r.stderr.decode('utf-8', 'replace'), dt
+
+    def help_text(self):
+        if self._help is None:
+            try:
+                self._help = ''
+                for args in (['--help'], ['info', '--help']):
+                    r = subprocess.run([self.path] + args, capture_output=True, timeout=30)
+                    self._help += (r.stdout + r.stderr).decode('utf-8', 'replace')
+            except Exception:  # noqa: BLE001
+                self._help = ''
+        return self._help
+
+
+def load_npy(path, dtype, shape=None):
+    """Load a tool output, checking it is .npy 1.0, little-endian, C order, dtype."""
+    with open(path, 'rb') as f:
+        magic = f.read(8)
+    if magic[:6] != b'\x93NUMPY' or magic[6:8] != b'\x01\x00':
+        raise CaseFailure('%s: not an .npy version 1.0 file (magic %r)' % (path, magic))
+    a = np.load(path, allow_pickle=False)
+    exp = np.dtype(dtype).newbyteorder('<')
+    if a.dtype != exp:
+        raise CaseFailure('%s: dtype %s, expected %s' % (path, a.dtype.str, exp.str))
+    with open(path, 'rb') as f:
+        hdr = f.read(128).decode('latin-1')
+    if "'fortran_order': False" not in hdr:
+        raise CaseFailure('%s: not C order' % path)
+    if shape is not None and tuple(a.shape) != tuple(shape):
+        raise CaseFailure('%s: shape %s, expected %s' % (path, a.shape, tuple(shape)))
+    return a
+
+
+def check_close(name, got, ref, tol=TOL):
+    d = np.abs(got.astype(np.float64) - ref)
+    worst = float(d.max()) if d.size else 0.0
+    info = '%s max|diff| %.2e' % (name, worst)
+    if not np.isfinite(got).all():
+        raise CaseFailure('%s: non-finite values in the tool output' % name)
+    if worst > tol:
+        i = np.unravel_index(int(d.argmax()), d.shape)
+        raise CaseFailure('%s > %.0e at %s (tool %.7g, ref %.7g); %d of %d values over' % (
+            info, tol, tuple(int(v) for v in i), float(got[i]), float(ref[i]), int((d > tol).sum()),
+            d.size))
+    return worst, info
+
+
+# ---------------------------------------------------------------- checkpoints
+
+class Ckpt:
+    """A generated checkpoint + its reference model (both lazily made)."""
+
+    def __init__(self, key, tmp, opts, tool_vocab=None, strip_vocab=False):
+        self.key, self.tmp, self.opts = key, tmp, opts
+        self.tool_vocab = tool_vocab      # 'gz' | 'dir' | None: pass --vocab
+        self.strip_vocab = strip_vocab    # model file alone in its directory
+        self._info = None
+        self._model = None
+        self._queries = {}
+        self.tool_act = None
+
+    @property
+    def info(self):
+        if self._info is None:
+            d = os.path.join(self.tmp, 'ckpt', self.key.replace('/', '_'))
+            info = mc.make_checkpoint(d, **self.opts)
+            if self.strip_vocab:  # move the model file into a directory of its own
+                alone = os.path.join(d, 'alone')
+                os.makedirs(alone, exist_ok=True)
+                dst = os.path.join(alone, os.path.basename(info['model_path']))
+                shutil.copyfile(info['model_path'], dst)
+                info['vocab_dir'] = d
+                info['model_path'] = dst
+            self._info = info
+        return self._info
+
+    @property
+    def path(self):
+        return self.info['model_path']
+
+    @property
+    def vocab_arg(self):
+        if self.tool_vocab == 'gz':
+            return self.info['bpe_gz']
+        if self.tool_vocab == 'dir':
+            return self.info['vocab_dir']
+        return None
+
+    @property
+    def model(self):
+        if self._model is None:
+            act = self.opts.get('act', 'quick_gelu')
+            self._model = clipref.load_model(self.path, vocab=self.vocab_arg or
+                                             self.info.get('vocab_dir'), activation=act)
+            assert self._model.cfg['activation'] == act
+        return self._model
+
+    def queries(self, names, templates):
+        k = (tuple(names), tuple(templates))
+        if k not in self._queries:
+            self._queries[k] = self.model.class_queries(names, templates)
+        return self._queries[k]
+
+    @property
+    def act(self):
+        return self.opts.get('act', 'quick_gelu')
+
+
+def extra_flags(tool, ck):
+    """Flags a checkpoint needs. An OpenCLIP file says nothing about its activation
+    (OpenAI weights are QuickGELU); for a GELU one we pass --activation gelu when the
+    tool has that option, and otherwise rely on the open_clip_config.json written
+    beside it (model_cfg without quick_gelu, as OpenCLIP's LAION configs). If the
+    tool resolves QuickGELU all the same, it cannot be told: the checkpoint's cases
+    are skipped, saying so."""
+    if ck.opts.get('layout') != 'openclip' or ck.act != 'gelu':
+        return []
+    if '--activation' in tool.help_text():
+        return ['--activation', 'gelu']
+    if ck.tool_act is None:
+        out, _, _ = tool.run(['info', ck.path], ck.vocab_arg)
+        m = re.search(r'^\s*activation\s*:\s*(\S+)', out, re.M)
+        ck.tool_act = m.group(1) if m else '?'
+    if re.sub(r'[^a-z]', '', ck.tool_act.lower()) != 'gelu':
+        raise Skip('the tool resolves activation %r for this GELU OpenCLIP file and has no '
+                   '--activation option; it ignores open_clip_config.json' % ck.tool_act)
+    return []
+
+
+# ---------------------------------------------------------------- stages
+
+TOKENIZE_TEXTS = [
+    'a photo of a cat.', 'Traffic Light', "it's the dog's bone, isn't it?", 'chestofdrawers',
+    'building-other', 'a bad photo of the person in jeans.', 'Hello,   World!!  ',
+    'naïve café crème brûlée', '東京タワー', 'emoji 😀🎉 party', 'numbers 1234 and 3.14',
+    'x²+y³ ⅻ', 'AT&amp;T &lt;tag&gt;', 'tab\tand\nnewline', "'S 'LL 'Ve", 'e\u0301t\u00e9',
+    'ΣΊΣΥΦΟΣ straße', '',
+    # ftfy.fix_text: ligatures, full width, curly and C1 quotes, controls, NFC, entities
+    'ﬁsh ﬂower', 'ＡＢＣ１２３\u3000ｘ', 'it\u2019s \u201cok\u201d', '\x93hi\x94 \x85',
+    '\x1b[31mred\x1b[0m \ufeffbom\x01x', '&NTILDE;and &amp;amp;amp;',
+    '&NTILDE; ok\n<b> &NTILDE; &amp;amp;amp;', '&#39;s &#x27; &#65;', 'x<|endoftext|>y',
+    ' '.join(['photograph'] * 40),                      # long: truncated
+    'a' * 500,                                           # one very long word
+    ' '.join('word%d' % i for i in range(60)),           # long, digits split
+    '!?' * 100,                                          # long punctuation run
+]
+
+
+def stage_info(tool, ck):
+    try:
+        flags = extra_flags(tool, ck)
+    except Skip as e:  # the activation line is exactly what fails: report the rest
+        flags = []
+        note = ' (activation not checked: %s)' % e
+    else:
+        note = ''
+    out, _, _ = tool.run(['info', ck.path], ck.vocab_arg, flags)
+    kv = {}
+    for line in out.splitlines():
+        m = re.match(r'\s*([A-Za-z0-9_ .-]+?)\s*:\s*(.*?)\s*$', line)
+        if m:
+            kv[m.group(1).strip().lower().replace(' ', '_').replace('-', '_')] = m.group(2)
+    c = ck.info['config']
+    expect = dict(naming=c['naming'], dtype=c['dtype'], activation=c['act'],
+                  embed_dim=c['embed_dim'], image_size=c['image_size'],
+                  patch_size=c['patch_size'], vision_width=c['vision_width'],
+                  vision_layers=c['vision_layers'], vision_heads=c['vision_heads'],
+                  text_width=c['text_width'], text_layers=c['text_layers'],
+                  text_heads=c['text_heads'], context_length=c['context_length'],
+                  vocab_size=c['vocab_size'])
+    bad = []
+    norm = lambda s: re.sub(r'[^a-z0-9]', '', str(s).lower())  # noqa: E731
+    if note:
+        del expect['activation']
+    for k, v in expect.items():
+        if k not in kv:
+            bad.append('%s missing' % k)
+        elif norm(kv[k]) != norm(v):
+            bad.append('%s: tool %r, generated %r' % (k, kv[k], v))
+    if bad:
+        raise CaseFailure('; '.join(bad) + '\n--- tool output ---\n' + out)
+    return '%d keys match%s' % (len(expect), note)
+
+
+def stage_tokenize(tool, ck):
+    m = ck.model
+    try:
+        flags = extra_flags(tool, ck)
+    except Skip:  # the activation plays no part in tokenising
+        flags = []
+    out, _, _ = tool.run(['tokenize', ck.path] + TOKENIZE_TEXTS, ck.vocab_arg, flags)
+    lines = out.split('\n')
+    if lines and lines[-1] == '':
+        lines = lines[:-1]
+    if len(lines) != len(TOKENIZE_TEXTS):
+        raise CaseFailure('%d lines for %d texts:\n%s' % (len(lines), len(TOKENIZE_TEXTS), out))
+    bad = []
+    n_trunc = 0
+    for t, line in zip(TOKENIZE_TEXTS, lines):
+        got = [int(x) for x in line.split()]
+        ref = m.tokenize(t)
+        n_trunc += len(ref) == m.cfg['context_length']
+        if got != ref:
+            bad.append('%r:\n  tool %s\n  ref  %s' % (t, got, ref))
+    if bad:
+        raise CaseFailure('%d of %d texts differ:\n%s' % (len(bad), len(lines), '\n'.join(bad)))
+    return '%d texts identical (%d truncated to %d)' % (len(lines), n_trunc,
+                                                         m.cfg['context_length'])
+
+
+LABELS_PLAIN = 'sky\nroad\ncar\ntree\nperson\n'
+LABELS_SYN = 'sky\nroad\ncar, red car\ntree\nperson, man in a jacket, woman\n'
+CUSTOM_TEMPLATES = 'a {} photo\nthere is a {} in the scene.\n{}\nan image of the {}, close-up\n'
+
+
+def write(path, text):
+    with open(path, 'w', encoding='utf-8') as f:
+        f.write(text)
+    return path
+
+
+def stage_text(tool, ck, work, labels, templates):
+    lf = write(os.path.join(work, 'labels.txt'), labels)
+    args = ['text', ck.path, '--labels-file', lf, '--out', os.path.join(work, 'q.npy')]
+    if templates == 'file':
+        tf = write(os.path.join(work, 'templates.txt'), CUSTOM_TEMPLATES)
+        args += ['--templates', tf]
+        tlist = clipref.load_templates(tf)
+    elif templates == 'default':
+        tlist = clipref.load_templates('imagenet80')
+    else:
+        args += ['--templates', templates]
+        tlist = clipref.load_templates(templates)
+    _, _, dt = tool.run(args, ck.vocab_arg, extra_flags(tool, ck))
+    names, _ = clipref.parse_labels_file(labels)
+    ref = ck.queries(names, tlist)
+    got = load_npy(os.path.join(work, 'q.npy'), np.float32, ref.shape)
+    worst, info = check_close('queries', got, ref)
+    return '%s [%dx%d], %d templates, tool %.2fs' % (info, ref.shape[0], ref.shape[1], len(tlist), dt)
+
+
+def stage_dense(tool, ck, work, mode, h, w, seed):
+    x = mc.make_image(h, w, seed)
+    xf = os.path.join(work, 'x.npy')
+    np.save(xf, x)
+    of = os.path.join(work, 'f.npy')
+    _, _, dt = tool.run(['dense', ck.path, '--input', xf, '--mode', mode, '--out', of],
+                        ck.vocab_arg, extra_flags(tool, ck))
+    ref = ck.model.encode_dense(x.astype(np.float64), mode)
+    got = load_npy(of, np.float32, ref.shape)
+    worst, info = check_close('features', got, ref)
+    p = ck.model.cfg['patch_size']
+    g0 = ck.model.cfg['image_size'] // p
+    interp = 'interpolated' if (h // p, w // p) != (g0, g0) else 'native'
+    return '%s [%dx%d] grid %dx%d (%s positions), tool %.2fs' % (
+        info, ref.shape[0], ref.shape[1], h // p, w // p, interp, dt)
+
+
+def compare_labels(got, ref_labels, ref_probs, prob_err, prob_thd):
+    """Label maps must be identical except where the reference itself is a tie within
+    the measured probability error: the top-two probabilities (or the best probability
+    and prob_thd) closer than 2*err + 1e-7."""
+    mism = np.argwhere(got != ref_labels)
+    eps = 2 * prob_err + 1e-7
+    ties, real = [], []
+    for (i, j) in mism:
+        p = ref_probs[:, i, j]
+        a, b = int(got[i, j]), int(ref_labels[i, j])
+        best = p.max()
+        cands = set(np.flatnonzero(p >= best - eps).tolist())
+        if prob_thd > 0 and abs(best - prob_thd) <= eps:
+            cands.add(0)
+        if a in cands and b in cands:
+            ties.append((int(i), int(j), a, b))
+        else:
+            real.append((int(i), int(j), a, b, p.tolist()))
+    return ties, real
+
+
+SEG_SCENARIOS = {
+    # name: (h, w, flags, labels, seed)
+    'win48x80-c32s16': (48, 80, dict(crop=32, stride=16), LABELS_PLAIN, 21),
+    'whole40x56-c0': (40, 56, dict(crop=0), LABELS_PLAIN, 22),
+    'short24x72-c32s16': (24, 72, dict(crop=32, stride=16), LABELS_SYN, 23),
+    'syn-thd48x80-c32s16-p0.3-a0.1': (48, 80, dict(crop=32, stride=16, prob_thd=0.3, area_thd=0.1),
+                                      LABELS_SYN, 24),
+    'odd36x52-c0-syn': (36, 52, dict(crop=0), LABELS_SYN, 25),
+    'win44x60-c32s24-ls65-p0.5': (44, 60, dict(crop=32, stride=24, logit_scale=65.0, prob_thd=0.5),
+                                  LABELS_PLAIN, 28),
+    'defaults44x60': (44, 60, None, LABELS_PLAIN, 27),
+}
+
+
+def stage_segment(tool, ck, work, scenario, mode):
+    h, w, flags, labels, seed = SEG_SCENARIOS[scenario]
+    x = mc.make_image(h, w, seed)
+    xf = os.path.join(work, 'x.npy')
+    np.save(xf, x)
+    lf = write(os.path.join(work, 'labels.txt'), labels)
+    pf, lbf = os.path.join(work, 'p.npy'), os.path.join(work, 'l.npy')
+    args = ['segment', ck.path, '--input', xf, '--labels-file', lf, '--out', pf, '--pred', lbf]
+    if flags is None:  # every default: sclip, imagenet80, crop 224 / stride 112, scale 40
+        p = dict(mode='sclip', templates='imagenet80', crop=224, stride=112, logit_scale=40.0,
+                 prob_thd=0.0, area_thd=0.0)
+    else:
+        p = dict(mode=mode, templates='single', crop=0, stride=0, logit_scale=40.0, prob_thd=0.0,
+                 area_thd=0.0)
+        p.update(flags)
+        args += ['--mode', p['mode'], '--templates', p['templates'], '--crop', str(p['crop'])]
+        if p['crop']:
+            args += ['--stride', str(p['stride'])]
+        for k in ('logit_scale', 'prob_thd', 'area_thd'):
+            if k in flags:
+                args += ['--' + k.replace('_', '-'), repr(p[k])]
+    _, _, dt = tool.run(args, ck.vocab_arg, extra_flags(tool, ck))
+    names, idx = clipref.parse_labels_file(labels)
+    q = ck.queries(names, clipref.load_templates(p['templates']))
+    rp, rl, det = ck.model.segment(x.astype(np.float64), q, idx, p['mode'], p['crop'], p['stride'],
+                                   p['logit_scale'], p['prob_thd'], p['area_thd'], details=True)
+    C = rp.shape[0]
+    gp = load_npy(pf, np.float32, (C, h, w))
+    gl = load_npy(lbf, np.int32, (h, w))
+    worst, info = check_close('probs', gp, rp)
+    ties, real = compare_labels(gl, rl, rp, worst, p['prob_thd'])
+    if det['kept'] is not None:
+        tool_kept = [c == 0 or bool(gp[c].any()) for c in range(C)]
+        if tool_kept != det['kept'].tolist():
+            raise CaseFailure('area threshold kept different classes: tool %s, ref %s' % (
+                tool_kept, det['kept'].tolist()))
+    if real:
+        raise CaseFailure('%s; %d label pixels differ (not ties), e.g. %s' % (
+            info, len(real), '; '.join('(%d,%d) tool %d ref %d probs %s' % (
+                i, j, a, b, np.round(pp, 6).tolist()) for i, j, a, b, pp in real[:5])))
+    n_win = len(clipref.Model.windows(h, w, p['crop'], p['stride']))
+    present = sorted(set(rl.ravel().tolist()))
+    notes = ''
+    if p['prob_thd'] > 0:
+        notes += ', %d px below prob_thd' % int((rp.max(0) < p['prob_thd']).sum())
+    if det['kept'] is not None:
+        notes += ', area_thd dropped classes %s' % [c for c in range(C) if not det['kept'][c]]
+    return '%s; labels identical%s; %d window(s), classes present %s%s; tool %.2fs' % (
+        info, ' except %d reference tie pixel(s)' % len(ties) if ties else '', n_win, present,
+        notes, dt)
+
+
+# ---------------------------------------------------------------- the matrix
+
+def build_cases(tmp):
+    S = dict(vocab='small')
+    ckpts = {}
+
+    def ck(key, tool_vocab=None, strip_vocab=False, **opts):
+        ckpts[key] = Ckpt(key, tmp, opts, tool_vocab, strip_vocab)
+        return ckpts[key]
+
+    # name: LAYOUT/DTYPE/ACT/VOCAB[+extra]
+    full = [
+        ck('hf/F32/quick_gelu/small', layout='hf', dtype='F32', act='quick_gelu', seed=1, **S),
+        ck('openclip/F32/quick_gelu/small', layout='openclip', dtype='F32', act='quick_gelu',
+           seed=2, **S),
+        ck('hf/F32/gelu/small+geom', layout='hf', dtype='F32', act='gelu', seed=3,
+           patch_size=4, image_size=24, vision_layers=3, vision_heads=2, vision_width=48,
+           text_layers=1, text_heads=3, text_width=36, context_length=16, embed_dim=24, **S),
+    ]
+    part = [
+        ck('hf/F16/gelu/small+posids', layout='hf', dtype='F16', act='gelu', position_ids=True,
+           seed=4, **S),
+        ck('hf/BF16/quick_gelu/small', layout='hf', dtype='BF16', act='quick_gelu', seed=5, **S),
+        ck('hf-sharded/F32/gelu/small+posids', layout='hf-sharded', dtype='F32', act='gelu',
+           position_ids=True, shards=2, seed=6, **S),
+        ck('hf-sharded/BF16/quick_gelu/small+3shards', layout='hf-sharded', dtype='BF16',
+           act='quick_gelu', shards=3, seed=7, **S),
+        ck('hf-sharded/F16/quick_gelu/small', layout='hf-sharded', dtype='F16',
+           act='quick_gelu', seed=8, **S),
+        ck('openclip/F16/quick_gelu/full', layout='openclip', dtype='F16', act='quick_gelu',
+           vocab='full', seed=9),
+        ck('openclip/BF16/gelu/small', layout='openclip', dtype='BF16', act='gelu', seed=10, **S),
+        ck('openclip/F32/gelu/small', layout='openclip', dtype='F32', act='gelu', seed=11, **S),
+    ]
+    vocab_only = [
+        ck('hf/F32/quick_gelu/full', layout='hf', dtype='F32', act='quick_gelu', vocab='full',
+           seed=12),
+        ck('openclip/F32/quick_gelu/full+vocab-arg-gz', tool_vocab='gz', strip_vocab=True,
+           layout='openclip', dtype='F32', act='quick_gelu', vocab='full', seed=13),
+        ck('openclip/F16/quick_gelu/small+vocab-arg-dir', tool_vocab='dir', strip_vocab=True,
+           layout='openclip', dtype='F16', act='quick_gelu', vocab='small', seed=14),
+    ]
+    cases = []
+
+    def add(name, fn):
+        cases.append((name, fn))
+
+    for c in full + part + vocab_only:
+        add(c.key + '/info', lambda c=c: stage_info(TOOL, c))
+        add(c.key + '/tokenize', lambda c=c: stage_tokenize(TOOL, c))
+        add(c.key + '/text/single', lambda c=c: stage_text(TOOL, c, WORK(), LABELS_SYN, 'single'))
+    for c in full + vocab_only[:1]:
+        add(c.key + '/text/none', lambda c=c: stage_text(TOOL, c, WORK(), LABELS_SYN, 'none'))
+        add(c.key + '/text/imagenet80', lambda c=c: stage_text(TOOL, c, WORK(), LABELS_PLAIN,
+                                                              'imagenet80'))
+        add(c.key + '/text/default', lambda c=c: stage_text(TOOL, c, WORK(), LABELS_PLAIN,
+                                                           'default'))
+        add(c.key + '/text/file', lambda c=c: stage_text(TOOL, c, WORK(), LABELS_SYN, 'file'))
+    for c in full:
+        p, isz = c.opts.get('patch_size', 8), c.opts.get('image_size', 32)
+        sizes = [(isz, isz), (5 * p, 7 * p), (3 * p, 6 * p), (p, 2 * p)]
+        for mode in ('vanilla', 'maskclip', 'sclip'):
+            for k, (h, w) in enumerate(sizes):
+                add('%s/dense/%s/%dx%d' % (c.key, mode, h, w),
+                    lambda c=c, m=mode, h=h, w=w, k=k: stage_dense(TOOL, c, WORK(), m, h, w, 30 + k))
+    for c in part:
+        for mode in ('vanilla', 'maskclip', 'sclip'):
+            add('%s/dense/%s/40x56' % (c.key, mode),
+                lambda c=c, m=mode: stage_dense(TOOL, c, WORK(), m, 40, 56, 40))
+    for c in full[:2]:
+        for sc in SEG_SCENARIOS:
+            if sc == 'defaults44x60':
+                add('%s/segment/%s' % (c.key, sc), lambda c=c, s=sc: stage_segment(
+                    TOOL, c, WORK(), s, 'sclip'))
+                continue
+            for mode in ('vanilla', 'maskclip', 'sclip'):
+                add('%s/segment/%s/%s' % (c.key, sc, mode), lambda c=c, s=sc, m=mode: stage_segment(
+                    TOOL, c, WORK(), s, m))
+    for c in full[2:] + part:
+        add('%s/segment/win48x80-c32s16/sclip' % c.key, lambda c=c: stage_segment(
+            TOOL, c, WORK(), 'win48x80-c32s16', 'sclip'))
+        add('%s/segment/syn-thd48x80-c32s16-p0.3-a0.1/maskclip' % c.key, lambda c=c: stage_segment(
+            TOOL, c, WORK(), 'syn-thd48x80-c32s16-p0.3-a0.1', 'maskclip'))
+    return cases
+
+
+TOOL = None
+_WORK = {'n': 0, 'root': None}
+
+
+def WORK():
+    _WORK['n'] += 1
+    d = os.path.join(_WORK['root'], 'case%03d' % _WORK['n'])
+    os.makedirs(d, exist_ok=True)
+    return d
+
+
+def main(argv):
+    global TOOL
+    pats, keep, listing, engine = [], False, False, None
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a == '-k' and i + 1 < len(argv):
+            pats.append(argv[i + 1])
+            i += 1
+        elif a == '--keep':
+            keep = True
+        elif a == '--list':
+            listing = True
+        elif a in ('-h', '--help'):
+            print(__doc__)
+            return 0
+        elif engine is None:
+            engine = a
+        else:
+            print('unexpected argument %r' % a, file=sys.stderr)
+            return 2
+        i += 1
+    engine = engine or os.environ.get('CLIPSEG_ENGINE') or \
+        os.path.join(HERE, '..', '..', 'build', 'engine', 'clipseg-engine')
+    tmp = tempfile.mkdtemp(prefix='clipseg-parity-')
+    _WORK['root'] = os.path.join(tmp, 'work')
+    cases = build_cases(tmp)
+    if listing:
+        for name, _ in cases:
+            print(name)
+        shutil.rmtree(tmp, ignore_errors=True)
+        return 0
+    if not os.access(engine, os.X_OK):
+        print('clipseg-engine not found or not executable: %s' % engine)
+        print('0 passed, 1 failed')
+        return 1
+    TOOL = Tool(os.path.abspath(engine))
+    print('engine: %s\ntemp: %s' % (TOOL.path, tmp))
+    passed = failed = skipped = 0
+    failures = []
+    t_all = time.time()
+    for name, fn in cases:
+        if pats and not any(p in name for p in pats):
+            continue
+        t0 = time.time()
+        try:
+            msg = fn()
+        except Skip as e:
+            skipped += 1
+            print('SKIP %s: %s' % (name, e))
+            continue
+        except CaseFailure as e:
+            failed += 1
+            failures.append(name)
+            print('FAIL %s: %s' % (name, e))
+            continue
+        except Exception:  # noqa: BLE001 - a reference/harness error is a failure too
+            failed += 1
+            failures.append(name)
+            print('FAIL %s: harness error' % name)
+            traceback.print_exc(file=sys.stdout)
+            continue
+        finally:
+            sys.stdout.flush()
+        passed += 1
+        print('PASS %s (%.1fs): %s' % (name, time.time() - t0, msg))
+    if failures:
+        print('\nfailed cases:\n  ' + '\n  '.join(failures))
+    print('total %.1fs' % (time.time() - t_all))
+    if keep:
+        print('kept %s' % tmp)
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+    line = '%d passed, %d failed' % (passed, failed)
+    if skipped:
+        line += ', %d skipped' % skipped
+    print(line)
+    return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main(sys.argv[1:]))
