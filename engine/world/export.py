@@ -37,7 +37,7 @@ def write_safetensors(path, tensors, metadata=None):
     names = sorted(tensors, key=lambda n: (-tensors[n].dtype.itemsize, n))
     header, off = {}, 0
     for n in names:
-        a = np.ascontiguousarray(tensors[n])
+        a = np.asarray(tensors[n], order="C")
         nb = a.nbytes
         header[n] = {"dtype": rev[a.dtype], "shape": list(a.shape), "data_offsets": [off, off + nb]}
         off += nb
@@ -49,7 +49,7 @@ def write_safetensors(path, tensors, metadata=None):
         f.write(struct.pack("<Q", len(hj)))
         f.write(hj)
         for n in names:
-            f.write(np.ascontiguousarray(tensors[n]).astype(tensors[n].dtype.newbyteorder("<"), copy=False).tobytes())
+            f.write(np.asarray(tensors[n], order="C").astype(tensors[n].dtype.newbyteorder("<"), copy=False).tobytes())
 
 
 def read_safetensors(path):
@@ -197,7 +197,7 @@ def export(model, vocab_dir, out_dir, dtype="F16", metadata=None):
     sd = {k: v.detach().cpu().float().numpy() for k, v in model.state_dict().items()}
     hf = to_hf(sd)
     npdt = DTYPES[dtype][0]
-    hf = {k: np.ascontiguousarray(v.astype(npdt)) for k, v in hf.items()}
+    hf = {k: v.astype(npdt, order="C") for k, v in hf.items()}
     write_safetensors(os.path.join(out_dir, "model.safetensors"), hf, metadata)
     vocab = json.load(open(os.path.join(vocab_dir, "vocab.json"), encoding="utf-8"))
     conf = hf_config(cfg, vocab["<|startoftext|>"], vocab["<|endoftext|>"])
