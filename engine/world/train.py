@@ -33,9 +33,9 @@ from clipmodel import CLIP  # noqa: E402
 from export import IMAGE_MEAN, IMAGE_STD, export, load_hf  # noqa: E402
 import eval_dense  # noqa: E402
 
-DEFAULT_CFG = dict(image_size=96, patch_size=8, vision_width=192, vision_layers=6, vision_heads=3,
+DEFAULT_CFG = dict(image_size=64, patch_size=8, vision_width=128, vision_layers=6, vision_heads=2,
                    embed_dim=128, context_length=77, text_width=128, text_layers=4, text_heads=2)
-SCENE_H = 160
+SCENE_H = 128
 MEAN = torch.tensor(IMAGE_MEAN).view(3, 1, 1)
 STD = torch.tensor(IMAGE_STD).view(3, 1, 1)
 
@@ -75,7 +75,7 @@ def resize_u8(img, size):
 
 def make_sample(seed, size, with_caption=True):
     rng = np.random.default_rng([seed, 1])
-    w = int(rng.choice([160, 192, 224]))
+    w = int(rng.choice([128, 160, 192]))
     sc = world.render_scene(seed, w, SCENE_H)
     y0, x0, side = crop_box(rng, sc, w, SCENE_H)
     img = resize_u8(sc["image"][y0:y0 + side, x0:x0 + side], size)
@@ -217,11 +217,11 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True, help="run directory (resumes from RUN/state.pt)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--steps", type=int, default=1000)
-    ap.add_argument("--batch", type=int, default=96)
-    ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--steps", type=int, default=800)
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--lr", type=float, default=7e-4)
     ap.add_argument("--wd", type=float, default=0.1)
-    ap.add_argument("--warmup", type=int, default=60)
+    ap.add_argument("--warmup", type=int, default=50)
     ap.add_argument("--eval-every", type=int, default=100)
     ap.add_argument("--save-every", type=int, default=20)
     ap.add_argument("--threads", type=int, default=2)
