@@ -34,7 +34,11 @@ import struct
 import sys
 import unicodedata
 
-import numpy as np
+if __name__ == '__main__':  # tiny products: one BLAS thread is fastest
+    os.environ.setdefault('OPENBLAS_NUM_THREADS', '1')
+    os.environ.setdefault('OMP_NUM_THREADS', '1')
+
+import numpy as np  # noqa: E402
 
 # ---------------------------------------------------------------- safetensors (section 7)
 

@@ -67,7 +67,7 @@ DEFAULTS = dict(
     patch_size=8, image_size=32,
     text_width=None, text_layers=2, text_heads=None, text_mlp=None,
     context_length=77, embed_dim=32, position_ids=False, shards=2,
-    logit_scale=math.log(100.0), write_vocab=True, shared_dir=None,
+    logit_scale=math.log(100.0), write_vocab=True, shared_dir=None, aligned=True,
 )
 
 
@@ -164,10 +164,12 @@ def encode_tensor(x, dtype):
     return arr.tobytes(), stored
 
 
-def write_safetensors(path, tensors, metadata=None):
+def write_safetensors(path, tensors, metadata=None, aligned=True):
     """tensors: list of (name, dtype string, shape, raw bytes). Orders them as the
     official writer does (larger dtypes first, then by name), pads the header
-    with spaces so the data starts on an 8-byte boundary."""
+    with spaces so the data starts on an 8-byte boundary. aligned=False pads it
+    instead so the data starts at an odd offset (8+N = 1 mod 8), as other
+    writers may leave it: no tensor is then aligned to its element size."""
     order = sorted(tensors, key=lambda t: (-_ST_DTYPE[t[1]][1], t[0]))
     header = {}
     if metadata:
@@ -179,7 +181,7 @@ def write_safetensors(path, tensors, metadata=None):
         header[name] = {'dtype': dtype, 'shape': list(shape), 'data_offsets': [off, off + len(raw)]}
         off += len(raw)
     hjson = json.dumps(header, separators=(',', ':')).encode('utf-8')
-    hjson += b' ' * ((8 - (8 + len(hjson)) % 8) % 8)
+    hjson += b' ' * (((8 if aligned else 9) - (8 + len(hjson)) % 8) % 8)
     with open(path, 'wb') as f:
         f.write(struct.pack('<Q', len(hjson)))
         f.write(hjson)
@@ -401,7 +403,8 @@ def make_checkpoint(out_path, **opts):
         weight_map, total = {}, 0
         for i, g in enumerate(groups):
             fname = 'model-%05d-of-%05d.safetensors' % (i + 1, len(groups))
-            total += write_safetensors(os.path.join(dirname, fname), [by_name[k] for k in g], meta)
+            total += write_safetensors(os.path.join(dirname, fname), [by_name[k] for k in g], meta,
+                                       c['aligned'])
             files.append(os.path.join(dirname, fname))
             for k in g:
                 weight_map[k] = fname
@@ -409,10 +412,10 @@ def make_checkpoint(out_path, **opts):
             json.dump({'metadata': {'total_size': total}, 'weight_map': weight_map}, f, indent=2)
         files.append(os.path.join(dirname, 'model.safetensors.index.json'))
     elif c['layout'] == 'hf':
-        write_safetensors(os.path.join(dirname, 'model.safetensors'), entries, meta)
+        write_safetensors(os.path.join(dirname, 'model.safetensors'), entries, meta, c['aligned'])
         files.append(os.path.join(dirname, 'model.safetensors'))
     else:
-        write_safetensors(model_path, entries, meta)
+        write_safetensors(model_path, entries, meta, c['aligned'])
         files.append(model_path)
 
     vocab_path = None
@@ -535,6 +538,9 @@ def main(argv=None):
                     help='hf layouts: add the int64 position_ids buffers')
     ap.add_argument('--shards', type=int, default=DEFAULTS['shards'],
                     help='hf-sharded: number of shard files (2 or 3)')
+    ap.add_argument('--unaligned', action='store_true',
+                    help='pad the safetensors header so the data starts at an odd offset '
+                         '(no tensor aligned to its element size)')
     ap.add_argument('--seed', type=int, default=DEFAULTS['seed'])
     ap.add_argument('--vision-width', type=int, help='default 64 (openclip 128)')
     ap.add_argument('--vision-layers', type=int, default=DEFAULTS['vision_layers'])
@@ -557,7 +563,7 @@ def main(argv=None):
                     help='also print the resolved hyperparameters as JSON on stderr')
     a = ap.parse_args(argv)
     opts = dict(layout=a.layout, dtype=a.dtype, act=a.act, vocab=a.vocab, merges=a.merges,
-                write_vocab=not a.no_vocab_file, position_ids=a.position_ids, shards=a.shards,
+                write_vocab=not a.no_vocab_file, aligned=not a.unaligned, position_ids=a.position_ids, shards=a.shards,
                 seed=a.seed, vision_width=a.vision_width, vision_layers=a.vision_layers,
                 vision_heads=a.vision_heads, vision_mlp=a.vision_mlp, patch_size=a.patch_size,
                 image_size=a.image_size, text_width=a.text_width, text_layers=a.text_layers,

@@ -32,7 +32,13 @@ import tempfile
 import time
 import traceback
 
-import numpy as np
+# The reference's tiny matrix products are fastest (and immune to a loaded machine)
+# on one BLAS thread; the tool gets the caller's original settings back (Tool.run).
+_ORIG_ENV = {k: os.environ.get(k) for k in ('OPENBLAS_NUM_THREADS', 'OMP_NUM_THREADS')}
+os.environ['OPENBLAS_NUM_THREADS'] = '1'
+os.environ['OMP_NUM_THREADS'] = '1'
+
+import numpy as np  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -58,14 +64,25 @@ class Tool:
         self.path = path
         self._help = None
 
-    def run(self, args, vocab=None, extra=None):
-        # COMMAND first, then the global options, then the command's arguments
-        cmd = [self.path, args[0]]
-        if vocab:
-            cmd += ['--vocab', vocab]
-        cmd += list(extra or []) + list(args[1:])
+    @staticmethod
+    def env():
         env = dict(os.environ)
-        env.setdefault('OMP_NUM_THREADS', '2')
+        for k, v in _ORIG_ENV.items():
+            if v is None:
+                env.pop(k, None)
+            else:
+                env[k] = v
+        return env
+
+    def run(self, args, vocab=None, extra=None, vocab_first=False):
+        # COMMAND, the global options, then the command's arguments (or, with
+        # vocab_first, --vocab before the command)
+        if vocab and vocab_first:
+            cmd = [self.path, '--vocab', vocab, args[0]]
+        else:
+            cmd = [self.path, args[0]] + (['--vocab', vocab] if vocab else [])
+        cmd += list(extra or []) + list(args[1:])
+        env = self.env()
         t0 = time.time()
         try:
             r = subprocess.run(cmd, capture_output=True, timeout=TOOL_TIMEOUT, env=env)
@@ -82,7 +99,8 @@ class Tool:
             try:
                 self._help = ''
                 for args in (['--help'], ['info', '--help']):
-                    r = subprocess.run([self.path] + args, capture_output=True, timeout=30)
+                    r = subprocess.run([self.path] + args, capture_output=True, timeout=30,
+                                       env=self.env())
                     self._help += (r.stdout + r.stderr).decode('utf-8', 'replace')
             except Exception:  # noqa: BLE001
                 self._help = ''
@@ -127,8 +145,9 @@ def check_close(name, got, ref, tol=TOL):
 class Ckpt:
     """A generated checkpoint + its reference model (both lazily made)."""
 
-    def __init__(self, key, tmp, opts, tool_vocab=None, strip_vocab=False):
+    def __init__(self, key, tmp, opts, tool_vocab=None, strip_vocab=False, vocab_first=False):
         self.key, self.tmp, self.opts = key, tmp, opts
+        self.vocab_first = vocab_first
         self.tool_vocab = tool_vocab      # 'gz' | 'dir' | None: pass --vocab
         self.strip_vocab = strip_vocab    # model file alone in its directory
         self._info = None
@@ -195,7 +214,7 @@ def extra_flags(tool, ck):
     if '--activation' in tool.help_text():
         return ['--activation', 'gelu']
     if ck.tool_act is None:
-        out, _, _ = tool.run(['info', ck.path], ck.vocab_arg)
+        out, _, _ = tool.run(['info', ck.path], ck.vocab_arg, vocab_first=ck.vocab_first)
         m = re.search(r'^\s*activation\s*:\s*(\S+)', out, re.M)
         ck.tool_act = m.group(1) if m else '?'
     if re.sub(r'[^a-z]', '', ck.tool_act.lower()) != 'gelu':
@@ -231,13 +250,15 @@ def stage_info(tool, ck):
         note = ' (activation not checked: %s)' % e
     else:
         note = ''
-    out, _, _ = tool.run(['info', ck.path], ck.vocab_arg, flags)
+    out, _, _ = tool.run(['info', ck.path], ck.vocab_arg, flags,
+                        vocab_first=ck.vocab_first)
     kv = {}
     for line in out.splitlines():
         m = re.match(r'\s*([A-Za-z0-9_ .-]+?)\s*:\s*(.*?)\s*$', line)
         if m:
             kv[m.group(1).strip().lower().replace(' ', '_').replace('-', '_')] = m.group(2)
     c = ck.info['config']
+    bad = []
     expect = dict(naming=c['naming'], dtype=c['dtype'], activation=c['act'],
                   embed_dim=c['embed_dim'], image_size=c['image_size'],
                   patch_size=c['patch_size'], vision_width=c['vision_width'],
@@ -245,10 +266,21 @@ def stage_info(tool, ck):
                   text_width=c['text_width'], text_layers=c['text_layers'],
                   text_heads=c['text_heads'], context_length=c['context_length'],
                   vocab_size=c['vocab_size'])
-    bad = []
     norm = lambda s: re.sub(r'[^a-z0-9]', '', str(s).lower())  # noqa: E731
+    # printed by the tool beyond the required keys: checked when present
+    optional = dict(vision_mlp=c['vision_mlp'], text_mlp=c['text_mlp'])
+    expect.update({k: v for k, v in optional.items() if k in kv})
     if note:
         del expect['activation']
+    for k, v in (('layer_norm_eps', c['layer_norm_eps']),
+                 ('logit_scale', float(np.exp(ck.info['weights']['logit_scale'])))):
+        if k in kv:
+            try:
+                ok = abs(float(kv[k]) - v) <= 1e-4 * abs(v)
+            except ValueError:
+                ok = False
+            if not ok:
+                bad.append('%s: tool %r, generated %r' % (k, kv[k], v))
     for k, v in expect.items():
         if k not in kv:
             bad.append('%s missing' % k)
@@ -265,7 +297,8 @@ def stage_tokenize(tool, ck):
         flags = extra_flags(tool, ck)
     except Skip:  # the activation plays no part in tokenising
         flags = []
-    out, _, _ = tool.run(['tokenize', ck.path] + TOKENIZE_TEXTS, ck.vocab_arg, flags)
+    out, _, _ = tool.run(['tokenize', ck.path] + TOKENIZE_TEXTS, ck.vocab_arg, flags,
+                        vocab_first=ck.vocab_first)
     lines = out.split('\n')
     if lines and lines[-1] == '':
         lines = lines[:-1]
@@ -286,7 +319,9 @@ def stage_tokenize(tool, ck):
 
 
 LABELS_PLAIN = 'sky\nroad\ncar\ntree\nperson\n'
-LABELS_SYN = 'sky\nroad\ncar, red car\ntree\nperson, man in a jacket, woman\n'
+LABELS_SYN = ('sky\nroad\ncar, red car\ntree, a very tall and old tree with long branches '
+              'full of green leaves and a few birds sitting on them in the morning sun while '
+              'the wind blows\nperson, man in a jacket, woman\n')  # (long: truncated)
 CUSTOM_TEMPLATES = 'a {} photo\nthere is a {} in the scene.\n{}\nan image of the {}, close-up\n'
 
 
@@ -308,7 +343,8 @@ def stage_text(tool, ck, work, labels, templates):
     else:
         args += ['--templates', templates]
         tlist = clipref.load_templates(templates)
-    _, _, dt = tool.run(args, ck.vocab_arg, extra_flags(tool, ck))
+    _, _, dt = tool.run(args, ck.vocab_arg, extra_flags(tool, ck),
+                        vocab_first=ck.vocab_first)
     names, _ = clipref.parse_labels_file(labels)
     ref = ck.queries(names, tlist)
     got = load_npy(os.path.join(work, 'q.npy'), np.float32, ref.shape)
@@ -322,7 +358,8 @@ def stage_dense(tool, ck, work, mode, h, w, seed):
     np.save(xf, x)
     of = os.path.join(work, 'f.npy')
     _, _, dt = tool.run(['dense', ck.path, '--input', xf, '--mode', mode, '--out', of],
-                        ck.vocab_arg, extra_flags(tool, ck))
+                        ck.vocab_arg, extra_flags(tool, ck),
+                        vocab_first=ck.vocab_first)
     ref = ck.model.encode_dense(x.astype(np.float64), mode)
     got = load_npy(of, np.float32, ref.shape)
     worst, info = check_close('features', got, ref)
@@ -389,7 +426,8 @@ def stage_segment(tool, ck, work, scenario, mode):
         for k in ('logit_scale', 'prob_thd', 'area_thd'):
             if k in flags:
                 args += ['--' + k.replace('_', '-'), repr(p[k])]
-    _, _, dt = tool.run(args, ck.vocab_arg, extra_flags(tool, ck))
+    _, _, dt = tool.run(args, ck.vocab_arg, extra_flags(tool, ck),
+                        vocab_first=ck.vocab_first)
     names, idx = clipref.parse_labels_file(labels)
     q = ck.queries(names, clipref.load_templates(p['templates']))
     rp, rl, det = ck.model.segment(x.astype(np.float64), q, idx, p['mode'], p['crop'], p['stride'],
@@ -426,8 +464,8 @@ def build_cases(tmp):
     S = dict(vocab='small')
     ckpts = {}
 
-    def ck(key, tool_vocab=None, strip_vocab=False, **opts):
-        ckpts[key] = Ckpt(key, tmp, opts, tool_vocab, strip_vocab)
+    def ck(key, tool_vocab=None, strip_vocab=False, vocab_first=False, **opts):
+        ckpts[key] = Ckpt(key, tmp, opts, tool_vocab, strip_vocab, vocab_first)
         return ckpts[key]
 
     # name: LAYOUT/DTYPE/ACT/VOCAB[+extra]
@@ -453,11 +491,16 @@ def build_cases(tmp):
            vocab='full', seed=9),
         ck('openclip/BF16/gelu/small', layout='openclip', dtype='BF16', act='gelu', seed=10, **S),
         ck('openclip/F32/gelu/small', layout='openclip', dtype='F32', act='gelu', seed=11, **S),
+        ck('hf/F32/quick_gelu/small+unaligned', layout='hf', dtype='F32', act='quick_gelu',
+           aligned=False, seed=15, **S),
+        ck('openclip/F16/gelu/small+unaligned', layout='openclip', dtype='F16', act='gelu',
+           aligned=False, seed=16, **S),
     ]
     vocab_only = [
         ck('hf/F32/quick_gelu/full', layout='hf', dtype='F32', act='quick_gelu', vocab='full',
            seed=12),
-        ck('openclip/F32/quick_gelu/full+vocab-arg-gz', tool_vocab='gz', strip_vocab=True,
+        ck('openclip/F32/quick_gelu/full+vocab-arg-gz-first', tool_vocab='gz', strip_vocab=True,
+           vocab_first=True,
            layout='openclip', dtype='F32', act='quick_gelu', vocab='full', seed=13),
         ck('openclip/F16/quick_gelu/small+vocab-arg-dir', tool_vocab='dir', strip_vocab=True,
            layout='openclip', dtype='F16', act='quick_gelu', vocab='small', seed=14),
