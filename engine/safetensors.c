@@ -205,7 +205,11 @@ compare_by_offset (gconstpointer a, gconstpointer b)
 {
   const struct range *x = a, *y = b;
 
-  return (x->begin > y->begin) - (x->begin < y->begin);
+  /* by (begin, end) as the reference reader sorts: an empty tensor sorts
+   * before a non-empty one starting at the same offset */
+  if (x->begin != y->begin)
+    return (x->begin > y->begin) - (x->begin < y->begin);
+  return (x->end > y->end) - (x->end < y->end);
 }
 
 /* Tensors must tile the data section exactly, as the reference reader demands. */
