@@ -230,10 +230,13 @@ enum
 #define LONG_SIDE_MAX 2048
 
 #define FORMATS "{ RGB, BGR, RGBA, BGRA, RGBx, BGRx, xRGB, xBGR, I420, NV12 }"
+#define OVERLAY_FEATURE GST_CAPS_FEATURE_META_GST_VIDEO_OVERLAY_COMPOSITION
+#define SYSMEM_OVERLAY_FEATURES \
+    GST_CAPS_FEATURE_MEMORY_SYSTEM_MEMORY ", " OVERLAY_FEATURE
 #define CLIPSEG_CAPS \
-    GST_VIDEO_CAPS_MAKE_WITH_FEATURES ( \
-        GST_CAPS_FEATURE_META_GST_VIDEO_OVERLAY_COMPOSITION, FORMATS) ";" \
-    GST_VIDEO_CAPS_MAKE (FORMATS)
+    GST_VIDEO_CAPS_MAKE (FORMATS) ";" \
+    GST_VIDEO_CAPS_MAKE_WITH_FEATURES (SYSMEM_OVERLAY_FEATURES, FORMATS) ";" \
+    GST_VIDEO_CAPS_MAKE_WITH_FEATURES (OVERLAY_FEATURE, FORMATS)
 
 static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
     GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS (CLIPSEG_CAPS));
@@ -577,25 +580,28 @@ gst_clipseg_set_info (GstVideoFilter * filter, GstCaps * incaps,
 
 /* ---- caps --------------------------------------------------------------- */
 
+/* The same caps in system memory, with the overlay composition feature
+ * (@add: both spellings sinks use) or without it. */
 static GstCaps *
 gst_clipseg_caps_set_overlay_feature (GstCaps * caps, gboolean add)
 {
-  GstCaps *result = gst_caps_copy (caps);
+  GstCaps *result = gst_caps_new_empty ();
   guint i;
 
-  for (i = 0; i < gst_caps_get_size (result); i++) {
-    GstCapsFeatures *features = gst_caps_get_features (result, i);
+  for (i = 0; i < gst_caps_get_size (caps); i++) {
+    GstStructure *s = gst_caps_get_structure (caps, i);
+    GstCapsFeatures *features = gst_caps_get_features (caps, i);
 
     if (gst_caps_features_is_any (features))
       continue;
-    features = gst_caps_features_copy (features);
-    if (add)
-      gst_caps_features_add (features,
-          GST_CAPS_FEATURE_META_GST_VIDEO_OVERLAY_COMPOSITION);
-    else
-      gst_caps_features_remove (features,
-          GST_CAPS_FEATURE_META_GST_VIDEO_OVERLAY_COMPOSITION);
-    gst_caps_set_features (result, i, features);
+    if (add) {
+      gst_caps_append_structure_full (result, gst_structure_copy (s),
+          gst_caps_features_from_string (SYSMEM_OVERLAY_FEATURES));
+      gst_caps_append_structure_full (result, gst_structure_copy (s),
+          gst_caps_features_from_string (OVERLAY_FEATURE));
+    } else {
+      gst_caps_append_structure (result, gst_structure_copy (s));
+    }
   }
 
   return result;
@@ -633,8 +639,7 @@ gst_clipseg_fixate_caps (GstBaseTransform * trans, GstPadDirection direction,
   for (i = 0; i < gst_caps_get_size (othercaps); i++) {
     GstCapsFeatures *features = gst_caps_get_features (othercaps, i);
 
-    if (features && gst_caps_features_contains (features,
-            GST_CAPS_FEATURE_META_GST_VIDEO_OVERLAY_COMPOSITION))
+    if (features && gst_caps_features_contains (features, OVERLAY_FEATURE))
       gst_caps_append_structure_full (preferred,
           gst_structure_copy (gst_caps_get_structure (othercaps, i)),
           gst_caps_features_copy (features));
@@ -660,7 +665,7 @@ gst_clipseg_downstream_takes_composition (GstClipseg * self)
   gboolean ret = FALSE;
 
   if (caps && gst_caps_features_contains (gst_caps_get_features (caps, 0),
-          GST_CAPS_FEATURE_META_GST_VIDEO_OVERLAY_COMPOSITION)) {
+          OVERLAY_FEATURE)) {
     GstQuery *query = gst_query_new_allocation (caps, FALSE);
 
     if (gst_pad_peer_query (srcpad, query))

@@ -1,0 +1,1367 @@
+/* GStreamer clipseg
+ * test-clipseg.c: element tests on small random checkpoints.
+ *
+ * This library is free software; you can redistribute it and/or
+ * modify it under the terms of the GNU Library General Public
+ * License as published by the Free Software Foundation; either
+ * version 2.1 of the License, or (at your option) any later version.
+ */
+
+#include <gst/check/gstcheck.h>
+#include <gst/check/gstharness.h>
+#include <gst/video/video.h>
+#include <glib/gstdio.h>
+
+#include <string.h>
+
+#include "gstclipsegmeta.h"
+
+#define WIDTH 64
+#define HEIGHT 48
+#define CAPS_FMT "video/x-raw,format=%s,width=%d,height=%d,framerate=30/1"
+#define RGBX_CAPS "video/x-raw,format=RGBx,width=64,height=48,framerate=30/1"
+#define FRAME_DURATION (GST_SECOND / 30)
+#define LABELS "red, green, blue"
+/* background words, so that some pixels stay unlabelled */
+#define BACKGROUND "wall, floor, sky"
+
+/* ---- helpers ------------------------------------------------------------ */
+
+/* A clipseg on the fast test model, three labels, no background words,
+ * sync processing (the harness is live, so auto would mean latest). */
+static GstElement *
+make_clipseg (const gchar * first_property, ...)
+{
+  GstElement *element = gst_element_factory_make ("clipseg", NULL);
+  va_list args;
+
+  fail_unless (element != NULL);
+  g_object_set (element, "model", TEST_MODEL, "labels", LABELS,
+      "templates", "single", "background", "", NULL);
+  gst_util_set_object_arg (G_OBJECT (element), "processing", "sync");
+  if (first_property) {
+    va_start (args, first_property);
+    g_object_set_valist (G_OBJECT (element), first_property, args);
+    va_end (args);
+  }
+  return element;
+}
+
+static GstHarness *
+harness_for (GstElement * element, const gchar * caps)
+{
+  GstHarness *h = gst_harness_new_with_element (element, "sink", "src");
+
+  gst_object_unref (element);
+  if (caps)
+    gst_harness_set_src_caps_str (h, caps);
+  return h;
+}
+
+/* An RGBx frame that differs with @index, or flat grey. */
+static GstBuffer *
+make_frame (guint index, gboolean grey)
+{
+  GstBuffer *buffer = gst_buffer_new_allocate (NULL, WIDTH * HEIGHT * 4, NULL);
+  GstMapInfo map;
+  gsize i;
+
+  gst_buffer_map (buffer, &map, GST_MAP_WRITE);
+  for (i = 0; i < map.size; i++)
+    map.data[i] = grey ? 128 : (i * 7 + (i / 256) * 11 + index * 53) & 0xff;
+  gst_buffer_unmap (buffer, &map);
+  GST_BUFFER_PTS (buffer) = index * FRAME_DURATION;
+  GST_BUFFER_DURATION (buffer) = FRAME_DURATION;
+
+  return buffer;
+}
+
+static GstClipsegMeta *
+get_meta (GstBuffer * buffer)
+{
+  GstClipsegMeta *meta = gst_buffer_get_clipseg_meta (buffer);
+
+  fail_unless (meta != NULL, "no GstClipsegMeta on the buffer");
+  return meta;
+}
+
+static GstVideoMeta *
+label_map_info (GstClipsegMeta * meta)
+{
+  GstVideoMeta *vmeta = gst_buffer_get_video_meta (meta->label_map);
+
+  fail_unless (vmeta != NULL);
+  fail_unless_equals_int (vmeta->format, GST_VIDEO_FORMAT_GRAY8);
+  return vmeta;
+}
+
+/* A copy of the label map bytes, tightly packed. */
+static guint8 *
+copy_label_map (GstClipsegMeta * meta, gsize * size)
+{
+  GstVideoMeta *vmeta = label_map_info (meta);
+  guint8 *copy = g_malloc (vmeta->width * vmeta->height);
+  GstMapInfo map;
+  guint y;
+
+  gst_buffer_map (meta->label_map, &map, GST_MAP_READ);
+  for (y = 0; y < vmeta->height; y++)
+    memcpy (copy + y * vmeta->width,
+        map.data + vmeta->offset[0] + y * vmeta->stride[0], vmeta->width);
+  gst_buffer_unmap (meta->label_map, &map);
+  *size = vmeta->width * vmeta->height;
+
+  return copy;
+}
+
+static gfloat *
+copy_probabilities (GstClipsegMeta * meta, gsize * n)
+{
+  gsize size;
+  gfloat *probs;
+
+  fail_unless (meta->probabilities != NULL);
+  size = gst_buffer_get_size (meta->probabilities);
+  probs = g_malloc (size);
+  gst_buffer_extract (meta->probabilities, 0, probs, size);
+  *n = size / sizeof (gfloat);
+
+  return probs;
+}
+
+static guint
+count_rois (GstBuffer * buffer)
+{
+  gpointer state = NULL;
+  guint n = 0;
+
+  while (gst_buffer_iterate_meta_filtered (buffer, &state,
+          GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE))
+    n++;
+  return n;
+}
+
+static GstMessage *
+pop_error (GstBus * bus, GstMessageType type)
+{
+  GstMessage *msg = gst_bus_pop_filtered (bus, type);
+
+  fail_unless (msg != NULL, "no %s message", gst_message_type_get_name (type));
+  return msg;
+}
+
+/* Sets @element to PAUSED, expects failure with an error in @domain. */
+static void
+check_start_fails (GstElement * element, GQuark domain, gint code)
+{
+  GstBus *bus = gst_bus_new ();
+  GstMessage *msg;
+  GError *error = NULL;
+
+  gst_element_set_bus (element, bus);
+  fail_unless_equals_int (gst_element_set_state (element, GST_STATE_PAUSED),
+      GST_STATE_CHANGE_FAILURE);
+  msg = pop_error (bus, GST_MESSAGE_ERROR);
+  gst_message_parse_error (msg, &error, NULL);
+  GST_INFO ("error as expected: %s", error->message);
+  fail_unless (error->domain == domain, "error domain %s",
+      g_quark_to_string (error->domain));
+  fail_unless_equals_int (error->code, code);
+  g_error_free (error);
+  gst_message_unref (msg);
+
+  gst_element_set_state (element, GST_STATE_NULL);
+  gst_element_set_bus (element, NULL);
+  gst_object_unref (bus);
+  gst_object_unref (element);
+}
+
+static gchar *
+make_temp_dir (void)
+{
+  gchar *dir = g_dir_make_tmp ("clipseg-test-XXXXXX", NULL);
+
+  fail_unless (dir != NULL);
+  return dir;
+}
+
+static void
+remove_dir (const gchar * path)
+{
+  GDir *dir = g_dir_open (path, 0, NULL);
+  const gchar *name;
+
+  while (dir && (name = g_dir_read_name (dir))) {
+    gchar *file = g_build_filename (path, name, NULL);
+
+    g_remove (file);
+    g_free (file);
+  }
+  if (dir)
+    g_dir_close (dir);
+  g_rmdir (path);
+}
+
+/* ---- caps --------------------------------------------------------------- */
+
+static const gchar *rgb_formats[] = {
+  "RGB", "BGR", "RGBA", "BGRA", "RGBx", "BGRx", "xRGB", "xBGR"
+};
+
+static guint8 *
+segment_test_pattern (const gchar * format, gsize * size)
+{
+  GstHarness *h = harness_for (make_clipseg (NULL), NULL);
+  gchar *src = g_strdup_printf ("videotestsrc pattern=smpte num-buffers=3 ! capsfilter "
+      "caps=\"" CAPS_FMT "\"", format, WIDTH, HEIGHT);
+  GstBuffer *out;
+  GstCaps *caps;
+  guint8 *map;
+  gint i;
+
+  gst_harness_add_src_parse (h, src, FALSE);
+  g_free (src);
+  for (i = 0; i < 2; i++) {
+    fail_unless_equals_int (gst_harness_push_from_src (h), GST_FLOW_OK);
+    out = gst_harness_pull (h);
+    gst_buffer_unref (out);
+  }
+  fail_unless_equals_int (gst_harness_push_from_src (h), GST_FLOW_OK);
+  out = gst_harness_pull (h);
+  map = copy_label_map (get_meta (out), size);
+  gst_buffer_unref (out);
+
+  caps = gst_pad_get_current_caps (h->sinkpad);
+  fail_unless_equals_string (gst_structure_get_string (gst_caps_get_structure
+          (caps, 0), "format"), format);
+  gst_caps_unref (caps);
+  gst_harness_teardown (h);
+
+  return map;
+}
+
+/* Every packed RGB order converts to the same planes, so to the same label
+ * map; the two 4:2:0 formats likewise. */
+GST_START_TEST (test_caps_every_format)
+{
+  gsize size, other_size;
+  guint8 *reference = segment_test_pattern ("RGB", &size);
+  guint8 *yuv_reference = segment_test_pattern ("I420", &size);
+  guint8 *map;
+  guint i;
+
+  for (i = 0; i < G_N_ELEMENTS (rgb_formats); i++) {
+    map = segment_test_pattern (rgb_formats[i], &other_size);
+    fail_unless_equals_int (other_size, size);
+    fail_unless (memcmp (map, reference, size) == 0,
+        "%s segments differently from RGB", rgb_formats[i]);
+    g_free (map);
+  }
+  map = segment_test_pattern ("NV12", &other_size);
+  fail_unless (memcmp (map, yuv_reference, size) == 0,
+      "NV12 segments differently from I420");
+  g_free (map);
+  g_free (reference);
+  g_free (yuv_reference);
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_caps_overlay_composition_feature)
+{
+  GstHarness *h = harness_for (make_clipseg (NULL),
+      "video/x-raw(meta:GstVideoOverlayComposition),format=RGBx,"
+      "width=64,height=48,framerate=30/1");
+  GstBuffer *out = gst_harness_push_and_pull (h, make_frame (0, FALSE));
+
+  get_meta (out);
+  gst_buffer_unref (out);
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
+/* ---- properties --------------------------------------------------------- */
+
+GST_START_TEST (test_property_defaults)
+{
+  GstElement *element = gst_element_factory_make ("clipseg", NULL);
+  gchar *model, *background, *templates;
+  gchar **words;
+  guint interval;
+  gint window, stride, resolution;
+  gdouble smoothing, threshold, alpha;
+  gboolean qos, post;
+
+  g_object_get (element, "model", &model, "background", &background,
+      "templates", &templates, "inference-interval", &interval,
+      "window", &window, "stride", &stride, "resolution", &resolution,
+      "smoothing", &smoothing, "threshold", &threshold,
+      "overlay-alpha", &alpha, "qos", &qos, "post-messages", &post, NULL);
+  fail_unless (model != NULL && g_str_has_suffix (model, "model"));
+  words = g_strsplit (background, ", ", -1);
+  fail_unless_equals_int (g_strv_length (words), 26);
+  fail_unless_equals_string (words[0], "sky");
+  fail_unless_equals_string (words[25], "fence");
+  fail_unless_equals_string (templates, "imagenet80");
+  fail_unless_equals_int (interval, 1);
+  fail_unless_equals_int (window, -1);
+  fail_unless_equals_int (stride, 0);
+  fail_unless_equals_int (resolution, 0);
+  fail_unless_equals_float (smoothing, 0.0);
+  fail_unless_equals_float (threshold, 0.0);
+  fail_unless_equals_float (alpha, 0.5);
+  fail_unless (qos);
+  fail_unless (!post);
+  g_strfreev (words);
+  g_free (model);
+  g_free (background);
+  g_free (templates);
+  gst_object_unref (element);
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_property_flags)
+{
+  GstElement *element = gst_element_factory_make ("clipseg", NULL);
+  const gchar *playing[] = { "labels", "labels-file", "background",
+    "templates", "mode", "resolution", "window", "stride", "logit-scale",
+    "threshold", "area-threshold", "inference-interval", "processing",
+    "smoothing", "overlay", "overlay-alpha", "colors", "post-messages",
+    "attach-probabilities", "qos"
+  };
+  const gchar *ready[] = { "model", "n-threads" };
+  guint i;
+
+  for (i = 0; i < G_N_ELEMENTS (playing); i++) {
+    GParamSpec *pspec =
+        g_object_class_find_property (G_OBJECT_GET_CLASS (element), playing[i]);
+
+    fail_unless (pspec != NULL, "no property %s", playing[i]);
+    fail_unless (pspec->flags & GST_PARAM_MUTABLE_PLAYING, "%s", playing[i]);
+    fail_unless (strlen (g_param_spec_get_blurb (pspec)) > 30, "%s",
+        playing[i]);
+  }
+  for (i = 0; i < G_N_ELEMENTS (ready); i++) {
+    GParamSpec *pspec =
+        g_object_class_find_property (G_OBJECT_GET_CLASS (element), ready[i]);
+
+    fail_unless (pspec->flags & GST_PARAM_MUTABLE_READY, "%s", ready[i]);
+  }
+  gst_object_unref (element);
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_property_round_trip)
+{
+  GstElement *element = gst_element_factory_make ("clipseg", NULL);
+  const gchar *pairs[][2] = {
+    {"model", "/some/model"}, {"labels", "a|b, c"}, {"labels-file", "x.txt"},
+    {"background", ""}, {"templates", "single"}, {"mode", "maskclip"},
+    {"resolution", "224"}, {"window", "0"}, {"stride", "56"},
+    {"logit-scale", "65"}, {"threshold", "0.1"}, {"area-threshold", "0.2"},
+    {"inference-interval", "5"}, {"processing", "latest"},
+    {"smoothing", "0.5"}, {"n-threads", "2"}, {"overlay", "blend"},
+    {"overlay-alpha", "0.25"}, {"colors", "a=#ff0000"},
+    {"post-messages", "true"}, {"attach-probabilities", "true"},
+    {"qos", "false"},
+  };
+  guint i;
+
+  for (i = 0; i < G_N_ELEMENTS (pairs); i++) {
+    GParamSpec *pspec = g_object_class_find_property (G_OBJECT_GET_CLASS
+        (element), pairs[i][0]);
+    GValue value = G_VALUE_INIT, expected = G_VALUE_INIT;
+
+    gst_util_set_object_arg (G_OBJECT (element), pairs[i][0], pairs[i][1]);
+    g_value_init (&value, pspec->value_type);
+    g_value_init (&expected, pspec->value_type);
+    g_object_get_property (G_OBJECT (element), pairs[i][0], &value);
+    fail_unless (gst_value_deserialize (&expected, pairs[i][1]));
+    fail_unless (gst_value_compare (&value, &expected) == GST_VALUE_EQUAL,
+        "%s did not keep %s", pairs[i][0], pairs[i][1]);
+    g_value_unset (&value);
+    g_value_unset (&expected);
+  }
+
+  /* invalid colours keep the previous ones */
+  ASSERT_WARNING (g_object_set (element, "colors", "a=blue", NULL));
+  gst_object_unref (element);
+}
+
+GST_END_TEST;
+
+/* ---- metadata ----------------------------------------------------------- */
+
+GST_START_TEST (test_meta_fields)
+{
+  GstHarness *h = harness_for (make_clipseg ("attach-probabilities", TRUE,
+          NULL), RGBX_CAPS);
+  GstBuffer *out = gst_harness_push_and_pull (h, make_frame (0, FALSE));
+  GstClipsegMeta *meta = get_meta (out);
+  GstVideoMeta *vmeta = label_map_info (meta);
+  gsize n_pixels, n_probs, i;
+  guint8 *map = copy_label_map (meta, &n_pixels);
+  gfloat *probs = copy_probabilities (meta, &n_probs);
+  guint counts[4] = { 0, };
+  gdouble total = 0.0;
+  guint k, present = 0;
+  gpointer state = NULL;
+  GstMeta *m;
+
+  fail_unless_equals_int (vmeta->width, WIDTH);
+  fail_unless_equals_int (vmeta->height, HEIGHT);
+  fail_unless_equals_int (meta->region.x, 0);
+  fail_unless_equals_int (meta->region.w, WIDTH);
+  fail_unless_equals_int (meta->region.h, HEIGHT);
+  fail_unless_equals_int (meta->n_labels, 4);
+  fail_unless_equals_string (meta->labels[0], "background");
+  fail_unless_equals_string (meta->labels[1], "red");
+  fail_unless_equals_string (meta->labels[3], "blue");
+  fail_unless (meta->labels[4] == NULL);
+  fail_unless_equals_uint64 (meta->source_pts, 0);
+  fail_unless (!meta->reused);
+  fail_unless (meta->inference_time > 0);
+
+  /* coverage matches the map; background only below the threshold (off) */
+  for (i = 0; i < n_pixels; i++) {
+    fail_unless (map[i] < 4);
+    counts[map[i]]++;
+  }
+  fail_unless_equals_int (counts[0], 0);
+  for (k = 0; k < 4; k++) {
+    fail_unless_equals_float (meta->coverage[k],
+        (gdouble) counts[k] / n_pixels);
+    fail_unless (meta->score[k] >= 0.0 && meta->score[k] <= 1.0);
+    fail_unless ((meta->score[k] > 0.0) == (counts[k] > 0));
+    total += meta->coverage[k];
+    present += k > 0 && counts[k] > 0;
+  }
+  fail_unless (fabs (total - 1.0) < 1e-9);
+
+  /* probabilities: [labels][h][w], a softmax over the classes per pixel */
+  fail_unless_equals_int (n_probs, 4 * n_pixels);
+  for (i = 0; i < n_pixels; i++) {
+    gfloat sum = 0.0;
+
+    for (k = 0; k < 4; k++)
+      sum += probs[k * n_pixels + i];
+    fail_unless (fabs (sum - 1.0) < 1e-4, "pixel %d sums to %f", (int) i, sum);
+    fail_unless (probs[map[i] * n_pixels + i] >= probs[1 * n_pixels + i]);
+  }
+
+  /* one ROI per present label, with the label and its score */
+  fail_unless_equals_int (count_rois (out), present);
+  while ((m = gst_buffer_iterate_meta_filtered (out, &state,
+              GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE))) {
+    GstVideoRegionOfInterestMeta *roi = (GstVideoRegionOfInterestMeta *) m;
+    GstStructure *s = gst_video_region_of_interest_meta_get_param (roi,
+        "clipseg");
+    guint id;
+    gdouble score;
+
+    fail_unless (s != NULL);
+    fail_unless (gst_structure_get_uint (s, "label-id", &id));
+    fail_unless (gst_structure_get_double (s, "score", &score));
+    fail_unless_equals_string (gst_structure_get_string (s, "label"),
+        meta->labels[id]);
+    fail_unless_equals_string (g_quark_to_string (roi->roi_type),
+        meta->labels[id]);
+    fail_unless_equals_float (score, meta->score[id]);
+    fail_unless (roi->x + roi->w <= WIDTH && roi->y + roi->h <= HEIGHT);
+    fail_unless (roi->w > 0 && roi->h > 0);
+  }
+
+  g_free (map);
+  g_free (probs);
+  gst_buffer_unref (out);
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_meta_survives_copy)
+{
+  GstHarness *h = harness_for (make_clipseg (NULL), RGBX_CAPS);
+  GstBuffer *out = gst_harness_push_and_pull (h, make_frame (0, FALSE));
+  GstBuffer *copy = gst_buffer_copy (out);
+  GstClipsegMeta *meta = get_meta (out);
+  GstClipsegMeta *copied = get_meta (copy);
+
+  fail_unless (copied->label_map == meta->label_map);
+  fail_unless_equals_int (copied->n_labels, meta->n_labels);
+  fail_unless_equals_string (copied->labels[2], meta->labels[2]);
+  fail_unless_equals_float (copied->coverage[1], meta->coverage[1]);
+  fail_unless_equals_uint64 (copied->source_pts, meta->source_pts);
+  fail_unless_equals_int (count_rois (copy), count_rois (out));
+
+  gst_buffer_unref (copy);
+  gst_buffer_unref (out);
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
+/* videoconvert keeps the meta, videoscale maps it onto the scaled frame. */
+GST_START_TEST (test_meta_survives_videoconvert_videoscale)
+{
+  GstHarness *h = gst_harness_new_parse ("clipseg model=" TEST_MODEL
+      " labels=\"" LABELS "\" templates=single background=\"\" "
+      "processing=sync ! "
+      "videoconvert ! capsfilter caps=video/x-raw,format=I420 ! videoscale ! "
+      "capsfilter caps=\"video/x-raw,width=128,height=96\"");
+  GstBuffer *out;
+  GstClipsegMeta *meta;
+  GstVideoMeta *vmeta;
+  gsize n_pixels;
+  guint8 *map;
+  gint x, y;
+
+  gst_harness_set_src_caps_str (h, RGBX_CAPS);
+  out = gst_harness_push_and_pull (h, make_frame (0, FALSE));
+  meta = get_meta (out);
+  vmeta = label_map_info (meta);
+  fail_unless_equals_int (vmeta->width, WIDTH);
+  fail_unless_equals_int (meta->region.w, 128);
+  fail_unless_equals_int (meta->region.h, 96);
+  map = copy_label_map (meta, &n_pixels);
+  for (y = 0; y < 96; y++)
+    for (x = 0; x < 128; x++)
+      fail_unless_equals_int (gst_clipseg_meta_label_at (meta, x, y),
+          map[(y / 2) * WIDTH + x / 2]);
+  fail_unless_equals_int (gst_clipseg_meta_label_at (meta, 128, 0), -1);
+  fail_unless (count_rois (out) > 0);
+
+  g_free (map);
+  gst_buffer_unref (out);
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
+/* ---- frame skipping ----------------------------------------------------- */
+
+GST_START_TEST (test_interval_infers_every_nth_frame)
+{
+  GstHarness *h = harness_for (make_clipseg ("inference-interval", 3, NULL),
+      RGBX_CAPS);
+  GstClockTime last_inferred = GST_CLOCK_TIME_NONE;
+  guint i, inferred = 0;
+
+  for (i = 0; i < 10; i++) {
+    GstBuffer *out = gst_harness_push_and_pull (h, make_frame (i, FALSE));
+    GstClipsegMeta *meta = get_meta (out);
+
+    fail_unless_equals_int (meta->reused, i % 3 != 0);
+    if (!meta->reused) {
+      inferred++;
+      last_inferred = GST_BUFFER_PTS (out);
+    }
+    fail_unless_equals_uint64 (meta->source_pts, last_inferred);
+    gst_buffer_unref (out);
+  }
+  fail_unless_equals_int (inferred, 4);     /* ceil (10 / 3) */
+
+  /* changed while playing: every frame from now on */
+  g_object_set (h->element, "inference-interval", 1, NULL);
+  for (i = 10; i < 13; i++) {
+    GstBuffer *out = gst_harness_push_and_pull (h, make_frame (i, FALSE));
+
+    fail_unless (!get_meta (out)->reused);
+    gst_buffer_unref (out);
+  }
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
+/* The streaming thread never waits in latest mode: frames keep flowing
+ * (without results) while the slow model runs, and the next inference takes
+ * the frame that arrives when the worker is free, not a queued one. */
+GST_START_TEST (test_latest_never_blocks)
+{
+  GstElement *element = make_clipseg ("model", TEST_SLOW_MODEL,
+      "labels", "red, green", NULL);
+  GstHarness *h;
+  guint i, first_result = 0;
+  gboolean got_second = FALSE;
+
+  gst_util_set_object_arg (G_OBJECT (element), "processing", "latest");
+  h = harness_for (element, RGBX_CAPS);
+
+  for (i = 0; !got_second; i++) {
+    GstBuffer *out = gst_harness_push_and_pull (h, make_frame (i, FALSE));
+    GstClipsegMeta *meta = gst_buffer_get_clipseg_meta (out);
+
+    fail_unless (i < 1000000);
+    if (meta && !first_result) {
+      first_result = i;
+      fail_unless_equals_uint64 (meta->source_pts, 0);
+    }
+    if (meta) {
+      fail_unless (meta->reused);
+      if (meta->source_pts != 0) {
+        /* the frame that found the worker idle (or the one after) */
+        fail_unless (meta->source_pts == first_result * FRAME_DURATION
+            || meta->source_pts == (first_result + 1) * FRAME_DURATION);
+        got_second = TRUE;
+      }
+    }
+    gst_buffer_unref (out);
+  }
+  GST_INFO ("%u frames passed during the first inference", first_result);
+  fail_unless (first_result >= 3);
+
+  /* a frame in flight at teardown neither hangs nor leaks */
+  gst_buffer_unref (gst_harness_push_and_pull (h, make_frame (i, FALSE)));
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_qos_skips_inference_not_frames)
+{
+  GstHarness *h = harness_for (make_clipseg (NULL), RGBX_CAPS);
+  GstBuffer *out;
+  guint i;
+
+  out = gst_harness_push_and_pull (h, make_frame (0, FALSE));
+  fail_unless (!get_meta (out)->reused);
+  gst_buffer_unref (out);
+
+  /* downstream is a second late: frames before 1 s are not inferred */
+  fail_unless (gst_harness_push_upstream_event (h,
+          gst_event_new_qos (GST_QOS_TYPE_UNDERFLOW, 0.5, GST_SECOND / 2,
+              GST_SECOND / 2)));
+  for (i = 1; i < 4; i++) {
+    out = gst_harness_push_and_pull (h, make_frame (i, FALSE));
+    fail_unless (get_meta (out)->reused, "late frame %u was inferred", i);
+    gst_buffer_unref (out);
+  }
+  out = gst_harness_push_and_pull (h, make_frame (40, FALSE));
+  fail_unless (!get_meta (out)->reused);
+  gst_buffer_unref (out);
+
+  /* with qos off lateness is ignored */
+  g_object_set (h->element, "qos", FALSE, NULL);
+  fail_unless (gst_harness_push_upstream_event (h,
+          gst_event_new_qos (GST_QOS_TYPE_UNDERFLOW, 0.5, 10 * GST_SECOND,
+              GST_SECOND)));
+  out = gst_harness_push_and_pull (h, make_frame (41, FALSE));
+  fail_unless (!get_meta (out)->reused);
+  gst_buffer_unref (out);
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_latency_reports_inference_time)
+{
+  GstHarness *h = harness_for (make_clipseg (NULL), RGBX_CAPS);
+  GstBuffer *out = gst_harness_push_and_pull (h, make_frame (0, FALSE));
+  GstClockTime inference = get_meta (out)->inference_time;
+
+  fail_unless_equals_uint64 (gst_harness_query_latency (h), inference);
+  gst_util_set_object_arg (G_OBJECT (h->element), "processing", "latest");
+  fail_unless_equals_uint64 (gst_harness_query_latency (h), 0);
+
+  gst_buffer_unref (out);
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
+/* ---- smoothing ---------------------------------------------------------- */
+
+/* Probabilities of frames 0..4 with @smoothing; labels are set again before
+ * frame 3 and the stream is flushed before frame 4. */
+static gfloat **
+run_smoothing (gdouble smoothing, gsize * n)
+{
+  GstHarness *h = harness_for (make_clipseg ("smoothing", smoothing,
+          "attach-probabilities", TRUE, NULL), RGBX_CAPS);
+  gfloat **probs = g_new0 (gfloat *, 5);
+  GstSegment segment;
+  guint i;
+
+  gst_segment_init (&segment, GST_FORMAT_TIME);
+  for (i = 0; i < 5; i++) {
+    GstBuffer *out;
+
+    if (i == 3)
+      g_object_set (h->element, "labels", LABELS, NULL);
+    if (i == 4) {
+      fail_unless (gst_harness_push_event (h, gst_event_new_flush_start ()));
+      fail_unless (gst_harness_push_event (h, gst_event_new_flush_stop (TRUE)));
+      fail_unless (gst_harness_push_event (h, gst_event_new_segment (&segment)));
+    }
+    out = gst_harness_push_and_pull (h, make_frame (i, FALSE));
+    fail_unless (!get_meta (out)->reused);
+    probs[i] = copy_probabilities (get_meta (out), n);
+    gst_buffer_unref (out);
+  }
+  gst_harness_teardown (h);
+
+  return probs;
+}
+
+GST_START_TEST (test_smoothing_is_an_ema)
+{
+  gsize n, n2, i;
+  gfloat **raw = run_smoothing (0.0, &n);
+  gfloat **smooth = run_smoothing (0.75, &n2);
+  gfloat expected;
+  gdouble differs = 0.0;
+
+  fail_unless_equals_int (n, n2);
+  for (i = 0; i < n; i++) {
+    /* the first frame has no past */
+    fail_unless (fabs (smooth[0][i] - raw[0][i]) < 1e-6);
+    expected = 0.75 * raw[0][i] + 0.25 * raw[1][i];
+    fail_unless (fabs (smooth[1][i] - expected) < 1e-5);
+    expected = 0.75 * smooth[1][i] + 0.25 * raw[2][i];
+    fail_unless (fabs (smooth[2][i] - expected) < 1e-5);
+    /* a label change and a flush restart it */
+    fail_unless (fabs (smooth[3][i] - raw[3][i]) < 1e-6);
+    fail_unless (fabs (smooth[4][i] - raw[4][i]) < 1e-6);
+    differs += fabs (smooth[2][i] - raw[2][i]);
+  }
+  fail_unless (differs > 1e-3, "smoothing changed nothing");
+
+  for (i = 0; i < 5; i++) {
+    g_free (raw[i]);
+    g_free (smooth[i]);
+  }
+  g_free (raw);
+  g_free (smooth);
+}
+
+GST_END_TEST;
+
+/* ---- run-time changes --------------------------------------------------- */
+
+static GstClipsegMeta *
+push_inferred (GstHarness * h, guint index, GstBuffer ** out)
+{
+  GstClipsegMeta *meta;
+
+  *out = gst_harness_push_and_pull (h, make_frame (index, FALSE));
+  meta = get_meta (*out);
+  fail_unless (!meta->reused);
+  return meta;
+}
+
+GST_START_TEST (test_runtime_property_changes)
+{
+  GstHarness *h = harness_for (make_clipseg (NULL), RGBX_CAPS);
+  GstClipsegMeta *meta;
+  GstVideoMeta *vmeta;
+  GstBuffer *out;
+  gchar *dir = make_temp_dir ();
+  gchar *file = g_build_filename (dir, "classes.txt", NULL);
+
+  meta = push_inferred (h, 0, &out);
+  fail_unless_equals_float (meta->coverage[0], 0.0);
+  gst_buffer_unref (out);
+
+  /* flat probabilities below the threshold all go to label 0 */
+  g_object_set (h->element, "logit-scale", 0.01, "threshold", 0.9, NULL);
+  meta = push_inferred (h, 1, &out);
+  fail_unless_equals_float (meta->coverage[0], 1.0);
+  gst_buffer_unref (out);
+  g_object_set (h->element, "logit-scale", 40.0, "threshold", 0.0,
+      "area-threshold", 0.5, NULL);
+  meta = push_inferred (h, 2, &out);
+  fail_unless (meta->coverage[0] < 1.0);
+  gst_buffer_unref (out);
+
+  /* the label map follows the resolution */
+  g_object_set (h->element, "resolution", 24, "area-threshold", 0.0, NULL);
+  meta = push_inferred (h, 3, &out);
+  vmeta = label_map_info (meta);
+  fail_unless_equals_int (vmeta->width, 32);
+  fail_unless_equals_int (vmeta->height, 24);
+  gst_buffer_unref (out);
+
+  /* dense mode, windows and templates */
+  gst_util_set_object_arg (G_OBJECT (h->element), "mode", "maskclip");
+  g_object_set (h->element, "window", 0, "templates", "none", NULL);
+  gst_buffer_unref (gst_harness_push_and_pull (h, make_frame (4, FALSE)));
+  g_object_set (h->element, "window", 16, "stride", 8, NULL);
+  gst_buffer_unref (gst_harness_push_and_pull (h, make_frame (5, FALSE)));
+
+  /* new labels, inline and from an SCLIP class file */
+  g_object_set (h->element, "labels", "cat|kitten, dog", NULL);
+  meta = push_inferred (h, 6, &out);
+  fail_unless_equals_int (meta->n_labels, 3);
+  fail_unless_equals_string (meta->labels[1], "cat");
+  gst_buffer_unref (out);
+  fail_unless (g_file_set_contents (file, "sky, clouds\ntree\nroad, street\n"
+          "car\n", -1, NULL));
+  g_object_set (h->element, "labels-file", file, "background", "wall", NULL);
+  meta = push_inferred (h, 7, &out);
+  fail_unless_equals_int (meta->n_labels, 5);
+  fail_unless_equals_string (meta->labels[0], "background");
+  fail_unless_equals_string (meta->labels[1], "sky");
+  fail_unless_equals_string (meta->labels[4], "car");
+  gst_buffer_unref (out);
+
+  gst_harness_teardown (h);
+  g_remove (file);
+  g_rmdir (dir);
+  g_free (file);
+  g_free (dir);
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_runtime_bad_labels_keep_previous)
+{
+  GstElement *element = make_clipseg (NULL);
+  GstBus *bus = gst_bus_new ();
+  GstHarness *h;
+  GstMessage *msg;
+  GstBuffer *out;
+
+  gst_element_set_bus (element, bus);
+  h = harness_for (element, RGBX_CAPS);
+  gst_buffer_unref (gst_harness_push_and_pull (h, make_frame (0, FALSE)));
+
+  g_object_set (h->element, "labels", "red, ,blue", NULL);
+  out = gst_harness_push_and_pull (h, make_frame (1, FALSE));
+  fail_unless_equals_int (get_meta (out)->n_labels, 4);
+  fail_unless_equals_string (get_meta (out)->labels[2], "green");
+  msg = pop_error (bus, GST_MESSAGE_WARNING);
+  gst_message_unref (msg);
+
+  gst_buffer_unref (out);
+  gst_harness_teardown (h);
+  gst_bus_set_flushing (bus, TRUE);
+  gst_object_unref (bus);
+}
+
+GST_END_TEST;
+
+/* ---- overlay ------------------------------------------------------------ */
+
+/* Fills @buffer with the same pattern as make_frame. */
+static void
+fill_pattern (GstBuffer * buffer)
+{
+  GstMapInfo map;
+  gsize i;
+
+  gst_buffer_map (buffer, &map, GST_MAP_WRITE);
+  for (i = 0; i < map.size; i++)
+    map.data[i] = (i * 7 + (i / 256) * 11) & 0xff;
+  gst_buffer_unmap (buffer, &map);
+}
+
+/* Pushes a frame and checks that exactly the pixels with a label other than
+ * 0 changed (or none, without @expect_change). Returns how many did. */
+static guint
+check_blend (const gchar * format, gboolean expect_change)
+{
+  gchar *caps = g_strdup_printf (CAPS_FMT, format, WIDTH, HEIGHT);
+  GstHarness *h = harness_for (make_clipseg ("background", BACKGROUND, NULL),
+      caps);
+  GstVideoInfo info;
+  GstVideoFrame frame, before;
+  GstBuffer *in, *out;
+  guint changed = 0, labelled = 0;
+  gint x, y, c;
+
+  gst_util_set_object_arg (G_OBJECT (h->element), "overlay", "blend");
+  if (!expect_change)
+    g_object_set (h->element, "overlay-alpha", 0.0, NULL);
+  gst_video_info_set_format (&info, gst_video_format_from_string (format),
+      WIDTH, HEIGHT);
+  in = gst_buffer_new_allocate (NULL, info.size, NULL);
+  fill_pattern (in);
+  fail_unless (gst_video_frame_map (&before, &info, in, GST_MAP_READ));
+
+  out = gst_harness_push_and_pull (h, gst_buffer_copy_deep (in));
+  fail_unless (gst_video_frame_map (&frame, &info, out, GST_MAP_READ));
+  for (y = 0; y < HEIGHT; y++) {
+    for (x = 0; x < WIDTH; x++) {
+      gint label = gst_clipseg_meta_label_at (get_meta (out), x, y);
+      gboolean differs = FALSE;
+
+      for (c = 0; c < (gint) GST_VIDEO_FRAME_N_COMPONENTS (&frame); c++) {
+        gsize offset = y * GST_VIDEO_FRAME_COMP_STRIDE (&frame, c) +
+            x * GST_VIDEO_FRAME_COMP_PSTRIDE (&frame, c);
+        guint8 now = ((guint8 *) GST_VIDEO_FRAME_COMP_DATA (&frame, c))[offset];
+        guint8 was = ((guint8 *) GST_VIDEO_FRAME_COMP_DATA (&before, c))[offset];
+
+        if (c == 3) {
+          fail_unless_equals_int (now, was);    /* alpha stays */
+        } else {
+          differs |= now != was;
+        }
+      }
+      fail_unless_equals_int (differs, expect_change && label != 0);
+      changed += differs;
+      labelled += label != 0;
+    }
+  }
+  gst_video_frame_unmap (&frame);
+  gst_video_frame_unmap (&before);
+  if (expect_change)
+    fail_unless (labelled > 0 && labelled < (guint) (WIDTH * HEIGHT),
+        "the test model labels %u pixels: no contrast", labelled);
+
+  gst_buffer_unref (in);
+  gst_buffer_unref (out);
+  gst_harness_teardown (h);
+  g_free (caps);
+  return changed;
+}
+
+GST_START_TEST (test_overlay_blend_changes_only_labelled_pixels)
+{
+  const gchar *formats[] = { "RGBx", "RGB", "BGRA", "xBGR" };
+  guint i;
+
+  for (i = 0; i < G_N_ELEMENTS (formats); i++) {
+    fail_unless (check_blend (formats[i], TRUE) > 0);
+    fail_unless_equals_int (check_blend (formats[i], FALSE), 0);
+  }
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_overlay_blend_yuv)
+{
+  const gchar *formats[] = { "I420", "NV12" };
+  guint i;
+
+  /* every byte of a flat frame stays when nothing is drawn */
+  for (i = 0; i < G_N_ELEMENTS (formats); i++) {
+    gchar *caps = g_strdup_printf (CAPS_FMT, formats[i], WIDTH, HEIGHT);
+    GstHarness *h = harness_for (make_clipseg (NULL), caps);
+    GstBuffer *in = gst_buffer_new_allocate (NULL, WIDTH * HEIGHT * 3 / 2,
+        NULL), *out;
+    GstMapInfo map;
+    guint j, changed = 0;
+
+    gst_util_set_object_arg (G_OBJECT (h->element), "overlay", "blend");
+    gst_buffer_memset (in, 0, 128, WIDTH * HEIGHT * 3 / 2);
+    out = gst_harness_push_and_pull (h, in);
+    gst_buffer_map (out, &map, GST_MAP_READ);
+    for (j = 0; j < map.size; j++)
+      changed += map.data[j] != 128;
+    gst_buffer_unmap (out, &map);
+    fail_unless (changed > 0, "%s: nothing drawn", formats[i]);
+    gst_buffer_unref (out);
+    gst_harness_teardown (h);
+    g_free (caps);
+  }
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_overlay_colors_and_alpha)
+{
+  GstHarness *h = harness_for (make_clipseg ("colors",
+          "1=#ff0000, green=0x00ff00", "overlay-alpha", 1.0, NULL), RGBX_CAPS);
+  GstBuffer *out;
+  GstMapInfo map;
+  gint x, y;
+
+  gst_util_set_object_arg (G_OBJECT (h->element), "overlay", "blend");
+  out = gst_harness_push_and_pull (h, make_frame (0, TRUE));
+  gst_buffer_map (out, &map, GST_MAP_READ);
+  for (y = 0; y < HEIGHT; y++) {
+    for (x = 0; x < WIDTH; x++) {
+      gint label = gst_clipseg_meta_label_at (get_meta (out), x, y);
+      guint8 *p = map.data + (y * WIDTH + x) * 4;
+
+      if (label == 1) {
+        fail_unless (p[0] == 255 && p[1] == 0 && p[2] == 0);
+      } else if (label == 2) {
+        fail_unless (p[0] == 0 && p[1] == 255 && p[2] == 0);
+      } else {
+        fail_unless (p[0] != 128 || p[1] != 128 || p[2] != 128);
+      }
+    }
+  }
+  gst_buffer_unmap (out, &map);
+  gst_buffer_unref (out);
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_overlay_composition_when_downstream_draws)
+{
+  GstHarness *h = harness_for (make_clipseg ("background", BACKGROUND, NULL),
+      NULL);
+  GstVideoOverlayCompositionMeta *cmeta;
+  GstVideoOverlayRectangle *rect;
+  GstBuffer *out, *pixels;
+  GstVideoMeta *vmeta;
+  GstMapInfo map;
+  gint x, y, rx, ry;
+  guint rw, rh;
+  gsize i;
+
+  gst_util_set_object_arg (G_OBJECT (h->element), "overlay", "auto");
+  gst_harness_set_sink_caps_str (h,
+      "video/x-raw(meta:GstVideoOverlayComposition),format=RGBx,"
+      "width=64,height=48,framerate=30/1");
+  gst_harness_add_propose_allocation_meta (h,
+      GST_VIDEO_OVERLAY_COMPOSITION_META_API_TYPE, NULL);
+  gst_harness_set_src_caps_str (h, RGBX_CAPS);
+
+  out = gst_harness_push_and_pull (h, make_frame (0, TRUE));
+  cmeta = gst_buffer_get_video_overlay_composition_meta (out);
+  fail_unless (cmeta != NULL);
+  fail_unless_equals_int (gst_video_overlay_composition_n_rectangles
+      (cmeta->overlay), 1);
+  rect = gst_video_overlay_composition_get_rectangle (cmeta->overlay, 0);
+  gst_video_overlay_rectangle_get_render_rectangle (rect, &rx, &ry, &rw, &rh);
+  fail_unless (rx == 0 && ry == 0 && rw == WIDTH && rh == HEIGHT);
+  pixels = gst_video_overlay_rectangle_get_pixels_unscaled_argb (rect,
+      GST_VIDEO_OVERLAY_FORMAT_FLAG_NONE);
+  vmeta = gst_buffer_get_video_meta (pixels);
+  gst_buffer_map (pixels, &map, GST_MAP_READ);
+  for (y = 0; y < (gint) vmeta->height; y++)
+    for (x = 0; x < (gint) vmeta->width; x++) {
+      guint32 argb = *(guint32 *) (map.data + y * vmeta->stride[0] + x * 4);
+      gint label = gst_clipseg_meta_label_at (get_meta (out), x, y);
+
+      fail_unless_equals_int ((argb >> 24) != 0, label != 0);
+    }
+  gst_buffer_unmap (pixels, &map);
+
+  /* attached, not drawn */
+  gst_buffer_map (out, &map, GST_MAP_READ);
+  for (i = 0; i < map.size; i++)
+    fail_unless_equals_int (map.data[i], 128);
+  gst_buffer_unmap (out, &map);
+  gst_buffer_unref (out);
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_overlay_auto_blends_for_plain_downstream)
+{
+  GstHarness *h = harness_for (make_clipseg (NULL), NULL);
+  GstBuffer *out;
+  GstMapInfo map;
+  gsize i, changed = 0;
+
+  gst_util_set_object_arg (G_OBJECT (h->element), "overlay", "auto");
+  gst_harness_set_sink_caps_str (h, RGBX_CAPS);
+  gst_harness_set_src_caps_str (h, RGBX_CAPS);
+  out = gst_harness_push_and_pull (h, make_frame (0, TRUE));
+  fail_unless (gst_buffer_get_video_overlay_composition_meta (out) == NULL);
+  gst_buffer_map (out, &map, GST_MAP_READ);
+  for (i = 0; i < map.size; i++)
+    changed += map.data[i] != 128;
+  gst_buffer_unmap (out, &map);
+  fail_unless (changed > 0);
+  gst_buffer_unref (out);
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
+/* ---- bus messages ------------------------------------------------------- */
+
+GST_START_TEST (test_messages_per_inference)
+{
+  GstElement *element = make_clipseg ("post-messages", TRUE,
+      "inference-interval", 2, NULL);
+  GstBus *bus = gst_bus_new ();
+  GstHarness *h;
+  GstMessage *msg;
+  guint i, n = 0;
+
+  gst_element_set_bus (element, bus);
+  h = harness_for (element, RGBX_CAPS);
+  for (i = 0; i < 6; i++)
+    gst_buffer_unref (gst_harness_push_and_pull (h, make_frame (i, FALSE)));
+
+  while ((msg = gst_bus_pop_filtered (bus, GST_MESSAGE_ELEMENT))) {
+    const GstStructure *s = gst_message_get_structure (msg);
+    const GValue *coverage;
+    GstClockTime ts, running_time, stream_time, duration;
+    gchar **labels = NULL;
+    gboolean inferred, reused;
+    gdouble ms, total = 0.0;
+    gchar *text;
+    guint k;
+
+    if (!gst_structure_has_name (s, "clipseg")) {
+      gst_message_unref (msg);
+      continue;
+    }
+    fail_unless (gst_structure_get (s, "timestamp", G_TYPE_UINT64, &ts,
+            "running-time", G_TYPE_UINT64, &running_time,
+            "stream-time", G_TYPE_UINT64, &stream_time,
+            "duration", G_TYPE_UINT64, &duration,
+            "inferred", G_TYPE_BOOLEAN, &inferred,
+            "reused", G_TYPE_BOOLEAN, &reused,
+            "inference-ms", G_TYPE_DOUBLE, &ms,
+            "labels", G_TYPE_STRV, &labels, NULL));
+    fail_unless_equals_uint64 (ts, 2 * n * FRAME_DURATION);
+    fail_unless_equals_uint64 (running_time, ts);
+    fail_unless_equals_uint64 (stream_time, ts);
+    fail_unless_equals_uint64 (duration, FRAME_DURATION);
+    fail_unless (inferred && !reused);
+    fail_unless (ms > 0.0);
+    fail_unless_equals_int (g_strv_length (labels), 4);
+    fail_unless_equals_string (labels[1], "red");
+    coverage = gst_structure_get_value (s, "coverage");
+    G_GNUC_BEGIN_IGNORE_DEPRECATIONS;
+    fail_unless (G_VALUE_HOLDS (coverage, g_value_array_get_type ()));
+    for (k = 0; k < 4; k++)
+      total += g_value_get_double (g_value_array_get_nth (g_value_get_boxed
+              (coverage), k));
+    G_GNUC_END_IGNORE_DEPRECATIONS;
+    fail_unless (fabs (total - 1.0) < 1e-9);
+    /* serialisable, so any language binding can read it */
+    text = gst_structure_to_string (s);
+    fail_unless (strstr (text, "coverage") && strstr (text, "red"), "%s",
+        text);
+    g_free (text);
+    g_strfreev (labels);
+    gst_message_unref (msg);
+    n++;
+  }
+  fail_unless_equals_int (n, 3);
+
+  gst_harness_teardown (h);
+  gst_bus_set_flushing (bus, TRUE);
+  gst_object_unref (bus);
+}
+
+GST_END_TEST;
+
+/* ---- stream events and state changes ------------------------------------ */
+
+GST_START_TEST (test_flush_eos_and_caps_change)
+{
+  GstHarness *h = harness_for (make_clipseg ("inference-interval", 4, NULL),
+      RGBX_CAPS);
+  GstSegment segment;
+  GstClipsegMeta *meta;
+  GstVideoMeta *vmeta;
+  GstBuffer *out, *in;
+  GstEvent *event;
+
+  gst_buffer_unref (gst_harness_push_and_pull (h, make_frame (0, FALSE)));
+  gst_buffer_unref (gst_harness_push_and_pull (h, make_frame (1, FALSE)));
+
+  /* a flush forgets the result: the next frame is inferred afresh */
+  gst_segment_init (&segment, GST_FORMAT_TIME);
+  fail_unless (gst_harness_push_event (h, gst_event_new_flush_start ()));
+  fail_unless (gst_harness_push_event (h, gst_event_new_flush_stop (TRUE)));
+  fail_unless (gst_harness_push_event (h, gst_event_new_segment (&segment)));
+  meta = push_inferred (h, 2, &out);
+  fail_unless_equals_uint64 (meta->source_pts, 2 * FRAME_DURATION);
+  gst_buffer_unref (out);
+
+  /* new caps: new inference size, inferred at once */
+  gst_harness_set_src_caps_str (h,
+      "video/x-raw,format=RGBx,width=96,height=64,framerate=30/1");
+  in = gst_buffer_new_allocate (NULL, 96 * 64 * 4, NULL);
+  gst_buffer_memset (in, 0, 90, 96 * 64 * 4);
+  out = gst_harness_push_and_pull (h, in);
+  meta = get_meta (out);
+  fail_unless (!meta->reused);
+  vmeta = label_map_info (meta);
+  fail_unless_equals_int (vmeta->width, 72);
+  fail_unless_equals_int (vmeta->height, 48);
+  fail_unless_equals_int (meta->region.w, 96);
+  gst_buffer_unref (out);
+
+  fail_unless (gst_harness_push_event (h, gst_event_new_eos ()));
+  while ((event = gst_harness_try_pull_event (h))) {
+    gboolean eos = GST_EVENT_TYPE (event) == GST_EVENT_EOS;
+
+    gst_event_unref (event);
+    if (eos)
+      break;
+  }
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
+/* State changes while the slow model infers, in both processing modes. */
+GST_START_TEST (test_state_cycling_during_inference)
+{
+  const gchar *modes[] = { "latest", "sync" };
+  guint m, i;
+
+  for (m = 0; m < G_N_ELEMENTS (modes); m++) {
+    gchar *desc = g_strdup_printf ("videotestsrc is-live=true ! "
+        "video/x-raw,width=64,height=48 ! clipseg model=" TEST_SLOW_MODEL
+        " labels=\"red, green\" templates=single background=\"\" "
+        "processing=%s ! fakesink",
+        modes[m]);
+    GstElement *pipeline = gst_parse_launch (desc, NULL);
+
+    fail_unless (pipeline != NULL);
+    for (i = 0; i < 3; i++) {
+      fail_unless (gst_element_set_state (pipeline, GST_STATE_PLAYING) !=
+          GST_STATE_CHANGE_FAILURE);
+      fail_unless_equals_int (gst_element_get_state (pipeline, NULL, NULL,
+              GST_CLOCK_TIME_NONE), GST_STATE_CHANGE_SUCCESS);
+      g_usleep (G_USEC_PER_SEC / 10);
+      fail_unless_equals_int (gst_element_set_state (pipeline,
+              i == 1 ? GST_STATE_READY : GST_STATE_NULL),
+          GST_STATE_CHANGE_SUCCESS);
+    }
+    gst_element_set_state (pipeline, GST_STATE_NULL);
+    gst_object_unref (pipeline);
+    g_free (desc);
+  }
+}
+
+GST_END_TEST;
+
+/* ---- errors ------------------------------------------------------------- */
+
+GST_START_TEST (test_missing_model_is_an_error)
+{
+  check_start_fails (make_clipseg ("model", "/nonexistent/clip", NULL),
+      GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_OPEN_READ);
+  check_start_fails (make_clipseg ("model", "", NULL), GST_RESOURCE_ERROR,
+      GST_RESOURCE_ERROR_NOT_FOUND);
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_corrupt_model_is_an_error)
+{
+  const gchar *files[] = { "config.json", "vocab.json", "merges.txt" };
+  gchar *dir = make_temp_dir ();
+  gchar *contents, *path;
+  gsize size;
+  guint i;
+
+  for (i = 0; i < G_N_ELEMENTS (files); i++) {
+    path = g_build_filename (TEST_MODEL, files[i], NULL);
+    fail_unless (g_file_get_contents (path, &contents, &size, NULL));
+    g_free (path);
+    path = g_build_filename (dir, files[i], NULL);
+    fail_unless (g_file_set_contents (path, contents, size, NULL));
+    g_free (path);
+    g_free (contents);
+  }
+  /* the weights cut short */
+  path = g_build_filename (TEST_MODEL, "model.safetensors", NULL);
+  fail_unless (g_file_get_contents (path, &contents, &size, NULL));
+  g_free (path);
+  path = g_build_filename (dir, "model.safetensors", NULL);
+  fail_unless (g_file_set_contents (path, contents, size / 2, NULL));
+  g_free (path);
+  g_free (contents);
+
+  check_start_fails (make_clipseg ("model", dir, NULL), GST_RESOURCE_ERROR,
+      GST_RESOURCE_ERROR_OPEN_READ);
+  remove_dir (dir);
+  g_free (dir);
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_bad_labels_are_an_error)
+{
+  check_start_fails (make_clipseg ("labels", NULL, NULL), GST_RESOURCE_ERROR,
+      GST_RESOURCE_ERROR_SETTINGS);
+  check_start_fails (make_clipseg ("labels", "red, ,blue", NULL),
+      GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_SETTINGS);
+  check_start_fails (make_clipseg ("labels-file", "/nonexistent/classes.txt",
+          NULL), GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_SETTINGS);
+  check_start_fails (make_clipseg ("templates", "/nonexistent/templates.txt",
+          NULL), GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_SETTINGS);
+}
+
+GST_END_TEST;
+
+/* ---- the example application -------------------------------------------- */
+
+GST_START_TEST (test_read_meta_app)
+{
+  gchar *dir = make_temp_dir ();
+  gchar *argv[] = { (gchar *) READ_META, (gchar *) "--masks", dir,
+    (gchar *) "videotestsrc num-buffers=6 ! video/x-raw,width=64,height=48 ! "
+        "clipseg model=" TEST_MODEL " labels=\"red, green\" templates=single "
+        "background=\"\" processing=sync inference-interval=2 ! "
+        "appsink name=sink", NULL
+  };
+  gchar *out = NULL, *err = NULL, *path, *labels;
+  gint status;
+  guint i;
+
+  fail_unless (g_spawn_sync (NULL, argv, NULL, G_SPAWN_DEFAULT, NULL, NULL,
+          &out, &err, &status, NULL));
+  fail_unless (g_spawn_check_wait_status (status, NULL), "%s", err);
+  fail_unless (strstr (out, "frames=6 with-meta=6 inferred=3") != NULL, "%s",
+      out);
+  fail_unless (strstr (out, "reused=1") != NULL);
+  for (i = 0; i < 6; i++) {
+    path = g_strdup_printf ("%s/mask-%05u.png", dir, i);
+    fail_unless (g_file_test (path, G_FILE_TEST_IS_REGULAR), "%s", path);
+    g_free (path);
+  }
+  path = g_build_filename (dir, "labels.txt", NULL);
+  fail_unless (g_file_get_contents (path, &labels, NULL, NULL));
+  fail_unless_equals_string (labels, "background\nred\ngreen");
+
+  g_free (labels);
+  g_free (path);
+  g_free (out);
+  g_free (err);
+  remove_dir (dir);
+  g_free (dir);
+}
+
+GST_END_TEST;
+
+static Suite *
+clipseg_suite (void)
+{
+  Suite *s = suite_create ("clipseg");
+  TCase *tc = tcase_create ("general");
+
+  suite_add_tcase (s, tc);
+  tcase_add_test (tc, test_caps_every_format);
+  tcase_add_test (tc, test_caps_overlay_composition_feature);
+  tcase_add_test (tc, test_property_defaults);
+  tcase_add_test (tc, test_property_flags);
+  tcase_add_test (tc, test_property_round_trip);
+  tcase_add_test (tc, test_meta_fields);
+  tcase_add_test (tc, test_meta_survives_copy);
+  tcase_add_test (tc, test_meta_survives_videoconvert_videoscale);
+  tcase_add_test (tc, test_interval_infers_every_nth_frame);
+  tcase_add_test (tc, test_latest_never_blocks);
+  tcase_add_test (tc, test_qos_skips_inference_not_frames);
+  tcase_add_test (tc, test_latency_reports_inference_time);
+  tcase_add_test (tc, test_smoothing_is_an_ema);
+  tcase_add_test (tc, test_runtime_property_changes);
+  tcase_add_test (tc, test_runtime_bad_labels_keep_previous);
+  tcase_add_test (tc, test_overlay_blend_changes_only_labelled_pixels);
+  tcase_add_test (tc, test_overlay_blend_yuv);
+  tcase_add_test (tc, test_overlay_colors_and_alpha);
+  tcase_add_test (tc, test_overlay_composition_when_downstream_draws);
+  tcase_add_test (tc, test_overlay_auto_blends_for_plain_downstream);
+  tcase_add_test (tc, test_messages_per_inference);
+  tcase_add_test (tc, test_flush_eos_and_caps_change);
+  tcase_add_test (tc, test_state_cycling_during_inference);
+  tcase_add_test (tc, test_missing_model_is_an_error);
+  tcase_add_test (tc, test_corrupt_model_is_an_error);
+  tcase_add_test (tc, test_bad_labels_are_an_error);
+  tcase_add_test (tc, test_read_meta_app);
+
+  return s;
+}
+
+GST_CHECK_MAIN (clipseg);
