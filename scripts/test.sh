@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Runs every test of clipseg on a fresh Debian 12 machine: installs the
+# dependencies, builds, runs the test suites (engine, reference parity, world,
+# element), then the engine and reference suites again in an ASan+UBSan build.
+# Benchmarks are not run here (meson test -C build --suite bench).
+# Ends with one line: "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/install-deps.sh || exit 1
+
+passed=0
+failed=0
+
+# Adds the Ok / Fail counts of one `meson test` log to the totals.
+count() {
+  local log=$1 ok fail
+  ok=$(awk '/^Ok:/ {print $2}' "$log" | tail -n 1)
+  fail=$(awk '/^(Fail|Timeout|Unexpected Pass):/ {s += $NF} END {print s + 0}' "$log")
+  passed=$((passed + ${ok:-0}))
+  failed=$((failed + fail))
+}
+
+run_suites() {
+  local dir=$1; shift
+  local log
+  log=$(mktemp)
+  meson test -C "$dir" --print-errorlogs --num-processes 2 "$@" 2>&1 | tee "$log"
+  if ! grep -q '^Ok:' "$log"; then
+    failed=$((failed + 1))     # the runner itself failed (e.g. a build error)
+  fi
+  count "$log"
+  rm -f "$log"
+}
+
+setup() {
+  local dir=$1; shift
+  if [ -d "$dir" ]; then
+    meson setup --reconfigure "$dir" "$@" >/dev/null
+  else
+    meson setup "$dir" "$@" >/dev/null
+  fi
+}
+
+if setup build && meson compile -C build; then
+  run_suites build --no-suite bench
+else
+  echo "test.sh: the build failed"
+  failed=$((failed + 1))
+fi
+
+# Sanitizers: the engine alone (GStreamer itself is not built with ASan).
+if setup build-asan -Dengine-only=true -Dbuildtype=debug -Db_sanitize=address,undefined \
+    && meson compile -C build-asan; then
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    run_suites build-asan --suite engine --suite reference
+else
+  echo "test.sh: the sanitizer build failed"
+  failed=$((failed + 1))
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,192 @@
+/* bench-engine — times the engine's dense forward and segmentation, and the
+ * sgemm peak of the same OpenBLAS, printing one line per case:
+ *
+ *   case=<name> median_ms=<m> min_ms=<m> max_ms=<m> runs=<n> gflop=<work> gflops=<rate>
+ *
+ * tests/bench/run-bench.py runs it beside the PyTorch baseline and prints the
+ * comparison. Usage: bench-engine MODEL [--threads N] [--runs N] [--cases a,b]
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cblas.h>
+#include <omp.h>
+
+#include "clipseg-engine.h"
+
+static int n_threads = 2;
+static int n_runs = 7;
+static char *cases_opt = NULL;
+
+static int
+compare_double (const void *a, const void *b)
+{
+  double x = *(const double *) a, y = *(const double *) b;
+
+  return (x > y) - (x < y);
+}
+
+static void
+report (const char *name, double *ms, int n, double gflop)
+{
+  qsort (ms, n, sizeof *ms, compare_double);
+  printf ("case=%s median_ms=%.2f min_ms=%.2f max_ms=%.2f runs=%d gflop=%.3f gflops=%.1f\n",
+      name, ms[n / 2], ms[0], ms[n - 1], n, gflop, gflop / (ms[n / 2] / 1000.0));
+  fflush (stdout);
+}
+
+static gboolean
+wanted (const char *name)
+{
+  char **names;
+  gboolean found;
+
+  if (!cases_opt)
+    return TRUE;
+  names = g_strsplit (cases_opt, ",", -1);
+  found = g_strv_contains ((const char *const *) names, name);
+  g_strfreev (names);
+  return found;
+}
+
+/* FLOPs of one forward of the vision tower on an h x w image, SCLIP last block
+ * (two extra N² products), counting a multiply-add as 2. */
+static double
+dense_gflop (const struct clipseg_model_info *i, int h, int w, int n_windows)
+{
+  double D = i->vision_width, M = i->vision_mlp, E = i->embed_dim, p = i->patch_size;
+  double P = floor (h / p) * floor (w / p), N = P + 1;
+  double patch = 2 * P * D * 3 * p * p;
+  double linears = i->vision_layers * 2 * N * (4 * D * D + 2 * D * M);
+  double attention = (i->vision_layers - 1) * 4 * N * N * D + 6 * N * N * D;
+  double head = 2 * P * D * E;
+
+  return n_windows * (patch + linears + attention + head) / 1e9;
+}
+
+static void
+bench_sgemm (void)
+{
+  int n = 2048;
+  float *a = g_new (float, (size_t) n * n), *b = g_new (float, (size_t) n * n);
+  float *c = g_new (float, (size_t) n * n);
+  double ms[5];
+
+  for (size_t i = 0; i < (size_t) n * n; i++)
+    a[i] = (float) (i % 7) * 0.1f, b[i] = (float) (i % 5) * 0.1f;
+  omp_set_num_threads (n_threads);
+  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
+  for (int r = 0; r < 5; r++) {
+    gint64 t0 = g_get_monotonic_time ();
+
+    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
+    ms[r] = (g_get_monotonic_time () - t0) / 1000.0;
+  }
+  report ("sgemm2048", ms, 5, 2.0 * n * n * (double) n / 1e9);
+  g_free (a), g_free (b), g_free (c);
+}
+
+static float *
+random_pixels (int h, int w)
+{
+  GRand *rng = g_rand_new_with_seed (7);
+  float *x = g_new (float, (size_t) 3 * h * w);
+
+  for (size_t i = 0; i < (size_t) 3 * h * w; i++)
+    x[i] = (float) g_rand_double_range (rng, -2, 2);
+  g_rand_free (rng);
+  return x;
+}
+
+static void
+bench_dense (struct clipseg_model *model, struct clipseg_state *st, int side)
+{
+  const struct clipseg_model_info *info = clipseg_model_get_info (model);
+  int N = (side / info->patch_size) * (side / info->patch_size);
+  float *x = random_pixels (side, side), *f = g_new (float, (size_t) N * info->embed_dim);
+  double *ms = g_new (double, n_runs);
+  char name[32];
+  GError *error = NULL;
+
+  g_snprintf (name, sizeof name, "dense%d", side);
+  if (!clipseg_state_encode_dense (st, x, side, side, CLIPSEG_MODE_SCLIP, f, &error))
+    g_error ("%s", error->message);
+  for (int r = 0; r < n_runs; r++) {
+    gint64 t0 = g_get_monotonic_time ();
+
+    clipseg_state_encode_dense (st, x, side, side, CLIPSEG_MODE_SCLIP, f, NULL);
+    ms[r] = (g_get_monotonic_time () - t0) / 1000.0;
+  }
+  report (name, ms, n_runs, dense_gflop (info, side, side, 1));
+  g_free (ms), g_free (x), g_free (f);
+}
+
+/* 336 x 448: the 224-pixel windows with stride 112 make 2 x 3 = 6 windows. */
+static void
+bench_segment (struct clipseg_model *model, struct clipseg_state *st)
+{
+  const struct clipseg_model_info *info = clipseg_model_get_info (model);
+  int H = 336, W = 448;
+  GError *error = NULL;
+  struct clipseg_labels *labels = clipseg_labels_parse_list ("sky, person|man|woman, car, dog, tree, road, building, bicycle", &error);
+  char **templates = clipseg_templates_load ("single", &error);
+  struct clipseg_queries *q = clipseg_queries_new (model, labels, (const char *const *) templates,
+      n_threads, &error);
+  struct clipseg_segment_params sp = clipseg_segment_default_params ();
+  float *x = random_pixels (H, W), *probs = g_new (float, (size_t) 8 * H * W);
+  int32_t *labels_out = g_new (int32_t, (size_t) H * W);
+  double *ms = g_new (double, n_runs);
+
+  if (!q || !clipseg_state_segment (st, x, H, W, q, &sp, H, W, probs, labels_out, &error))
+    g_error ("%s", error->message);
+  for (int r = 0; r < n_runs; r++) {
+    gint64 t0 = g_get_monotonic_time ();
+
+    clipseg_state_segment (st, x, H, W, q, &sp, H, W, probs, labels_out, NULL);
+    ms[r] = (g_get_monotonic_time () - t0) / 1000.0;
+  }
+  report ("segment336x448", ms, n_runs, dense_gflop (info, 224, 224, 6));
+  g_free (ms), g_free (x), g_free (probs), g_free (labels_out);
+  clipseg_queries_free (q);
+  g_strfreev (templates);
+  clipseg_labels_free (labels);
+}
+
+int
+main (int argc, char **argv)
+{
+  GOptionEntry entries[] = {
+    {"threads", 0, 0, G_OPTION_ARG_INT, &n_threads, "Threads (default 2)", "N"},
+    {"runs", 0, 0, G_OPTION_ARG_INT, &n_runs, "Timed runs per case (default 7)", "N"},
+    {"cases", 0, 0, G_OPTION_ARG_STRING, &cases_opt, "Comma-separated cases to run", "LIST"},
+    {NULL}
+  };
+  GOptionContext *ctx = g_option_context_new ("MODEL");
+  GError *error = NULL;
+  struct clipseg_model *model;
+  struct clipseg_state *st;
+
+  g_option_context_add_main_entries (ctx, entries, NULL);
+  if (!g_option_context_parse (ctx, &argc, &argv, &error) || argc != 2 || n_runs < 1) {
+    fprintf (stderr, "usage: bench-engine MODEL [--threads N] [--runs N] [--cases a,b]\n");
+    return 2;
+  }
+  g_option_context_free (ctx);
+  if (!(model = clipseg_model_load (argv[1], clipseg_model_default_params (), &error))) {
+    fprintf (stderr, "bench-engine: %s\n", error->message);
+    return 1;
+  }
+  st = clipseg_state_new (model, n_threads);
+  if (wanted ("sgemm2048"))
+    bench_sgemm ();
+  if (wanted ("dense224"))
+    bench_dense (model, st, 224);
+  if (wanted ("dense448"))
+    bench_dense (model, st, 448);
+  if (wanted ("segment336x448"))
+    bench_segment (model, st);
+  clipseg_state_free (st);
+  clipseg_model_unref (model);
+  return 0;
+}
