@@ -1,0 +1,33 @@
+# clipseg-env.sh — sourced by the pipeline scripts: makes the clipseg plugin
+# and the clipseg-read-meta tool available.
+#
+# From a source checkout (this folder beside the top meson.build) the scripts
+# use the checkout's build, $CLIPSEG_BUILD_DIR or build/, configuring and
+# building it with meson first if needed. Installed, they use the plugin in
+# the GStreamer plugin directory as any application does.
+
+clipseg_env() {
+  local here src build
+  here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+  src=$(dirname "$here")
+  if [ ! -f "$src/meson.build" ] || ! grep -q "project('clipseg'" "$src/meson.build"; then
+    return 0
+  fi
+
+  build=${CLIPSEG_BUILD_DIR:-$src/build}
+  if [ ! -f "$build/gst/libgstclipseg.so" ] || [ ! -x "$build/gst/clipseg-read-meta" ]; then
+    echo "clipseg: building the plugin in $build" >&2
+    if [ ! -f "$build/build.ninja" ]; then
+      meson setup "$build" "$src" >&2 || return 1
+    fi
+    meson compile -C "$build" gstclipseg clipseg-read-meta >&2 || return 1
+  fi
+  export GST_PLUGIN_PATH="$build/gst${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}"
+  export PATH="$build/gst:$PATH"
+}
+
+# Prints the script's header comment (the lines after the shebang up to the
+# first blank line) as its --help.
+clipseg_usage() {
+  sed -n '2,/^$/s/^# \{0,1\}//p' "$1"
+}
