@@ -1,0 +1,226 @@
+/* test-state.c — the per-thread state contract: frames of a steady size
+ * allocate nothing, states of one shared model in concurrent threads give the
+ * results a lone state gives, and a size change re-sizes scratch correctly. */
+#define _GNU_SOURCE
+#include <string.h>
+
+#include <glib.h>
+
+#include "clipseg-engine.h"
+
+#ifndef MODEL_DIR
+#error "MODEL_DIR must name the generated test checkpoint"
+#endif
+
+/* Allocations are counted while `counting` is set; glibc's own entry points do
+ * the work. OpenBLAS's threaded GEMM mallocs its job table on every call and is
+ * not ours to change, so calls from inside libopenblas are left out. (ASan
+ * replaces malloc itself: skipped there.) */
+#if !defined(__SANITIZE_ADDRESS__)
+#define COUNT_ALLOCATIONS 1
+#include <dlfcn.h>
+
+extern void *__libc_malloc (size_t size);
+extern void *__libc_calloc (size_t n, size_t size);
+extern void *__libc_realloc (void *p, size_t size);
+extern void *__libc_memalign (size_t alignment, size_t size);
+
+static gint counting;
+static gint n_allocations;
+
+static void
+note_allocation (void *caller)
+{
+  Dl_info info;
+
+  if (!g_atomic_int_get (&counting))
+    return;
+  if (dladdr (caller, &info) && info.dli_fname && strstr (info.dli_fname, "libopenblas"))
+    return;
+  g_atomic_int_inc (&n_allocations);
+}
+
+void *
+malloc (size_t size)
+{
+  note_allocation (__builtin_return_address (0));
+  return __libc_malloc (size);
+}
+
+void *
+calloc (size_t n, size_t size)
+{
+  note_allocation (__builtin_return_address (0));
+  return __libc_calloc (n, size);
+}
+
+void *
+realloc (void *p, size_t size)
+{
+  note_allocation (__builtin_return_address (0));
+  return __libc_realloc (p, size);
+}
+
+int
+posix_memalign (void **p, size_t alignment, size_t size)
+{
+  note_allocation (__builtin_return_address (0));
+  *p = __libc_memalign (alignment, size);
+  return *p ? 0 : 12 /* ENOMEM */;
+}
+#endif
+
+struct fixture {
+  struct clipseg_model *model;
+  struct clipseg_queries *queries;
+  struct clipseg_segment_params sp;
+  float *pixels;
+  int H, W, C;
+};
+
+static float *
+random_pixels (int seed, int n)
+{
+  GRand *rng = g_rand_new_with_seed (seed);
+  float *x = g_new (float, n);
+
+  for (int i = 0; i < n; i++)
+    x[i] = (float) g_rand_double_range (rng, -2, 2);
+  g_rand_free (rng);
+  return x;
+}
+
+static void
+fixture_setup (struct fixture *f, gconstpointer data)
+{
+  GError *error = NULL;
+  struct clipseg_labels *labels = clipseg_labels_parse_list ("sky, dog|puppy, car", &error);
+  char **templates = clipseg_templates_load ("single", &error);
+
+  f->model = clipseg_model_load (MODEL_DIR, clipseg_model_default_params (), &error);
+  g_assert_no_error (error);
+  f->queries = clipseg_queries_new (f->model, labels, (const char *const *) templates, 1, &error);
+  g_assert_no_error (error);
+  f->sp = clipseg_segment_default_params ();
+  f->sp.crop = 32, f->sp.stride = 16;
+  f->H = 48, f->W = 80, f->C = 3;
+  f->pixels = random_pixels (1, 3 * f->H * f->W);
+  g_strfreev (templates);
+  clipseg_labels_free (labels);
+}
+
+static void
+fixture_teardown (struct fixture *f, gconstpointer data)
+{
+  g_free (f->pixels);
+  clipseg_queries_free (f->queries);
+  clipseg_model_unref (f->model);
+}
+
+static void
+segment (struct fixture *f, struct clipseg_state *st, const float *pixels, int H, int W,
+    float *probs, int32_t *labels)
+{
+  GError *error = NULL;
+
+  g_assert_true (clipseg_state_segment (st, pixels, H, W, f->queries, &f->sp, H, W, probs, labels,
+          &error));
+  g_assert_no_error (error);
+}
+
+static void
+test_steady_size_allocates_nothing (struct fixture *f, gconstpointer data)
+{
+#ifdef COUNT_ALLOCATIONS
+  struct clipseg_state *st = clipseg_state_new (f->model, 2);
+  float *probs = g_new (float, (size_t) f->C * f->H * f->W);
+  int32_t *labels = g_new (int32_t, (size_t) f->H * f->W);
+
+  /* the first frame sizes the scratch (and warms up the thread pool and BLAS) */
+  segment (f, st, f->pixels, f->H, f->W, probs, labels);
+  g_atomic_int_set (&n_allocations, 0);
+  g_atomic_int_set (&counting, 1);
+  for (int i = 0; i < 3; i++)
+    segment (f, st, f->pixels, f->H, f->W, probs, labels);
+  g_atomic_int_set (&counting, 0);
+  g_assert_cmpint (g_atomic_int_get (&n_allocations), ==, 0);
+  g_free (probs);
+  g_free (labels);
+  clipseg_state_free (st);
+#else
+  g_test_skip ("allocation counting is not possible under AddressSanitizer");
+#endif
+}
+
+struct worker {
+  struct fixture *f;
+  float *probs;
+};
+
+static gpointer
+run_worker (gpointer data)
+{
+  struct worker *w = data;
+  struct clipseg_state *st = clipseg_state_new (w->f->model, 1);
+
+  for (int i = 0; i < 4; i++)
+    segment (w->f, st, w->f->pixels, w->f->H, w->f->W, w->probs, NULL);
+  clipseg_state_free (st);
+  return NULL;
+}
+
+static void
+test_states_share_a_model_across_threads (struct fixture *f, gconstpointer data)
+{
+  size_t n = (size_t) f->C * f->H * f->W;
+  struct worker workers[3];
+  GThread *threads[3];
+  struct clipseg_state *st = clipseg_state_new (f->model, 1);
+  float *expected = g_new (float, n);
+
+  segment (f, st, f->pixels, f->H, f->W, expected, NULL);
+  clipseg_state_free (st);
+  for (int i = 0; i < 3; i++) {
+    workers[i].f = f;
+    workers[i].probs = g_new (float, n);
+    threads[i] = g_thread_new ("segment", run_worker, &workers[i]);
+  }
+  for (int i = 0; i < 3; i++) {
+    g_thread_join (threads[i]);
+    g_assert_cmpmem (workers[i].probs, n * sizeof (float), expected, n * sizeof (float));
+    g_free (workers[i].probs);
+  }
+  g_free (expected);
+}
+
+static void
+test_size_change_matches_a_fresh_state (struct fixture *f, gconstpointer data)
+{
+  int H2 = 40, W2 = 40;
+  size_t n2 = (size_t) f->C * H2 * W2;
+  float *small = random_pixels (2, 3 * H2 * W2);
+  float *big_probs = g_new (float, (size_t) f->C * f->H * f->W);
+  float *reused = g_new (float, n2), *fresh = g_new (float, n2);
+  struct clipseg_state *st = clipseg_state_new (f->model, 1), *st2 = clipseg_state_new (f->model, 1);
+
+  segment (f, st, f->pixels, f->H, f->W, big_probs, NULL);
+  segment (f, st, small, H2, W2, reused, NULL);
+  segment (f, st2, small, H2, W2, fresh, NULL);
+  g_assert_cmpmem (reused, n2 * sizeof (float), fresh, n2 * sizeof (float));
+  clipseg_state_free (st);
+  clipseg_state_free (st2);
+  g_free (small), g_free (big_probs), g_free (reused), g_free (fresh);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add ("/state/steady-size-allocates-nothing", struct fixture, NULL, fixture_setup,
+      test_steady_size_allocates_nothing, fixture_teardown);
+  g_test_add ("/state/states-share-a-model-across-threads", struct fixture, NULL, fixture_setup,
+      test_states_share_a_model_across_threads, fixture_teardown);
+  g_test_add ("/state/size-change-matches-a-fresh-state", struct fixture, NULL, fixture_setup,
+      test_size_change_matches_a_fresh_state, fixture_teardown);
+  return g_test_run ();
+}
