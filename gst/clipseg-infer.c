@@ -505,6 +505,19 @@ clipseg_infer_set_labels (ClipsegInfer * infer, struct clipseg_labels *labels,
   g_mutex_unlock (&infer->lock);
 }
 
+gboolean
+clipseg_infer_encode_labels (ClipsegInfer * infer, GError ** error)
+{
+  gboolean ret;
+
+  g_mutex_lock (&infer->lock);
+  g_return_val_if_fail (!infer->busy, FALSE);
+  ret = clipseg_infer_prepare (infer, error);
+  g_mutex_unlock (&infer->lock);
+
+  return ret;
+}
+
 gfloat *
 clipseg_infer_reserve (ClipsegInfer * infer, gint width, gint height)
 {
@@ -562,6 +575,18 @@ clipseg_infer_get_result (ClipsegInfer * infer)
   g_mutex_unlock (&infer->lock);
 
   return result;
+}
+
+gboolean
+clipseg_infer_has_result (ClipsegInfer * infer)
+{
+  gboolean ret;
+
+  g_mutex_lock (&infer->lock);
+  ret = infer->newest != NULL;
+  g_mutex_unlock (&infer->lock);
+
+  return ret;
 }
 
 void

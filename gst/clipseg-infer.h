@@ -68,6 +68,10 @@ void clipseg_infer_free (ClipsegInfer * infer);
 void clipseg_infer_set_labels (ClipsegInfer * infer,
     struct clipseg_labels *labels, gboolean has_background, gchar ** templates);
 
+/* Encodes the pending label set on the calling thread, before the first
+ * job (so that label errors surface when the element starts). */
+gboolean clipseg_infer_encode_labels (ClipsegInfer * infer, GError ** error);
+
 /* Returns the [3, height, width] input planes to fill when the worker is
  * idle (it stays reserved until clipseg_infer_submit), NULL when busy. */
 gfloat *clipseg_infer_reserve (ClipsegInfer * infer, gint width, gint height);
@@ -78,6 +82,7 @@ gboolean clipseg_infer_wait (ClipsegInfer * infer);
 
 /* (transfer full) (nullable): the newest finished result. */
 ClipsegResult *clipseg_infer_get_result (ClipsegInfer * infer);
+gboolean clipseg_infer_has_result (ClipsegInfer * infer);
 
 /* Forgets the newest result, drops the one in flight and restarts smoothing
  * (flush, caps change). While flushing, waits return at once. */

@@ -60,7 +60,7 @@
  * clipseg-read-meta --masks masks/ "filesrc location=in.mp4 ! qtdemux ! \
  *     h264parse ! avdec_h264 ! videoconvert ! \
  *     clipseg labels=\"person, car|truck, bicycle\" processing=sync ! \
- *     appsink name=sink"
+ *     appsink name=sink sync=false"
  * ]|
  *
  * Frame skipping with the newest result on every buffer:
@@ -139,7 +139,7 @@ gst_clipseg_processing_get_type (void)
     {GST_CLIPSEG_PROCESSING_SYNC,
         "The inferred frame waits for its own result", "sync"},
     {GST_CLIPSEG_PROCESSING_LATEST,
-          "Never wait: an idle worker takes the frame, frames arriving while "
+          "Do not wait: an idle worker takes the frame, frames arriving while "
           "it is busy are not inferred", "latest"},
     {GST_CLIPSEG_PROCESSING_AUTO,
         "latest for live sources, sync otherwise", "auto"},
@@ -457,7 +457,10 @@ gst_clipseg_start (GstBaseTransform * trans)
   self->reported_latency = 0;
   GST_OBJECT_UNLOCK (self);
 
-  if (!gst_clipseg_load_labels (self, &error))
+  /* the text queries are encoded now, so that even the first frame in
+   * latest mode waits only for the vision side */
+  if (!gst_clipseg_load_labels (self, &error)
+      || !clipseg_infer_encode_labels (self->infer, &error))
     goto bad_labels;
 
   self->frame_count = 0;
@@ -852,6 +855,9 @@ gst_clipseg_infer_frame (GstClipseg * self, GstVideoFrame * frame,
   GST_OBJECT_LOCK (self);
   sync = gst_clipseg_resolves_sync (s->processing, self->live);
   GST_OBJECT_UNLOCK (self);
+  /* Before its first result latest mode has nothing to carry: that one
+   * frame waits, so that every buffer has a result. */
+  sync = sync || !clipseg_infer_has_result (self->infer);
 
   planes = clipseg_infer_reserve (self->infer, self->pixels.out_width,
       self->pixels.out_height);
@@ -1363,9 +1369,10 @@ gst_clipseg_install_processing_properties (GObjectClass * gobject_class)
   g_object_class_install_property (gobject_class, PROP_PROCESSING,
       g_param_spec_enum ("processing", "Processing",
           "Whether a frame chosen for inference waits for it (sync, adds the "
-          "inference time to the latency) or never waits (latest: frames "
-          "chosen while the worker is busy are skipped). Default: auto "
-          "(latest for live sources).", GST_TYPE_CLIPSEG_PROCESSING,
+          "inference time to the latency) or not (latest: frames chosen while "
+          "the worker is busy are skipped; only the first frame after a "
+          "start, flush or caps change waits, so that every buffer carries a "
+          "result). Default: auto (latest for live sources).", GST_TYPE_CLIPSEG_PROCESSING,
           DEFAULT_PROCESSING, PLAYING_FLAGS));
   g_object_class_install_property (gobject_class, PROP_SMOOTHING,
       g_param_spec_double ("smoothing", "Smoothing",

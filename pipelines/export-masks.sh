@@ -16,7 +16,7 @@
 #   clipseg-read-meta --masks masks/ "filesrc location=in.mp4 ! qtdemux ! \
 #       h264parse ! avdec_h264 ! videoconvert ! \
 #       clipseg labels=\"person, car|truck, bicycle\" processing=sync ! \
-#       appsink name=sink"
+#       appsink name=sink sync=false"
 
 set -euo pipefail
 . "$(dirname "$0")/clipseg-env.sh"
@@ -42,4 +42,4 @@ shift 2
 clipseg_env
 exec clipseg-read-meta --quiet --masks "$outdir" "filesrc location=\"$input\" ! \
 qtdemux ! h264parse ! avdec_h264 ! videoconvert ! \
-clipseg labels=\"$labels\" processing=sync $model $* ! appsink name=sink"
+clipseg labels=\"$labels\" processing=sync $model $* ! appsink name=sink sync=false"

@@ -8,7 +8,10 @@
  *
  *   clipseg-read-meta [--masks DIR] [--quiet] "PIPELINE ! appsink name=sink"
  *
- * It ends with a summary line "frames=N with-meta=N inferred=N".
+ * It ends with a summary line "frames=N with-meta=N inferred=N results=N
+ * span=S": frames seen, frames with a result, results computed on their own
+ * frame (not reused), distinct results, and the wall-clock time from the
+ * first frame to the last.
  *
  * This library is free software; you can redistribute it and/or
  * modify it under the terms of the GNU Library General Public
@@ -28,7 +31,9 @@ typedef struct
   gboolean quiet;
   GstElement *mask_pipeline;    /* appsrc ! pngenc ! multifilesink */
   GstElement *mask_src;
-  guint frames, with_meta, inferred;
+  guint frames, with_meta, inferred, results;
+  GstClockTime last_source;
+  gint64 first_us, last_us;     /* wall clock of the first and last frame */
 } Reader;
 
 static void
@@ -130,10 +135,15 @@ read_samples (Reader * reader, GstAppSink * sink)
     GstBuffer *buffer = gst_sample_get_buffer (sample);
     GstClipsegMeta *meta = gst_buffer_get_clipseg_meta (buffer);
 
-    reader->frames++;
+    reader->last_us = g_get_monotonic_time ();
+    if (reader->frames++ == 0)
+      reader->first_us = reader->last_us;
     if (meta) {
       reader->with_meta++;
       reader->inferred += !meta->reused;
+      if (meta->source_pts != reader->last_source)
+        reader->results++;
+      reader->last_source = meta->source_pts;
       if (!reader->quiet)
         print_meta (meta, GST_BUFFER_PTS (buffer));
       if (reader->masks_dir && !write_mask (reader, meta,
@@ -170,8 +180,6 @@ run (Reader * reader, const gchar * description)
     gst_object_unref (pipeline);
     return FALSE;
   }
-  g_object_set (sink, "sync", FALSE, NULL);
-
   gst_element_set_state (pipeline, GST_STATE_PLAYING);
   ok = read_samples (reader, GST_APP_SINK (sink));
 
@@ -223,9 +231,11 @@ main (int argc, char **argv)
   }
   g_option_context_free (context);
 
+  reader.last_source = GST_CLOCK_TIME_NONE;
   ok = run (&reader, argv[1]);
-  g_print ("frames=%u with-meta=%u inferred=%u\n", reader.frames,
-      reader.with_meta, reader.inferred);
+  g_print ("frames=%u with-meta=%u inferred=%u results=%u span=%.2fs\n",
+      reader.frames, reader.with_meta, reader.inferred, reader.results,
+      (reader.last_us - reader.first_us) / 1e6);
   g_free (reader.masks_dir);
 
   return ok ? 0 : 1;
