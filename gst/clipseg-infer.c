@@ -403,7 +403,8 @@ clipseg_infer_publish (ClipsegInfer * infer, ClipsegResult * result,
   if (infer->average_time == GST_CLOCK_TIME_NONE)
     infer->average_time = result->inference_time;
   else
-    infer->average_time = (3 * infer->average_time + result->inference_time) / 4;
+    infer->average_time =
+        (3 * infer->average_time + result->inference_time) / 4;
 
   if (epoch == infer->epoch) {
     g_clear_pointer (&infer->newest, clipseg_result_unref);

@@ -103,7 +103,8 @@ clipseg_palette_default (guint label)
   gdouble s = 0.85, v = 0.95;
   gint i = (gint) h;
   gdouble f = h - i;
-  gdouble p = v * (1.0 - s), q = v * (1.0 - s * f), t = v * (1.0 - s * (1.0 - f));
+  gdouble p = v * (1.0 - s), q = v * (1.0 - s * f), t =
+      v * (1.0 - s * (1.0 - f));
   gdouble rgb[6][3] = {
     {v, t, p}, {q, v, p}, {p, v, t}, {p, q, v}, {t, p, v}, {v, p, q}
   };
@@ -284,7 +285,8 @@ clipseg_overlay_blend (ClipsegOverlay * overlay, GstVideoFrame * frame,
   clipseg_overlay_update_key (overlay, result, cookie);
   if (overlay->colour[0] && (GST_VIDEO_INFO_FORMAT (&overlay->info) !=
           GST_VIDEO_INFO_FORMAT (info)
-          || GST_VIDEO_INFO_WIDTH (&overlay->info) != GST_VIDEO_INFO_WIDTH (info)
+          || GST_VIDEO_INFO_WIDTH (&overlay->info) !=
+          GST_VIDEO_INFO_WIDTH (info)
           || GST_VIDEO_INFO_HEIGHT (&overlay->info) !=
           GST_VIDEO_INFO_HEIGHT (info)))
     clipseg_overlay_clear_planes (overlay);

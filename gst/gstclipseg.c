@@ -139,7 +139,7 @@ gst_clipseg_processing_get_type (void)
     {GST_CLIPSEG_PROCESSING_SYNC,
         "The inferred frame waits for its own result", "sync"},
     {GST_CLIPSEG_PROCESSING_LATEST,
-          "Do not wait: an idle worker takes the frame, frames arriving while "
+        "Do not wait: an idle worker takes the frame, frames arriving while "
           "it is busy are not inferred", "latest"},
     {GST_CLIPSEG_PROCESSING_AUTO,
         "latest for live sources, sync otherwise", "auto"},
@@ -788,7 +788,8 @@ gst_clipseg_check_latency (GstClipseg * self)
   GST_OBJECT_UNLOCK (self);
 
   if (GST_CLOCK_TIME_IS_VALID (average) &&
-      ABS (GST_CLOCK_DIFF (reported, average)) > (GstClockTimeDiff) average / 4) {
+      ABS (GST_CLOCK_DIFF (reported,
+              average)) > (GstClockTimeDiff) average / 4) {
     GST_OBJECT_LOCK (self);
     self->reported_latency = average;
     GST_OBJECT_UNLOCK (self);
@@ -1023,8 +1024,7 @@ gst_clipseg_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * frame)
   gst_clipseg_snapshot (self, &s);
   if (s.labels_dirty && !gst_clipseg_load_labels (self, &error)) {
     GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS,
-        ("Invalid labels, keeping the previous ones."), ("%s",
-            error->message));
+        ("Invalid labels, keeping the previous ones."), ("%s", error->message));
     g_clear_error (&error);
   }
   if (s.short_side != self->short_side) {
@@ -1291,7 +1291,7 @@ gst_clipseg_install_model_properties (GObjectClass * gobject_class)
           "CLIP checkpoint: a Hugging Face CLIP directory (config.json, "
           "model.safetensors, vocab.json, merges.txt) or an OpenCLIP/OpenAI "
           "safetensors file. Instances with the same path share one loaded "
-          "model. Default: the project's model installed in " 
+          "model. Default: the project's model installed in "
           CLIPSEG_MODEL_INSTALL_DIR ", else the one in the source tree.",
           CLIPSEG_MODEL_INSTALL_DIR, READY_FLAGS));
   g_object_class_install_property (gobject_class, PROP_LABELS,
@@ -1372,14 +1372,14 @@ gst_clipseg_install_processing_properties (GObjectClass * gobject_class)
           "inference time to the latency) or not (latest: frames chosen while "
           "the worker is busy are skipped; only the first frame after a "
           "start, flush or caps change waits, so that every buffer carries a "
-          "result). Default: auto (latest for live sources).", GST_TYPE_CLIPSEG_PROCESSING,
-          DEFAULT_PROCESSING, PLAYING_FLAGS));
+          "result). Default: auto (latest for live sources).",
+          GST_TYPE_CLIPSEG_PROCESSING, DEFAULT_PROCESSING, PLAYING_FLAGS));
   g_object_class_install_property (gobject_class, PROP_SMOOTHING,
       g_param_spec_double ("smoothing", "Smoothing",
           "Temporal smoothing: weight of the past in an exponential moving "
           "average of the class probabilities over inferred frames, reset on "
-          "caps changes, flushes and label changes. 0 = off. Default: 0.",
-          0.0, 0.99, DEFAULT_SMOOTHING, PLAYING_FLAGS));
+          "caps changes, flushes and label changes. 0 = off. Default: 0.", 0.0,
+          0.99, DEFAULT_SMOOTHING, PLAYING_FLAGS));
   g_object_class_install_property (gobject_class, PROP_N_THREADS,
       g_param_spec_int ("n-threads", "Threads",
           "Threads one inference uses. 0: all cores. Default: 0.", 0, 1024,

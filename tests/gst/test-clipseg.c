@@ -212,7 +212,8 @@ static guint8 *
 segment_test_pattern (const gchar * format, gsize * size)
 {
   GstHarness *h = harness_for (make_clipseg (NULL), NULL);
-  gchar *src = g_strdup_printf ("videotestsrc pattern=smpte num-buffers=3 ! capsfilter "
+  gchar *src =
+      g_strdup_printf ("videotestsrc pattern=smpte num-buffers=3 ! capsfilter "
       "caps=\"" CAPS_FMT "\"", format, WIDTH, HEIGHT);
   GstBuffer *out;
   GstCaps *caps;
@@ -562,7 +563,7 @@ GST_START_TEST (test_interval_infers_every_nth_frame)
     fail_unless_equals_uint64 (meta->source_pts, last_inferred);
     gst_buffer_unref (out);
   }
-  fail_unless_equals_int (inferred, 4);     /* ceil (10 / 3) */
+  fail_unless_equals_int (inferred, 4); /* ceil (10 / 3) */
 
   /* changed while playing: every frame from now on */
   g_object_set (h->element, "inference-interval", 1, NULL);
@@ -589,7 +590,7 @@ GST_START_TEST (test_latest_never_blocks)
   GstClipsegMeta *meta;
   GstHarness *h;
   GstBuffer *out;
-  guint i, results = 1, second = 0;
+  guint i, results = 1, second_at = 0;
 
   gst_util_set_object_arg (G_OBJECT (element), "processing", "latest");
   h = harness_for (element, RGBX_CAPS);
@@ -609,17 +610,17 @@ GST_START_TEST (test_latest_never_blocks)
       results++;
       if (results == 2) {
         fail_unless_equals_uint64 (source, 1 * FRAME_DURATION);
-        second = i;
+        second_at = i;
       } else {
         /* the frame that found the worker idle, or the one after */
-        fail_unless (source == second * FRAME_DURATION
-            || source == (second + 1) * FRAME_DURATION);
+        fail_unless (source == second_at * FRAME_DURATION
+            || source == (second_at + 1) * FRAME_DURATION);
       }
     }
     gst_buffer_unref (out);
   }
-  GST_INFO ("%u frames passed during the second inference", second - 2);
-  fail_unless (second >= 5);
+  GST_INFO ("%u frames passed during the second inference", second_at - 2);
+  fail_unless (second_at >= 5);
 
   /* a frame in flight at teardown neither hangs nor leaks */
   gst_buffer_unref (gst_harness_push_and_pull (h, make_frame (i, FALSE)));
@@ -702,7 +703,8 @@ run_smoothing (gdouble smoothing, gsize * n)
     if (i == 4) {
       fail_unless (gst_harness_push_event (h, gst_event_new_flush_start ()));
       fail_unless (gst_harness_push_event (h, gst_event_new_flush_stop (TRUE)));
-      fail_unless (gst_harness_push_event (h, gst_event_new_segment (&segment)));
+      fail_unless (gst_harness_push_event (h,
+              gst_event_new_segment (&segment)));
     }
     out = gst_harness_push_and_pull (h, make_frame (i, FALSE));
     fail_unless (!get_meta (out)->reused);
@@ -900,7 +902,8 @@ check_blend (const gchar * format, gboolean expect_change)
         gsize offset = y * GST_VIDEO_FRAME_COMP_STRIDE (&frame, c) +
             x * GST_VIDEO_FRAME_COMP_PSTRIDE (&frame, c);
         guint8 now = ((guint8 *) GST_VIDEO_FRAME_COMP_DATA (&frame, c))[offset];
-        guint8 was = ((guint8 *) GST_VIDEO_FRAME_COMP_DATA (&before, c))[offset];
+        guint8 was =
+            ((guint8 *) GST_VIDEO_FRAME_COMP_DATA (&before, c))[offset];
 
         if (c == 3) {
           fail_unless_equals_int (now, was);    /* alpha stays */
@@ -1133,8 +1136,7 @@ GST_START_TEST (test_messages_per_inference)
     fail_unless (fabs (total - 1.0) < 1e-9);
     /* serialisable, so any language binding can read it */
     text = gst_structure_to_string (s);
-    fail_unless (strstr (text, "coverage") && strstr (text, "red"), "%s",
-        text);
+    fail_unless (strstr (text, "coverage") && strstr (text, "red"), "%s", text);
     g_free (text);
     g_strfreev (labels);
     gst_message_unref (msg);
@@ -1311,8 +1313,8 @@ GST_START_TEST (test_read_meta_app)
   fail_unless (g_spawn_sync (NULL, argv, NULL, G_SPAWN_DEFAULT, NULL, NULL,
           &out, &err, &status, NULL));
   fail_unless (g_spawn_check_wait_status (status, NULL), "%s", err);
-  fail_unless (strstr (out, "frames=6 with-meta=6 inferred=3 results=3 ") != NULL, "%s",
-      out);
+  fail_unless (strstr (out,
+          "frames=6 with-meta=6 inferred=3 results=3 ") != NULL, "%s", out);
   fail_unless (strstr (out, "reused=1") != NULL);
   for (i = 0; i < 6; i++) {
     path = g_strdup_printf ("%s/mask-%05u.png", dir, i);
