@@ -462,7 +462,7 @@ def interp_pos_bicubic(grid, h0, w0):
     assert (oh, ow) == (h0, w0), (oh, ow, h0, w0)
     Mh = _bicubic_matrix(g0h, oh, 1.0 / sh)
     Mw = _bicubic_matrix(g0w, ow, 1.0 / sw)
-    return np.einsum('ai,bj,ijd->abd', Mh, Mw, grid)
+    return np.einsum('ai,ijd->ajd', Mh, np.einsum('bj,ijd->ibd', Mw, grid))
 
 
 def _bilinear_matrix(n_in, n_out):
@@ -482,8 +482,7 @@ def _bilinear_matrix(n_in, n_out):
 
 def resize_bilinear(x, h, w):
     """x [C, h_in, w_in] -> [C, h, w]."""
-    return np.einsum('ai,bj,cij->cab', _bilinear_matrix(x.shape[1], h),
-                     _bilinear_matrix(x.shape[2], w), x)
+    return _bilinear_matrix(x.shape[1], h) @ x @ _bilinear_matrix(x.shape[2], w).T
 
 
 # ---------------------------------------------------------------- model (section 5)

@@ -160,7 +160,8 @@ def _():
     need_torch()
     rng = np.random.default_rng(2)
     for hi, wi, ho, wo in [(4, 4, 32, 32), (3, 5, 24, 40), (6, 10, 48, 80), (7, 9, 7, 9),
-                           (48, 80, 30, 50), (5, 3, 17, 11), (1, 1, 8, 8), (4, 6, 36, 52)]:
+                           (48, 80, 30, 50), (5, 3, 17, 11), (1, 1, 8, 8), (4, 6, 36, 52),
+                           (14, 14, 224, 224), (21, 28, 336, 448), (336, 448, 224, 320)]:
         x = rng.standard_normal((3, hi, wi))
         ours = clipref.resize_bilinear(x, ho, wo)
         ref = F.interpolate(torch.tensor(x)[None], size=(ho, wo), mode='bilinear',

@@ -402,6 +402,9 @@ SEG_SCENARIOS = {
     'win44x60-c32s24-ls65-p0.5': (44, 60, dict(crop=32, stride=24, logit_scale=65.0, prob_thd=0.5),
                                   LABELS_PLAIN, 28),
     'defaults44x60': (44, 60, None, LABELS_PLAIN, 27),
+    # ViT-B/16 geometry (patch 16, 224 px, 14x14 grid): SCLIP's own windows
+    'sclip336x448-c224s112': (336, 448, dict(crop=224, stride=112), LABELS_SYN, 28),
+    'whole224x320-c0': (224, 320, dict(crop=0), LABELS_PLAIN, 29),
 }
 
 
@@ -496,6 +499,12 @@ def build_cases(tmp):
         ck('openclip/F16/gelu/small+unaligned', layout='openclip', dtype='F16', act='gelu',
            aligned=False, seed=16, **S),
     ]
+    # ViT-B/16 geometry with narrow towers: 14x14 grid, head dim 64, 197+ tokens
+    big = [
+        ck('openclip/F32/quick_gelu/small+b16geom', layout='openclip', dtype='F32',
+           act='quick_gelu', seed=17, patch_size=16, image_size=224, vision_width=256,
+           vision_layers=3, text_width=128, text_layers=2, embed_dim=64, **S),
+    ]
     vocab_only = [
         ck('hf/F32/quick_gelu/full', layout='hf', dtype='F32', act='quick_gelu', vocab='full',
            seed=12),
@@ -510,7 +519,7 @@ def build_cases(tmp):
     def add(name, fn):
         cases.append((name, fn))
 
-    for c in full + part + vocab_only:
+    for c in full + part + big + vocab_only:
         add(c.key + '/info', lambda c=c: stage_info(TOOL, c))
         add(c.key + '/tokenize', lambda c=c: stage_tokenize(TOOL, c))
         add(c.key + '/text/single', lambda c=c: stage_text(TOOL, c, WORK(), LABELS_SYN, 'single'))
@@ -546,6 +555,15 @@ def build_cases(tmp):
             TOOL, c, WORK(), 'win48x80-c32s16', 'sclip'))
         add('%s/segment/syn-thd48x80-c32s16-p0.3-a0.1/maskclip' % c.key, lambda c=c: stage_segment(
             TOOL, c, WORK(), 'syn-thd48x80-c32s16-p0.3-a0.1', 'maskclip'))
+    for c in big:
+        for mode, (h, w) in (('sclip', (224, 224)), ('maskclip', (448, 448)),
+                             ('vanilla', (224, 336))):
+            add('%s/dense/%s/%dx%d' % (c.key, mode, h, w),
+                lambda c=c, m=mode, h=h, w=w: stage_dense(TOOL, c, WORK(), m, h, w, 50))
+        add('%s/segment/sclip336x448-c224s112/sclip' % c.key, lambda c=c: stage_segment(
+            TOOL, c, WORK(), 'sclip336x448-c224s112', 'sclip'))
+        add('%s/segment/whole224x320-c0/maskclip' % c.key, lambda c=c: stage_segment(
+            TOOL, c, WORK(), 'whole224x320-c0', 'maskclip'))
     return cases
 
 
