@@ -20,6 +20,13 @@ Stages and criteria:
   segment   [C,H,W] probabilities max abs diff <= 1e-4; int32 label maps identical
             except at pixels the reference shows to be ties within the measured
             probability error (counted and printed, never hidden)
+Checkpoints: every layout x dtype x activation family, int64 position_ids, 2 and 3
+shards, unaligned safetensors data, a non-default geometry (patch 4, 24 px, context
+16, 3 vision layers), ViT-B/16 geometry with narrow towers (patch 16, 224 px, head
+dim 64; SCLIP's six 224/112 windows on 336x448), the full vocabulary beside the file,
+given with --vocab (before the command) and a reduced one given as a directory.
+An OpenCLIP GELU file is skipped (saying why) only if the tool can neither be told
+(--activation) nor reads open_clip_config.json.
 The last line is 'N passed, N failed[, N skipped]'; exit status 1 on any failure.
 """
 
