@@ -142,13 +142,19 @@ clipseg_orc_lerp_u8 (guint8 * ORC_RESTRICT d1, const guint8 * ORC_RESTRICT s1, c
   orc_int8 var35;
   orc_union16 var36;
   orc_union16 var37;
-  orc_int8 var38;
-  orc_union16 var39;
+#if defined(__APPLE__) && __GNUC__ == 4 && __GNUC_MINOR__ == 2 && defined (__i386__) 
+  volatile orc_union16 var38;
+#else
+  orc_union16 var38;
+#endif
+  orc_int8 var39;
   orc_union16 var40;
   orc_union16 var41;
   orc_union16 var42;
   orc_union16 var43;
   orc_union16 var44;
+  orc_union16 var45;
+  orc_union16 var46;
 
   ptr0 = (orc_int8 *)d1;
   ptr4 = (orc_int8 *)s1;
@@ -158,28 +164,32 @@ clipseg_orc_lerp_u8 (guint8 * ORC_RESTRICT d1, const guint8 * ORC_RESTRICT s1, c
     var36.i = p1;
     /* 6: loadpw */
     var37.i = p2;
+    /* 9: loadpw */
+    var38.i = 0x00000080; /* 128 or 6.32404e-322f */
 
   for (i = 0; i < n; i++) {
     /* 0: loadb */
     var34 = ptr4[i];
     /* 1: convubw */
-    var39.i = (orc_uint8)var34;
+    var40.i = (orc_uint8)var34;
     /* 2: loadb */
     var35 = ptr5[i];
     /* 3: convubw */
-    var40.i = (orc_uint8)var35;
+    var41.i = (orc_uint8)var35;
     /* 5: mullw */
-    var41.i = (var39.i * var36.i) & 0xffff;
+    var42.i = (var40.i * var36.i) & 0xffff;
     /* 7: mullw */
-    var42.i = (var40.i * var37.i) & 0xffff;
+    var43.i = (var41.i * var37.i) & 0xffff;
     /* 8: addw */
-    var43.i = var41.i + var42.i;
-    /* 9: shruw */
-    var44.i = ((orc_uint16)var43.i) >> 8;
-    /* 10: convwb */
-    var38 = var44.i;
-    /* 11: storeb */
-    ptr0[i] = var38;
+    var44.i = var42.i + var43.i;
+    /* 10: addw */
+    var45.i = var44.i + var38.i;
+    /* 11: shruw */
+    var46.i = ((orc_uint16)var45.i) >> 8;
+    /* 12: convwb */
+    var39 = var46.i;
+    /* 13: storeb */
+    ptr0[i] = var39;
   }
 
 }
@@ -197,13 +207,19 @@ _backup_clipseg_orc_lerp_u8 (OrcExecutor * ORC_RESTRICT ex)
   orc_int8 var35;
   orc_union16 var36;
   orc_union16 var37;
-  orc_int8 var38;
-  orc_union16 var39;
+#if defined(__APPLE__) && __GNUC__ == 4 && __GNUC_MINOR__ == 2 && defined (__i386__) 
+  volatile orc_union16 var38;
+#else
+  orc_union16 var38;
+#endif
+  orc_int8 var39;
   orc_union16 var40;
   orc_union16 var41;
   orc_union16 var42;
   orc_union16 var43;
   orc_union16 var44;
+  orc_union16 var45;
+  orc_union16 var46;
 
   ptr0 = (orc_int8 *)ex->arrays[0];
   ptr4 = (orc_int8 *)ex->arrays[4];
@@ -213,28 +229,32 @@ _backup_clipseg_orc_lerp_u8 (OrcExecutor * ORC_RESTRICT ex)
     var36.i = ex->params[24];
     /* 6: loadpw */
     var37.i = ex->params[25];
+    /* 9: loadpw */
+    var38.i = 0x00000080; /* 128 or 6.32404e-322f */
 
   for (i = 0; i < n; i++) {
     /* 0: loadb */
     var34 = ptr4[i];
     /* 1: convubw */
-    var39.i = (orc_uint8)var34;
+    var40.i = (orc_uint8)var34;
     /* 2: loadb */
     var35 = ptr5[i];
     /* 3: convubw */
-    var40.i = (orc_uint8)var35;
+    var41.i = (orc_uint8)var35;
     /* 5: mullw */
-    var41.i = (var39.i * var36.i) & 0xffff;
+    var42.i = (var40.i * var36.i) & 0xffff;
     /* 7: mullw */
-    var42.i = (var40.i * var37.i) & 0xffff;
+    var43.i = (var41.i * var37.i) & 0xffff;
     /* 8: addw */
-    var43.i = var41.i + var42.i;
-    /* 9: shruw */
-    var44.i = ((orc_uint16)var43.i) >> 8;
-    /* 10: convwb */
-    var38 = var44.i;
-    /* 11: storeb */
-    ptr0[i] = var38;
+    var44.i = var42.i + var43.i;
+    /* 10: addw */
+    var45.i = var44.i + var38.i;
+    /* 11: shruw */
+    var46.i = ((orc_uint16)var45.i) >> 8;
+    /* 12: convwb */
+    var39 = var46.i;
+    /* 13: storeb */
+    ptr0[i] = var39;
   }
 
 }
@@ -256,9 +276,10 @@ clipseg_orc_lerp_u8 (guint8 * ORC_RESTRICT d1, const guint8 * ORC_RESTRICT s1, c
       static const orc_uint8 bc[] = {
         1, 9, 19, 99, 108, 105, 112, 115, 101, 103, 95, 111, 114, 99, 95, 108, 
         101, 114, 112, 95, 117, 56, 11, 1, 1, 12, 1, 1, 12, 1, 1, 14, 
-        2, 8, 0, 0, 0, 16, 2, 16, 2, 20, 2, 20, 2, 150, 32, 4, 
-        150, 33, 5, 89, 32, 32, 24, 89, 33, 33, 25, 70, 32, 32, 33, 95, 
-        32, 32, 16, 157, 0, 32, 2, 0, 
+        2, 128, 0, 0, 0, 14, 2, 8, 0, 0, 0, 16, 2, 16, 2, 20, 
+        2, 20, 2, 150, 32, 4, 150, 33, 5, 89, 32, 32, 24, 89, 33, 33, 
+        25, 70, 32, 32, 33, 70, 32, 32, 16, 95, 32, 32, 17, 157, 0, 32, 
+        2, 0, 
       };
       p = orc_program_new_from_static_bytecode (bc);
       orc_program_set_backup_function (p, _backup_clipseg_orc_lerp_u8);
@@ -269,7 +290,8 @@ clipseg_orc_lerp_u8 (guint8 * ORC_RESTRICT d1, const guint8 * ORC_RESTRICT s1, c
       orc_program_add_destination (p, 1, "d1");
       orc_program_add_source (p, 1, "s1");
       orc_program_add_source (p, 1, "s2");
-      orc_program_add_constant (p, 2, 0x00000008, "c1");
+      orc_program_add_constant (p, 2, 0x00000080, "c1");
+      orc_program_add_constant (p, 2, 0x00000008, "c2");
       orc_program_add_parameter (p, 2, "p1");
       orc_program_add_parameter (p, 2, "p2");
       orc_program_add_temporary (p, 2, "t1");
@@ -280,7 +302,8 @@ clipseg_orc_lerp_u8 (guint8 * ORC_RESTRICT d1, const guint8 * ORC_RESTRICT s1, c
       orc_program_append_2 (p, "mullw", 0, ORC_VAR_T1, ORC_VAR_T1, ORC_VAR_P1, ORC_VAR_D1);
       orc_program_append_2 (p, "mullw", 0, ORC_VAR_T2, ORC_VAR_T2, ORC_VAR_P2, ORC_VAR_D1);
       orc_program_append_2 (p, "addw", 0, ORC_VAR_T1, ORC_VAR_T1, ORC_VAR_T2, ORC_VAR_D1);
-      orc_program_append_2 (p, "shruw", 0, ORC_VAR_T1, ORC_VAR_T1, ORC_VAR_C1, ORC_VAR_D1);
+      orc_program_append_2 (p, "addw", 0, ORC_VAR_T1, ORC_VAR_T1, ORC_VAR_C1, ORC_VAR_D1);
+      orc_program_append_2 (p, "shruw", 0, ORC_VAR_T1, ORC_VAR_T1, ORC_VAR_C2, ORC_VAR_D1);
       orc_program_append_2 (p, "convwb", 0, ORC_VAR_D1, ORC_VAR_T1, ORC_VAR_D1, ORC_VAR_D1);
 #endif
 
@@ -431,6 +454,7 @@ clipseg_orc_pixel_to_plane (float * ORC_RESTRICT d1, const guint32 * ORC_RESTRIC
   int i;
   orc_union32 * ORC_RESTRICT ptr0;
   const orc_union32 * ORC_RESTRICT ptr4;
+  orc_union32 var41;
   orc_union32 var42;
   orc_union32 var43;
   orc_union32 var44;
@@ -442,137 +466,142 @@ clipseg_orc_pixel_to_plane (float * ORC_RESTRICT d1, const guint32 * ORC_RESTRIC
   orc_int8 var50;
   orc_int8 var51;
   orc_int8 var52;
-  orc_int8 var53;
-  orc_union16 var54;
+  orc_union16 var53;
+  orc_union32 var54;
   orc_union32 var55;
   orc_union32 var56;
   orc_union32 var57;
-  orc_union32 var58;
-  orc_union16 var59;
+  orc_union16 var58;
+  orc_union32 var59;
   orc_union32 var60;
   orc_union32 var61;
   orc_union32 var62;
-  orc_union32 var63;
-  orc_union16 var64;
+  orc_union16 var63;
+  orc_union32 var64;
   orc_union32 var65;
   orc_union32 var66;
-  orc_union32 var67;
 
   ptr0 = (orc_union32 *)d1;
   ptr4 = (orc_union32 *)s1;
 
-    /* 7: loadpl */
-    var43.f = p1;
     /* 9: loadpl */
+    var43.f = p1;
+    /* 11: loadpl */
     var44.f = p4;
-    /* 14: loadpl */
+    /* 16: loadpl */
     var45.f = p2;
-    /* 20: loadpl */
+    /* 22: loadpl */
     var46.f = p3;
 
   for (i = 0; i < n; i++) {
     /* 0: loadl */
+    var41 = ptr4[i];
+    /* 1: select0lw */
+    {
+       orc_union32 _src;
+       _src.i = var41.i;
+       var48.i = _src.x2[0];
+    }
+    /* 2: loadl */
     var42 = ptr4[i];
-    /* 1: splitlw */
+    /* 3: select1lw */
     {
        orc_union32 _src;
        _src.i = var42.i;
-       var48.i = _src.x2[1];
-       var49.i = _src.x2[0];
+       var49.i = _src.x2[1];
     }
-    /* 2: splitwb */
-    {
-       orc_union16 _src;
-       _src.i = var49.i;
-       var50 = _src.x2[1];
-       var51 = _src.x2[0];
-    }
-    /* 3: splitwb */
+    /* 4: select1wb */
     {
        orc_union16 _src;
        _src.i = var48.i;
-       var52 = _src.x2[1];
-       var53 = _src.x2[0];
+       var50 = _src.x2[1];
     }
-    /* 4: convubw */
-    var54.i = (orc_uint8)var50;
-    /* 5: convuwl */
-    var55.i = (orc_uint16)var54.i;
-    /* 6: convlf */
-    var56.f = var55.i;
-    /* 8: mulf */
+    /* 5: splitwb */
+    {
+       orc_union16 _src;
+       _src.i = var49.i;
+       var51 = _src.x2[1];
+       var52 = _src.x2[0];
+    }
+    /* 6: convubw */
+    var53.i = (orc_uint8)var50;
+    /* 7: convuwl */
+    var54.i = (orc_uint16)var53.i;
+    /* 8: convlf */
+    var55.f = var54.i;
+    /* 10: mulf */
+    {
+       orc_union32 _src1;
+       orc_union32 _src2;
+       orc_union32 _dest1;
+       _src1.i = ORC_DENORMAL(var55.i);
+       _src2.i = ORC_DENORMAL(var43.i);
+       _dest1.f = _src1.f * _src2.f;
+       var56.i = ORC_DENORMAL(_dest1.i);
+    }
+    /* 12: addf */
     {
        orc_union32 _src1;
        orc_union32 _src2;
        orc_union32 _dest1;
        _src1.i = ORC_DENORMAL(var56.i);
-       _src2.i = ORC_DENORMAL(var43.i);
-       _dest1.f = _src1.f * _src2.f;
+       _src2.i = ORC_DENORMAL(var44.i);
+       _dest1.f = _src1.f + _src2.f;
        var57.i = ORC_DENORMAL(_dest1.i);
     }
-    /* 10: addf */
+    /* 13: convubw */
+    var58.i = (orc_uint8)var52;
+    /* 14: convuwl */
+    var59.i = (orc_uint16)var58.i;
+    /* 15: convlf */
+    var60.f = var59.i;
+    /* 17: mulf */
+    {
+       orc_union32 _src1;
+       orc_union32 _src2;
+       orc_union32 _dest1;
+       _src1.i = ORC_DENORMAL(var60.i);
+       _src2.i = ORC_DENORMAL(var45.i);
+       _dest1.f = _src1.f * _src2.f;
+       var61.i = ORC_DENORMAL(_dest1.i);
+    }
+    /* 18: addf */
     {
        orc_union32 _src1;
        orc_union32 _src2;
        orc_union32 _dest1;
        _src1.i = ORC_DENORMAL(var57.i);
-       _src2.i = ORC_DENORMAL(var44.i);
+       _src2.i = ORC_DENORMAL(var61.i);
        _dest1.f = _src1.f + _src2.f;
-       var58.i = ORC_DENORMAL(_dest1.i);
-    }
-    /* 11: convubw */
-    var59.i = (orc_uint8)var53;
-    /* 12: convuwl */
-    var60.i = (orc_uint16)var59.i;
-    /* 13: convlf */
-    var61.f = var60.i;
-    /* 15: mulf */
-    {
-       orc_union32 _src1;
-       orc_union32 _src2;
-       orc_union32 _dest1;
-       _src1.i = ORC_DENORMAL(var61.i);
-       _src2.i = ORC_DENORMAL(var45.i);
-       _dest1.f = _src1.f * _src2.f;
        var62.i = ORC_DENORMAL(_dest1.i);
     }
-    /* 16: addf */
+    /* 19: convubw */
+    var63.i = (orc_uint8)var51;
+    /* 20: convuwl */
+    var64.i = (orc_uint16)var63.i;
+    /* 21: convlf */
+    var65.f = var64.i;
+    /* 23: mulf */
     {
        orc_union32 _src1;
        orc_union32 _src2;
        orc_union32 _dest1;
-       _src1.i = ORC_DENORMAL(var58.i);
-       _src2.i = ORC_DENORMAL(var62.i);
-       _dest1.f = _src1.f + _src2.f;
-       var63.i = ORC_DENORMAL(_dest1.i);
-    }
-    /* 17: convubw */
-    var64.i = (orc_uint8)var52;
-    /* 18: convuwl */
-    var65.i = (orc_uint16)var64.i;
-    /* 19: convlf */
-    var66.f = var65.i;
-    /* 21: mulf */
-    {
-       orc_union32 _src1;
-       orc_union32 _src2;
-       orc_union32 _dest1;
-       _src1.i = ORC_DENORMAL(var66.i);
+       _src1.i = ORC_DENORMAL(var65.i);
        _src2.i = ORC_DENORMAL(var46.i);
        _dest1.f = _src1.f * _src2.f;
-       var67.i = ORC_DENORMAL(_dest1.i);
+       var66.i = ORC_DENORMAL(_dest1.i);
     }
-    /* 22: addf */
+    /* 24: addf */
     {
        orc_union32 _src1;
        orc_union32 _src2;
        orc_union32 _dest1;
-       _src1.i = ORC_DENORMAL(var63.i);
-       _src2.i = ORC_DENORMAL(var67.i);
+       _src1.i = ORC_DENORMAL(var62.i);
+       _src2.i = ORC_DENORMAL(var66.i);
        _dest1.f = _src1.f + _src2.f;
        var47.i = ORC_DENORMAL(_dest1.i);
     }
-    /* 23: storel */
+    /* 25: storel */
     ptr0[i] = var47;
   }
 
@@ -586,6 +615,7 @@ _backup_clipseg_orc_pixel_to_plane (OrcExecutor * ORC_RESTRICT ex)
   int n = ex->n;
   orc_union32 * ORC_RESTRICT ptr0;
   const orc_union32 * ORC_RESTRICT ptr4;
+  orc_union32 var41;
   orc_union32 var42;
   orc_union32 var43;
   orc_union32 var44;
@@ -597,137 +627,142 @@ _backup_clipseg_orc_pixel_to_plane (OrcExecutor * ORC_RESTRICT ex)
   orc_int8 var50;
   orc_int8 var51;
   orc_int8 var52;
-  orc_int8 var53;
-  orc_union16 var54;
+  orc_union16 var53;
+  orc_union32 var54;
   orc_union32 var55;
   orc_union32 var56;
   orc_union32 var57;
-  orc_union32 var58;
-  orc_union16 var59;
+  orc_union16 var58;
+  orc_union32 var59;
   orc_union32 var60;
   orc_union32 var61;
   orc_union32 var62;
-  orc_union32 var63;
-  orc_union16 var64;
+  orc_union16 var63;
+  orc_union32 var64;
   orc_union32 var65;
   orc_union32 var66;
-  orc_union32 var67;
 
   ptr0 = (orc_union32 *)ex->arrays[0];
   ptr4 = (orc_union32 *)ex->arrays[4];
 
-    /* 7: loadpl */
-    var43.i = ex->params[24];
     /* 9: loadpl */
+    var43.i = ex->params[24];
+    /* 11: loadpl */
     var44.i = ex->params[27];
-    /* 14: loadpl */
+    /* 16: loadpl */
     var45.i = ex->params[25];
-    /* 20: loadpl */
+    /* 22: loadpl */
     var46.i = ex->params[26];
 
   for (i = 0; i < n; i++) {
     /* 0: loadl */
+    var41 = ptr4[i];
+    /* 1: select0lw */
+    {
+       orc_union32 _src;
+       _src.i = var41.i;
+       var48.i = _src.x2[0];
+    }
+    /* 2: loadl */
     var42 = ptr4[i];
-    /* 1: splitlw */
+    /* 3: select1lw */
     {
        orc_union32 _src;
        _src.i = var42.i;
-       var48.i = _src.x2[1];
-       var49.i = _src.x2[0];
+       var49.i = _src.x2[1];
     }
-    /* 2: splitwb */
-    {
-       orc_union16 _src;
-       _src.i = var49.i;
-       var50 = _src.x2[1];
-       var51 = _src.x2[0];
-    }
-    /* 3: splitwb */
+    /* 4: select1wb */
     {
        orc_union16 _src;
        _src.i = var48.i;
-       var52 = _src.x2[1];
-       var53 = _src.x2[0];
+       var50 = _src.x2[1];
     }
-    /* 4: convubw */
-    var54.i = (orc_uint8)var50;
-    /* 5: convuwl */
-    var55.i = (orc_uint16)var54.i;
-    /* 6: convlf */
-    var56.f = var55.i;
-    /* 8: mulf */
+    /* 5: splitwb */
+    {
+       orc_union16 _src;
+       _src.i = var49.i;
+       var51 = _src.x2[1];
+       var52 = _src.x2[0];
+    }
+    /* 6: convubw */
+    var53.i = (orc_uint8)var50;
+    /* 7: convuwl */
+    var54.i = (orc_uint16)var53.i;
+    /* 8: convlf */
+    var55.f = var54.i;
+    /* 10: mulf */
+    {
+       orc_union32 _src1;
+       orc_union32 _src2;
+       orc_union32 _dest1;
+       _src1.i = ORC_DENORMAL(var55.i);
+       _src2.i = ORC_DENORMAL(var43.i);
+       _dest1.f = _src1.f * _src2.f;
+       var56.i = ORC_DENORMAL(_dest1.i);
+    }
+    /* 12: addf */
     {
        orc_union32 _src1;
        orc_union32 _src2;
        orc_union32 _dest1;
        _src1.i = ORC_DENORMAL(var56.i);
-       _src2.i = ORC_DENORMAL(var43.i);
-       _dest1.f = _src1.f * _src2.f;
+       _src2.i = ORC_DENORMAL(var44.i);
+       _dest1.f = _src1.f + _src2.f;
        var57.i = ORC_DENORMAL(_dest1.i);
     }
-    /* 10: addf */
+    /* 13: convubw */
+    var58.i = (orc_uint8)var52;
+    /* 14: convuwl */
+    var59.i = (orc_uint16)var58.i;
+    /* 15: convlf */
+    var60.f = var59.i;
+    /* 17: mulf */
+    {
+       orc_union32 _src1;
+       orc_union32 _src2;
+       orc_union32 _dest1;
+       _src1.i = ORC_DENORMAL(var60.i);
+       _src2.i = ORC_DENORMAL(var45.i);
+       _dest1.f = _src1.f * _src2.f;
+       var61.i = ORC_DENORMAL(_dest1.i);
+    }
+    /* 18: addf */
     {
        orc_union32 _src1;
        orc_union32 _src2;
        orc_union32 _dest1;
        _src1.i = ORC_DENORMAL(var57.i);
-       _src2.i = ORC_DENORMAL(var44.i);
+       _src2.i = ORC_DENORMAL(var61.i);
        _dest1.f = _src1.f + _src2.f;
-       var58.i = ORC_DENORMAL(_dest1.i);
-    }
-    /* 11: convubw */
-    var59.i = (orc_uint8)var53;
-    /* 12: convuwl */
-    var60.i = (orc_uint16)var59.i;
-    /* 13: convlf */
-    var61.f = var60.i;
-    /* 15: mulf */
-    {
-       orc_union32 _src1;
-       orc_union32 _src2;
-       orc_union32 _dest1;
-       _src1.i = ORC_DENORMAL(var61.i);
-       _src2.i = ORC_DENORMAL(var45.i);
-       _dest1.f = _src1.f * _src2.f;
        var62.i = ORC_DENORMAL(_dest1.i);
     }
-    /* 16: addf */
+    /* 19: convubw */
+    var63.i = (orc_uint8)var51;
+    /* 20: convuwl */
+    var64.i = (orc_uint16)var63.i;
+    /* 21: convlf */
+    var65.f = var64.i;
+    /* 23: mulf */
     {
        orc_union32 _src1;
        orc_union32 _src2;
        orc_union32 _dest1;
-       _src1.i = ORC_DENORMAL(var58.i);
-       _src2.i = ORC_DENORMAL(var62.i);
-       _dest1.f = _src1.f + _src2.f;
-       var63.i = ORC_DENORMAL(_dest1.i);
-    }
-    /* 17: convubw */
-    var64.i = (orc_uint8)var52;
-    /* 18: convuwl */
-    var65.i = (orc_uint16)var64.i;
-    /* 19: convlf */
-    var66.f = var65.i;
-    /* 21: mulf */
-    {
-       orc_union32 _src1;
-       orc_union32 _src2;
-       orc_union32 _dest1;
-       _src1.i = ORC_DENORMAL(var66.i);
+       _src1.i = ORC_DENORMAL(var65.i);
        _src2.i = ORC_DENORMAL(var46.i);
        _dest1.f = _src1.f * _src2.f;
-       var67.i = ORC_DENORMAL(_dest1.i);
+       var66.i = ORC_DENORMAL(_dest1.i);
     }
-    /* 22: addf */
+    /* 24: addf */
     {
        orc_union32 _src1;
        orc_union32 _src2;
        orc_union32 _dest1;
-       _src1.i = ORC_DENORMAL(var63.i);
-       _src2.i = ORC_DENORMAL(var67.i);
+       _src1.i = ORC_DENORMAL(var62.i);
+       _src2.i = ORC_DENORMAL(var66.i);
        _dest1.f = _src1.f + _src2.f;
        var47.i = ORC_DENORMAL(_dest1.i);
     }
-    /* 23: storel */
+    /* 25: storel */
     ptr0[i] = var47;
   }
 
@@ -751,13 +786,11 @@ clipseg_orc_pixel_to_plane (float * ORC_RESTRICT d1, const guint32 * ORC_RESTRIC
         1, 9, 26, 99, 108, 105, 112, 115, 101, 103, 95, 111, 114, 99, 95, 112, 
         105, 120, 101, 108, 95, 116, 111, 95, 112, 108, 97, 110, 101, 11, 4, 4, 
         12, 4, 4, 17, 4, 17, 4, 17, 4, 17, 4, 20, 2, 20, 2, 20, 
-        1, 20, 1, 20, 1, 20, 1, 20, 2, 20, 4, 20, 4, 20, 4, 198, 
-        32, 33, 4, 199, 35, 34, 33, 199, 37, 36, 32, 150, 38, 35, 154, 39, 
-        38, 211, 40, 39, 202, 41, 40, 24, 200, 41, 41, 27, 150, 38, 36, 154, 
-        39, 38, 211, 40, 39, 202, 40, 40, 25, 200, 41, 41, 40, 150, 38, 37, 
-        154, 39, 38, 211, 40, 39, 202, 40, 40, 26, 200, 0, 41, 40, 2, 0, 
-
-      };
+        1, 20, 1, 20, 1, 20, 2, 20, 4, 20, 4, 20, 4, 190, 33, 4, 
+        191, 32, 4, 189, 34, 33, 199, 36, 35, 32, 150, 37, 34, 154, 38, 37, 
+        211, 39, 38, 202, 40, 39, 24, 200, 40, 40, 27, 150, 37, 35, 154, 38, 
+        37, 211, 39, 38, 202, 39, 39, 25, 200, 40, 40, 39, 150, 37, 36, 154, 
+        38, 37, 211, 39, 38, 202, 39, 39, 26, 200, 0, 40, 39, 2, 0,       };
       p = orc_program_new_from_static_bytecode (bc);
       orc_program_set_backup_function (p, _backup_clipseg_orc_pixel_to_plane);
 #else
@@ -775,30 +808,30 @@ clipseg_orc_pixel_to_plane (float * ORC_RESTRICT d1, const guint32 * ORC_RESTRIC
       orc_program_add_temporary (p, 1, "t3");
       orc_program_add_temporary (p, 1, "t4");
       orc_program_add_temporary (p, 1, "t5");
-      orc_program_add_temporary (p, 1, "t6");
-      orc_program_add_temporary (p, 2, "t7");
+      orc_program_add_temporary (p, 2, "t6");
+      orc_program_add_temporary (p, 4, "t7");
       orc_program_add_temporary (p, 4, "t8");
       orc_program_add_temporary (p, 4, "t9");
-      orc_program_add_temporary (p, 4, "t10");
 
-      orc_program_append_2 (p, "splitlw", 0, ORC_VAR_T1, ORC_VAR_T2, ORC_VAR_S1, ORC_VAR_D1);
-      orc_program_append_2 (p, "splitwb", 0, ORC_VAR_T4, ORC_VAR_T3, ORC_VAR_T2, ORC_VAR_D1);
-      orc_program_append_2 (p, "splitwb", 0, ORC_VAR_T6, ORC_VAR_T5, ORC_VAR_T1, ORC_VAR_D1);
-      orc_program_append_2 (p, "convubw", 0, ORC_VAR_T7, ORC_VAR_T4, ORC_VAR_D1, ORC_VAR_D1);
-      orc_program_append_2 (p, "convuwl", 0, ORC_VAR_T8, ORC_VAR_T7, ORC_VAR_D1, ORC_VAR_D1);
-      orc_program_append_2 (p, "convlf", 0, ORC_VAR_T9, ORC_VAR_T8, ORC_VAR_D1, ORC_VAR_D1);
-      orc_program_append_2 (p, "mulf", 0, ORC_VAR_T10, ORC_VAR_T9, ORC_VAR_P1, ORC_VAR_D1);
-      orc_program_append_2 (p, "addf", 0, ORC_VAR_T10, ORC_VAR_T10, ORC_VAR_P4, ORC_VAR_D1);
-      orc_program_append_2 (p, "convubw", 0, ORC_VAR_T7, ORC_VAR_T5, ORC_VAR_D1, ORC_VAR_D1);
-      orc_program_append_2 (p, "convuwl", 0, ORC_VAR_T8, ORC_VAR_T7, ORC_VAR_D1, ORC_VAR_D1);
-      orc_program_append_2 (p, "convlf", 0, ORC_VAR_T9, ORC_VAR_T8, ORC_VAR_D1, ORC_VAR_D1);
-      orc_program_append_2 (p, "mulf", 0, ORC_VAR_T9, ORC_VAR_T9, ORC_VAR_P2, ORC_VAR_D1);
-      orc_program_append_2 (p, "addf", 0, ORC_VAR_T10, ORC_VAR_T10, ORC_VAR_T9, ORC_VAR_D1);
-      orc_program_append_2 (p, "convubw", 0, ORC_VAR_T7, ORC_VAR_T6, ORC_VAR_D1, ORC_VAR_D1);
-      orc_program_append_2 (p, "convuwl", 0, ORC_VAR_T8, ORC_VAR_T7, ORC_VAR_D1, ORC_VAR_D1);
-      orc_program_append_2 (p, "convlf", 0, ORC_VAR_T9, ORC_VAR_T8, ORC_VAR_D1, ORC_VAR_D1);
-      orc_program_append_2 (p, "mulf", 0, ORC_VAR_T9, ORC_VAR_T9, ORC_VAR_P3, ORC_VAR_D1);
-      orc_program_append_2 (p, "addf", 0, ORC_VAR_D1, ORC_VAR_T10, ORC_VAR_T9, ORC_VAR_D1);
+      orc_program_append_2 (p, "select0lw", 0, ORC_VAR_T2, ORC_VAR_S1, ORC_VAR_D1, ORC_VAR_D1);
+      orc_program_append_2 (p, "select1lw", 0, ORC_VAR_T1, ORC_VAR_S1, ORC_VAR_D1, ORC_VAR_D1);
+      orc_program_append_2 (p, "select1wb", 0, ORC_VAR_T3, ORC_VAR_T2, ORC_VAR_D1, ORC_VAR_D1);
+      orc_program_append_2 (p, "splitwb", 0, ORC_VAR_T5, ORC_VAR_T4, ORC_VAR_T1, ORC_VAR_D1);
+      orc_program_append_2 (p, "convubw", 0, ORC_VAR_T6, ORC_VAR_T3, ORC_VAR_D1, ORC_VAR_D1);
+      orc_program_append_2 (p, "convuwl", 0, ORC_VAR_T7, ORC_VAR_T6, ORC_VAR_D1, ORC_VAR_D1);
+      orc_program_append_2 (p, "convlf", 0, ORC_VAR_T8, ORC_VAR_T7, ORC_VAR_D1, ORC_VAR_D1);
+      orc_program_append_2 (p, "mulf", 0, ORC_VAR_T9, ORC_VAR_T8, ORC_VAR_P1, ORC_VAR_D1);
+      orc_program_append_2 (p, "addf", 0, ORC_VAR_T9, ORC_VAR_T9, ORC_VAR_P4, ORC_VAR_D1);
+      orc_program_append_2 (p, "convubw", 0, ORC_VAR_T6, ORC_VAR_T4, ORC_VAR_D1, ORC_VAR_D1);
+      orc_program_append_2 (p, "convuwl", 0, ORC_VAR_T7, ORC_VAR_T6, ORC_VAR_D1, ORC_VAR_D1);
+      orc_program_append_2 (p, "convlf", 0, ORC_VAR_T8, ORC_VAR_T7, ORC_VAR_D1, ORC_VAR_D1);
+      orc_program_append_2 (p, "mulf", 0, ORC_VAR_T8, ORC_VAR_T8, ORC_VAR_P2, ORC_VAR_D1);
+      orc_program_append_2 (p, "addf", 0, ORC_VAR_T9, ORC_VAR_T9, ORC_VAR_T8, ORC_VAR_D1);
+      orc_program_append_2 (p, "convubw", 0, ORC_VAR_T6, ORC_VAR_T5, ORC_VAR_D1, ORC_VAR_D1);
+      orc_program_append_2 (p, "convuwl", 0, ORC_VAR_T7, ORC_VAR_T6, ORC_VAR_D1, ORC_VAR_D1);
+      orc_program_append_2 (p, "convlf", 0, ORC_VAR_T8, ORC_VAR_T7, ORC_VAR_D1, ORC_VAR_D1);
+      orc_program_append_2 (p, "mulf", 0, ORC_VAR_T8, ORC_VAR_T8, ORC_VAR_P3, ORC_VAR_D1);
+      orc_program_append_2 (p, "addf", 0, ORC_VAR_D1, ORC_VAR_T9, ORC_VAR_T8, ORC_VAR_D1);
 #endif
 
       orc_program_compile (p);

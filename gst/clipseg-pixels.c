@@ -72,8 +72,7 @@ clipseg_pixels_init (ClipsegPixels * px, const GstVideoInfo * info,
 {
   gint in_width = GST_VIDEO_INFO_WIDTH (info);
   gdouble scale = (gdouble) in_width / out_width;
-  gdouble first = MAX (0.0, 0.5 * scale - 0.5);
-  gint64 last;
+  gdouble first = 0.5 * scale - 0.5;
   gint c, k;
 
   clipseg_pixels_clear (px);
@@ -88,19 +87,17 @@ clipseg_pixels_init (ClipsegPixels * px, const GstVideoInfo * info,
     px->coef[c][3] -= mean[c] / std[c];
   }
 
-  px->x_offset = lrint (first * 65536.0);
+  /* +1: the rows start with a copy of their first pixel. The resampler gets
+   * the whole pixels as a pointer offset and only the fraction as offset. */
+  px->x_start = (gint) floor (first + 1.0);
+  px->x_offset = lrint ((first + 1.0 - px->x_start) * 65536.0);
   px->x_increment = lrint (scale * 65536.0);
-  /* Rounding must not step past the padding pixel. */
-  last = px->x_offset + (gint64) (out_width - 1) * px->x_increment;
-  if (last >= ((gint64) in_width - 1) << 16 && out_width > 1)
-    px->x_increment = ((((gint64) in_width - 1) << 16) - px->x_offset) /
-        (out_width - 1);
 
   for (k = 0; k < 2; k++) {
-    px->rows[k] = g_new (guint32, in_width + 1);
+    px->rows[k] = g_new (guint32, in_width + 2);
     px->row_index[k] = -1;
   }
-  px->mixed = g_new (guint32, in_width + 1);
+  px->mixed = g_new (guint32, in_width + 2);
   px->resampled = g_new (guint32, out_width);
 }
 
@@ -128,10 +125,13 @@ clipseg_pixels_row (ClipsegPixels * px, const GstVideoFrame * frame, gint y,
       return px->rows[slot];
 
   slot = px->row_index[0] == keep ? 1 : 0;
-  finfo->unpack_func (finfo, GST_VIDEO_PACK_FLAG_NONE, px->rows[slot],
+  finfo->unpack_func (finfo, GST_VIDEO_PACK_FLAG_NONE, px->rows[slot] + 1,
       frame->data, frame->info.stride, 0, y, width);
-  /* the bilinear resampler reads one pixel past the last one */
-  px->rows[slot][width] = px->rows[slot][width - 1];
+  /* Edge pixels repeated on both sides: sampling positions left of the first
+   * pixel centre or right of the last one clamp to the edge, as in cv2, and
+   * the resampler may read one pixel past the one it lands on. */
+  px->rows[slot][0] = px->rows[slot][1];
+  px->rows[slot][width + 1] = px->rows[slot][width];
   px->row_index[slot] = y;
 
   return px->rows[slot];
@@ -161,11 +161,12 @@ clipseg_pixels_convert (ClipsegPixels * px, const GstVideoFrame * frame,
       const guint32 *row1 = clipseg_pixels_row (px, frame, y1, y0);
 
       clipseg_orc_lerp_u8 ((guint8 *) px->mixed, (const guint8 *) row0,
-          (const guint8 *) row1, 256 - weight, weight, (in_width + 1) * 4);
+          (const guint8 *) row1, 256 - weight, weight, (in_width + 2) * 4);
       src = px->mixed;
     }
     clipseg_orc_resample_bilinear_u32 ((guint8 *) px->resampled,
-        (const guint8 *) src, px->x_offset, px->x_increment, px->out_width);
+        (const guint8 *) (src + px->x_start), px->x_offset, px->x_increment,
+        px->out_width);
 
     for (c = 0; c < 3; c++)
       clipseg_orc_pixel_to_plane (planes + c * plane_size + y * px->out_width,

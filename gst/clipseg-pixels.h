@@ -21,8 +21,9 @@ typedef struct
   GstVideoInfo info;
   gint out_width, out_height;
   gfloat coef[3][4];            /* per plane: weights of components 1..3, offset */
-  gint x_offset, x_increment;   /* 16.16 source position of output column 0, step */
-  guint32 *rows[2];             /* unpacked source rows, the last pixel repeated */
+  gint x_start;                 /* row pixel output column 0 starts from */
+  gint x_offset, x_increment;   /* 16.16: fraction past x_start, step */
+  guint32 *rows[2];             /* unpacked source rows, edge pixels repeated */
   gint row_index[2];
   guint32 *mixed;               /* the two rows interpolated */
   guint32 *resampled;           /* mixed, resized to out_width */

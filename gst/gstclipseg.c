@@ -724,8 +724,9 @@ gst_clipseg_src_event (GstBaseTransform * trans, GstEvent * event)
 
     gst_event_parse_qos (event, NULL, NULL, &diff, &timestamp);
     GST_OBJECT_LOCK (self);
+    /* as GstBaseTransform: frames up to timestamp + diff are late */
     if (GST_CLOCK_TIME_IS_VALID (timestamp))
-      self->earliest = diff > 0 ? timestamp + diff : timestamp;
+      self->earliest = MAX ((GstClockTimeDiff) timestamp + diff, 0);
     GST_OBJECT_UNLOCK (self);
   }
 
@@ -845,6 +846,33 @@ gst_clipseg_is_late (GstClipseg * self, GstBuffer * buffer,
   return GST_CLOCK_TIME_IS_VALID (running_time) && running_time <= s->earliest;
 }
 
+/* Whether upstream is live, asked once if no LATENCY query told us yet. */
+static gint
+gst_clipseg_upstream_live (GstClipseg * self)
+{
+  GstQuery *query;
+  gboolean live;
+  gint ret;
+
+  GST_OBJECT_LOCK (self);
+  ret = self->live;
+  GST_OBJECT_UNLOCK (self);
+  if (ret >= 0)
+    return ret;
+
+  query = gst_query_new_latency ();
+  if (gst_pad_peer_query (GST_BASE_TRANSFORM_SINK_PAD (self), query)) {
+    gst_query_parse_latency (query, &live, NULL, NULL);
+    GST_OBJECT_LOCK (self);
+    ret = self->live = live;
+    GST_OBJECT_UNLOCK (self);
+  }
+  gst_query_unref (query);
+  GST_DEBUG_OBJECT (self, "upstream live: %d", ret);
+
+  return ret;
+}
+
 /* Hands the frame to the worker. Returns FALSE when flushing. */
 static gboolean
 gst_clipseg_infer_frame (GstClipseg * self, GstVideoFrame * frame,
@@ -853,9 +881,9 @@ gst_clipseg_infer_frame (GstClipseg * self, GstVideoFrame * frame,
   gboolean sync;
   gfloat *planes;
 
-  GST_OBJECT_LOCK (self);
-  sync = gst_clipseg_resolves_sync (s->processing, self->live);
-  GST_OBJECT_UNLOCK (self);
+  sync = gst_clipseg_resolves_sync (s->processing,
+      s->processing == GST_CLIPSEG_PROCESSING_AUTO ?
+      gst_clipseg_upstream_live (self) : -1);
   /* Before its first result latest mode has nothing to carry: that one
    * frame waits, so that every buffer has a result. */
   sync = sync || !clipseg_infer_has_result (self->infer);

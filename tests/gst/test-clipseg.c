@@ -629,6 +629,32 @@ GST_START_TEST (test_latest_never_blocks)
 
 GST_END_TEST;
 
+/* auto is latest behind a live source, sync otherwise: the second frame
+ * either goes on with the first result or waits for its own. */
+GST_START_TEST (test_auto_follows_liveness)
+{
+  gboolean live;
+
+  for (live = FALSE; live <= TRUE; live++) {
+    GstElement *element = make_clipseg ("model", TEST_SLOW_MODEL,
+        "labels", "red, green", NULL);
+    GstHarness *h;
+    GstBuffer *out;
+
+    gst_util_set_object_arg (G_OBJECT (element), "processing", "auto");
+    h = harness_for (element, NULL);
+    gst_harness_set_live (h, live);
+    gst_harness_set_src_caps_str (h, RGBX_CAPS);
+    gst_buffer_unref (gst_harness_push_and_pull (h, make_frame (0, FALSE)));
+    out = gst_harness_push_and_pull (h, make_frame (1, FALSE));
+    fail_unless_equals_int (get_meta (out)->reused, live);
+    gst_buffer_unref (out);
+    gst_harness_teardown (h);
+  }
+}
+
+GST_END_TEST;
+
 GST_START_TEST (test_qos_skips_inference_not_frames)
 {
   GstHarness *h = harness_for (make_clipseg (NULL), RGBX_CAPS);
@@ -1352,6 +1378,7 @@ clipseg_suite (void)
   tcase_add_test (tc, test_meta_survives_videoconvert_videoscale);
   tcase_add_test (tc, test_interval_infers_every_nth_frame);
   tcase_add_test (tc, test_latest_never_blocks);
+  tcase_add_test (tc, test_auto_follows_liveness);
   tcase_add_test (tc, test_qos_skips_inference_not_frames);
   tcase_add_test (tc, test_latency_reports_inference_time);
   tcase_add_test (tc, test_smoothing_is_an_ema);
