@@ -3,14 +3,21 @@
 #
 # From a source checkout (this folder beside the top meson.build) the scripts
 # use the checkout's build, $CLIPSEG_BUILD_DIR or build/, configuring and
-# building it with meson first if needed. Installed, they use the plugin in
-# the GStreamer plugin directory as any application does.
+# building it with meson first if needed. Installed, they add the plugin
+# directory of the installation (a prefix GStreamer may not search itself).
+
+# Set when meson installs this file; a placeholder in the source tree.
+clipseg_plugin_dir='@PLUGINDIR@'
 
 clipseg_env() {
   local here src build
   here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
   src=$(dirname "$here")
   if [ ! -f "$src/meson.build" ] || ! grep -q "project('clipseg'" "$src/meson.build"; then
+    case $clipseg_plugin_dir in
+      @*) ;;
+      *) export GST_PLUGIN_PATH="$clipseg_plugin_dir${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}" ;;
+    esac
     return 0
   fi
 
