@@ -3,9 +3,8 @@
 #include <math.h>
 #include <string.h>
 
-#include <json-glib/json-glib.h>
-
 #include "checkpoint.h"
+#include "json-file.h"
 
 /* ---- config.json ---------------------------------------------------------- */
 
@@ -150,27 +149,13 @@ gboolean
 checkpoint_read_hf_config (const char *path, struct clip_hf_config *config, GError **error)
 {
   JsonParser *parser = json_parser_new_immutable ();
-  GError *json_error = NULL;
-  JsonNode *root;
+  JsonObject *root;
   gboolean ok;
 
   memset (config, 0, sizeof *config);
-  if (!json_parser_load_from_mapped_file (parser, path, &json_error)) {
-    gboolean io = g_error_matches (json_error, G_FILE_ERROR, json_error->code)
-        || json_error->domain == G_IO_ERROR;
-    g_set_error (error, CLIPSEG_ENGINE_ERROR,
-        io ? CLIPSEG_ENGINE_ERROR_IO : CLIPSEG_ENGINE_ERROR_FORMAT, "%s: %s", path,
-        json_error->message);
-    g_error_free (json_error);
-    g_object_unref (parser);
-    return FALSE;
-  }
-  root = json_parser_get_root (parser);
-  if (!root || !JSON_NODE_HOLDS_OBJECT (root))
-    ok = config_fail (error, path, "not a JSON object");
-  else
-    ok = check_model_type (json_node_get_object (root), path, error)
-        && read_sections (json_node_get_object (root), config, path, error);
+  config->path = path;
+  root = json_load_object (parser, path, error);
+  ok = root && check_model_type (root, path, error) && read_sections (root, config, path, error);
   g_object_unref (parser);
   return ok;
 }
@@ -451,20 +436,39 @@ bind_block (struct binder *b, const struct naming *n, const char *fmt, int layer
       && bind_pair (b, fmt, layer, n->fc2, D, M, &blk->fc2_w, &blk->fc2_b);
 }
 
-static int
-count_layers (const struct safetensors *st, const struct naming *n, const char *fmt)
+/* Blocks are counted by their first layer norm; a tensor of any block past
+ * the count means that layer norm is missing, not that the tower is shorter. */
+static gboolean
+count_layers (struct binder *b, const struct naming *n, const char *fmt, int *layers)
 {
-  int layers = 0;
+  const char *placeholder = strstr (fmt, "%d");
+  size_t prefix_len = (size_t) (placeholder - fmt);
+  GPtrArray *all = safetensors_tensors (b->st);
+  int highest = -1;
+  char *name;
 
-  for (;;) {
-    char *name = key (fmt, layers, n->ln1, ".weight");
-    gboolean found = safetensors_find (st, name) != NULL;
+  for (*layers = 0;; (*layers)++) {
+    gboolean found;
 
+    name = key (fmt, *layers, n->ln1, ".weight");
+    found = safetensors_find (b->st, name) != NULL;
     g_free (name);
     if (!found)
-      return layers;
-    layers++;
+      break;
   }
+  for (guint i = 0; i < all->len; i++) {
+    const char *t = ((const struct st_tensor *) g_ptr_array_index (all, i))->name;
+
+    if (strncmp (t, fmt, prefix_len) == 0 && g_ascii_isdigit (t[prefix_len]))
+      highest = MAX (highest, (int) MIN (g_ascii_strtoll (t + prefix_len, NULL, 10), G_MAXINT - 1));
+  }
+  g_ptr_array_free (all, TRUE);
+  if (*layers > 0 && highest < *layers)
+    return TRUE;
+  name = key (fmt, *layers, n->ln1, ".weight");
+  model_fail (b, b->source, "missing tensor '%s'", name);
+  g_free (name);
+  return FALSE;
 }
 
 static gboolean
@@ -497,12 +501,13 @@ dim_of (struct binder *b, const char *name, int n_dims, int dim)
 
 /* Checks a hyperparameter stated in config.json against the one the tensors imply. */
 static gboolean
-agree (struct binder *b, const char *field, int stated, int64_t actual)
+agree (struct binder *b, const struct clip_hf_config *cfg, const char *field, int stated,
+    int64_t actual)
 {
   if (stated == 0 || stated == actual)
     return TRUE;
-  return model_fail (b, b->source, "config.json says %s = %d but the tensors imply %" G_GINT64_FORMAT,
-      field, stated, actual);
+  return model_fail (b, b->source, "the tensors imply %s = %" G_GINT64_FORMAT " but %s says %d",
+      field, actual, cfg->path, stated);
 }
 
 static gboolean
@@ -519,14 +524,17 @@ grid_from_positions (struct binder *b, const char *name, int64_t n_pos, int *gri
 
 static gboolean
 resolve_heads (struct binder *b, const char *tower, int width, int stated, int transformers_default,
-    gboolean have_config, int *heads)
+    const struct clip_hf_config *cfg, int *heads)
 {
-  /* OpenAI's build_model: heads = width / 64; transformers: config or its default */
-  int h = have_config ? (stated ? stated : transformers_default) : width / 64;
+  /* transformers: the config's value or its default; OpenAI's build_model: width / 64 */
+  int h = cfg ? (stated ? stated : transformers_default) : width / 64;
 
-  if (h <= 0 || width % h != 0)
-    return model_fail (b, b->source, "%s tower: width %d cannot be split into %s heads", tower, width,
-        have_config ? "the configured" : "64-wide");
+  if (cfg && width % h != 0)
+    return model_fail (b, cfg->path, "%s_config.num_attention_heads = %d does not divide the "
+        "width %d", tower, h, width);
+  if (!cfg && (h == 0 || width % 64 != 0))
+    return model_fail (b, b->source, "%s tower width %d is not a multiple of 64, so the number of "
+        "heads cannot be inferred as OpenAI's build_model does", tower, width);
   *heads = h;
   return TRUE;
 }
@@ -566,20 +574,18 @@ infer_vision (struct binder *b, const struct naming *n, const struct tower_names
     return model_fail (b, b->source, "vision tower: empty or missing shapes");
   v->tower.width = (int) width;
   v->tower.mlp = (int) mlp;
-  v->tower.layers = count_layers (b->st, n, n->vision_block);
   v->patch = (int) patch;
   w->embed_dim = (int) embed;
-  if (v->tower.layers == 0)
-    return model_fail (b, b->source, "vision tower has no transformer blocks");
-  return grid_from_positions (b, tn->pos, n_pos, &v->grid)
-      && resolve_heads (b, "vision", v->tower.width, cfg ? cfg->vision_heads : 0, 12, cfg != NULL,
+  return count_layers (b, n, n->vision_block, &v->tower.layers)
+      && grid_from_positions (b, tn->pos, n_pos, &v->grid)
+      && resolve_heads (b, "vision", v->tower.width, cfg ? cfg->vision_heads : 0, 12, cfg,
       &v->tower.heads)
-      && (!cfg || (agree (b, "vision_config.hidden_size", cfg->vision_width, width)
-              && agree (b, "vision_config.intermediate_size", cfg->vision_mlp, mlp)
-              && agree (b, "vision_config.num_hidden_layers", cfg->vision_layers, v->tower.layers)
-              && agree (b, "vision_config.patch_size", cfg->patch_size, patch)
-              && agree (b, "vision_config.image_size", cfg->image_size, patch * v->grid)
-              && agree (b, "projection_dim", cfg->embed_dim, embed)));
+      && (!cfg || (agree (b, cfg, "vision_config.hidden_size", cfg->vision_width, width)
+              && agree (b, cfg, "vision_config.intermediate_size", cfg->vision_mlp, mlp)
+              && agree (b, cfg, "vision_config.num_hidden_layers", cfg->vision_layers, v->tower.layers)
+              && agree (b, cfg, "vision_config.patch_size", cfg->patch_size, patch)
+              && agree (b, cfg, "vision_config.image_size", cfg->image_size, patch * v->grid)
+              && agree (b, cfg, "projection_dim", cfg->embed_dim, embed)));
 }
 
 static gboolean
@@ -596,18 +602,16 @@ infer_text (struct binder *b, const struct naming *n, const struct tower_names *
     return model_fail (b, b->source, "text tower: empty or missing shapes");
   t->tower.width = (int) width;
   t->tower.mlp = (int) mlp;
-  t->tower.layers = count_layers (b->st, n, n->text_block);
   t->vocab = (int) vocab;
   t->context = (int) ctx;
-  if (t->tower.layers == 0)
-    return model_fail (b, b->source, "text tower has no transformer blocks");
-  return resolve_heads (b, "text", t->tower.width, cfg ? cfg->text_heads : 0, 8, cfg != NULL,
+  return count_layers (b, n, n->text_block, &t->tower.layers)
+      && resolve_heads (b, "text", t->tower.width, cfg ? cfg->text_heads : 0, 8, cfg,
       &t->tower.heads)
-      && (!cfg || (agree (b, "text_config.hidden_size", cfg->text_width, width)
-              && agree (b, "text_config.intermediate_size", cfg->text_mlp, mlp)
-              && agree (b, "text_config.num_hidden_layers", cfg->text_layers, t->tower.layers)
-              && agree (b, "text_config.max_position_embeddings", cfg->context, ctx)
-              && agree (b, "text_config.vocab_size", cfg->vocab, vocab)));
+      && (!cfg || (agree (b, cfg, "text_config.hidden_size", cfg->text_width, width)
+              && agree (b, cfg, "text_config.intermediate_size", cfg->text_mlp, mlp)
+              && agree (b, cfg, "text_config.num_hidden_layers", cfg->text_layers, t->tower.layers)
+              && agree (b, cfg, "text_config.max_position_embeddings", cfg->context, ctx)
+              && agree (b, cfg, "text_config.vocab_size", cfg->vocab, vocab)));
 }
 
 static const float *
@@ -688,18 +692,15 @@ dtype_summary (unsigned seen)
 
 gboolean
 checkpoint_bind (struct clip_weights *w, const struct safetensors *st,
-    const struct clip_hf_config *config, GPtrArray *owned, GError **error)
+    const struct clip_hf_config *config, const char *source, GPtrArray *owned, GError **error)
 {
   gboolean openclip = safetensors_find (st, openclip_names.patch) != NULL;
   gboolean hf = safetensors_find (st, hf_names.patch) != NULL;
   const struct naming *n = openclip ? &openclip_naming : &hf_naming;
   const struct tower_names *tn = openclip ? &openclip_names : &hf_names;
-  struct binder b = {.st = st, .owned = owned, .error = error};
-  GPtrArray *all = safetensors_tensors (st);
+  struct binder b = {.st = st, .owned = owned, .error = error, .source = source};
   gboolean ok;
 
-  b.source = all->len ? ((struct st_tensor *) g_ptr_array_index (all, 0))->path : "checkpoint";
-  g_ptr_array_free (all, TRUE);
   memset (w, 0, sizeof *w);
   if (openclip == hf) {
     g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_MODEL,

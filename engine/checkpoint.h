@@ -68,6 +68,7 @@ struct clip_weights {
 
 /* Hyperparameters a Hugging Face config.json states; 0 = not stated. */
 struct clip_hf_config {
+  const char *path;            /* the config.json read, for messages */
   int vision_heads, text_heads;
   int vision_width, text_width, vision_layers, text_layers, vision_mlp, text_mlp;
   int image_size, patch_size, context, vocab, embed_dim;
@@ -80,10 +81,11 @@ gboolean checkpoint_read_hf_config (const char *path, struct clip_hf_config *con
     GError **error);
 
 /* Fills @w from the tensors of @st. @config is NULL for OpenCLIP/OpenAI naming,
- * whose hyperparameters come from tensor shapes alone. Converted and transposed
- * weights are allocated into @owned (g_free'd with it). */
+ * whose hyperparameters come from tensor shapes alone. @source (the checkpoint
+ * path) names the checkpoint in errors that concern no single file. Converted
+ * and transposed weights are allocated into @owned (g_free'd with it). */
 gboolean checkpoint_bind (struct clip_weights *w, const struct safetensors *st,
-    const struct clip_hf_config *config, GPtrArray *owned, GError **error);
+    const struct clip_hf_config *config, const char *source, GPtrArray *owned, GError **error);
 
 void checkpoint_free_blocks (struct clip_weights *w);
 

@@ -58,8 +58,10 @@ exp_inline (float x)
   int32_t bits;
   float scale;
 
-  x = x > 88.0f ? 88.0f : x;
-  x = x < -87.0f ? -87.0f : x;
+  /* written so a NaN lands on -87 (comparisons with NaN are false), keeping
+   * the integer conversion below defined */
+  x = x > -87.0f ? x : -87.0f;
+  x = x < 88.0f ? x : 88.0f;
   n = (x * 1.44269504088896341f + round_magic) - round_magic;
   r = x - n * 0.693359375f;
   r = r + n * 2.12194440e-4f;

@@ -57,6 +57,12 @@ parse (const char *text, const char *class_sep, const char *name_sep, gboolean t
   for (int i = 0; i < n_lines; i++) {
     char **names = g_strsplit (lines[i], name_sep, -1);
 
+    /* g_strsplit gives no names at all for an empty class */
+    if (!names[0]) {
+      g_strfreev (names);
+      names = g_new0 (char *, 2);
+      names[0] = g_strdup ("");
+    }
     for (int j = 0; names[j]; j++) {
       if (trim)
         g_strstrip (names[j]);

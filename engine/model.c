@@ -1,9 +1,8 @@
 /* model.c — finds the files of a checkpoint, loads them and owns the result. */
 #include <string.h>
 
-#include <json-glib/json-glib.h>
-
 #include "checkpoint.h"
+#include "json-file.h"
 #include "model.h"
 
 static const float clip_mean[3] = {0.48145466f, 0.4578275f, 0.40821073f};
@@ -28,58 +27,54 @@ set_io_error (GError **error, const char *path, const char *what)
 
 /* Shards named by model.safetensors.index.json's weight_map, each added once;
  * every tensor the index names must then be in the shard it names. */
+/* Shards named by model.safetensors.index.json's weight_map, each added once;
+ * every tensor the index names must then come from the shard it names. */
 static gboolean
 load_sharded (struct safetensors *st, const char *dir, const char *index_path, GError **error)
 {
   JsonParser *parser = json_parser_new_immutable ();
-  GError *json_error = NULL;
-  JsonNode *root, *map_node;
-  JsonObject *map;
+  JsonObject *root = json_load_object (parser, index_path, error), *map = NULL;
+  JsonNode *map_node = root ? json_object_get_member (root, "weight_map") : NULL;
   GHashTable *shards = g_hash_table_new (g_str_hash, g_str_equal);
   GList *names = NULL;
-  gboolean ok = TRUE;
+  gboolean ok = root != NULL;
 
-  if (!json_parser_load_from_mapped_file (parser, index_path, &json_error)) {
-    g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_FORMAT, "%s: %s", index_path,
-        json_error->message);
-    g_error_free (json_error);
-    ok = FALSE;
-  } else if (!(root = json_parser_get_root (parser)) || !JSON_NODE_HOLDS_OBJECT (root)
-      || !(map_node = json_object_get_member (json_node_get_object (root), "weight_map"))
-      || !JSON_NODE_HOLDS_OBJECT (map_node)) {
+  if (ok && (!map_node || !JSON_NODE_HOLDS_OBJECT (map_node))) {
     g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_FORMAT,
         "%s: missing object \"weight_map\"", index_path);
     ok = FALSE;
-  } else {
+  }
+  if (ok) {
     map = json_node_get_object (map_node);
     names = json_object_get_members (map);
-    for (GList *l = names; l && ok; l = l->next) {
-      JsonNode *file = json_object_get_member (map, l->data);
-      const char *shard;
-      char *shard_path;
+  }
+  for (GList *l = names; l && ok; l = l->next) {
+    JsonNode *file = json_object_get_member (map, l->data);
+    const struct st_tensor *t;
+    const char *shard;
+    char *shard_path;
 
-      if (!JSON_NODE_HOLDS_VALUE (file) || json_node_get_value_type (file) != G_TYPE_STRING
-          || strchr (shard = json_node_get_string (file), '/') || shard[0] == '\0'
-          || strcmp (shard, "..") == 0) {
-        g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_FORMAT,
-            "%s: weight_map entry '%s' is not a file name in the same directory", index_path,
-            (const char *) l->data);
-        ok = FALSE;
-        break;
-      }
-      shard_path = g_build_filename (dir, shard, NULL);
-      if (!g_hash_table_contains (shards, shard)) {
-        g_hash_table_add (shards, (gpointer) shard);
-        ok = safetensors_add_file (st, shard_path, error);
-      }
-      if (ok && !safetensors_find (st, l->data)) {
-        g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_MODEL,
-            "%s: tensor '%s' listed in %s is not in that file", shard_path,
-            (const char *) l->data, index_path);
-        ok = FALSE;
-      }
-      g_free (shard_path);
+    if (!JSON_NODE_HOLDS_VALUE (file) || json_node_get_value_type (file) != G_TYPE_STRING
+        || strchr (shard = json_node_get_string (file), '/') || shard[0] == '\0'
+        || strcmp (shard, "..") == 0) {
+      g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_FORMAT,
+          "%s: weight_map entry '%s' is not a file name in the same directory", index_path,
+          (const char *) l->data);
+      ok = FALSE;
+      break;
     }
+    shard_path = g_build_filename (dir, shard, NULL);
+    if (!g_hash_table_contains (shards, shard)) {
+      g_hash_table_add (shards, (gpointer) shard);
+      ok = safetensors_add_file (st, shard_path, error);
+    }
+    if (ok && (!(t = safetensors_find (st, l->data)) || strcmp (t->path, shard_path) != 0)) {
+      g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_MODEL,
+          "%s: tensor '%s' listed in %s is not in that file", shard_path,
+          (const char *) l->data, index_path);
+      ok = FALSE;
+    }
+    g_free (shard_path);
   }
   g_list_free (names);
   g_hash_table_destroy (shards);
@@ -87,19 +82,24 @@ load_sharded (struct safetensors *st, const char *dir, const char *index_path, G
   return ok;
 }
 
+/* Loads model.safetensors, or the shards its index names; *@source is set to
+ * the file that names the whole set (for messages about missing tensors). */
 static gboolean
-load_hf_weights (struct safetensors *st, const char *dir, GError **error)
+load_hf_weights (struct safetensors *st, const char *dir, char **source, GError **error)
 {
   char *single = g_build_filename (dir, "model.safetensors", NULL);
   char *index = g_build_filename (dir, "model.safetensors.index.json", NULL);
   gboolean ok;
 
-  if (g_file_test (single, G_FILE_TEST_EXISTS))
+  if (g_file_test (single, G_FILE_TEST_EXISTS)) {
     ok = safetensors_add_file (st, single, error);
-  else if (g_file_test (index, G_FILE_TEST_EXISTS))
+    *source = g_steal_pointer (&single);
+  } else if (g_file_test (index, G_FILE_TEST_EXISTS)) {
     ok = load_sharded (st, dir, index, error);
-  else
+    *source = g_steal_pointer (&index);
+  } else {
     ok = set_io_error (error, dir, "no model.safetensors or model.safetensors.index.json");
+  }
   g_free (single);
   g_free (index);
   return ok;
@@ -161,28 +161,13 @@ load_vocab_beside (const char *file, GError **error)
 }
 
 /* The root object of an optional JSON side file: NULL without error when the
- * file is absent, NULL with @error when it is not a JSON object. */
+ * file is absent, NULL with @error when it is not one JSON object. */
 static JsonObject *
 read_side_file (const char *path, JsonParser *parser, GError **error)
 {
-  GError *json_error = NULL;
-  JsonNode *root;
-
   if (!g_file_test (path, G_FILE_TEST_EXISTS))
     return NULL;
-  if (!json_parser_load_from_mapped_file (parser, path, &json_error)) {
-    g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_FORMAT, "%s: %s", path,
-        json_error->message);
-    g_error_free (json_error);
-    return NULL;
-  }
-  root = json_parser_get_root (parser);
-  if (!root || !JSON_NODE_HOLDS_OBJECT (root)) {
-    g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_FORMAT,
-        "%s: not a JSON object", path);
-    return NULL;
-  }
-  return json_node_get_object (root);
+  return json_load_object (parser, path, error);
 }
 
 /* An optional [3] array of positive numbers (a mean or a std). */
@@ -319,17 +304,18 @@ load_parts (struct clipseg_model *m, const char *path, struct clipseg_model_para
   gboolean is_dir = g_file_test (path, G_FILE_TEST_IS_DIR);
   struct clip_hf_config config;
   char *config_path = is_dir ? g_build_filename (path, "config.json", NULL) : NULL;
+  char *source = is_dir ? NULL : g_strdup (path);
   gboolean ok;
 
   if (!is_dir && !g_file_test (path, G_FILE_TEST_IS_REGULAR))
     ok = set_io_error (error, path, "no such checkpoint file or directory");
   else if (is_dir)
     ok = checkpoint_read_hf_config (config_path, &config, error)
-        && load_hf_weights (m->st, path, error)
+        && load_hf_weights (m->st, path, &source, error)
         && read_preprocessor (path, m->info.image_mean, m->info.image_std, error);
   else
     ok = safetensors_add_file (m->st, path, error);
-  ok = ok && checkpoint_bind (&m->w, m->st, is_dir ? &config : NULL, m->owned, error)
+  ok = ok && checkpoint_bind (&m->w, m->st, is_dir ? &config : NULL, source, m->owned, error)
       && (is_dir || read_open_clip_config (path, m, error));
   if (ok) {
     if (params.vocab_path)
@@ -340,6 +326,7 @@ load_parts (struct clipseg_model *m, const char *path, struct clipseg_model_para
       m->tokenizer = load_vocab_beside (path, error);
     ok = m->tokenizer && check_tokenizer (m, path, error);
   }
+  g_free (source);
   g_free (config_path);
   return ok;
 }

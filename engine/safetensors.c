@@ -1,9 +1,8 @@
 /* safetensors.c — maps safetensors files and checks every structural rule. */
 #include <string.h>
 
-#include <json-glib/json-glib.h>
-
 #include "clipseg-engine.h"
+#include "json-file.h"
 #include "safetensors.h"
 
 struct safetensors {
@@ -241,9 +240,6 @@ static JsonObject *
 parse_header (const guint8 *bytes, uint64_t header_size, JsonParser *parser, const char *path,
     GError **error)
 {
-  GError *json_error = NULL;
-  JsonNode *root;
-
   if (header_size == 0 || bytes[0] != '{') {
     fail (error, path, "header does not start with '{'");
     return NULL;
@@ -252,18 +248,7 @@ parse_header (const guint8 *bytes, uint64_t header_size, JsonParser *parser, con
     fail (error, path, "header is not valid UTF-8");
     return NULL;
   }
-  if (!json_parser_load_from_data (parser, (const char *) bytes, (gssize) header_size,
-          &json_error)) {
-    fail (error, path, "header is not valid JSON: %s", json_error->message);
-    g_error_free (json_error);
-    return NULL;
-  }
-  root = json_parser_get_root (parser);
-  if (!root || !JSON_NODE_HOLDS_OBJECT (root)) {
-    fail (error, path, "header is not a JSON object");
-    return NULL;
-  }
-  return json_node_get_object (root);
+  return json_parse_object (parser, path, (const char *) bytes, header_size, error);
 }
 
 static gboolean

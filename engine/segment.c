@@ -286,9 +286,10 @@ check_segment_args (const struct clipseg_state *st, int H, int W,
     return invalid (error, "dense mode %d is not a valid mode", (int) sp->mode);
   if (H < p || W < p)
     return invalid (error, "image %dx%d (height x width) is smaller than one %d-pixel patch", H, W, p);
-  if (sp->crop != 0 && (sp->crop < p || sp->stride < 1))
+  if (sp->crop != 0 && (sp->crop < p || sp->stride < 1 || sp->stride > sp->crop))
     return invalid (error, "window %d / stride %d: the window must be 0 (whole image) or at least "
-        "the patch size %d, and the stride at least 1", sp->crop, sp->stride, p);
+        "the patch size %d, and the stride between 1 and the window, so windows cover every pixel",
+        sp->crop, sp->stride, p);
   if (out_h < 1 || out_w < 1)
     return invalid (error, "output size %dx%d is empty", out_h, out_w);
   if (!(sp->logit_scale > 0.0f) || !isfinite (sp->logit_scale))
@@ -313,7 +314,8 @@ clipseg_state_segment (struct clipseg_state *state, const float *pixels, int hei
   struct layout lo;
   float *sum, *cosines;
 
-  if (!check_segment_args (state, height, width, queries, params, out_height, out_width, error))
+  if (!check_segment_args (state, height, width, queries, params, out_height, out_width, error)
+      || !engine_check_pixels (pixels, height, width, error))
     return FALSE;
   engine_use_threads (state->n_threads);
   plan_windows (params, height, width, out_height, out_width, state->model->w.vision.patch, &lo);

@@ -1,4 +1,5 @@
 /* state.c — per-thread state, thread control and the dense-feature entry point. */
+#include <math.h>
 #include <string.h>
 
 #include <omp.h>
@@ -38,6 +39,23 @@ engine_use_threads (int n_threads)
     n_threads = omp_get_num_procs ();
   omp_set_num_threads (n_threads);
   return n_threads;
+}
+
+gboolean
+engine_check_pixels (const float *pixels, int height, int width, GError **error)
+{
+  size_t n = (size_t) 3 * height * width, bad = n;
+
+#pragma omp parallel for reduction(min:bad)
+  for (size_t i = 0; i < n; i++)
+    if (!isfinite (pixels[i]) && i < bad)
+      bad = i;
+  if (bad == n)
+    return TRUE;
+  g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_INVALID,
+      "pixel (channel %zu, row %zu, column %zu) is %g, not a finite number", bad / ((size_t) height * width),
+      bad / width % height, bad % width, pixels[bad]);
+  return FALSE;
 }
 
 float *
@@ -96,6 +114,8 @@ clipseg_state_encode_dense (struct clipseg_state *state, const float *pixels, in
         height, width, p);
     return FALSE;
   }
+  if (!engine_check_pixels (pixels, height, width, error))
+    return FALSE;
   engine_use_threads (state->n_threads);
   vision_forward (state, pixels, height, width, &whole, 1, height, width, mode, features);
   return TRUE;

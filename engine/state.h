@@ -13,6 +13,10 @@ struct buffer {
   size_t capacity;             /* in floats */
 };
 
+/* FALSE with an INVALID error naming the first NaN or infinite value of the
+ * [3, height, width] pixels: they would poison every cosine of their window. */
+gboolean engine_check_pixels (const float *pixels, int height, int width, GError **error);
+
 /* @b's data with room for at least @n floats (contents not kept when it grows). */
 float *buffer_reserve (struct buffer *b, size_t n);
 

@@ -144,6 +144,10 @@ clipseg_queries_new (struct clipseg_model *model, const struct clipseg_labels *l
   }
   for (int c = 0; c < n_classes; c++)
     Q += clipseg_labels_n_names (labels, c);
+  if (Q == 0) {
+    g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_INVALID, "labels: no names");
+    return NULL;
+  }
 
   n_threads = engine_use_threads (n_threads);
   q = g_new0 (struct clipseg_queries, 1);

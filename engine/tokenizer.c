@@ -15,6 +15,7 @@
  */
 #include "clipseg-engine.h"
 #include "html-entities.h"
+#include "json-file.h"
 
 #include <json-glib/json-glib.h>
 #include <string.h>
@@ -1173,84 +1174,24 @@ clipseg_tokenizer_load_bpe (const char *path, GError **error)
 /* ------------------------------------------------------------------------ */
 /* Hugging Face vocab.json + merges.txt                                     */
 
-/* json-glib parses nested values recursively and overflows the stack on deeply
- * nested input; a vocab.json is one flat object, so deeper nesting is refused
- * before parsing. */
-#define VOCAB_JSON_MAX_DEPTH 16
-
-/* Refuses what json-glib could crash on: nesting deeper than
- * VOCAB_JSON_MAX_DEPTH. Outside strings it allows only standard JSON (no
- * comments or single-quoted strings, which json-glib accepts), so that this
- * scan and the parser agree on where strings are. */
-static gboolean
-check_json_nesting (const char *path, const char *data, gsize len, GError **error)
-{
-  gboolean in_string = FALSE;
-  int depth = 0, line = 1;
-  gsize i;
-
-  for (i = 0; i < len; i++) {
-    char c = data[i];
-
-    line += c == '\n';
-    if (in_string) {
-      if (c == '\\')
-        i++;                    /* the escaped byte cannot end the string */
-      else if (c == '"')
-        in_string = FALSE;
-    } else if (c == '"') {
-      in_string = TRUE;
-    } else if (c == '[' || c == '{') {
-      if (++depth > VOCAB_JSON_MAX_DEPTH) {
-        g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_FORMAT,
-            "%s: line %d: nested deeper than %d levels", path, line, VOCAB_JSON_MAX_DEPTH);
-        return FALSE;
-      }
-    } else if (c == ']' || c == '}') {
-      depth = MAX (depth - 1, 0);
-    } else if (!g_ascii_isalnum (c) && (c == '\0' || !strchr (" \t\r\n:,+-.", c))) {
-      g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_FORMAT,
-          "%s: line %d: not valid JSON (unexpected byte 0x%02X outside a string)", path, line,
-          (guint8) c);
-      return FALSE;
-    }
-  }
-  return TRUE;
-}
-
 /* vocab.json: an object of token -> id, the ids exactly 0 .. size - 1. */
 static GHashTable *
 load_vocab_json (const char *path, int *n_vocab, GError **error)
 {
   g_autofree char *data = NULL;
   g_autofree const char **by_id = NULL;
-  g_autoptr (JsonParser) parser = NULL;
-  g_autoptr (GError) err = NULL;
+  g_autoptr (JsonParser) parser = json_parser_new_immutable ();
   g_autoptr (GList) names = NULL;
   g_autoptr (GHashTable) vocab = NULL;
   JsonObject *object;
-  JsonNode *root;
   GList *l;
   gsize len;
   guint n;
 
-  if (!read_file (path, &data, &len, error) || !check_json_nesting (path, data, len, error))
+  if (!read_file (path, &data, &len, error)
+      || !(object = json_parse_object (parser, path, data, len, error)))
     return NULL;
 
-  parser = json_parser_new ();
-  if (!json_parser_load_from_data (parser, data, len, &err)) {
-    g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_FORMAT,
-        "%s: not valid JSON: %s", path, err->message);
-    return NULL;
-  }
-  root = json_parser_get_root (parser);
-  if (!root || !JSON_NODE_HOLDS_OBJECT (root)) {
-    g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_FORMAT,
-        "%s: expected an object of token -> id at the top level", path);
-    return NULL;
-  }
-
-  object = json_node_get_object (root);
   n = json_object_get_size (object);
   by_id = g_new0 (const char *, n);
   vocab = vocab_new ();

@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(
   # build
-  build-essential clang meson ninja-build pkg-config
+  build-essential clang libomp-dev meson ninja-build pkg-config
   libglib2.0-dev libjson-glib-dev zlib1g-dev
   # BLAS: the OpenMP variant, so engine threads and BLAS threads share one pool
   libopenblas-openmp-dev libopenblas0-openmp

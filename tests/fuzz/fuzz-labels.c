@@ -7,10 +7,7 @@
  * (labels) / FORMAT (templates) CLIPSEG_ENGINE_ERROR. Templates must each be
  * valid UTF-8 containing "{}". Anything else aborts, and so do sanitizer
  * reports and leaks.
- *
- * CLIPSEG_FUZZ_ALLOW_EMPTY_CLASS=1 in the environment tolerates a class with
- * no names (a known labels.c bug: ",," or an empty line), so a run can get
- * past it until it is fixed.
+
  */
 #include "clipseg-engine.h"
 
@@ -22,7 +19,6 @@ int LLVMFuzzerInitialize (int *argc, char ***argv);
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 
 static char *dir, *template_path;
-static gboolean allow_empty_class;
 
 static void
 remove_dir (void)
@@ -41,7 +37,6 @@ LLVMFuzzerInitialize (int *argc, char ***argv)
     g_error ("fuzz-labels: %s", err->message);
   template_path = g_build_filename (dir, "templates.txt", NULL);
   atexit (remove_dir);
-  allow_empty_class = g_getenv ("CLIPSEG_FUZZ_ALLOW_EMPTY_CLASS") != NULL;
   return 0;
 }
 
@@ -75,7 +70,7 @@ check_labels (struct clipseg_labels *labels, GError *err, const char *class_sep,
   for (int c = 0; c < n; c++) {
     int k = clipseg_labels_n_names (labels, c);
 
-    if (k < 1 && !allow_empty_class) {
+    if (k < 1) {
       g_printerr ("fuzz-labels: %s: class %d has no names\n", what, c + 1);
       abort ();
     }

@@ -23,22 +23,6 @@ int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 
 static char *dir, *path;
 
-/* Engine bugs already reported, whose messages would otherwise stop every
- * run at once; remove an entry when the bug is fixed. */
-static const char *const known_bug_messages[] = {
-  /* checkpoint_bind names "checkpoint" instead of the file when it holds no tensors */
-  "checkpoint: unknown architecture",
-};
-
-static gboolean
-is_known_bug (const char *message)
-{
-  for (guint i = 0; i < G_N_ELEMENTS (known_bug_messages); i++)
-    if (g_str_has_prefix (message, known_bug_messages[i]))
-      return TRUE;
-  return FALSE;
-}
-
 static void
 remove_dir (void)
 {
@@ -98,7 +82,7 @@ check_error (GError *err, const char *what, const char *must_name)
     g_printerr ("fuzz-safetensors: %s failed without a clipseg error\n", what);
     abort ();
   }
-  if (!strstr (err->message, must_name) && !is_known_bug (err->message)) {
+  if (!strstr (err->message, must_name)) {
     g_printerr ("fuzz-safetensors: %s: the message does not name %s: %s\n", what, must_name,
         err->message);
     abort ();
