@@ -418,6 +418,7 @@ gst_clipseg_load_labels (GstClipseg * self, GError ** error)
     goto out;
   }
 
+  /* the worker owns them from here on */
   clipseg_infer_set_labels (self->infer, set, n_words > 0, template_set);
 
 out:
@@ -430,6 +431,33 @@ out:
 }
 
 /* ---- lifecycle ---------------------------------------------------------- */
+
+/* Frees what start() set up; also its own error path, which stop() does not
+ * follow. */
+static void
+gst_clipseg_release (GstClipseg * self)
+{
+  ClipsegInfer *infer;
+
+  GST_OBJECT_LOCK (self);
+  infer = g_steal_pointer (&self->infer);
+  GST_OBJECT_UNLOCK (self);
+
+  if (infer)
+    clipseg_infer_free (infer);
+  if (self->model)
+    clipseg_shared_model_release (g_steal_pointer (&self->model));
+  clipseg_pixels_clear (&self->pixels);
+  clipseg_overlay_clear (&self->overlay_cache);
+  self->short_side = 0;
+}
+
+static gboolean
+gst_clipseg_stop (GstBaseTransform * trans)
+{
+  gst_clipseg_release (GST_CLIPSEG (trans));
+  return TRUE;
+}
 
 static gboolean
 gst_clipseg_start (GstBaseTransform * trans)
@@ -490,29 +518,9 @@ bad_labels:
         ("%s", error->message));
     g_error_free (error);
     g_free (path);
+    gst_clipseg_release (self);
     return FALSE;
   }
-}
-
-static gboolean
-gst_clipseg_stop (GstBaseTransform * trans)
-{
-  GstClipseg *self = GST_CLIPSEG (trans);
-  ClipsegInfer *infer;
-
-  GST_OBJECT_LOCK (self);
-  infer = g_steal_pointer (&self->infer);
-  GST_OBJECT_UNLOCK (self);
-
-  if (infer)
-    clipseg_infer_free (infer);
-  if (self->model)
-    clipseg_shared_model_release (g_steal_pointer (&self->model));
-  clipseg_pixels_clear (&self->pixels);
-  clipseg_overlay_clear (&self->overlay_cache);
-  self->short_side = 0;
-
-  return TRUE;
 }
 
 static GstStateChangeReturn
