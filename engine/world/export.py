@@ -229,13 +229,16 @@ def load_hf(d):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("checkpoint", help="train.py checkpoint (.pt) holding 'cfg' and 'model'")
+    ap.add_argument("checkpoint", help="train.py final.pt, or a run's state.pt (config from args.json beside it)")
     ap.add_argument("out")
     ap.add_argument("--vocab", help="directory with vocab.json + merges.txt (default: beside the checkpoint)")
     ap.add_argument("--dtype", default="F16", choices=["F16", "F32"])
     a = ap.parse_args(argv)
     ck = torch.load(a.checkpoint, map_location="cpu")
-    m = CLIP(ck["cfg"])
+    cfg = ck.get("cfg")
+    if cfg is None:  # a training state.pt: the config is in the run's args.json
+        cfg = json.load(open(os.path.join(os.path.dirname(os.path.abspath(a.checkpoint)), "args.json")))["cfg"]
+    m = CLIP(cfg)
     m.load_state_dict(ck["model"])
     export(m, a.vocab or os.path.dirname(os.path.abspath(a.checkpoint)), a.out, a.dtype)
     return 0

@@ -36,6 +36,7 @@ import eval_dense  # noqa: E402
 DEFAULT_CFG = dict(image_size=64, patch_size=8, vision_width=128, vision_layers=6, vision_heads=2,
                    embed_dim=128, context_length=77, text_width=128, text_layers=4, text_heads=2)
 SCENE_H = 128
+GROUP = 4
 MEAN = torch.tensor(IMAGE_MEAN).view(3, 1, 1)
 STD = torch.tensor(IMAGE_STD).view(3, 1, 1)
 
@@ -46,7 +47,7 @@ def crop_box(rng, sc, w, h):
     """A square crop: object-centred, or random with its side biased to half the scene
     height (the scale of an inference window at the default resolution)."""
     objs = sc["objects"]
-    if objs and rng.random() < 0.2:
+    if objs and rng.random() < 0.3:
         k = int(rng.integers(len(objs))) + 1
         ys, xs = np.nonzero(sc["inst"] == k)
         if len(ys) >= 30:
@@ -73,13 +74,21 @@ def resize_u8(img, size):
     return x[0] / 255
 
 
-def make_sample(seed, size, with_caption=True):
+def make_sample(seed, size, with_caption=True, group=None):
+    """One (image, caption) pair.  Samples of the same @group share the landscape, the crop
+    and the flip and differ only in their objects: in-batch negatives that only object
+    identity can tell apart (colours and stuff alone are otherwise an easy shortcut)."""
     rng = np.random.default_rng([seed, 1])
-    w = int(rng.choice([128, 160, 192]))
-    sc = world.render_scene(seed, w, SCENE_H)
-    y0, x0, side = crop_box(rng, sc, w, SCENE_H)
+    grng = rng if group is None else np.random.default_rng([group, 3])
+    w = int(grng.choice([128, 160, 192]))
+    sc = world.render_scene(seed, w, SCENE_H, bg_seed=None if group is None else group)
+    if group is None:
+        y0, x0, side = crop_box(rng, sc, w, SCENE_H)
+    else:
+        side = int(SCENE_H * grng.uniform(0.45, 1.0))
+        y0, x0 = int(grng.integers(0, SCENE_H - side + 1)), int(grng.integers(0, w - side + 1))
     img = resize_u8(sc["image"][y0:y0 + side, x0:x0 + side], size)
-    if rng.random() < 0.5:
+    if grng.random() < 0.5:
         img = img.flip(-1)
     img = (img * rng.uniform(0.9, 1.1)).clamp(0, 1)
     cap = None
@@ -100,7 +109,10 @@ class Batches(torch.utils.data.IterableDataset):
             base = 10 ** 9 * (1 + self.seed) + t * self.batch
             imgs, caps = [], []
             for i in range(self.batch):
-                x, c = make_sample(base + i, self.size, self.tok is not None)
+                # the first half of a captioned batch comes in groups of GROUP sharing a landscape
+                grouped = self.tok is not None and i < self.batch // 2
+                x, c = make_sample(base + i, self.size, self.tok is not None,
+                                   (base + i - i % GROUP) if grouped else None)
                 imgs.append(x)
                 caps.append(c)
             ids = eval_dense.tokens_tensor(self.tok, caps, self.context) if self.tok else None
@@ -217,11 +229,11 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True, help="run directory (resumes from RUN/state.pt)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--steps", type=int, default=800)
-    ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--lr", type=float, default=7e-4)
+    ap.add_argument("--steps", type=int, help="default 800 (CLIPSelf: 150)")
+    ap.add_argument("--batch", type=int, help="default 128 (CLIPSelf: 48)")
+    ap.add_argument("--lr", type=float, help="default 1e-3 (CLIPSelf: 1e-4)")
     ap.add_argument("--wd", type=float, default=0.1)
-    ap.add_argument("--warmup", type=int, default=50)
+    ap.add_argument("--warmup", type=int, help="default 50 (CLIPSelf: 10)")
     ap.add_argument("--eval-every", type=int, default=100)
     ap.add_argument("--save-every", type=int, default=20)
     ap.add_argument("--threads", type=int, default=2)
@@ -233,6 +245,10 @@ def main(argv=None):
     for k, v in DEFAULT_CFG.items():
         ap.add_argument("--" + k.replace("_", "-"), type=int, default=v)
     a = ap.parse_args(argv)
+    defaults = dict(steps=150, batch=48, lr=1e-4, warmup=10) if a.clipself else dict(steps=800, batch=128, lr=1e-3, warmup=50)
+    for k, v in defaults.items():
+        if getattr(a, k) is None:
+            setattr(a, k, v)
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     os.makedirs(a.out, exist_ok=True)
@@ -278,7 +294,7 @@ def main(argv=None):
     zs = zeroshot_set(size=cfg["image_size"])
     data = Batches(a.seed, a.batch, cfg["image_size"], start, a.steps, None if a.clipself else tok, cfg["context_length"])
     loader = torch.utils.data.DataLoader(data, batch_size=None, num_workers=a.workers,
-                                         prefetch_factor=2 if a.workers else None)
+                                         **({"prefetch_factor": 2} if a.workers else {}))
     if a.clipself and start == 0:
         log(a.out, {"event": "eval", "step": 0, **evaluate(model, tok, zs)})
     t_last = time.time()

@@ -572,7 +572,7 @@ def _join(items):
 NUMBERS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six"}
 
 
-def object_phrases(objs, rng, p_colour=0.6):
+def object_phrases(objs, rng, p_colour=0.4):
     """objs: list of (cls, colour). Returns phrases like 'a red ball', 'two stars'."""
     by = {}
     for c, col in objs:
@@ -668,11 +668,12 @@ def visible_content(gt, inst, objs, region=None, min_frac_obj=0.25, min_area_obj
 
 # ----------------------------------------------------------------------------- scenes
 
-def render_scene(seed, w, h, n_objects=None):
+def render_scene(seed, w, h, n_objects=None, bg_seed=None):
     """Returns dict(image uint8 [h,w,3], gt uint8 [h,w], inst uint8 [h,w], objects, caption,
-    sky_adj)."""
+    sky_adj).  With @bg_seed the landscape comes from that seed and only the objects (and
+    the caption's wording) from @seed, so scenes can share a background."""
     rng = np.random.default_rng(seed)
-    img, gt, info = render_background(rng, h, w)
+    img, gt, info = render_background(rng if bg_seed is None else np.random.default_rng(bg_seed), h, w)
     if n_objects is None:
         n_objects = int(rng.choice([0, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 5]))
     objs = place_objects(rng, gt, n_objects, h, w)
