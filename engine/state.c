@@ -12,6 +12,8 @@ static const char *const mode_names[CLIPSEG_MODE_COUNT] = {
   [CLIPSEG_MODE_VANILLA] = "vanilla",
   [CLIPSEG_MODE_MASKCLIP] = "maskclip",
   [CLIPSEG_MODE_SCLIP] = "sclip",
+  [CLIPSEG_MODE_CLEARCLIP] = "clearclip",
+  [CLIPSEG_MODE_NACLIP] = "naclip",
 };
 
 const char *
@@ -84,6 +86,7 @@ clipseg_state_free (struct clipseg_state *state)
 {
   struct buffer *buffers[] = {
     &state->tokens, &state->block, &state->patches, &state->features, &state->positions,
+    &state->neighbourhood,
     &state->logits, &state->sum, &state->count, &state->resized,
     &state->probs, &state->labels,
   };

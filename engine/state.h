@@ -31,6 +31,8 @@ struct clipseg_state {
   struct buffer features;      /* [B·N, E] */
   struct buffer positions;     /* [1 + gh·gw, D] interpolated position embedding */
   int pos_gh, pos_gw;          /* grid the positions are for; 0 = none yet */
+  struct buffer neighbourhood; /* [L, L] NACLIP's Gaussian score bias */
+  int nb_gh, nb_gw;            /* grid it is for; 0 = none yet */
 
   /* segmentation */
   struct buffer logits;        /* [B·N, Q] */

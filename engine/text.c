@@ -90,7 +90,7 @@ encode_chunk (const struct clipseg_model *m, const struct prompt *prompts, int n
   }
   for (int l = 0; l < t->tower.layers; l++)
     transformer_block (&t->tower.blocks[l], &t->tower, m->w.ln_eps, m->w.activation,
-        ATTENTION_CAUSAL, x, n, L, &s);
+        &mixing_causal, x, n, L, &s);
   /* pool at the end token, then ln_final and the projection */
   for (int p = 0; p < n; p++)
     memcpy (pooled + (size_t) p * D, x + ((size_t) p * L + prompts[p].n_ids - 1) * D,

@@ -24,12 +24,16 @@ block_scratch_init (struct block_scratch *s, float *mem, int T, int L, int D, in
   s->n_threads = n_threads;
 }
 
+const struct mixing mixing_stock = {ATTENTION_STANDARD, TRUE, NULL};
+const struct mixing mixing_causal = {ATTENTION_CAUSAL, TRUE, NULL};
+
 /* One head of one sequence: q, k, v are [L, d] views with row stride ld. */
 struct head {
   const float *q, *k, *v;
   float *out;                  /* [L, d] view into o, row stride ld_out */
   int ld, ld_out, L, d;
   float scale;                 /* 1/√d */
+  const float *bias;           /* [L, L] score bias or NULL */
   float *s1, *s2;              /* [L, L] scratch each */
 };
 
@@ -72,6 +76,28 @@ head_csa (const struct head *h)
   matmul_nn (h->s1, h->L, h->v, h->ld, h->out, h->ld_out, h->L, h->d, h->L, 0.0f);
 }
 
+/* ClearCLIP: query-query attention */
+static void
+head_qq (const struct head *h)
+{
+  matmul_nt (h->q, h->ld, h->q, h->ld, h->s1, h->L, h->L, h->L, h->d, 1.0f);
+  softmax_rows (h->s1, h->L, h->L, h->L, h->scale, FALSE);
+  matmul_nn (h->s1, h->L, h->v, h->ld, h->out, h->ld_out, h->L, h->d, h->L, 0.0f);
+}
+
+/* NACLIP: key-key attention plus a spatial bias added after the 1/√d scaling */
+static void
+head_kk_biased (const struct head *h)
+{
+  int n = h->L * h->L;
+
+  matmul_nt (h->k, h->ld, h->k, h->ld, h->s1, h->L, h->L, h->L, h->d, h->scale);
+  for (int i = 0; i < n; i++)
+    h->s1[i] += h->bias[i];
+  softmax_rows (h->s1, h->L, h->L, h->L, 1.0f, FALSE);
+  matmul_nn (h->s1, h->L, h->v, h->ld, h->out, h->ld_out, h->L, h->d, h->L, 0.0f);
+}
+
 /* MaskCLIP: each token keeps its own value. */
 static void
 head_value (const struct head *h)
@@ -85,12 +111,14 @@ static const head_fn head_fns[] = {
   [ATTENTION_CAUSAL] = head_causal,
   [ATTENTION_CSA] = head_csa,
   [ATTENTION_VALUE] = head_value,
+  [ATTENTION_QQ] = head_qq,
+  [ATTENTION_KK_BIASED] = head_kk_biased,
 };
 
 /* Every (sequence, head) pair is one task on one thread, each with its own
  * single-threaded GEMMs: the products are too small to split further. */
 static void
-mix_tokens (const struct clip_tower *tw, enum attention_kind kind, int B, int L,
+mix_tokens (const struct clip_tower *tw, const struct mixing *mix, int B, int L,
     struct block_scratch *s)
 {
   int D = tw->width, H = tw->heads, d = D / H;
@@ -104,32 +132,36 @@ mix_tokens (const struct clip_tower *tw, enum attention_kind kind, int B, int L,
     struct head h = {
       .q = base, .k = base + D, .v = base + 2 * D,
       .out = s->o + (size_t) b * L * D + (size_t) hd * d,
-      .ld = 3 * D, .ld_out = D, .L = L, .d = d, .scale = scale,
+      .ld = 3 * D, .ld_out = D, .L = L, .d = d, .scale = scale, .bias = mix->score_bias,
       .s1 = scratch, .s2 = scratch + (size_t) L * L,
     };
 
-    head_fns[kind] (&h);
+    head_fns[mix->kind] (&h);
   }
 }
 
 void
 transformer_block (const struct clip_block *blk, const struct clip_tower *tw, float eps,
-    enum clipseg_activation act, enum attention_kind kind, float *x, int B, int L,
+    enum clipseg_activation act, const struct mixing *mix, float *x, int B, int L,
     struct block_scratch *s)
 {
   int T = B * L, D = tw->width, M = tw->mlp;
 
   /* attention input: y = ln_1(x) */
   layer_norm (x, D, blk->ln1_w, blk->ln1_b, eps, s->y, D, T, D);
-  /* q, k, v projections (the value path needs only v) */
-  if (kind != ATTENTION_VALUE) {
+  /* q, k, v projections, each only where the mixing reads it */
+  if (mix->kind != ATTENTION_VALUE && mix->kind != ATTENTION_KK_BIASED)
     linear (s->y, D, blk->q_w, blk->q_b, s->qkv, 3 * D, T, D, D, 0.0f);
+  if (mix->kind != ATTENTION_VALUE && mix->kind != ATTENTION_QQ)
     linear (s->y, D, blk->k_w, blk->k_b, s->qkv + D, 3 * D, T, D, D, 0.0f);
-  }
   linear (s->y, D, blk->v_w, blk->v_b, s->qkv + 2 * D, 3 * D, T, D, D, 0.0f);
   /* per-head token mixing */
-  mix_tokens (tw, kind, B, L, s);
-  /* x += out_proj(o) */
+  mix_tokens (tw, mix, B, L, s);
+  /* x = out_proj(o) alone (ClearCLIP, NACLIP), or x += out_proj(o) */
+  if (!mix->residual_and_mlp) {
+    linear (s->o, D, blk->out_w, blk->out_b, x, D, T, D, D, 0.0f);
+    return;
+  }
   linear (s->o, D, blk->out_w, blk->out_b, x, D, T, D, D, 1.0f);
   /* x += c_proj(act(c_fc(ln_2(x)))) */
   layer_norm (x, D, blk->ln2_w, blk->ln2_b, eps, s->y, D, T, D);

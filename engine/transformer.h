@@ -3,8 +3,8 @@
  * x holds B sequences of L tokens each, stacked as [B·L, D]. Only the token
  * mixing differs between the variants: the stock attention, its causal form
  * for text, SCLIP's correlative self-attention and MaskCLIP's value path.
- * Residual connections and the MLP are kept in every variant, as SCLIP and
- * MaskCLIP keep them.
+ * SCLIP and MaskCLIP keep the residual connection and the MLP; ClearCLIP and
+ * NACLIP drop both.
  */
 #ifndef TRANSFORMER_H
 #define TRANSFORMER_H
@@ -16,7 +16,19 @@ enum attention_kind {
   ATTENTION_CAUSAL,    /* the same, token i attending to tokens 0..i */
   ATTENTION_CSA,       /* (softmax(Q Qᵀ/√d) + softmax(K Kᵀ/√d)) V */
   ATTENTION_VALUE,     /* V: no mixing between tokens */
+  ATTENTION_QQ,        /* softmax(Q Qᵀ/√d) V */
+  ATTENTION_KK_BIASED, /* softmax(K Kᵀ/√d + bias) V */
 };
+
+/* What one block does with its tokens. */
+struct mixing {
+  enum attention_kind kind;
+  gboolean residual_and_mlp;   /* FALSE: the block's output is out_proj(mixing) alone */
+  const float *score_bias;     /* [L, L] for ATTENTION_KK_BIASED, else NULL */
+};
+
+extern const struct mixing mixing_stock;   /* CLIP's own block */
+extern const struct mixing mixing_causal;  /* the text tower's */
 
 /* Activations of one block; sized by block_scratch_size(), owned by the caller. */
 struct block_scratch {
@@ -35,7 +47,7 @@ void block_scratch_init (struct block_scratch *s, float *mem, int T, int L, int 
     int n_threads);
 
 void transformer_block (const struct clip_block *blk, const struct clip_tower *tw, float eps,
-    enum clipseg_activation act, enum attention_kind kind, float *x, int B, int L,
+    enum clipseg_activation act, const struct mixing *mix, float *x, int B, int L,
     struct block_scratch *s);
 
 #endif

@@ -116,17 +116,59 @@ im2col (const float *pixels, int H, int W, const struct window *windows, int n_w
   }
 }
 
-static enum attention_kind
-last_block_kind (enum clipseg_mode mode)
+/* NACLIP's spatial prior: a Gaussian of the distance between two patches on
+ * the grid (sigma 5 patches, peak 1, never truncated); the class token gets
+ * none. Built once per grid. */
+#define NACLIP_SIGMA 5.0f
+
+static const float *
+neighbourhood_for (struct clipseg_state *st, int gh, int gw)
 {
+  int L = 1 + gh * gw;
+  float *bias;
+
+  if (st->nb_gh == gh && st->nb_gw == gw)
+    return st->neighbourhood.data;
+  bias = buffer_reserve (&st->neighbourhood, (size_t) L * L);
+  memset (bias, 0, (size_t) L * L * sizeof *bias);
+  for (int p = 0; p < gh * gw; p++) {
+    for (int q = 0; q < gh * gw; q++) {
+      float dy = (float) (p / gw - q / gw), dx = (float) (p % gw - q % gw);
+
+      bias[(size_t) (1 + p) * L + 1 + q] =
+          expf (-(dy * dy + dx * dx) / (2.0f * NACLIP_SIGMA * NACLIP_SIGMA));
+    }
+  }
+  st->nb_gh = gh;
+  st->nb_gw = gw;
+  return bias;
+}
+
+static struct mixing
+last_block_mixing (struct clipseg_state *st, enum clipseg_mode mode, int gh, int gw)
+{
+  struct mixing mix = mixing_stock;
+
   switch (mode) {
     case CLIPSEG_MODE_MASKCLIP:
-      return ATTENTION_VALUE;
+      mix.kind = ATTENTION_VALUE;
+      break;
     case CLIPSEG_MODE_SCLIP:
-      return ATTENTION_CSA;
+      mix.kind = ATTENTION_CSA;
+      break;
+    case CLIPSEG_MODE_CLEARCLIP:
+      mix.kind = ATTENTION_QQ;
+      mix.residual_and_mlp = FALSE;
+      break;
+    case CLIPSEG_MODE_NACLIP:
+      mix.kind = ATTENTION_KK_BIASED;
+      mix.residual_and_mlp = FALSE;
+      mix.score_bias = neighbourhood_for (st, gh, gw);
+      break;
     default:
-      return ATTENTION_STANDARD;
+      break;
   }
+  return mix;
 }
 
 void
@@ -142,6 +184,7 @@ vision_forward (struct clipseg_state *st, const float *pixels, int H, int W,
   float *patches = buffer_reserve (&st->patches, (size_t) B * N * 3 * p * p);
   float *mem = buffer_reserve (&st->block, block_scratch_size (T, L, D, v->tower.mlp, st->n_threads));
   const float *pos = positions_for (st, gh, gw);
+  struct mixing last = last_block_mixing (st, mode, gh, gw);
   struct block_scratch s;
 
   block_scratch_init (&s, mem, T, L, D, v->tower.mlp, st->n_threads);
@@ -161,7 +204,7 @@ vision_forward (struct clipseg_state *st, const float *pixels, int H, int W,
   /* stock blocks, then the last one in the dense mode */
   for (int l = 0; l < v->tower.layers; l++)
     transformer_block (&v->tower.blocks[l], &v->tower, cw->ln_eps, cw->activation,
-        l == v->tower.layers - 1 ? last_block_kind (mode) : ATTENTION_STANDARD, x, B, L, &s);
+        l == v->tower.layers - 1 ? &last : &mixing_stock, x, B, L, &s);
   /* ln_post on every patch token (CLS dropped), projection, unit length */
   for (int b = 0; b < B; b++)
     layer_norm (x + ((size_t) b * L + 1) * D, D, v->ln_post_w, v->ln_post_b, cw->ln_eps,

@@ -465,6 +465,17 @@ def interp_pos_bicubic(grid, h0, w0):
     return np.einsum('ai,ijd->ajd', Mh, np.einsum('bj,ijd->ibd', Mw, grid))
 
 
+def naclip_gaussian(h, w, sigma=5.0):
+    """NACLIP's additive attention bias for a 1 + h*w token sequence: an
+    unnormalised, untruncated Gaussian of the grid distance between patches;
+    row and column 0 (CLS) are zero."""
+    r, c = np.divmod(np.arange(h * w), w)
+    d2 = (r[:, None] - r[None, :]) ** 2 + (c[:, None] - c[None, :]) ** 2
+    out = np.zeros((1 + h * w, 1 + h * w))
+    out[1:, 1:] = np.exp(-d2 / (2 * sigma ** 2))
+    return out
+
+
 def _bilinear_matrix(n_in, n_out):
     """PyTorch bilinear, align_corners=False, by size: src = (dst+0.5)*in/out - 0.5,
     clamped at 0; neighbours i0 and min(i0+1, in-1)."""
@@ -578,7 +589,7 @@ class Model:
         o = o.transpose(1, 0, 2).reshape(L, H * d)
         return o @ self.W[pre + 'attn.out_proj.weight'].T + self.W[pre + 'attn.out_proj.bias']
 
-    def _attention(self, pre, y, heads, causal=False, mode='vanilla'):
+    def _attention(self, pre, y, heads, causal=False, mode='vanilla', grid=None):
         q, k, v, d = self._attn_qkv(pre, y, heads)
         s = 1.0 / math.sqrt(d)
         if mode == 'vanilla':
@@ -592,12 +603,20 @@ class Model:
             return self._merge_out(pre, a @ v)
         if mode == 'maskclip':  # value path: out_proj(V) (2.1)
             return self._merge_out(pre, v)
+        if mode == 'clearclip':  # query-query attention (more-methods.md 2)
+            return self._merge_out(pre, softmax(q @ q.transpose(0, 2, 1) * s) @ v)
+        if mode == 'naclip':  # key-key attention + Gaussian neighbourhood (more-methods.md 1)
+            return self._merge_out(pre, softmax(k @ k.transpose(0, 2, 1) * s
+                                                + naclip_gaussian(*grid)) @ v)
         raise ValueError('unknown mode %r' % mode)
 
-    def _block(self, pre, x, heads, causal=False, mode='vanilla'):
+    def _block(self, pre, x, heads, causal=False, mode='vanilla', grid=None):
         W = self.W
-        x = x + self._attention(pre, layer_norm(x, W[pre + 'ln_1.weight'], W[pre + 'ln_1.bias'],
-                                                self.eps), heads, causal, mode)
+        a = self._attention(pre, layer_norm(x, W[pre + 'ln_1.weight'], W[pre + 'ln_1.bias'],
+                                            self.eps), heads, causal, mode, grid)
+        if mode in ('clearclip', 'naclip'):  # residual and FFN dropped
+            return a
+        x = x + a
         h = layer_norm(x, W[pre + 'ln_2.weight'], W[pre + 'ln_2.bias'], self.eps)
         h = self.act(h @ W[pre + 'mlp.c_fc.weight'].T + W[pre + 'mlp.c_fc.bias'])
         return x + h @ W[pre + 'mlp.c_proj.weight'].T + W[pre + 'mlp.c_proj.bias']
@@ -655,7 +674,7 @@ class Model:
         L = c['vision_layers']
         for i in range(L):
             t = self._block('visual.transformer.resblocks.%d.' % i, t, c['vision_heads'],
-                            mode=mode if i == L - 1 else 'vanilla')
+                            mode=mode if i == L - 1 else 'vanilla', grid=(h0, w0))
         t = layer_norm(t, W['visual.ln_post.weight'], W['visual.ln_post.bias'], self.eps)
         f = t @ W['visual.proj']
         if normalise:

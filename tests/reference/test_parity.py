@@ -540,12 +540,12 @@ def build_cases(tmp):
     for c in full:
         p, isz = c.opts.get('patch_size', 8), c.opts.get('image_size', 32)
         sizes = [(isz, isz), (5 * p, 7 * p), (3 * p, 6 * p), (p, 2 * p)]
-        for mode in ('vanilla', 'maskclip', 'sclip'):
+        for mode in ('vanilla', 'maskclip', 'sclip', 'clearclip', 'naclip'):
             for k, (h, w) in enumerate(sizes):
                 add('%s/dense/%s/%dx%d' % (c.key, mode, h, w),
                     lambda c=c, m=mode, h=h, w=w, k=k: stage_dense(TOOL, c, WORK(), m, h, w, 30 + k))
     for c in part:
-        for mode in ('vanilla', 'maskclip', 'sclip'):
+        for mode in ('vanilla', 'maskclip', 'sclip', 'clearclip', 'naclip'):
             add('%s/dense/%s/40x56' % (c.key, mode),
                 lambda c=c, m=mode: stage_dense(TOOL, c, WORK(), m, 40, 56, 40))
     for c in full[:2]:
@@ -554,7 +554,7 @@ def build_cases(tmp):
                 add('%s/segment/%s' % (c.key, sc), lambda c=c, s=sc: stage_segment(
                     TOOL, c, WORK(), s, 'sclip'))
                 continue
-            for mode in ('vanilla', 'maskclip', 'sclip'):
+            for mode in ('vanilla', 'maskclip', 'sclip', 'clearclip', 'naclip'):
                 add('%s/segment/%s/%s' % (c.key, sc, mode), lambda c=c, s=sc, m=mode: stage_segment(
                     TOOL, c, WORK(), s, m))
     for c in full[2:] + part:
