@@ -43,20 +43,21 @@ STD = torch.tensor(IMAGE_STD).view(3, 1, 1)
 
 # ----------------------------------------------------------------------------- data
 
-def crop_box(rng, sc, w, h):
-    """A square crop: object-centred, or random with its side biased to half the scene
-    height (the scale of an inference window at the default resolution)."""
+def crop_box(rng, sc, w, h, p_object):
+    """A square crop (y0, x0, side, object index or None): with probability @p_object tight
+    around one object, else random with its side biased to half the scene height (the scale
+    of an inference window at the default resolution)."""
     objs = sc["objects"]
-    if objs and rng.random() < 0.3:
+    if objs and rng.random() < p_object:
         k = int(rng.integers(len(objs))) + 1
         ys, xs = np.nonzero(sc["inst"] == k)
         if len(ys) >= 30:
             cy, cx = (ys.min() + ys.max()) / 2, (xs.min() + xs.max()) / 2
             ext = max(ys.max() - ys.min(), xs.max() - xs.min()) + 1
-            side = int(min(max(ext * rng.uniform(1.1, 2.0), 24), h))
-            y0 = int(np.clip(cy - side / 2 + rng.uniform(-0.15, 0.15) * side, 0, h - side))
-            x0 = int(np.clip(cx - side / 2 + rng.uniform(-0.15, 0.15) * side, 0, w - side))
-            return y0, x0, side
+            side = int(min(max(ext * rng.uniform(1.05, 1.6), 24), h))
+            y0 = int(np.clip(cy - side / 2 + rng.uniform(-0.1, 0.1) * side, 0, h - side))
+            x0 = int(np.clip(cx - side / 2 + rng.uniform(-0.1, 0.1) * side, 0, w - side))
+            return y0, x0, side, k - 1
     r = rng.random()
     if r < 0.2:
         side = h
@@ -64,7 +65,7 @@ def crop_box(rng, sc, w, h):
         side = int(h * rng.uniform(0.35, 0.65))
     else:
         side = int(h * rng.uniform(0.65, 1.0))
-    return int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1)), side
+    return int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1)), side, None
 
 
 def resize_u8(img, size):
@@ -74,16 +75,19 @@ def resize_u8(img, size):
     return x[0] / 255
 
 
-def make_sample(seed, size, with_caption=True, group=None):
+def make_sample(seed, size, with_caption=True, group=None, p_object=0.2):
     """One (image, caption) pair.  Samples of the same @group share the landscape, the crop
     and the flip and differ only in their objects: in-batch negatives that only object
-    identity can tell apart (colours and stuff alone are otherwise an easy shortcut)."""
+    identity can tell apart (colours and stuff alone are otherwise an easy shortcut).
+    Object crops (probability @p_object) are captioned half of the time by the object's
+    name in a prompt template, a direct name-shape signal."""
     rng = np.random.default_rng([seed, 1])
     grng = rng if group is None else np.random.default_rng([group, 3])
     w = int(grng.choice([128, 160, 192]))
     sc = world.render_scene(seed, w, SCENE_H, bg_seed=None if group is None else group)
+    k = None
     if group is None:
-        y0, x0, side = crop_box(rng, sc, w, SCENE_H)
+        y0, x0, side, k = crop_box(rng, sc, w, SCENE_H, p_object)
     else:
         side = int(SCENE_H * grng.uniform(0.45, 1.0))
         y0, x0 = int(grng.integers(0, SCENE_H - side + 1)), int(grng.integers(0, w - side + 1))
@@ -95,6 +99,10 @@ def make_sample(seed, size, with_caption=True, group=None):
     if with_caption:
         ob, stuff, _ = world.visible_content(sc["gt"], sc["inst"], sc["objects"], (y0, y0 + side, x0, x0 + side))
         cap = world.caption(ob, stuff, sc["sky_adj"], rng)
+        if k is not None and rng.random() < 0.5:
+            o = sc["objects"][k]
+            name = (o["colour"] + " " + o["cls"]) if rng.random() < 0.3 else o["cls"]
+            cap = str(rng.choice(world.IMAGENET_TEMPLATES + ["a {}", "{}", "a {} in the scene"])).format(name)
     return (img - MEAN) / STD, cap
 
 
@@ -109,10 +117,11 @@ class Batches(torch.utils.data.IterableDataset):
             base = 10 ** 9 * (1 + self.seed) + t * self.batch
             imgs, caps = [], []
             for i in range(self.batch):
-                # the first half of a captioned batch comes in groups of GROUP sharing a landscape
-                grouped = self.tok is not None and i < self.batch // 2
+                # a captioned batch: 1/4 in groups of GROUP sharing a landscape, 1/2 object
+                # crops, 1/4 random crops
+                q = 4 * i // self.batch if self.tok is not None else 3
                 x, c = make_sample(base + i, self.size, self.tok is not None,
-                                   (base + i - i % GROUP) if grouped else None)
+                                   (base + i - i % GROUP) if q == 0 else None, 1.0 if q in (1, 2) else 0.0)
                 imgs.append(x)
                 caps.append(c)
             ids = eval_dense.tokens_tensor(self.tok, caps, self.context) if self.tok else None
