@@ -6,6 +6,8 @@
 #include <math.h>
 #include <string.h>
 
+#include <omp.h>
+
 #include "kernels.h"
 #include "model.h"
 #include "threads.h"
@@ -144,7 +146,40 @@ window_origin (const struct layout *lo, int index)
   return win;
 }
 
-/* Runs the windows in batches and adds each window's upsampled cosines into
+/* Encodes windows first .. first + n - 1 into @features [n·N, E]. With at least
+ * one window per thread, each thread runs its own share through the whole
+ * tower with single-threaded BLAS: no synchronisation until the end, which
+ * keeps all cores busy even when other work competes for them. Fewer windows
+ * than threads share the threads inside every layer instead. */
+static void
+encode_windows (struct clipseg_state *st, const float *pixels, const struct layout *lo,
+    const struct vision_plan *plan, int first, int n, float *features)
+{
+  int T = st->n_threads, N = lo->gh * lo->gw, E = st->model->w.embed_dim;
+
+  if (T > 1 && n >= T) {
+#pragma omp parallel num_threads(T)
+    {
+      int t = omp_get_thread_num ();
+      int begin = n * t / T, end = n * (t + 1) / T;
+      struct window windows[SEG_MAX_CHUNK_WINDOWS];
+
+      for (int i = begin; i < end; i++)
+        windows[i - begin] = window_origin (lo, first + i);
+      vision_forward (&st->model->w, plan, &st->scratch[t], 1, pixels, lo->H, lo->W, windows,
+          end - begin, features + (size_t) begin * N * E);
+    }
+  } else {
+    struct window windows[SEG_MAX_CHUNK_WINDOWS];
+
+    for (int i = 0; i < n; i++)
+      windows[i] = window_origin (lo, first + i);
+    vision_forward (&st->model->w, plan, &st->scratch[0], T, pixels, lo->H, lo->W, windows, n,
+        features);
+  }
+}
+
+/* Runs the windows in rounds and adds each window's upsampled cosines into
  * @sum [sum_h, sum_w, Q]. */
 static void
 accumulate_windows (struct clipseg_state *st, const float *pixels, const struct layout *lo,
@@ -152,22 +187,25 @@ accumulate_windows (struct clipseg_state *st, const float *pixels, const struct 
 {
   int E = st->model->w.embed_dim, Q = clipseg_queries_n_queries (queries);
   int N = lo->gh * lo->gw, n_windows = lo->rows * lo->cols;
-  int per_chunk = CLAMP (SEG_CHUNK_TOKENS / (N + 1), 1, SEG_MAX_CHUNK_WINDOWS);
-  float *features = buffer_reserve (&st->features, (size_t) MIN (per_chunk, n_windows) * N * E);
-  float *logits = buffer_reserve (&st->logits, (size_t) MIN (per_chunk, n_windows) * N * Q);
-  struct window windows[SEG_MAX_CHUNK_WINDOWS];
+  int per_thread = CLAMP (SEG_CHUNK_TOKENS / (N + 1), 1, SEG_MAX_CHUNK_WINDOWS);
+  int per_round = MIN (per_thread * st->n_threads, n_windows);
+  float *features = buffer_reserve (&st->features, (size_t) per_round * N * E);
+  float *logits = buffer_reserve (&st->logits, (size_t) per_round * N * Q);
+  struct vision_plan plan;
 
-  for (int first = 0; first < n_windows; first += per_chunk) {
-    int B = MIN (per_chunk, n_windows - first);
+  vision_plan (st, lo->h, lo->w, mode, &plan);
+  for (int first = 0; first < n_windows; first += per_round) {
+    int n = MIN (per_round, n_windows - first);
 
-    for (int b = 0; b < B; b++)
-      windows[b] = window_origin (lo, first + b);
-    vision_forward (st, pixels, lo->H, lo->W, windows, B, lo->h, lo->w, mode, features);
+    encode_windows (st, pixels, lo, &plan, first, n, features);
     /* cosine of every patch with every query (both unit length) */
-    linear (features, E, clipseg_queries_embeddings (queries), NULL, logits, Q, B * N, Q, E, 0.0f);
-    for (int b = 0; b < B; b++)
-      resize_add (logits + (size_t) b * N * Q, lo->gh, lo->gw, Q, sum, lo->sum_w,
-          lo->crop > 0 ? windows[b].y : 0, lo->crop > 0 ? windows[b].x : 0, lo->up_h, lo->up_w);
+    linear (features, E, clipseg_queries_embeddings (queries), NULL, logits, Q, n * N, Q, E, 0.0f);
+    for (int b = 0; b < n; b++) {
+      struct window win = window_origin (lo, first + b);
+
+      resize_add (logits + (size_t) b * N * Q, lo->gh, lo->gw, Q, sum, lo->sum_w, win.y, win.x,
+          lo->up_h, lo->up_w);
+    }
   }
 }
 

@@ -78,6 +78,7 @@ clipseg_state_new (struct clipseg_model *model, int n_threads)
 
   st->model = clipseg_model_ref (model);
   st->n_threads = n_threads > 0 ? n_threads : omp_get_num_procs ();
+  st->scratch = g_new0 (struct vision_scratch, st->n_threads);
   return st;
 }
 
@@ -85,16 +86,20 @@ void
 clipseg_state_free (struct clipseg_state *state)
 {
   struct buffer *buffers[] = {
-    &state->tokens, &state->block, &state->patches, &state->features, &state->positions,
-    &state->neighbourhood,
-    &state->logits, &state->sum, &state->count, &state->resized,
-    &state->probs, &state->labels,
+    &state->features, &state->positions, &state->neighbourhood, &state->logits, &state->sum,
+    &state->resized, &state->probs, &state->labels,
   };
 
   if (!state)
     return;
   for (guint i = 0; i < G_N_ELEMENTS (buffers); i++)
     g_free (buffers[i]->data);
+  for (int t = 0; t < state->n_threads; t++) {
+    g_free (state->scratch[t].tokens.data);
+    g_free (state->scratch[t].block.data);
+    g_free (state->scratch[t].patches.data);
+  }
+  g_free (state->scratch);
   clipseg_model_unref (state->model);
   g_free (state);
 }
@@ -105,6 +110,7 @@ clipseg_state_encode_dense (struct clipseg_state *state, const float *pixels, in
 {
   int p = state->model->w.vision.patch;
   struct window whole = {0, 0};
+  struct vision_plan plan;
 
   if ((unsigned) mode >= CLIPSEG_MODE_COUNT) {
     g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_INVALID,
@@ -120,6 +126,8 @@ clipseg_state_encode_dense (struct clipseg_state *state, const float *pixels, in
   if (!engine_check_pixels (pixels, height, width, error))
     return FALSE;
   engine_use_threads (state->n_threads);
-  vision_forward (state, pixels, height, width, &whole, 1, height, width, mode, features);
+  vision_plan (state, height, width, mode, &plan);
+  vision_forward (&state->model->w, &plan, &state->scratch[0], state->n_threads, pixels, height,
+      width, &whole, 1, features);
   return TRUE;
 }

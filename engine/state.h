@@ -1,4 +1,4 @@
-/* state.h — internal: per-thread scratch of the vision pass and segmentation.
+/* state.h — internal: the scratch of the vision pass and segmentation.
  *
  * Buffers grow to the largest size asked for and are then reused, so frames of
  * a steady size allocate nothing.
@@ -20,14 +20,19 @@ gboolean engine_check_pixels (const float *pixels, int height, int width, GError
 /* @b's data with room for at least @n floats (contents not kept when it grows). */
 float *buffer_reserve (struct buffer *b, size_t n);
 
+/* Activations of one vision forward over B windows of L tokens. */
+struct vision_scratch {
+  struct buffer tokens;        /* [B·L, D] residual stream */
+  struct buffer block;         /* block_scratch_size() */
+  struct buffer patches;       /* [B·N, 3·p·p] */
+};
+
 struct clipseg_state {
   struct clipseg_model *model;
   int n_threads;
 
   /* vision pass */
-  struct buffer tokens;        /* [B·L, D] residual stream */
-  struct buffer block;         /* block_scratch_size() */
-  struct buffer patches;       /* [B·N, 3·p·p] */
+  struct vision_scratch *scratch;  /* [n_threads]: one per thread running its own windows */
   struct buffer features;      /* [B·N, E] */
   struct buffer positions;     /* [1 + gh·gw, D] interpolated position embedding */
   int pos_gh, pos_gw;          /* grid the positions are for; 0 = none yet */
@@ -36,9 +41,8 @@ struct clipseg_state {
 
   /* segmentation */
   struct buffer logits;        /* [B·N, Q] */
-  struct buffer sum;           /* [Q, H, W] summed window cosines */
-  struct buffer count;         /* [H, W] windows covering each pixel */
-  struct buffer resized;       /* [Q, oh, ow] */
+  struct buffer sum;           /* [H, W, Q] summed window cosines */
+  struct buffer resized;       /* [oh, ow, Q] */
   struct buffer probs;         /* [C, oh, ow] when the caller wants labels only */
   struct buffer labels;        /* [oh, ow] as floats-sized storage for int32 */
 };

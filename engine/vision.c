@@ -4,7 +4,6 @@
 
 #include "kernels.h"
 #include "model.h"
-#include "transformer.h"
 #include "vision.h"
 
 /* PyTorch's cubic convolution kernel (A = -0.75): weights of the taps at
@@ -96,11 +95,11 @@ positions_for (struct clipseg_state *st, int gh, int gw)
 /* Rows of 3·p·p pixels, one per patch, in conv1's (channel, y, x) order. */
 static void
 im2col (const float *pixels, int H, int W, const struct window *windows, int n_windows, int p,
-    int gh, int gw, float *patches)
+    int gh, int gw, int n_threads, float *patches)
 {
   int K = 3 * p * p;
 
-#pragma omp parallel for collapse(2)
+#pragma omp parallel for collapse(2) num_threads(n_threads)
   for (int b = 0; b < n_windows; b++) {
     for (int gy = 0; gy < gh; gy++) {
       for (int gx = 0; gx < gw; gx++) {
@@ -172,24 +171,34 @@ last_block_mixing (struct clipseg_state *st, enum clipseg_mode mode, int gh, int
 }
 
 void
-vision_forward (struct clipseg_state *st, const float *pixels, int H, int W,
-    const struct window *windows, int n_windows, int h, int w, enum clipseg_mode mode,
-    float *features)
+vision_plan (struct clipseg_state *st, int h, int w, enum clipseg_mode mode,
+    struct vision_plan *plan)
 {
-  const struct clip_weights *cw = &st->model->w;
+  int p = st->model->w.vision.patch;
+
+  plan->h = h, plan->w = w;
+  plan->gh = h / p, plan->gw = w / p;
+  plan->positions = positions_for (st, plan->gh, plan->gw);
+  plan->last = last_block_mixing (st, mode, plan->gh, plan->gw);
+}
+
+void
+vision_forward (const struct clip_weights *cw, const struct vision_plan *plan,
+    struct vision_scratch *vs, int n_threads, const float *pixels, int H, int W,
+    const struct window *windows, int n_windows, float *features)
+{
   const struct clip_vision *v = &cw->vision;
-  int D = v->tower.width, E = cw->embed_dim, p = v->patch;
-  int gh = h / p, gw = w / p, N = gh * gw, L = N + 1, B = n_windows, T = B * L;
-  float *x = buffer_reserve (&st->tokens, (size_t) T * D);
-  float *patches = buffer_reserve (&st->patches, (size_t) B * N * 3 * p * p);
-  float *mem = buffer_reserve (&st->block, block_scratch_size (T, L, D, v->tower.mlp, st->n_threads));
-  const float *pos = positions_for (st, gh, gw);
-  struct mixing last = last_block_mixing (st, mode, gh, gw);
+  int D = v->tower.width, E = cw->embed_dim, p = v->patch, gh = plan->gh, gw = plan->gw;
+  int N = gh * gw, L = N + 1, B = n_windows, T = B * L;
+  float *x = buffer_reserve (&vs->tokens, (size_t) T * D);
+  float *patches = buffer_reserve (&vs->patches, (size_t) B * N * 3 * p * p);
+  float *mem = buffer_reserve (&vs->block, block_scratch_size (T, L, D, v->tower.mlp, n_threads));
+  const float *pos = plan->positions;
   struct block_scratch s;
 
-  block_scratch_init (&s, mem, T, L, D, v->tower.mlp, st->n_threads);
+  block_scratch_init (&s, mem, T, L, D, v->tower.mlp, n_threads);
   /* patch embedding: a stride-p convolution as one GEMM */
-  im2col (pixels, H, W, windows, B, p, gh, gw, patches);
+  im2col (pixels, H, W, windows, B, p, gh, gw, n_threads, patches);
   linear (patches, 3 * p * p, v->patch_w, NULL, s.y, D, B * N, D, 3 * p * p, 0.0f);
   /* tokens = [class embedding; patches] + positions, then ln_pre */
   for (int b = 0; b < B; b++) {
@@ -204,7 +213,7 @@ vision_forward (struct clipseg_state *st, const float *pixels, int H, int W,
   /* stock blocks, then the last one in the dense mode */
   for (int l = 0; l < v->tower.layers; l++)
     transformer_block (&v->tower.blocks[l], &v->tower, cw->ln_eps, cw->activation,
-        l == v->tower.layers - 1 ? &last : &mixing_stock, x, B, L, &s);
+        l == v->tower.layers - 1 ? &plan->last : &mixing_stock, x, B, L, &s);
   /* ln_post on every patch token (CLS dropped), projection, unit length */
   for (int b = 0; b < B; b++)
     layer_norm (x + ((size_t) b * L + 1) * D, D, v->ln_post_w, v->ln_post_b, cw->ln_eps,

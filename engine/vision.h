@@ -2,19 +2,35 @@
 #ifndef VISION_H
 #define VISION_H
 
+#include "checkpoint.h"
 #include "state.h"
+#include "transformer.h"
 
 /* Top-left corner of one window inside the image. */
 struct window {
   int y, x;
 };
 
-/* Encodes @n_windows windows of @h x @w pixels cut from @pixels [3, H, W]
- * (the patch grid takes floor(h/p) x floor(w/p), as a stride-p convolution
- * does) and writes L2-normalised patch features [n_windows·N, E] to @features,
- * CLS dropped. The last block runs in @mode. */
-void vision_forward (struct clipseg_state *st, const float *pixels, int H, int W,
-    const struct window *windows, int n_windows, int h, int w, enum clipseg_mode mode,
-    float *features);
+/* What every window of one size shares. */
+struct vision_plan {
+  int h, w;                    /* window size in pixels */
+  int gh, gw;                  /* its patch grid: floor(h/p) x floor(w/p), as a stride-p conv takes */
+  const float *positions;      /* [1 + gh·gw, D] */
+  struct mixing last;          /* the last block's token mixing for the mode */
+};
+
+/* Fills @plan for @h x @w windows in @mode, computing (and caching in @st)
+ * interpolated positions and NACLIP's bias. Call it before any forward that
+ * uses the plan, outside parallel regions. */
+void vision_plan (struct clipseg_state *st, int h, int w, enum clipseg_mode mode,
+    struct vision_plan *plan);
+
+/* Encodes @n_windows windows of @pixels [3, H, W] with the scratch @vs and
+ * @n_threads threads for its own loops (1 when the caller runs several
+ * forwards in parallel) and writes L2-normalised patch features
+ * [n_windows·N, E] to @features, CLS dropped. */
+void vision_forward (const struct clip_weights *cw, const struct vision_plan *plan,
+    struct vision_scratch *vs, int n_threads, const float *pixels, int H, int W,
+    const struct window *windows, int n_windows, float *features);
 
 #endif

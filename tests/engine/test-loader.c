@@ -2347,7 +2347,7 @@ test_dense_args (void)
   expect_dense_error (4, 4, CLIPSEG_MODE_SCLIP, "4x4");
   expect_dense_error (0, 32, CLIPSEG_MODE_SCLIP, "0x32");
   expect_dense_error (-8, 32, CLIPSEG_MODE_SCLIP, "-8x32");
-  expect_dense_error (32, 32, CLIPSEG_MODE_COUNT, "mode 3");
+  expect_dense_error (32, 32, CLIPSEG_MODE_COUNT, "mode 5");
   expect_dense_error (32, 32, -1, "mode -1");
   expect_dense_error (32, 32, 1000, "mode 1000");
 }
@@ -2396,7 +2396,7 @@ test_segment_args (void)
   sp = d, sp.stride = -8;
   expect_segment_error (32, 32, sp, 32, 32, "stride -8");
   sp = d, sp.mode = CLIPSEG_MODE_COUNT;
-  expect_segment_error (32, 32, sp, 32, 32, "mode 3");
+  expect_segment_error (32, 32, sp, 32, 32, "mode 5");
   sp = d, sp.mode = (enum clipseg_mode) -1;
   expect_segment_error (32, 32, sp, 32, 32, "mode -1");
   sp = d, sp.logit_scale = NAN;
