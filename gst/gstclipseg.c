@@ -868,14 +868,15 @@ gst_clipseg_upstream_live (GstClipseg * self)
   if (ret >= 0)
     return ret;
 
+  /* unanswered: treated as not live */
+  live = FALSE;
   query = gst_query_new_latency ();
-  if (gst_pad_peer_query (GST_BASE_TRANSFORM_SINK_PAD (self), query)) {
+  if (gst_pad_peer_query (GST_BASE_TRANSFORM_SINK_PAD (self), query))
     gst_query_parse_latency (query, &live, NULL, NULL);
-    GST_OBJECT_LOCK (self);
-    ret = self->live = live;
-    GST_OBJECT_UNLOCK (self);
-  }
   gst_query_unref (query);
+  GST_OBJECT_LOCK (self);
+  ret = self->live = live;
+  GST_OBJECT_UNLOCK (self);
   GST_DEBUG_OBJECT (self, "upstream live: %d", ret);
 
   return ret;
