@@ -1347,8 +1347,9 @@ gst_clipseg_install_model_properties (GObjectClass * gobject_class)
   g_object_class_install_property (gobject_class, PROP_BACKGROUND,
       g_param_spec_string ("background", "Background",
           "Comma-separated words that all mean background, label 0 (SCLIP's "
-          "26 stuff words by default). Empty: no background class; label 0 "
-          "then marks only the pixels below threshold.",
+          "26 stuff words by default). Empty (background='\"\"' in a shell "
+          "gst-launch-1.0 line): no background class; label 0 then marks only "
+          "the pixels below threshold.",
           DEFAULT_BACKGROUND, PLAYING_FLAGS));
   g_object_class_install_property (gobject_class, PROP_TEMPLATES,
       g_param_spec_string ("templates", "Templates",
