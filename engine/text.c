@@ -103,27 +103,57 @@ encode_chunk (const struct clipseg_model *m, const struct prompt *prompts, int n
   g_free (x);
 }
 
-/* Embeds every prompt; prompts are sorted by length so chunks pad little. */
+/* Splits length-sorted prompts into chunks of at most @budget tokens (padded);
+ * returns the number of chunks, their starts in @starts (n + 1 entries max). */
+static int
+plan_chunks (const struct prompt *prompts, int n, int budget, int *starts)
+{
+  int n_chunks = 0;
+
+  for (int start = 0; start < n; n_chunks++) {
+    int end = start + 1;
+
+    while (end < n && (end + 1 - start) * prompts[end].n_ids <= budget)
+      end++;
+    starts[n_chunks] = start;
+    start = end;
+  }
+  starts[n_chunks] = n;
+  return n_chunks;
+}
+
+/* Embeds every prompt; prompts are sorted by length so chunks pad little.
+ * With enough chunks, each thread encodes whole chunks on its own (layers of
+ * a few hundred short tokens are too small to share well); otherwise the
+ * threads share every layer of one chunk. */
 static void
 encode_prompts (const struct clipseg_model *m, struct prompt *prompts, int n, int n_threads,
     float *sums)
 {
-  int E = m->w.embed_dim;
+  int E = m->w.embed_dim, total = 0, budget, n_chunks;
   float *out = g_new (float, (size_t) n * E);
-  int start = 0;
+  int *starts = g_new (int, n + 1);
 
   qsort (prompts, n, sizeof *prompts, compare_length);
-  while (start < n) {
-    int end = start + 1;
-
-    while (end < n && (end + 1 - start) * prompts[end].n_ids <= TEXT_CHUNK_TOKENS)
-      end++;
-    encode_chunk (m, prompts + start, end - start, n_threads, out + (size_t) start * E);
-    start = end;
+  for (int p = 0; p < n; p++)
+    total += prompts[p].n_ids;
+  /* about four chunks per thread for balance, never beyond the scratch bound */
+  budget = CLAMP (total / (4 * n_threads), 256, TEXT_CHUNK_TOKENS);
+  n_chunks = plan_chunks (prompts, n, budget, starts);
+  if (n_chunks >= n_threads && n_threads > 1) {
+#pragma omp parallel for schedule(dynamic) num_threads(n_threads)
+    for (int c = 0; c < n_chunks; c++)
+      encode_chunk (m, prompts + starts[c], starts[c + 1] - starts[c], 1,
+          out + (size_t) starts[c] * E);
+  } else {
+    for (int c = 0; c < n_chunks; c++)
+      encode_chunk (m, prompts + starts[c], starts[c + 1] - starts[c], n_threads,
+          out + (size_t) starts[c] * E);
   }
   for (int p = 0; p < n; p++)
     for (int j = 0; j < E; j++)
       sums[(size_t) prompts[p].query * E + j] += out[(size_t) p * E + j];
+  g_free (starts);
   g_free (out);
 }
 
