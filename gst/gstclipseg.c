@@ -93,6 +93,8 @@ typedef enum
   GST_CLIPSEG_MODE_VANILLA = CLIPSEG_MODE_VANILLA,
   GST_CLIPSEG_MODE_MASKCLIP = CLIPSEG_MODE_MASKCLIP,
   GST_CLIPSEG_MODE_SCLIP = CLIPSEG_MODE_SCLIP,
+  GST_CLIPSEG_MODE_CLEARCLIP = CLIPSEG_MODE_CLEARCLIP,
+  GST_CLIPSEG_MODE_NACLIP = CLIPSEG_MODE_NACLIP,
 } GstClipsegMode;
 
 typedef enum
@@ -120,6 +122,12 @@ gst_clipseg_mode_get_type (void)
     {GST_CLIPSEG_MODE_MASKCLIP, "MaskCLIP: value path of the last block",
         "maskclip"},
     {GST_CLIPSEG_MODE_SCLIP, "SCLIP: correlative self-attention", "sclip"},
+    {GST_CLIPSEG_MODE_CLEARCLIP,
+        "ClearCLIP: query-query attention, no residual or MLP in the last block",
+        "clearclip"},
+    {GST_CLIPSEG_MODE_NACLIP,
+        "NACLIP: key-key attention with a Gaussian neighbourhood, no residual or MLP in the last block",
+        "naclip"},
     {0, NULL, NULL}
   };
 
