@@ -123,10 +123,10 @@ gst_clipseg_mode_get_type (void)
         "maskclip"},
     {GST_CLIPSEG_MODE_SCLIP, "SCLIP: correlative self-attention", "sclip"},
     {GST_CLIPSEG_MODE_CLEARCLIP,
-        "ClearCLIP: query-query attention, no residual or MLP in the last block",
+          "ClearCLIP: query-query attention, no residual or MLP in the last block",
         "clearclip"},
     {GST_CLIPSEG_MODE_NACLIP,
-        "NACLIP: key-key attention with a Gaussian neighbourhood, no residual or MLP in the last block",
+          "NACLIP: key-key attention with a Gaussian neighbourhood, no residual or MLP in the last block",
         "naclip"},
     {0, NULL, NULL}
   };
@@ -1357,8 +1357,7 @@ gst_clipseg_install_model_properties (GObjectClass * gobject_class)
           "Comma-separated words that all mean background, label 0 (SCLIP's "
           "26 stuff words by default). Empty (background='\"\"' in a shell "
           "gst-launch-1.0 line): no background class; label 0 then marks only "
-          "the pixels below threshold.",
-          DEFAULT_BACKGROUND, PLAYING_FLAGS));
+          "the pixels below threshold.", DEFAULT_BACKGROUND, PLAYING_FLAGS));
   g_object_class_install_property (gobject_class, PROP_TEMPLATES,
       g_param_spec_string ("templates", "Templates",
           "Prompt templates each label is embedded with, averaged: "

@@ -18,6 +18,8 @@ packages=(
   python3-numpy python3-torch python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
   # leak checks
   valgrind
+  # gst-indent, the formatter of the element's C files
+  indent
 )
 
 missing=()
