@@ -65,12 +65,18 @@ parse_shape (const char *p, struct npy_array *a)
 }
 
 static gboolean
-parse_header (const char *header, struct npy_array *a)
+parse_header (const char *header, struct npy_array *a, gboolean *fortran_order)
 {
   const char *descr = dict_value (header, "descr");
   const char *fortran = dict_value (header, "fortran_order");
 
-  if (!descr || !fortran || strncmp (fortran, "False", 5) != 0)
+  if (!descr || !fortran)
+    return FALSE;
+  if (strncmp (fortran, "True", 4) == 0)
+    *fortran_order = TRUE;
+  else if (strncmp (fortran, "False", 5) == 0)
+    *fortran_order = FALSE;
+  else
     return FALSE;
   if (strncmp (descr, "'<f4'", 5) == 0)
     a->dtype = NPY_FLOAT32;
@@ -81,9 +87,29 @@ parse_header (const char *header, struct npy_array *a)
   return parse_shape (dict_value (header, "shape"), a);
 }
 
+/* Fortran order stores the first index fastest; the engine wants C order. */
+static void *
+to_c_order (const guint8 *src, const struct npy_array *a)
+{
+  guint8 *dst = g_malloc (MAX (a->n_elements, 1) * 4);
+  int64_t index[NPY_MAX_DIMS] = {0};
+
+  for (int64_t f = 0; f < a->n_elements; f++) {
+    int64_t c = 0;
+
+    for (int d = 0; d < a->n_dims; d++)
+      c = c * a->shape[d] + index[d];
+    memcpy (dst + c * 4, src + f * 4, 4);
+    for (int d = 0; d < a->n_dims && ++index[d] == a->shape[d]; d++)
+      index[d] = 0;
+  }
+  return dst;
+}
+
 gboolean
 npy_read (const char *path, struct npy_array *out, GError **error)
 {
+  gboolean fortran_order = FALSE;
   GError *io_error = NULL;
   char *bytes = NULL, *header;
   gsize size = 0, header_len, offset;
@@ -112,18 +138,19 @@ npy_read (const char *path, struct npy_array *out, GError **error)
     return fail (error, path, "truncated header");
   }
   header = g_strndup (bytes + offset, header_len);
-  ok = parse_header (header, out);
+  ok = parse_header (header, out, &fortran_order);
   g_free (header);
   if (!ok) {
     g_free (bytes);
-    return fail (error, path, "unsupported array: need little-endian float32 or int32, C order");
+    return fail (error, path, "unsupported array: need little-endian float32 or int32");
   }
   offset += header_len;
   if ((gsize) out->n_elements * 4 != size - offset) {
     g_free (bytes);
     return fail (error, path, "data size does not match the shape");
   }
-  out->data = g_memdup2 (bytes + offset, out->n_elements * 4);
+  out->data = fortran_order ? to_c_order ((const guint8 *) bytes + offset, out)
+      : g_memdup2 (bytes + offset, out->n_elements * 4);
   g_free (bytes);
   return TRUE;
 }

@@ -1,5 +1,5 @@
 /* npy.h — reading and writing NumPy .npy arrays (version 1.0/2.0/3.0 read,
- * 1.0 written), little-endian float32 and int32, C order. */
+ * 1.0 written), little-endian float32 and int32. */
 #ifndef NPY_H
 #define NPY_H
 
@@ -21,8 +21,8 @@ struct npy_array {
   void *data;                  /* g_malloc'd, n_elements values */
 };
 
-/* Reads @path; other dtypes, Fortran order or a malformed header are errors
- * naming the file. Free with npy_array_clear. */
+/* Reads @path (Fortran-order arrays are returned in C order); other dtypes or
+ * a malformed header are errors naming the file. Free with npy_array_clear. */
 gboolean npy_read (const char *path, struct npy_array *out, GError **error);
 gboolean npy_write (const char *path, enum npy_dtype dtype, int n_dims, const int64_t *shape,
     const void *data, GError **error);
