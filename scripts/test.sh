@@ -2,7 +2,7 @@
 # Runs every test of clipseg on a fresh Debian 12 machine: installs the
 # dependencies, builds, runs the test suites (engine, reference parity, world,
 # element), then the engine and reference suites again in an ASan+UBSan build.
-# Benchmarks are not run here (meson test -C build --suite bench).
+# Benchmarks are not run here (meson test -C build --suite bench, --suite quality).
 # Ends with one line: "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -43,7 +43,7 @@ setup() {
 }
 
 if setup build && meson compile -C build; then
-  run_suites build --no-suite bench
+  run_suites build --no-suite bench --no-suite quality
 else
   echo "test.sh: the build failed"
   failed=$((failed + 1))
