@@ -15,7 +15,7 @@ packages=(
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
   # reference checks, model training, benchmarks
-  python3-numpy python3-torch python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
+  python3-numpy python3-torch python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 python3-matplotlib  # matplotlib: the plot of tests/bench/quality.py
   # leak checks
   valgrind
   # gst-indent, the formatter of the element's C files
