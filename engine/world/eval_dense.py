@@ -83,7 +83,6 @@ def dense_logits(model, x, text, mode, crop, stride, batch=16):
     acc = torch.zeros(C, H, W)
     cnt = torch.zeros(1, H, W)
     boxes = [(y0, y1, x0, x1) for y0, y1 in windows(H, crop, stride) for x0, x1 in windows(W, crop, stride)]
-    p = model.visual.patch
     for i in range(0, len(boxes), batch):
         group = boxes[i:i + batch]
         sizes = {(y1 - y0, x1 - x0) for y0, y1, x0, x1 in group}
@@ -96,7 +95,6 @@ def dense_logits(model, x, text, mode, crop, stride, batch=16):
             for (y0, y1, x0, x1), l in zip(sub, lg):
                 acc[:, y0:y1, x0:x1] += l
                 cnt[:, y0:y1, x0:x1] += 1
-    del p
     return acc / cnt
 
 

@@ -238,8 +238,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True, help="run directory (resumes from RUN/state.pt)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--steps", type=int, help="default 800 (CLIPSelf: 150)")
-    ap.add_argument("--batch", type=int, help="default 128 (CLIPSelf: 48)")
+    ap.add_argument("--steps", type=int, help="default 1000 (CLIPSelf: 300)")
+    ap.add_argument("--batch", type=int, help="default 128 (CLIPSelf: 32)")
     ap.add_argument("--lr", type=float, help="default 1e-3 (CLIPSelf: 1e-4)")
     ap.add_argument("--wd", type=float, default=0.1)
     ap.add_argument("--warmup", type=int, help="default 50 (CLIPSelf: 10)")
@@ -254,7 +254,7 @@ def main(argv=None):
     for k, v in DEFAULT_CFG.items():
         ap.add_argument("--" + k.replace("_", "-"), type=int, default=v)
     a = ap.parse_args(argv)
-    defaults = dict(steps=150, batch=48, lr=1e-4, warmup=10) if a.clipself else dict(steps=800, batch=128, lr=1e-3, warmup=50)
+    defaults = dict(steps=300, batch=32, lr=1e-4, warmup=10) if a.clipself else dict(steps=1000, batch=128, lr=1e-3, warmup=50)
     for k, v in defaults.items():
         if getattr(a, k) is None:
             setattr(a, k, v)
