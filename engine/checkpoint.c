@@ -4,26 +4,10 @@
 #include <string.h>
 
 #include "checkpoint.h"
+#include "engine-log.h"
 #include "json-file.h"
 
 /* ---- config.json ---------------------------------------------------------- */
-
-static gboolean
-config_fail (GError **error, const char *path, const char *format, ...) G_GNUC_PRINTF (3, 4);
-
-static gboolean
-config_fail (GError **error, const char *path, const char *format, ...)
-{
-  va_list args;
-  char *what;
-
-  va_start (args, format);
-  what = g_strdup_vprintf (format, args);
-  va_end (args);
-  g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_FORMAT, "%s: %s", path, what);
-  g_free (what);
-  return FALSE;
-}
 
 /* Reads an optional positive integer field; absent or null leaves *out alone. */
 static gboolean
@@ -37,7 +21,7 @@ read_int (JsonObject *obj, const char *section, const char *field, int *out, con
     return TRUE;
   if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_INT64
       || (v = json_node_get_int (node)) <= 0 || v > G_MAXINT / 4)
-    return config_fail (error, path, "%s.%s is not a positive integer", section, field);
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path, "%s.%s is not a positive integer", section, field);
   *out = (int) v;
   return TRUE;
 }
@@ -53,16 +37,16 @@ read_activation (JsonObject *obj, const char *section, enum clipseg_activation *
   if (!node || JSON_NODE_HOLDS_NULL (node))
     found = CLIPSEG_ACTIVATION_QUICK_GELU;  /* transformers' CLIP default */
   else if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_STRING)
-    return config_fail (error, path, "%s.hidden_act is not a string", section);
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path, "%s.hidden_act is not a string", section);
   else if (strcmp (name = json_node_get_string (node), "quick_gelu") == 0)
     found = CLIPSEG_ACTIVATION_QUICK_GELU;
   else if (strcmp (name, "gelu") == 0)
     found = CLIPSEG_ACTIVATION_GELU;
   else
-    return config_fail (error, path, "%s.hidden_act '%s' is not supported (quick_gelu or gelu)",
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path, "%s.hidden_act '%s' is not supported (quick_gelu or gelu)",
         section, name);
   if (*act != CLIPSEG_ACTIVATION_AUTO && *act != found)
-    return config_fail (error, path, "text and vision towers use different activations");
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path, "text and vision towers use different activations");
   *act = found;
   return TRUE;
 }
@@ -79,9 +63,9 @@ read_eps (JsonObject *obj, const char *section, float *eps, const char *path, GE
       || (json_node_get_value_type (node) != G_TYPE_DOUBLE
           && json_node_get_value_type (node) != G_TYPE_INT64)
       || !((v = json_node_get_double (node)) > 0 && v < 1))
-    return config_fail (error, path, "%s.layer_norm_eps is not a number in (0, 1)", section);
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path, "%s.layer_norm_eps is not a number in (0, 1)", section);
   if (*eps != 0 && *eps != (float) v)
-    return config_fail (error, path, "text and vision towers use different layer_norm_eps");
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path, "text and vision towers use different layer_norm_eps");
   *eps = (float) v;
   return TRUE;
 }
@@ -108,7 +92,7 @@ check_model_type (JsonObject *root, const char *path, GError **error)
   if (!node)
     return TRUE;
   if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_STRING)
-    return config_fail (error, path, "model_type is not a string");
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path, "model_type is not a string");
   type = json_node_get_string (node);
   if (strcmp (type, "clip") != 0) {
     g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_MODEL,
@@ -125,7 +109,7 @@ read_sections (JsonObject *root, struct clip_hf_config *c, const char *path, GEr
   JsonObject *text = tower_section (root, "text_config");
 
   if (!vision || !text)
-    return config_fail (error, path, "missing object '%s'", vision ? "text_config" : "vision_config");
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path, "missing object '%s'", vision ? "text_config" : "vision_config");
   return read_int (vision, "vision_config", "hidden_size", &c->vision_width, path, error)
       && read_int (vision, "vision_config", "intermediate_size", &c->vision_mlp, path, error)
       && read_int (vision, "vision_config", "num_attention_heads", &c->vision_heads, path, error)
@@ -171,31 +155,13 @@ struct binder {
   int64_t n_params;
 };
 
-static gboolean
-model_fail (struct binder *b, const char *path, const char *format, ...) G_GNUC_PRINTF (3, 4);
-
-static gboolean
-model_fail (struct binder *b, const char *path, const char *format, ...)
-{
-  va_list args;
-  char *what;
-
-  va_start (args, format);
-  what = g_strdup_vprintf (format, args);
-  va_end (args);
-  if (b->error && !*b->error)
-    g_set_error (b->error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_MODEL, "%s: %s", path, what);
-  g_free (what);
-  return FALSE;
-}
-
 static const struct st_tensor *
 require (struct binder *b, const char *name)
 {
   const struct st_tensor *t = safetensors_find (b->st, name);
 
   if (!t)
-    model_fail (b, b->source, "missing tensor '%s'", name);
+    engine_fail (b->error, CLIPSEG_ENGINE_ERROR_MODEL, b->source, "missing tensor '%s'", name);
   return t;
 }
 
@@ -222,7 +188,7 @@ check_shape (struct binder *b, const struct st_tensor *t, int n_dims, const int6
     return TRUE;
   have = shape_string (t->n_dims, t->shape);
   want = shape_string (n_dims, shape);
-  model_fail (b, t->path, "tensor '%s' has shape %s, expected %s", t->name, have, want);
+  engine_fail (b->error, CLIPSEG_ENGINE_ERROR_MODEL, t->path, "tensor '%s' has shape %s, expected %s", t->name, have, want);
   g_free (have);
   g_free (want);
   return FALSE;
@@ -265,7 +231,7 @@ tensor_floats (struct binder *b, const struct st_tensor *t)
   if (t->dtype == ST_DTYPE_F32 && ((uintptr_t) src % sizeof (float)) == 0)
     return (const float *) src;
   if (t->dtype != ST_DTYPE_F32 && t->dtype != ST_DTYPE_F16 && t->dtype != ST_DTYPE_BF16) {
-    model_fail (b, t->path, "tensor '%s' has dtype %s, expected F32, F16 or BF16", t->name,
+    engine_fail (b->error, CLIPSEG_ENGINE_ERROR_MODEL, t->path, "tensor '%s' has dtype %s, expected F32, F16 or BF16", t->name,
         st_dtype_name (t->dtype));
     return NULL;
   }
@@ -466,7 +432,7 @@ count_layers (struct binder *b, const struct naming *n, const char *fmt, int *la
   if (*layers > 0 && highest < *layers)
     return TRUE;
   name = key (fmt, *layers, n->ln1, ".weight");
-  model_fail (b, b->source, "missing tensor '%s'", name);
+  engine_fail (b->error, CLIPSEG_ENGINE_ERROR_MODEL, b->source, "missing tensor '%s'", name);
   g_free (name);
   return FALSE;
 }
@@ -492,7 +458,7 @@ dim_of (struct binder *b, const char *name, int n_dims, int dim)
   if (!t)
     return -1;
   if (t->n_dims != n_dims) {
-    model_fail (b, t->path, "tensor '%s' has %d dimensions, expected %d", t->name, t->n_dims,
+    engine_fail (b->error, CLIPSEG_ENGINE_ERROR_MODEL, t->path, "tensor '%s' has %d dimensions, expected %d", t->name, t->n_dims,
         n_dims);
     return -1;
   }
@@ -506,7 +472,7 @@ agree (struct binder *b, const struct clip_hf_config *cfg, const char *field, in
 {
   if (stated == 0 || stated == actual)
     return TRUE;
-  return model_fail (b, b->source, "the tensors imply %s = %" G_GINT64_FORMAT " but %s says %d",
+  return engine_fail (b->error, CLIPSEG_ENGINE_ERROR_MODEL, b->source, "the tensors imply %s = %" G_GINT64_FORMAT " but %s says %d",
       field, actual, cfg->path, stated);
 }
 
@@ -516,7 +482,7 @@ grid_from_positions (struct binder *b, const char *name, int64_t n_pos, int *gri
   int g = (int) lround (sqrt ((double) MAX (n_pos - 1, 0)));
 
   if (n_pos < 2 || (int64_t) g * g + 1 != n_pos)
-    return model_fail (b, b->source, "tensor '%s' has %" G_GINT64_FORMAT
+    return engine_fail (b->error, CLIPSEG_ENGINE_ERROR_MODEL, b->source, "tensor '%s' has %" G_GINT64_FORMAT
         " positions, not 1 + a square grid", name, n_pos);
   *grid = g;
   return TRUE;
@@ -530,10 +496,10 @@ resolve_heads (struct binder *b, const char *tower, int width, int stated, int t
   int h = cfg ? (stated ? stated : transformers_default) : width / 64;
 
   if (cfg && width % h != 0)
-    return model_fail (b, cfg->path, "%s_config.num_attention_heads = %d does not divide the "
+    return engine_fail (b->error, CLIPSEG_ENGINE_ERROR_MODEL, cfg->path, "%s_config.num_attention_heads = %d does not divide the "
         "width %d", tower, h, width);
   if (!cfg && (h == 0 || width % 64 != 0))
-    return model_fail (b, b->source, "%s tower width %d is not a multiple of 64, so the number of "
+    return engine_fail (b->error, CLIPSEG_ENGINE_ERROR_MODEL, b->source, "%s tower width %d is not a multiple of 64, so the number of "
         "heads cannot be inferred as OpenAI's build_model does", tower, width);
   *heads = h;
   return TRUE;
@@ -571,7 +537,7 @@ infer_vision (struct binder *b, const struct naming *n, const struct tower_names
 
   g_free (fc1);
   if (width <= 0 || patch <= 0 || n_pos < 0 || mlp <= 0 || embed <= 0)
-    return model_fail (b, b->source, "vision tower: empty or missing shapes");
+    return engine_fail (b->error, CLIPSEG_ENGINE_ERROR_MODEL, b->source, "vision tower: empty or missing shapes");
   v->tower.width = (int) width;
   v->tower.mlp = (int) mlp;
   v->patch = (int) patch;
@@ -599,7 +565,7 @@ infer_text (struct binder *b, const struct naming *n, const struct tower_names *
 
   g_free (fc1);
   if (vocab <= 0 || width <= 0 || ctx <= 1 || mlp <= 0)
-    return model_fail (b, b->source, "text tower: empty or missing shapes");
+    return engine_fail (b->error, CLIPSEG_ENGINE_ERROR_MODEL, b->source, "text tower: empty or missing shapes");
   t->tower.width = (int) width;
   t->tower.mlp = (int) mlp;
   t->vocab = (int) vocab;
@@ -669,7 +635,7 @@ bind_logit_scale (struct binder *b, struct clip_weights *w)
   if (!t)
     return TRUE;
   if (t->n_elements != 1 || t->n_dims > 1)
-    return model_fail (b, t->path, "tensor 'logit_scale' has %" G_GINT64_FORMAT
+    return engine_fail (b->error, CLIPSEG_ENGINE_ERROR_MODEL, t->path, "tensor 'logit_scale' has %" G_GINT64_FORMAT
         " elements, expected one", t->n_elements);
   if (!(v = tensor_floats (b, t)))
     return FALSE;

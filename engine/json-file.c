@@ -2,14 +2,14 @@
 #include <string.h>
 
 #include "clipseg-engine.h"
+#include "engine-log.h"
 #include "json-file.h"
 
 static gboolean
 scan_fail (GError **error, const char *path, int line, const char *what)
 {
-  g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_FORMAT,
-      "%s: line %d: not valid JSON (%s)", path, line, what);
-  return FALSE;
+  return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path, "line %d: not valid JSON (%s)",
+      line, what);
 }
 
 static gboolean

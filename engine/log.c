@@ -1,4 +1,4 @@
-/* log.c — the engine's error domain and its diagnostics callback. */
+/* log.c — the engine's error domain, its errors and its diagnostics callback. */
 #include <stdarg.h>
 
 #include "clipseg-engine.h"
@@ -46,4 +46,24 @@ engine_log (enum clipseg_log_level level, const char *format, ...)
   else
     g_log (G_LOG_DOMAIN, G_LOG_LEVEL_WARNING, "%s", message);
   g_free (message);
+}
+
+gboolean
+engine_fail (GError **error, enum clipseg_engine_error code, const char *where,
+    const char *format, ...)
+{
+  va_list args;
+  char *what;
+
+  if (!error || *error)
+    return FALSE;
+  va_start (args, format);
+  what = g_strdup_vprintf (format, args);
+  va_end (args);
+  if (where)
+    g_set_error (error, CLIPSEG_ENGINE_ERROR, code, "%s: %s", where, what);
+  else
+    g_set_error_literal (error, CLIPSEG_ENGINE_ERROR, code, what);
+  g_free (what);
+  return FALSE;
 }

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "checkpoint.h"
+#include "engine-log.h"
 #include "json-file.h"
 #include "model.h"
 
@@ -16,13 +17,6 @@ clipseg_model_default_params (void)
     /*.activation =*/ CLIPSEG_ACTIVATION_AUTO,
   };
   return params;
-}
-
-static gboolean
-set_io_error (GError **error, const char *path, const char *what)
-{
-  g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_IO, "%s: %s", path, what);
-  return FALSE;
 }
 
 /* Shards named by model.safetensors.index.json's weight_map, each added once;
@@ -98,7 +92,7 @@ load_hf_weights (struct safetensors *st, const char *dir, char **source, GError 
     ok = load_sharded (st, dir, index, error);
     *source = g_steal_pointer (&index);
   } else {
-    ok = set_io_error (error, dir, "no model.safetensors or model.safetensors.index.json");
+    ok = engine_fail (error, CLIPSEG_ENGINE_ERROR_IO, dir, "%s", "no model.safetensors or model.safetensors.index.json");
   }
   g_free (single);
   g_free (index);
@@ -132,7 +126,7 @@ load_vocab_path (const char *path, GError **error)
     return clipseg_tokenizer_load_bpe (path, error);
   tok = load_hf_vocab (path, &found, error);
   if (!found)
-    set_io_error (error, path, "no vocab.json/merges.txt in this directory");
+    engine_fail (error, CLIPSEG_ENGINE_ERROR_IO, path, "%s", "no vocab.json/merges.txt in this directory");
   return tok;
 }
 
@@ -154,7 +148,7 @@ load_vocab_beside (const char *file, GError **error)
   if (!found)
     tok = load_hf_vocab (dir, &found, error);
   if (!found)
-    set_io_error (error, file, "no BPE vocabulary beside the checkpoint "
+    engine_fail (error, CLIPSEG_ENGINE_ERROR_IO, file, "%s", "no BPE vocabulary beside the checkpoint "
         "(bpe_simple_vocab_16e6.txt[.gz] or vocab.json + merges.txt); give one with the vocab path");
   g_free (dir);
   return tok;
@@ -308,7 +302,7 @@ load_parts (struct clipseg_model *m, const char *path, struct clipseg_model_para
   gboolean ok;
 
   if (!is_dir && !g_file_test (path, G_FILE_TEST_IS_REGULAR))
-    ok = set_io_error (error, path, "no such checkpoint file or directory");
+    ok = engine_fail (error, CLIPSEG_ENGINE_ERROR_IO, path, "%s", "no such checkpoint file or directory");
   else if (is_dir)
     ok = checkpoint_read_hf_config (config_path, &config, error)
         && load_hf_weights (m->st, path, &source, error)

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "clipseg-engine.h"
+#include "engine-log.h"
 #include "json-file.h"
 #include "safetensors.h"
 
@@ -97,23 +98,6 @@ safetensors_tensors (const struct safetensors *st)
   return all;
 }
 
-static gboolean
-fail (GError **error, const char *path, const char *format, ...) G_GNUC_PRINTF (3, 4);
-
-static gboolean
-fail (GError **error, const char *path, const char *format, ...)
-{
-  va_list args;
-  char *what;
-
-  va_start (args, format);
-  what = g_strdup_vprintf (format, args);
-  va_end (args);
-  g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_FORMAT, "%s: %s", path, what);
-  g_free (what);
-  return FALSE;
-}
-
 /* A JSON integer that is exactly representable and non-negative. */
 static gboolean
 json_node_get_size (JsonNode *node, int64_t *out)
@@ -131,17 +115,17 @@ parse_shape (JsonNode *node, struct st_tensor *t, const char *path, GError **err
   int64_t n = 1;
 
   if (!JSON_NODE_HOLDS_ARRAY (node))
-    return fail (error, path, "tensor '%s': \"shape\" is not an array", t->name);
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path, "tensor '%s': \"shape\" is not an array", t->name);
   dims = json_node_get_array (node);
   if (json_array_get_length (dims) > ST_MAX_DIMS)
-    return fail (error, path, "tensor '%s': %u dimensions (at most %d supported)", t->name,
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path, "tensor '%s': %u dimensions (at most %d supported)", t->name,
         json_array_get_length (dims), ST_MAX_DIMS);
   t->n_dims = (int) json_array_get_length (dims);
   for (int i = 0; i < t->n_dims; i++) {
     if (!json_node_get_size (json_array_get_element (dims, i), &t->shape[i]))
-      return fail (error, path, "tensor '%s': shape[%d] is not a non-negative integer", t->name, i);
+      return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path, "tensor '%s': shape[%d] is not a non-negative integer", t->name, i);
     if (t->shape[i] != 0 && n > G_MAXINT64 / t->shape[i])
-      return fail (error, path, "tensor '%s': shape overflows", t->name);
+      return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path, "tensor '%s': shape overflows", t->name);
     n *= t->shape[i];
   }
   t->n_elements = n;
@@ -164,20 +148,20 @@ parse_entry (JsonNode *node, struct st_tensor *t, struct range *r, uint64_t buff
   const char *dtype;
 
   if (!JSON_NODE_HOLDS_OBJECT (node))
-    return fail (error, path, "tensor '%s': header entry is not an object", t->name);
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path, "tensor '%s': header entry is not an object", t->name);
   obj = json_node_get_object (node);
 
   member = json_object_get_member (obj, "dtype");
   if (!member || !JSON_NODE_HOLDS_VALUE (member)
       || json_node_get_value_type (member) != G_TYPE_STRING)
-    return fail (error, path, "tensor '%s': missing or non-string \"dtype\"", t->name);
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path, "tensor '%s': missing or non-string \"dtype\"", t->name);
   dtype = json_node_get_string (member);
   if (!dtype_from_name (dtype, &t->dtype))
-    return fail (error, path, "tensor '%s': unknown dtype '%s'", t->name, dtype);
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path, "tensor '%s': unknown dtype '%s'", t->name, dtype);
 
   member = json_object_get_member (obj, "shape");
   if (!member)
-    return fail (error, path, "tensor '%s': missing \"shape\"", t->name);
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path, "tensor '%s': missing \"shape\"", t->name);
   if (!parse_shape (member, t, path, error))
     return FALSE;
 
@@ -186,15 +170,15 @@ parse_entry (JsonNode *node, struct st_tensor *t, struct range *r, uint64_t buff
       || json_array_get_length (range = json_node_get_array (member)) != 2
       || !json_node_get_size (json_array_get_element (range, 0), &r->begin)
       || !json_node_get_size (json_array_get_element (range, 1), &r->end))
-    return fail (error, path, "tensor '%s': \"data_offsets\" is not two non-negative integers",
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path, "tensor '%s': \"data_offsets\" is not two non-negative integers",
         t->name);
   if (r->begin > r->end || (uint64_t) r->end > buffer_size)
-    return fail (error, path, "tensor '%s': data_offsets [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path, "tensor '%s': data_offsets [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT
         "] out of range (data section is %" G_GUINT64_FORMAT " bytes)", t->name, r->begin,
         r->end, buffer_size);
   if ((uint64_t) t->n_elements > G_MAXUINT64 / st_dtype_size (t->dtype)
       || (uint64_t) (r->end - r->begin) != (uint64_t) t->n_elements * st_dtype_size (t->dtype))
-    return fail (error, path, "tensor '%s': %" G_GINT64_FORMAT " bytes of data for %" G_GINT64_FORMAT
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path, "tensor '%s': %" G_GINT64_FORMAT " bytes of data for %" G_GINT64_FORMAT
         " %s elements", t->name, r->end - r->begin, t->n_elements, dtype);
   return TRUE;
 }
@@ -223,15 +207,15 @@ check_layout (struct range *ranges, guint n, GPtrArray *entries, uint64_t buffer
     const struct st_tensor *t = g_ptr_array_index (entries, ranges[i].entry);
 
     if (ranges[i].begin < end)
-      return fail (error, path, "tensor '%s' overlaps the tensor before it (offset %"
+      return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path, "tensor '%s' overlaps the tensor before it (offset %"
           G_GINT64_FORMAT " < %" G_GINT64_FORMAT ")", t->name, ranges[i].begin, end);
     if (ranges[i].begin > end)
-      return fail (error, path, "hole in the data section before tensor '%s' (bytes %"
+      return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path, "hole in the data section before tensor '%s' (bytes %"
           G_GINT64_FORMAT "..%" G_GINT64_FORMAT " unused)", t->name, end, ranges[i].begin);
     end = ranges[i].end;
   }
   if ((uint64_t) end != buffer_size)
-    return fail (error, path, "data section is %" G_GUINT64_FORMAT " bytes but tensors cover %"
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path, "data section is %" G_GUINT64_FORMAT " bytes but tensors cover %"
         G_GINT64_FORMAT, buffer_size, end);
   return TRUE;
 }
@@ -241,11 +225,11 @@ parse_header (const guint8 *bytes, uint64_t header_size, JsonParser *parser, con
     GError **error)
 {
   if (header_size == 0 || bytes[0] != '{') {
-    fail (error, path, "header does not start with '{'");
+    engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path, "header does not start with '{'");
     return NULL;
   }
   if (!g_utf8_validate ((const char *) bytes, (gssize) header_size, NULL)) {
-    fail (error, path, "header is not valid UTF-8");
+    engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path, "header is not valid UTF-8");
     return NULL;
   }
   return json_parse_object (parser, path, (const char *) bytes, header_size, error);
@@ -275,7 +259,7 @@ add_entries (struct safetensors *st, JsonObject *header, const guint8 *data,
     ok = parse_entry (json_object_get_member (header, name), t, &ranges[n], buffer_size, path,
         error);
     if (ok && g_hash_table_contains (st->tensors, name))
-      ok = fail (error, path, "tensor '%s' also appears in another file of this checkpoint", name);
+      ok = engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path, "tensor '%s' also appears in another file of this checkpoint", name);
     t->data = data + (ok ? ranges[n].begin : 0);
     t->n_bytes = ok ? (size_t) (ranges[n].end - ranges[n].begin) : 0;
     ranges[n].entry = n;
@@ -318,13 +302,13 @@ safetensors_add_file (struct safetensors *st, const char *path, GError **error)
   size = g_mapped_file_get_length (map);
   if (size < 8) {
     g_mapped_file_unref (map);
-    return fail (error, path, "file is %" G_GUINT64_FORMAT " bytes, too short for a header", size);
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path, "file is %" G_GUINT64_FORMAT " bytes, too short for a header", size);
   }
   for (int i = 7; i >= 0; i--)
     header_size = (header_size << 8) | bytes[i];
   if (header_size > ST_MAX_HEADER_BYTES || header_size > size - 8) {
     g_mapped_file_unref (map);
-    return fail (error, path, "header length %" G_GUINT64_FORMAT " exceeds %s (file is %"
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path, "header length %" G_GUINT64_FORMAT " exceeds %s (file is %"
         G_GUINT64_FORMAT " bytes)", header_size,
         header_size > ST_MAX_HEADER_BYTES ? "the 100 MB limit" : "the file", size);
   }

@@ -8,6 +8,7 @@
 
 #include <omp.h>
 
+#include "engine-log.h"
 #include "kernels.h"
 #include "model.h"
 #include "threads.h"
@@ -297,23 +298,6 @@ clipseg_probs_to_labels (float *probs, int n_classes, int n_pixels, float prob_t
 }
 
 static gboolean
-invalid (GError **error, const char *format, ...) G_GNUC_PRINTF (2, 3);
-
-static gboolean
-invalid (GError **error, const char *format, ...)
-{
-  va_list args;
-  char *what;
-
-  va_start (args, format);
-  what = g_strdup_vprintf (format, args);
-  va_end (args);
-  g_set_error_literal (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_INVALID, what);
-  g_free (what);
-  return FALSE;
-}
-
-static gboolean
 check_segment_args (const struct clipseg_state *st, int H, int W,
     const struct clipseg_queries *queries, const struct clipseg_segment_params *sp, int out_h,
     int out_w, GError **error)
@@ -321,23 +305,23 @@ check_segment_args (const struct clipseg_state *st, int H, int W,
   int p = st->model->w.vision.patch;
 
   if ((unsigned) sp->mode >= CLIPSEG_MODE_COUNT)
-    return invalid (error, "dense mode %d is not a valid mode", (int) sp->mode);
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "dense mode %d is not a valid mode", (int) sp->mode);
   if (H < p || W < p)
-    return invalid (error, "image %dx%d (height x width) is smaller than one %d-pixel patch", H, W, p);
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "image %dx%d (height x width) is smaller than one %d-pixel patch", H, W, p);
   if (sp->crop != 0 && (sp->crop < p || sp->stride < 1 || sp->stride > sp->crop))
-    return invalid (error, "window %d / stride %d: the window must be 0 (whole image) or at least "
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "window %d / stride %d: the window must be 0 (whole image) or at least "
         "the patch size %d, and the stride between 1 and the window, so windows cover every pixel",
         sp->crop, sp->stride, p);
   if (out_h < 1 || out_w < 1)
-    return invalid (error, "output size %dx%d is empty", out_h, out_w);
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "output size %dx%d is empty", out_h, out_w);
   if (!(sp->logit_scale > 0.0f) || !isfinite (sp->logit_scale))
-    return invalid (error, "logit scale %g must be a positive number", sp->logit_scale);
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "logit scale %g must be a positive number", sp->logit_scale);
   if (!(sp->prob_thd >= 0.0f && sp->prob_thd <= 1.0f))
-    return invalid (error, "probability threshold %g is not in [0, 1]", sp->prob_thd);
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "probability threshold %g is not in [0, 1]", sp->prob_thd);
   if (!(sp->area_thd >= 0.0f && sp->area_thd < 1.0f))
-    return invalid (error, "area threshold %g is not in [0, 1)", sp->area_thd);
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "area threshold %g is not in [0, 1)", sp->area_thd);
   if (clipseg_queries_embed_dim (queries) != st->model->w.embed_dim)
-    return invalid (error, "queries are %d-dimensional but the model embeds in %d dimensions",
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "queries are %d-dimensional but the model embeds in %d dimensions",
         clipseg_queries_embed_dim (queries), st->model->w.embed_dim);
   return TRUE;
 }
