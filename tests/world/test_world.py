@@ -347,9 +347,10 @@ def export_layout_and_round_trip():
 # ----------------------------------------------------------------------------- shipped model
 
 SHIPPED = os.path.join(WORLD, "model")
-# Measured with eval_dense.py on scenes 0..19 at 256x192, imagenet80 templates; the floor
-# sits a little below it (see engine/world/README.md for the full numbers).
-SHIPPED_SCLIP_FLOOR = None
+# Measured with eval_dense.py on scenes 0..19 at 256x192, imagenet80 templates, S 128,
+# window 64, stride 32: sclip mIoU 0.3493 for the shipped CLIPSelf model.  The floor sits a
+# little below it (full numbers in engine/world/README.md).
+SHIPPED_SCLIP_FLOOR = 0.32
 
 
 @case
@@ -363,8 +364,6 @@ def shipped_model():
     check_export_dir(SHIPPED)
     size = os.path.getsize(os.path.join(SHIPPED, "model.safetensors"))
     check(size < 16 * 2 ** 20, "shipped model should be a few MB, is %d bytes" % size)
-    if SHIPPED_SCLIP_FLOOR is None:
-        return
     m = load_hf(SHIPPED)
     tok = bpe.Tokenizer.load(SHIPPED)
     res = eval_dense.evaluate(m, tok, range(20), (256, 192), ("sclip",), "imagenet80")
