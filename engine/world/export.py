@@ -61,7 +61,7 @@ def read_safetensors(path):
     for name, info in header.items():
         if name == "__metadata__":
             continue
-        dt, size = DTYPES[info["dtype"]]
+        dt = DTYPES[info["dtype"]][0]
         b, e = info["data_offsets"]
         out[name] = np.frombuffer(data[base + b:base + e], dtype=np.dtype(dt).newbyteorder("<")).reshape(info["shape"])
     return out, header

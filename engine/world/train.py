@@ -146,15 +146,13 @@ def zeroshot_set(n_scenes=150, size=96):
             x0 = int(np.clip(cx - side // 2, 0, gt.shape[1] - side))
             imgs.append(resize_u8(sc["image"][y0:y0 + side, x0:x0 + side], size))
             labels.append(world.CID[o["cls"]])
-        # a stuff patch: 48x48 window that is >= 95% one stuff class
-        for _ in range(4):
-            y0, x0 = np.random.default_rng(s).integers(0, SCENE_H - 48), np.random.default_rng(s + 1).integers(0, gt.shape[1] - 48)
-            cnt = np.bincount(gt[y0:y0 + 48, x0:x0 + 48].ravel(), minlength=len(world.CLASSES))
-            c = int(cnt.argmax())
-            if c < len(world.STUFF) and cnt[c] >= 0.95 * 48 * 48:
-                imgs.append(resize_u8(sc["image"][y0:y0 + 48, x0:x0 + 48], size))
-                labels.append(c)
-                break
+        # a stuff patch: one 48x48 window per scene, kept when >= 95% of it is one stuff class
+        y0, x0 = np.random.default_rng(s).integers(0, SCENE_H - 48), np.random.default_rng(s + 1).integers(0, gt.shape[1] - 48)
+        cnt = np.bincount(gt[y0:y0 + 48, x0:x0 + 48].ravel(), minlength=len(world.CLASSES))
+        c = int(cnt.argmax())
+        if c < len(world.STUFF) and cnt[c] >= 0.95 * 48 * 48:
+            imgs.append(resize_u8(sc["image"][y0:y0 + 48, x0:x0 + 48], size))
+            labels.append(c)
     x = (torch.stack(imgs) - MEAN) / STD
     return x, torch.tensor(labels)
 

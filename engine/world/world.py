@@ -160,7 +160,7 @@ def render_sky(rng, h, w, yh):
 def render_grass(rng, h, w):
     base = jitter(rng, rng.choice([(70, 150, 50), (95, 165, 60), (55, 125, 45), (120, 165, 70)]), 15)
     low = fractal(rng, h, w, rng.uniform(12, 40), 3)
-    blades = value_noise(rng, h, w * 1, 1.0)  # per-pixel grain
+    blades = value_noise(rng, h, w, 1.0)  # per-pixel grain
     streak = value_noise(rng, max(h // 3, 1), w, 1.5)
     streak = np.repeat(streak, 3, axis=0)[:h]
     if streak.shape[0] < h:
@@ -728,14 +728,13 @@ def render_video(seed, w, h, frames):
     gain = rng.uniform(0.88, 1.1)
     out = np.empty((frames, h, w, 3), np.uint8)
     gts = np.empty((frames, h, w), np.uint8)
-    objs_v = [objs]
     for t in range(frames):
         cam = (pan * t / span) if direction > 0 else (pan - pan * t / span)
         c0 = int(round(cam))
         img = bg[:, c0:c0 + w].copy()
         gt = gbg[:, c0:c0 + w].copy()
         inst = np.zeros((h, w), np.uint8)
-        for k, o in enumerate(objs_v[0], start=1):
+        for k, o in enumerate(objs, start=1):
             draw_object(o, img, gt, inst, k, ox=c0, t=t)
         img = img * gain + noise_rng.normal(0, 2.0, img.shape).astype(np.float32)
         out[t] = np.clip(img + 0.5, 0, 255).astype(np.uint8)
