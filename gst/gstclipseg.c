@@ -219,6 +219,7 @@ enum
 #define DEFAULT_TEMPLATES "imagenet80"
 #define DEFAULT_MODE GST_CLIPSEG_MODE_SCLIP
 #define DEFAULT_RESOLUTION 0
+#define RESOLUTION_MIN_DEFAULT 128
 #define DEFAULT_WINDOW -1
 #define DEFAULT_STRIDE 0
 #define DEFAULT_LOGIT_SCALE 40.0
@@ -226,7 +227,7 @@ enum
 #define DEFAULT_AREA_THRESHOLD 0.0
 #define DEFAULT_INFERENCE_INTERVAL 1
 #define DEFAULT_PROCESSING GST_CLIPSEG_PROCESSING_AUTO
-#define DEFAULT_SMOOTHING 0.0
+#define DEFAULT_SMOOTHING 0.5
 #define DEFAULT_N_THREADS 0
 #define DEFAULT_OVERLAY GST_CLIPSEG_OVERLAY_NONE
 #define DEFAULT_OVERLAY_ALPHA 0.5
@@ -554,8 +555,11 @@ gst_clipseg_short_side (GstClipseg * self, gint resolution)
 {
   if (resolution > 0)
     return resolution;
-  /* SCLIP runs 224-pixel CLIPs at 336: 1.5 times the native size */
-  return clipseg_model_get_info (self->model)->image_size * 3 / 2;
+  /* SCLIP runs 224-pixel CLIPs at 336: 1.5 times the native size. Small
+   * models need more: the shipped 64-pixel one segments best from 128 up
+   * (tests/bench/quality.md). */
+  return MAX (clipseg_model_get_info (self->model)->image_size * 3 / 2,
+      RESOLUTION_MIN_DEFAULT);
 }
 
 static void
@@ -1373,9 +1377,9 @@ gst_clipseg_install_model_properties (GObjectClass * gobject_class)
       g_param_spec_int ("resolution", "Resolution",
           "Short side, in pixels, that frames are resized to for inference "
           "(keeping the aspect ratio, long side at most 2048); the label map "
-          "has this size too. 0: 1.5 times the model's native image size "
-          "(336 for 224-pixel CLIPs, as SCLIP).", 0, 4096, DEFAULT_RESOLUTION,
-          PLAYING_FLAGS));
+          "has this size too. 0: 1.5 times the model's native image size, at "
+          "least 128 (336 for 224-pixel CLIPs, as SCLIP). Default: 0.", 0, 4096,
+          DEFAULT_RESOLUTION, PLAYING_FLAGS));
   g_object_class_install_property (gobject_class, PROP_WINDOW,
       g_param_spec_int ("window", "Window",
           "Side in pixels of the sliding windows the resized frame is "
@@ -1423,8 +1427,8 @@ gst_clipseg_install_processing_properties (GObjectClass * gobject_class)
       g_param_spec_double ("smoothing", "Smoothing",
           "Temporal smoothing: weight of the past in an exponential moving "
           "average of the class probabilities over inferred frames, reset on "
-          "caps changes, flushes and label changes. 0 = off. Default: 0.", 0.0,
-          0.99, DEFAULT_SMOOTHING, PLAYING_FLAGS));
+          "caps changes, flushes and label changes. 0 = off. Default: 0.5.",
+          0.0, 0.99, DEFAULT_SMOOTHING, PLAYING_FLAGS));
   g_object_class_install_property (gobject_class, PROP_N_THREADS,
       g_param_spec_int ("n-threads", "Threads",
           "Threads one inference uses. 0: all cores. Default: 0.", 0, 1024,

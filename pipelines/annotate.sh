@@ -7,7 +7,7 @@
 #                    (default "person, car|truck, bicycle")
 #   --model PATH     CLIP checkpoint (default: the clipseg element's default)
 #   PROPERTY=VALUE   further clipseg properties, e.g. inference-interval=5
-#                    smoothing=0.5 colors="person=#ff0000"
+#                    smoothing=0.8 colors="person=#ff0000"
 #
 # Every frame is segmented in order (processing=sync), progress is printed
 # every second. It runs:

@@ -15,7 +15,8 @@ element draws its overlay (frame pixel x takes map pixel floor(x * map_w / frame
 mIoU is the dataset-level one (intersection and union of each class summed over all
 scenes, then the mean over the 12 classes); pixel accuracy alongside.  Measured:
   - every dense mode (vanilla, maskclip, sclip, clearclip, naclip) for every model, at the
-    element's default resolution (1.5x the model's input size) and at --alt-resolution;
+    element's default resolution (1.5x the model's input size, at least 128) and at
+    --alt-resolution;
   - sclip at other resolutions (--resolutions) and window/stride settings (--windows) at
     --window-resolutions, so the element's defaults can be chosen from data;
   - sclip on the regression set (scenes 0..39 at the settings of tests/world/test_quality.py,
@@ -94,7 +95,7 @@ T0 = time.time()
 def scene_configs(a, image_size):
     """Every (mode, resolution, window, stride) measured per model; window/stride 0 resolve to
     the element's -1 / half the window."""
-    default_res = image_size * 3 // 2
+    default_res = max(image_size * 3 // 2, 128)
     main_res = [default_res] + [r for r in a.alt_resolution if r != default_res]
     cfgs = []
     for r in main_res:

@@ -46,8 +46,9 @@ make_clipseg (const gchar * first_property, ...)
   va_list args;
 
   fail_unless (element != NULL);
+  /* resolution = the frame height keeps label maps at frame size */
   g_object_set (element, "model", TEST_MODEL, "labels", LABELS,
-      "templates", "single", "background", "", NULL);
+      "templates", "single", "background", "", "resolution", HEIGHT, NULL);
   gst_util_set_object_arg (G_OBJECT (element), "processing", "sync");
   if (first_property) {
     va_start (args, first_property);
@@ -319,7 +320,7 @@ GST_START_TEST (test_property_defaults)
   fail_unless_equals_int (window, -1);
   fail_unless_equals_int (stride, 0);
   fail_unless_equals_int (resolution, 0);
-  fail_unless_equals_float (smoothing, 0.0);
+  fail_unless_equals_float (smoothing, 0.5);
   fail_unless_equals_float (threshold, 0.0);
   fail_unless_equals_float (alpha, 0.5);
   fail_unless (qos);
@@ -520,7 +521,7 @@ GST_START_TEST (test_meta_survives_videoconvert_videoscale)
 {
   GstHarness *h = gst_harness_new_parse ("clipseg model=" TEST_MODEL
       " labels=\"" LABELS "\" templates=single background=\"\" "
-      "processing=sync ! "
+      "processing=sync resolution=48 ! "
       "videoconvert ! capsfilter caps=video/x-raw,format=I420 ! videoscale ! "
       "capsfilter caps=\"video/x-raw,width=128,height=96\"");
   GstBuffer *out;
@@ -830,23 +831,31 @@ GST_START_TEST (test_runtime_property_changes)
   fail_unless_equals_int (vmeta->height, 24);
   gst_buffer_unref (out);
 
+  /* 0: 1.5 times the 32-pixel model's input is 48, below the floor of 128 */
+  g_object_set (h->element, "resolution", 0, NULL);
+  meta = push_inferred (h, 4, &out);
+  vmeta = label_map_info (meta);
+  fail_unless_equals_int (vmeta->width, 171);
+  fail_unless_equals_int (vmeta->height, 128);
+  gst_buffer_unref (out);
+
   /* dense mode, windows and templates */
   gst_util_set_object_arg (G_OBJECT (h->element), "mode", "maskclip");
   g_object_set (h->element, "window", 0, "templates", "none", NULL);
-  gst_buffer_unref (gst_harness_push_and_pull (h, make_frame (4, FALSE)));
-  g_object_set (h->element, "window", 16, "stride", 8, NULL);
   gst_buffer_unref (gst_harness_push_and_pull (h, make_frame (5, FALSE)));
+  g_object_set (h->element, "window", 16, "stride", 8, NULL);
+  gst_buffer_unref (gst_harness_push_and_pull (h, make_frame (6, FALSE)));
 
   /* new labels, inline and from an SCLIP class file */
   g_object_set (h->element, "labels", "cat|kitten, dog", NULL);
-  meta = push_inferred (h, 6, &out);
+  meta = push_inferred (h, 7, &out);
   fail_unless_equals_int (meta->n_labels, 3);
   fail_unless_equals_string (meta->labels[1], "cat");
   gst_buffer_unref (out);
   fail_unless (g_file_set_contents (file, "sky, clouds\ntree\nroad, street\n"
           "car\n", -1, NULL));
   g_object_set (h->element, "labels-file", file, "background", "wall", NULL);
-  meta = push_inferred (h, 7, &out);
+  meta = push_inferred (h, 8, &out);
   fail_unless_equals_int (meta->n_labels, 5);
   fail_unless_equals_string (meta->labels[0], "background");
   fail_unless_equals_string (meta->labels[1], "sky");
