@@ -2,8 +2,8 @@
 # and the clipseg-read-meta tool available.
 #
 # From a source checkout (this folder beside the top meson.build) the scripts
-# use the checkout's build, $CLIPSEG_BUILD_DIR or build/, configuring and
-# building it with meson first if needed. Installed, they add the plugin
+# use the checkout's build, $CLIPSEG_BUILD_DIR or build/, configuring it with
+# meson first if needed and bringing it up to date. Installed, they add the plugin
 # directory of the installation (a prefix GStreamer may not search itself).
 
 # Set when meson installs this file; a placeholder in the source tree.
@@ -22,13 +22,11 @@ clipseg_env() {
   fi
 
   build=${CLIPSEG_BUILD_DIR:-$src/build}
-  if [ ! -f "$build/gst/libgstclipseg.so" ] || [ ! -x "$build/gst/clipseg-read-meta" ]; then
-    echo "clipseg: building the plugin in $build" >&2
-    if [ ! -f "$build/build.ninja" ]; then
-      meson setup "$build" "$src" >&2 || return 1
-    fi
-    meson compile -C "$build" gstclipseg clipseg-read-meta >&2 || return 1
+  if [ ! -f "$build/build.ninja" ]; then
+    meson setup "$build" "$src" >&2 || return 1
   fi
+  # always: a no-op when up to date, and never a stale plugin after an edit
+  meson compile -C "$build" gstclipseg clipseg-read-meta >&2 || return 1
   export GST_PLUGIN_PATH="$build/gst${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}"
   export PATH="$build/gst:$PATH"
 }

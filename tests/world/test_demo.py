@@ -1,0 +1,117 @@
+#!/usr/bin/python3
+"""The README's first command, pipelines/demo.sh, on a short video: it writes a playable MP4
+of the requested length and a PNG of the middle frame whose overlay labels the stuff right.
+
+The labels are read back from the PNG alone: with the element's blend
+d' = (d * (255 - a) + c * a) / 255, the colour c of each pixel follows from the annotated
+and the raw frame, and the nearest colour of the element's default palette (computed here
+from its definition, golden-ratio hues) names the label. Grass and water, most of the frame,
+must come out right; the shipped model is weak on objects, so they are not checked.
+
+Usage: test_demo.py BUILD_DIR"""
+
+import colorsys
+import os
+import subprocess
+import sys
+import tempfile
+
+import matplotlib.image as mpimg
+import numpy as np
+
+SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+WORLD = os.path.join(SRC, "engine", "world", "world.py")
+FRAMES = 8
+SEED = 1
+ALPHA = round(0.5 * 255)
+
+
+def palette(n_labels):
+    """The element's default colour of labels 1..n_labels-1 (label 0 is not drawn)."""
+    out = np.zeros((n_labels, 3))
+    for k in range(1, n_labels):
+        out[k] = colorsys.hsv_to_rgb((k * 0.6180339887) % 1.0, 0.85, 0.95)
+    return np.round(out * 255.0)
+
+
+def read_png(path):
+    img = mpimg.imread(path)
+    return np.round(img[..., :3] * 255.0) if img.dtype != np.uint8 else img[..., :3].astype(float)
+
+
+def run_demo(tmp, build_dir):
+    env = dict(os.environ, CLIPSEG_BUILD_DIR=build_dir)
+    out = os.path.join(tmp, "demo.mp4")
+    r = subprocess.run([os.path.join(SRC, "pipelines", "demo.sh"), "--frames", str(FRAMES), out],
+                       cwd=tmp, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert os.path.getsize(out) > 0
+    return out, os.path.join(tmp, "demo.png")
+
+
+def mp4_frames(path):
+    """Frames decoded from the MP4, and their size."""
+    import gi
+    gi.require_version("Gst", "1.0")
+    from gi.repository import Gst
+    Gst.init(None)
+    pipeline = Gst.parse_launch("filesrc name=src ! qtdemux ! h264parse ! avdec_h264 ! "
+                                "appsink name=sink sync=false")
+    pipeline.get_by_name("src").set_property("location", path)
+    sink = pipeline.get_by_name("sink")
+    pipeline.set_state(Gst.State.PLAYING)
+    n, size = 0, None
+    while True:
+        sample = sink.emit("pull-sample")
+        if sample is None:
+            break
+        s = sample.get_caps().get_structure(0)
+        size = (s.get_value("width"), s.get_value("height"))
+        n += 1
+    error = pipeline.get_bus().pop_filtered(Gst.MessageType.ERROR)
+    pipeline.set_state(Gst.State.NULL)
+    assert error is None, error.parse_error()
+    return n, size
+
+
+def labels_from_overlay(annotated, raw, colors):
+    """Label index per pixel (0 where the frame is unchanged), decoded from the blend."""
+    c = (annotated * 255.0 - raw * (255 - ALPHA)) / ALPHA
+    dist = ((c[:, :, None, :] - colors[None, None, 1:, :]) ** 2).sum(-1)
+    labels = 1 + dist.argmin(-1)
+    labels[np.abs(annotated - raw).max(-1) == 0] = 0
+    return labels
+
+
+def main():
+    build_dir = os.path.abspath(sys.argv[1])
+    with tempfile.TemporaryDirectory() as tmp:
+        mp4, png = run_demo(tmp, build_dir)
+        n, size = mp4_frames(mp4)
+        assert (n, size) == (FRAMES, (640, 360)), (n, size)
+        print("demo.mp4: %d frames of %dx%d" % (n, size[0], size[1]))
+
+        frames_dir = os.path.join(tmp, "world")
+        subprocess.run(["/usr/bin/python3", WORLD, "video", "--seed", str(SEED), "--size", "640x360",
+                        "--frames", str(FRAMES), "--out", frames_dir], check=True, timeout=300)
+        middle = FRAMES // 2
+        raw = read_png(os.path.join(frames_dir, "frame%04d.png" % middle))
+        annotated = read_png(png)
+        assert annotated.shape == raw.shape == (360, 640, 3), (annotated.shape, raw.shape)
+        classes = subprocess.run(["/usr/bin/python3", WORLD, "classes"], check=True,
+                                 capture_output=True, text=True).stdout.split()
+        gt = np.load(os.path.join(frames_dir, "gt.npy"))[middle]
+        labels = labels_from_overlay(annotated, raw, palette(len(classes) + 1))
+
+        for name in ("grass", "water"):
+            region = gt == classes.index(name)
+            assert region.mean() > 0.1, "%s covers only %.1f%% of the frame" % (name, 100 * region.mean())
+            right = (labels[region] == classes.index(name) + 1).mean()
+            print("demo.png: %s %.1f%% of the frame, %.1f%% labelled %s" %
+                  (name, 100 * region.mean(), 100 * right, name))
+            assert right > 0.85, "only %.1f%% of the %s pixels are labelled %s" % (100 * right, name, name)
+    print("ok")
+
+
+if __name__ == "__main__":
+    main()
