@@ -12,18 +12,13 @@ Usage: run-bench.py BENCH_ENGINE [--model DIR] [--rounds N] [--runs N] [--thread
 """
 import argparse
 import os
-import re
 import subprocess
 import sys
-import tempfile
+
+import vitb16
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-MAKE_CHECKPOINT = os.path.join(HERE, '..', 'reference', 'make_checkpoint.py')
 CASES = ['dense224', 'dense448', 'segment336x448']
-VIT_B16 = ['--layout', 'hf', '--dtype', 'F16', '--vocab', 'full', '--vision-width', '768',
-           '--vision-layers', '12', '--vision-heads', '12', '--patch-size', '16',
-           '--image-size', '224', '--text-width', '512', '--text-layers', '12',
-           '--text-heads', '8', '--embed-dim', '512']
 
 
 def parse(out):
@@ -59,11 +54,7 @@ def main():
     ap.add_argument('--threads', type=int, default=2)
     a = ap.parse_args()
 
-    model = a.model or os.path.join(tempfile.gettempdir(), 'clipseg-bench-vitb16')
-    if not os.path.exists(os.path.join(model, 'model.safetensors')):
-        print('generating a random ViT-B/16 checkpoint in %s' % model, flush=True)
-        subprocess.run([sys.executable, MAKE_CHECKPOINT, '--out', model] + VIT_B16,
-                       check=True, stdout=subprocess.DEVNULL)
+    model = vitb16.ensure(a.model)
 
     common = ['--threads', str(a.threads), '--runs', str(a.runs)]
     engine, torch_best, peak = {c: [] for c in CASES}, {c: [] for c in CASES}, []
