@@ -40,7 +40,7 @@
  *
  * Camera (pipelines/camera.sh):
  * |[
- * gst-launch-1.0 v4l2src device=/dev/video0 ! videoconvert ! \
+ * gst-launch-1.0 -e v4l2src device=/dev/video0 ! videoconvert ! \
  *     clipseg labels="person, chair|seat, screen|monitor" overlay=auto ! \
  *     videoconvert ! autovideosink
  * ]|

@@ -19,6 +19,8 @@ import tempfile
 import matplotlib.image as mpimg
 import numpy as np
 
+from decode import mp4_frames
+
 SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 WORLD = os.path.join(SRC, "engine", "world", "world.py")
 FRAMES = 8
@@ -47,31 +49,6 @@ def run_demo(tmp, build_dir):
     assert r.returncode == 0, r.stderr[-3000:]
     assert os.path.getsize(out) > 0
     return out, os.path.join(tmp, "demo.png")
-
-
-def mp4_frames(path):
-    """Frames decoded from the MP4, and their size."""
-    import gi
-    gi.require_version("Gst", "1.0")
-    from gi.repository import Gst
-    Gst.init(None)
-    pipeline = Gst.parse_launch("filesrc name=src ! qtdemux ! h264parse ! avdec_h264 ! "
-                                "appsink name=sink sync=false")
-    pipeline.get_by_name("src").set_property("location", path)
-    sink = pipeline.get_by_name("sink")
-    pipeline.set_state(Gst.State.PLAYING)
-    n, size = 0, None
-    while True:
-        sample = sink.emit("pull-sample")
-        if sample is None:
-            break
-        s = sample.get_caps().get_structure(0)
-        size = (s.get_value("width"), s.get_value("height"))
-        n += 1
-    error = pipeline.get_bus().pop_filtered(Gst.MessageType.ERROR)
-    pipeline.set_state(Gst.State.NULL)
-    assert error is None, error.parse_error()
-    return n, size
 
 
 def labels_from_overlay(annotated, raw, colors):

@@ -1,0 +1,122 @@
+#!/usr/bin/python3
+"""The pipeline scripts run as their --help says, on the real clips in ../shared/media with
+the shipped default model:
+
+  - every script prints its usage with --help and exits 0; a missing argument prints it to
+    stderr and exits 2;
+  - annotate.sh writes an MP4 with as many frames, of the same size, as the input;
+  - export-masks.sh writes one label-map PNG per frame, at the inference size, with values
+    below the number of labels, and labels.txt naming them (background first);
+  - camera.sh without a display asks for --sink; with a device that does not exist it
+    fails and names the device.
+
+Usage: test_pipelines.py BUILD_DIR; ends with 'N passed, N failed, N skipped'.
+"""
+import os
+import subprocess
+import sys
+import tempfile
+import traceback
+
+import matplotlib.image as mpimg
+import numpy as np
+
+from decode import mp4_frames
+
+SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PIPELINES = os.path.join(SRC, "pipelines")
+SHARED = os.environ.get("CLIPSEG_SHARED_DIR", os.path.join(SRC, "..", "shared"))
+LABELS = "person, car|truck, bicycle"
+
+
+class Skip(Exception):
+    pass
+
+
+def script(name, *args, timeout=600):
+    env = dict(os.environ, CLIPSEG_BUILD_DIR=BUILD_DIR)
+    return subprocess.run([os.path.join(PIPELINES, name)] + list(args), env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def media(name):
+    path = os.path.join(SHARED, "media", name)
+    if not os.path.exists(path):
+        raise Skip("%s is absent (../shared/media beside the checkout)" % path)
+    return path
+
+
+def test_help_and_usage():
+    for name in ("demo.sh", "camera.sh", "annotate.sh", "export-masks.sh"):
+        r = script(name, "--help")
+        assert r.returncode == 0 and r.stdout.startswith(name + " — "), (name, r.stdout[:200])
+        assert "Usage: " + name in r.stdout, name
+    for name in ("annotate.sh", "export-masks.sh"):
+        r = script(name, "only-one-argument")
+        assert r.returncode == 2 and "Usage: " + name in r.stderr, (name, r.returncode, r.stderr[:200])
+
+
+def test_annotate():
+    clip = media("in1.mp4")
+    n_in, size_in = mp4_frames(clip)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "out.mp4")
+        r = script("annotate.sh", "--labels", LABELS, clip, out, "inference-interval=2")
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert "progressreport" in r.stdout, r.stdout[-500:]
+        n_out, size_out = mp4_frames(out)
+    assert (n_out, size_out) == (n_in, size_in), ((n_out, size_out), (n_in, size_in))
+    print("annotate.sh: %d frames of %dx%d in and out" % (n_in, size_in[0], size_in[1]))
+
+
+def test_export_masks():
+    clip = media("bikes.mp4")
+    n_in, (w, h) = mp4_frames(clip)
+    with tempfile.TemporaryDirectory() as tmp:
+        r = script("export-masks.sh", "--labels", LABELS, clip, tmp, "resolution=96")
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert "frames=%d with-meta=%d" % (n_in, n_in) in r.stdout, r.stdout[-500:]
+        labels = open(os.path.join(tmp, "labels.txt")).read().split("\n")
+        assert labels[:4] == ["background", "person", "car", "bicycle"], labels
+        masks = sorted(f for f in os.listdir(tmp) if f.startswith("mask-"))
+        assert len(masks) == n_in, (len(masks), n_in)
+        for name in (masks[0], masks[-1]):
+            m = np.round(mpimg.imread(os.path.join(tmp, name)) * 255).astype(int)
+            assert m.shape == (96, round(w * 96 / h)), (name, m.shape)
+            assert m.max() < 4, (name, m.max())
+    print("export-masks.sh: %d masks of %dx96 for %d frames" % (len(masks), round(w * 96 / h), n_in))
+
+
+def test_camera_errors():
+    device = "/dev/clipseg-test-no-such-camera"
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    r = subprocess.run([os.path.join(PIPELINES, "camera.sh"), "--device", device], env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "no display" in r.stderr and "--sink" in r.stderr, r.stderr[-1000:]
+    r = script("camera.sh", "--device", device, "--sink", "fakesink sync=false", timeout=120)
+    assert r.returncode != 0, r.stdout[-500:]
+    assert "Cannot identify device '%s'" % device in r.stdout + r.stderr, (r.stdout + r.stderr)[-1000:]
+
+
+def main():
+    global BUILD_DIR
+    BUILD_DIR = os.path.abspath(sys.argv[1])
+    passed = failed = skipped = 0
+    for name, fn in [(k, v) for k, v in globals().items() if k.startswith("test_")]:
+        try:
+            fn()
+            passed += 1
+            print("ok %s" % name)
+        except Skip as e:
+            skipped += 1
+            print("skip %s: %s" % (name, e))
+        except Exception:
+            failed += 1
+            print("FAIL %s" % name)
+            traceback.print_exc()
+    print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
