@@ -7,6 +7,7 @@ the shipped default model:
   - annotate.sh writes an MP4 with as many frames, of the same size, as the input;
   - export-masks.sh writes one label-map PNG per frame, at the inference size, with values
     below the number of labels, and labels.txt naming them (background first);
+  - the scripts' environment makes OpenMP threads sleep unless the user set a policy;
   - camera.sh without a display asks for --sink; with a device that does not exist it
     fails and names the device.
 
@@ -96,6 +97,19 @@ def test_camera_errors():
     r = script("camera.sh", "--device", device, "--sink", "fakesink sync=false", timeout=120)
     assert r.returncode != 0, r.stdout[-500:]
     assert "Cannot identify device '%s'" % device in r.stdout + r.stderr, (r.stdout + r.stderr)[-1000:]
+
+
+def test_env_sleeping_openmp_threads():
+    """clipseg_env makes OpenMP threads sleep unless the user chose otherwise."""
+    for preset, expected in ((None, "passive"), ("ACTIVE", "ACTIVE")):
+        env = dict(os.environ, CLIPSEG_BUILD_DIR=BUILD_DIR)
+        env.pop("OMP_WAIT_POLICY", None)
+        if preset:
+            env["OMP_WAIT_POLICY"] = preset
+        r = subprocess.run(["bash", "-c", '. "$0" && clipseg_env && echo "$OMP_WAIT_POLICY"',
+                            os.path.join(PIPELINES, "clipseg-env.sh")],
+                           env=env, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0 and r.stdout.strip() == expected, (preset, r.stdout, r.stderr[-500:])
 
 
 def main():
