@@ -6,6 +6,7 @@
 #include "checkpoint.h"
 #include "engine-log.h"
 #include "json-file.h"
+#include "kernels.h"
 
 /* ---- config.json ---------------------------------------------------------- */
 
@@ -194,30 +195,6 @@ check_shape (struct binder *b, const struct st_tensor *t, int n_dims, const int6
   return FALSE;
 }
 
-static float
-half_to_float (guint16 h)
-{
-  guint32 sign = (guint32) (h & 0x8000) << 16;
-  guint32 exp = (h >> 10) & 0x1f;
-  guint32 mant = h & 0x3ff;
-  guint32 bits;
-  float f;
-
-  if (exp == 0x1f)
-    bits = sign | 0x7f800000 | (mant << 13);
-  else if (exp != 0)
-    bits = sign | ((exp + 112) << 23) | (mant << 13);
-  else if (mant == 0)
-    bits = sign;
-  else {
-    /* subnormal half: value = mant · 2^-24 */
-    f = ldexpf ((float) mant, -24);
-    return sign ? -f : f;
-  }
-  memcpy (&f, &bits, sizeof f);
-  return f;
-}
-
 /* F32 data aligned in the mapping is used in place; anything else is converted
  * into an owned buffer once. */
 static const float *
@@ -237,25 +214,12 @@ tensor_floats (struct binder *b, const struct st_tensor *t)
   }
   dst = g_new (float, MAX (t->n_elements, 1));
   g_ptr_array_add (b->owned, dst);
-  for (int64_t i = 0; i < t->n_elements; i++) {
-    guint16 h;
-    guint32 bits;
-
-    switch (t->dtype) {
-      case ST_DTYPE_F32:
-        memcpy (&dst[i], src + 4 * i, 4);
-        break;
-      case ST_DTYPE_F16:
-        memcpy (&h, src + 2 * i, 2);
-        dst[i] = half_to_float (GUINT16_FROM_LE (h));
-        break;
-      default:
-        memcpy (&h, src + 2 * i, 2);
-        bits = (guint32) GUINT16_FROM_LE (h) << 16;
-        memcpy (&dst[i], &bits, 4);
-        break;
-    }
-  }
+  if (t->dtype == ST_DTYPE_F32)
+    memcpy (dst, src, (size_t) t->n_elements * sizeof (float));
+  else if (t->dtype == ST_DTYPE_F16)
+    half_to_float_n (src, dst, (size_t) t->n_elements);
+  else
+    bf16_to_float_n (src, dst, (size_t) t->n_elements);
   return dst;
 }
 

@@ -192,3 +192,77 @@ l2_normalize_rows (float *x, int ldx, int M, int D)
   for (int i = 0; i < M; i++)
     l2_normalize_row (x + (size_t) i * ldx, D);
 }
+
+/* Selects by bit masks, not ?: — GCC turns those into branches here and then
+ * cannot vectorise the loop. */
+static inline float
+half_bits_to_float (guint16 h)
+{
+  union { guint32 u; float f; } subnormal, out;
+  guint32 magnitude = h & 0x7fffu;
+  guint32 is_special = -(guint32) (magnitude >= 0x7c00u);       /* infinity, NaN */
+  guint32 is_subnormal = -(guint32) (magnitude < 0x400u);       /* and zero */
+  guint32 normal = (magnitude << 13) + (112u << 23);            /* exponent bias 15 -> 127 */
+  guint32 special = (magnitude << 13) | 0x7f800000u;
+
+  subnormal.f = (float) (gint32) magnitude * 0x1p-24f;          /* exact */
+  out.u = (special & is_special) | (normal & ~is_special);
+  out.u = (subnormal.u & is_subnormal) | (out.u & ~is_subnormal);
+  out.u |= (guint32) (h & 0x8000u) << 16;
+  return out.f;
+}
+
+ROW_KERNEL static void
+half_to_float_block (const guint8 *src, float *dst, size_t n)
+{
+#pragma omp simd
+  for (size_t i = 0; i < n; i++) {
+    guint16 h;
+
+    memcpy (&h, src + 2 * i, sizeof h);
+    dst[i] = half_bits_to_float (GUINT16_FROM_LE (h));
+  }
+}
+
+ROW_KERNEL static void
+bf16_to_float_block (const guint8 *src, float *dst, size_t n)
+{
+#pragma omp simd
+  for (size_t i = 0; i < n; i++) {
+    guint16 h;
+    guint32 bits;
+
+    memcpy (&h, src + 2 * i, sizeof h);
+    bits = (guint32) GUINT16_FROM_LE (h) << 16;
+    memcpy (&dst[i], &bits, sizeof bits);
+  }
+}
+
+/* Blocks of 64k values: one per thread at a time, outside parallel regions. */
+#define CONVERT_BLOCK 65536
+
+void
+half_to_float_n (const guint8 *src, float *dst, size_t n)
+{
+  gint64 n_blocks = (gint64) ((n + CONVERT_BLOCK - 1) / CONVERT_BLOCK);
+
+#pragma omp parallel for if (n_blocks > 1 && !omp_in_parallel ())
+  for (gint64 b = 0; b < n_blocks; b++) {
+    size_t first = (size_t) b * CONVERT_BLOCK;
+
+    half_to_float_block (src + 2 * first, dst + first, MIN (CONVERT_BLOCK, n - first));
+  }
+}
+
+void
+bf16_to_float_n (const guint8 *src, float *dst, size_t n)
+{
+  gint64 n_blocks = (gint64) ((n + CONVERT_BLOCK - 1) / CONVERT_BLOCK);
+
+#pragma omp parallel for if (n_blocks > 1 && !omp_in_parallel ())
+  for (gint64 b = 0; b < n_blocks; b++) {
+    size_t first = (size_t) b * CONVERT_BLOCK;
+
+    bf16_to_float_block (src + 2 * first, dst + first, MIN (CONVERT_BLOCK, n - first));
+  }
+}

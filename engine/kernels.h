@@ -1,4 +1,5 @@
-/* kernels.h — internal: the small numeric kernels the forward passes are made of.
+/* kernels.h — internal: the small numeric kernels the forward passes are made of,
+ * and the weight conversions at load time.
  *
  * Matrices are row-major with explicit leading dimensions (ld*), so a kernel can
  * read one head's columns out of a fused [L, 3D] q|k|v buffer without copying.
@@ -38,5 +39,11 @@ void l2_normalize_rows (float *x, int ldx, int M, int D);
 
 /* exp() accurate to a few ulp for x <= 88, vectorisable; exposed for the tests. */
 float kernel_expf (float x);
+
+/* dst[i] = the i-th little-endian IEEE half (F16) or bfloat16 (BF16) value of
+ * @src as float, exactly: subnormals, infinities and NaN payloads included.
+ * @src needs no alignment. Used once per tensor when a checkpoint loads. */
+void half_to_float_n (const guint8 *src, float *dst, size_t n);
+void bf16_to_float_n (const guint8 *src, float *dst, size_t n);
 
 #endif

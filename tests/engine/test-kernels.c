@@ -247,6 +247,47 @@ test_expf (void)
   g_assert_cmpfloat (kernel_expf (0.0f), ==, 1.0f);
 }
 
+/* Every one of the 65536 half and bfloat16 bit patterns, at an odd address,
+ * against the definitions: sign · 2^(e-15) · (1 + m/1024), subnormals
+ * sign · m · 2^-24, exponent 31 infinity or NaN; bfloat16 is a float's top half. */
+static void
+test_half_and_bf16 (void)
+{
+  guint8 *bytes = g_malloc (2 * 65536 + 1);
+  float *got = g_new (float, 65536);
+
+  for (guint32 h = 0; h < 65536; h++) {
+    bytes[1 + 2 * h] = h & 0xff;
+    bytes[2 + 2 * h] = h >> 8;
+  }
+  half_to_float_n (bytes + 1, got, 65536);
+  for (guint32 h = 0; h < 65536; h++) {
+    int e = (h >> 10) & 0x1f, m = h & 0x3ff;
+    double sign = (h & 0x8000) ? -1.0 : 1.0;
+
+    if (e == 31 && m != 0) {
+      g_assert_true (isnan (got[h]));
+      g_assert_cmpint (!!signbit (got[h]), ==, !!(h & 0x8000));
+    } else if (e == 31)
+      g_assert_cmpfloat (got[h], ==, sign * INFINITY);
+    else {
+      double want = sign * (e == 0 ? ldexp (m, -24) : ldexp (1024 + m, e - 25));
+
+      g_assert_cmpfloat (got[h], ==, want);
+      g_assert_cmpint (!!signbit (got[h]), ==, !!(h & 0x8000));
+    }
+  }
+  bf16_to_float_n (bytes + 1, got, 65536);
+  for (guint32 h = 0; h < 65536; h++) {
+    guint32 bits;
+
+    memcpy (&bits, &got[h], sizeof bits);
+    g_assert_cmpuint (bits, ==, h << 16);
+  }
+  g_free (got);
+  g_free (bytes);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -260,5 +301,6 @@ main (int argc, char **argv)
   g_test_add_func ("/kernels/softmax-causal", test_softmax_causal);
   g_test_add_func ("/kernels/l2-normalize", test_l2_normalize);
   g_test_add_func ("/kernels/expf", test_expf);
+  g_test_add_func ("/kernels/half-and-bf16", test_half_and_bf16);
   return g_test_run ();
 }
