@@ -17,7 +17,9 @@
  * block (SCLIP's correlative self-attention by default) and every patch is
  * compared with text embeddings of the labels. Inference runs on a worker
  * thread, on every #GstClipseg:inference-interval th frame; with
- * #GstClipseg:processing `latest` the streaming thread never waits for it.
+ * #GstClipseg:processing `latest` the streaming thread waits for it only on
+ * the first frame after a start, flush or size change, so that every buffer
+ * carries a result.
  *
  * Every buffer carries the newest result as a #GstClipsegMeta (label map,
  * label names, per-label coverage and score, flagged as reused when it was
@@ -30,7 +32,9 @@
  * With #GstClipseg:overlay the labelled pixels are also drawn: blended into
  * the frame or attached as a #GstVideoOverlayCompositionMeta when downstream
  * supports it. With #GstClipseg:post-messages an element message named
- * `clipseg` is posted for every inference, with the fields `timestamp`,
+ * `clipseg` is posted for every new result, with the first buffer that
+ * carries it (a result overtaken before any buffer carried it, as can happen
+ * with `latest`, is not posted), with the fields `timestamp`,
  * `stream-time`, `running-time`, `duration` (of the buffer that first carries
  * the result), `source-timestamp` (of the frame inferred), `inferred`,
  * `reused`, `inference-ms`, `labels` (strv), `coverage` and `score` (arrays of
@@ -312,6 +316,7 @@ struct _GstClipseg
   gboolean downstream_composition;
   guint64 frame_count;
   guint64 posted_id;            /* newest result announced on the bus */
+  gint warned_crop, warned_stride;      /* invalid windows last warned about */
 };
 
 #define gst_clipseg_parent_class parent_class
@@ -850,6 +855,32 @@ gst_clipseg_snapshot (GstClipseg * self, GstClipsegSnapshot * s)
   GST_OBJECT_UNLOCK (self);
 }
 
+/* A window smaller than a patch or a stride beyond the window would leave
+ * pixels uncovered; rather than stop a running pipeline over a property
+ * change, say so once and segment with the default windows. */
+static void
+gst_clipseg_check_windows (GstClipseg * self, GstClipsegSnapshot * s)
+{
+  const struct clipseg_model_info *info = clipseg_model_get_info (self->model);
+  struct clipseg_segment_params *p = &s->job.params;
+
+  if (p->crop == 0 || (p->crop >= info->patch_size && p->stride <= p->crop)) {
+    self->warned_crop = self->warned_stride = -1;
+    return;
+  }
+  if (p->crop != self->warned_crop || p->stride != self->warned_stride) {
+    GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS,
+        ("Invalid window %d / stride %d, using the model's defaults.",
+            p->crop, p->stride),
+        ("The window must be 0 or at least the %d-pixel patch, and the stride "
+            "at most the window.", info->patch_size));
+    self->warned_crop = p->crop;
+    self->warned_stride = p->stride;
+  }
+  p->crop = info->image_size;
+  p->stride = p->crop / 2;
+}
+
 static gboolean
 gst_clipseg_is_late (GstClipseg * self, GstBuffer * buffer,
     const GstClipsegSnapshot * s)
@@ -1071,6 +1102,7 @@ gst_clipseg_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * frame)
   GError *error = NULL;
 
   gst_clipseg_snapshot (self, &s);
+  gst_clipseg_check_windows (self, &s);
   if (s.labels_dirty && !gst_clipseg_load_labels (self, &error)) {
     GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS,
         ("Invalid labels, keeping the previous ones."), ("%s", error->message));
@@ -1082,7 +1114,8 @@ gst_clipseg_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * frame)
   }
 
   if (serial % s.interval == 0) {
-    if (gst_clipseg_is_late (self, frame->buffer, &s))
+    if (gst_clipseg_is_late (self, frame->buffer, &s)
+        && clipseg_infer_has_result (self->infer))
       GST_DEBUG_OBJECT (self, "frame %" G_GUINT64_FORMAT " is late, "
           "inference skipped", serial);
     else if (!gst_clipseg_infer_frame (self, frame, serial, &s))
@@ -1335,6 +1368,8 @@ gst_clipseg_finalize (GObject * object)
 static void
 gst_clipseg_install_model_properties (GObjectClass * gobject_class)
 {
+  gchar *default_model = gst_clipseg_default_model ();
+
   g_object_class_install_property (gobject_class, PROP_MODEL,
       g_param_spec_string ("model", "Model",
           "CLIP checkpoint: a Hugging Face CLIP directory (config.json, "
@@ -1342,7 +1377,8 @@ gst_clipseg_install_model_properties (GObjectClass * gobject_class)
           "safetensors file. Instances with the same path share one loaded "
           "model. Default: the project's model installed in "
           CLIPSEG_MODEL_INSTALL_DIR ", else the one in the source tree.",
-          CLIPSEG_MODEL_INSTALL_DIR, READY_FLAGS));
+          default_model, READY_FLAGS));
+  g_free (default_model);
   g_object_class_install_property (gobject_class, PROP_LABELS,
       g_param_spec_string ("labels", "Labels",
           "Classes to segment, separated by commas; synonyms of one class are "
@@ -1393,7 +1429,7 @@ gst_clipseg_install_model_properties (GObjectClass * gobject_class)
   g_object_class_install_property (gobject_class, PROP_LOGIT_SCALE,
       g_param_spec_double ("logit-scale", "Logit scale",
           "Factor on the patch-text cosines before the softmax over labels; "
-          "higher makes decisions sharper. Default: 40 (SCLIP).", 0.0, 1000.0,
+          "higher makes decisions sharper. Default: 40 (SCLIP).", 0.001, 1000.0,
           DEFAULT_LOGIT_SCALE, PLAYING_FLAGS));
   g_object_class_install_property (gobject_class, PROP_THRESHOLD,
       g_param_spec_double ("threshold", "Threshold",
@@ -1402,7 +1438,8 @@ gst_clipseg_install_model_properties (GObjectClass * gobject_class)
   g_object_class_install_property (gobject_class, PROP_AREA_THRESHOLD,
       g_param_spec_double ("area-threshold", "Area threshold",
           "Labels covering at most this share of the labelled (non-0) pixels "
-          "are dropped to label 0. Default: 0 (off).", 0.0, 1.0,
+          "get probability 0, so their pixels go to the next most probable "
+          "label (SCLIP's area_thd). Default: 0 (off).", 0.0, 0.99,
           DEFAULT_AREA_THRESHOLD, PLAYING_FLAGS));
 }
 
@@ -1440,10 +1477,10 @@ gst_clipseg_install_processing_properties (GObjectClass * gobject_class)
           "Default: false.", DEFAULT_ATTACH_PROBABILITIES, PLAYING_FLAGS));
   g_object_class_install_property (gobject_class, PROP_POST_MESSAGES,
       g_param_spec_boolean ("post-messages", "Post messages",
-          "Post an element message \"clipseg\" on the bus for every "
-          "inference (timestamps, labels, per-label coverage and score, "
-          "inference time). Default: false.", DEFAULT_POST_MESSAGES,
-          PLAYING_FLAGS));
+          "Post an element message \"clipseg\" on the bus for every new "
+          "result, with the first buffer that carries it (timestamps, labels, "
+          "per-label coverage and score, inference time). Default: false.",
+          DEFAULT_POST_MESSAGES, PLAYING_FLAGS));
   /* shadows GstBaseTransform's qos, which would drop late frames */
   g_object_class_install_property (gobject_class, PROP_QOS,
       g_param_spec_boolean ("qos", "QoS",
@@ -1525,6 +1562,7 @@ static void
 gst_clipseg_init (GstClipseg * self)
 {
   self->model_path = gst_clipseg_default_model ();
+  self->warned_crop = self->warned_stride = -1;
   self->background = g_strdup (DEFAULT_BACKGROUND);
   self->templates = g_strdup (DEFAULT_TEMPLATES);
   self->mode = DEFAULT_MODE;

@@ -361,6 +361,24 @@ GST_START_TEST (test_property_flags)
 
     fail_unless (pspec->flags & GST_PARAM_MUTABLE_READY, "%s", ready[i]);
   }
+
+  /* the ranges stop at what the engine accepts: a scale above 0, an area
+   * share below 1 */
+  fail_unless (G_PARAM_SPEC_DOUBLE (g_object_class_find_property
+          (G_OBJECT_GET_CLASS (element), "logit-scale"))->minimum > 0.0);
+  fail_unless (G_PARAM_SPEC_DOUBLE (g_object_class_find_property
+          (G_OBJECT_GET_CLASS (element), "area-threshold"))->maximum < 1.0);
+  /* the advertised default model is the one an element starts with */
+  {
+    GParamSpec *pspec =
+        g_object_class_find_property (G_OBJECT_GET_CLASS (element), "model");
+    gchar *model;
+
+    g_object_get (element, "model", &model, NULL);
+    fail_unless_equals_string (G_PARAM_SPEC_STRING (pspec)->default_value,
+        model);
+    g_free (model);
+  }
   gst_object_unref (element);
 }
 
@@ -672,6 +690,10 @@ GST_START_TEST (test_qos_skips_inference_not_frames)
   GstBuffer *out;
   guint i;
 
+  /* late before any result: inferred anyway, so that the buffer has one */
+  fail_unless (gst_harness_push_upstream_event (h,
+          gst_event_new_qos (GST_QOS_TYPE_UNDERFLOW, 0.5, GST_SECOND / 2,
+              GST_SECOND / 2)));
   out = gst_harness_push_and_pull (h, make_frame (0, FALSE));
   fail_unless (!get_meta (out)->reused);
   gst_buffer_unref (out);
@@ -867,6 +889,45 @@ GST_START_TEST (test_runtime_property_changes)
   g_rmdir (dir);
   g_free (file);
   g_free (dir);
+}
+
+GST_END_TEST;
+
+/* A window below the patch size or a stride beyond the window is a warning
+ * (once per setting) and the default windows, never a stopped pipeline. */
+GST_START_TEST (test_runtime_bad_windows_warn_and_continue)
+{
+  GstHarness *h = harness_for (make_clipseg (NULL), RGBX_CAPS);
+  GstBus *bus = gst_bus_new ();
+  GstMessage *msg;
+  GstBuffer *out;
+  guint i, n_warnings = 0;
+  const struct
+  {
+    gint window, stride;
+  } bad[] = { {4, 0}, {16, 32} };
+
+  gst_element_set_bus (h->element, bus);
+  for (i = 0; i < G_N_ELEMENTS (bad); i++) {
+    g_object_set (h->element, "window", bad[i].window, "stride", bad[i].stride,
+        NULL);
+    out = gst_harness_push_and_pull (h, make_frame (2 * i, FALSE));
+    fail_unless (!get_meta (out)->reused);
+    gst_buffer_unref (out);
+    out = gst_harness_push_and_pull (h, make_frame (2 * i + 1, FALSE));
+    fail_unless (!get_meta (out)->reused);
+    gst_buffer_unref (out);
+  }
+  while ((msg = gst_bus_pop (bus))) {
+    fail_unless (GST_MESSAGE_TYPE (msg) != GST_MESSAGE_ERROR);
+    if (GST_MESSAGE_TYPE (msg) == GST_MESSAGE_WARNING)
+      n_warnings++;
+    gst_message_unref (msg);
+  }
+  fail_unless_equals_int (n_warnings, G_N_ELEMENTS (bad));
+  gst_element_set_bus (h->element, NULL);
+  gst_object_unref (bus);
+  gst_harness_teardown (h);
 }
 
 GST_END_TEST;
@@ -1402,6 +1463,7 @@ clipseg_suite (void)
   tcase_add_test (tc, test_smoothing_is_an_ema);
   tcase_add_test (tc, test_runtime_property_changes);
   tcase_add_test (tc, test_runtime_bad_labels_keep_previous);
+  tcase_add_test (tc, test_runtime_bad_windows_warn_and_continue);
   tcase_add_test (tc, test_overlay_blend_changes_only_labelled_pixels);
   tcase_add_test (tc, test_overlay_blend_yuv);
   tcase_add_test (tc, test_overlay_colors_and_alpha);
