@@ -1005,6 +1005,30 @@ gst_clipseg_attach_meta (GstClipseg * self, GstVideoFrame * frame,
   }
 }
 
+/* Renderers read only the first composition meta of a buffer, so an upstream
+ * overlay (e.g. textoverlay's) gets our rectangles added, as textoverlay does. */
+static void
+gst_clipseg_attach_composition (GstBuffer * buffer,
+    GstVideoOverlayComposition * ours)
+{
+  GstVideoOverlayCompositionMeta *meta =
+      gst_buffer_get_video_overlay_composition_meta (buffer);
+  GstVideoOverlayComposition *merged;
+  guint i;
+
+  if (!meta) {
+    gst_buffer_add_video_overlay_composition_meta (buffer, ours);
+    return;
+  }
+  merged = gst_video_overlay_composition_copy (meta->overlay);
+  for (i = 0; i < gst_video_overlay_composition_n_rectangles (ours); i++)
+    gst_video_overlay_composition_add_rectangle (merged,
+        gst_video_overlay_composition_get_rectangle (ours, i));
+  gst_buffer_remove_meta (buffer, (GstMeta *) meta);
+  gst_buffer_add_video_overlay_composition_meta (buffer, merged);
+  gst_video_overlay_composition_unref (merged);
+}
+
 static void
 gst_clipseg_draw (GstClipseg * self, GstVideoFrame * frame,
     const ClipsegResult * r, const GstClipsegSnapshot * s)
@@ -1030,7 +1054,7 @@ gst_clipseg_draw (GstClipseg * self, GstVideoFrame * frame,
   }
 
   if (mode == GST_CLIPSEG_OVERLAY_COMPOSITION)
-    gst_buffer_add_video_overlay_composition_meta (frame->buffer,
+    gst_clipseg_attach_composition (frame->buffer,
         clipseg_overlay_get_composition (&self->overlay_cache, r,
             self->palette, s->cookie, GST_VIDEO_FRAME_WIDTH (frame),
             GST_VIDEO_FRAME_HEIGHT (frame)));

@@ -1157,6 +1157,29 @@ GST_START_TEST (test_overlay_composition_when_downstream_draws)
   for (i = 0; i < map.size; i++)
     fail_unless_equals_int (map.data[i], 128);
   gst_buffer_unmap (out, &map);
+
+  /* an upstream composition gets our rectangle added: renderers read only
+   * the first composition meta */
+  {
+    GstBuffer *in = make_frame (1, TRUE);
+    GstVideoOverlayComposition *upstream =
+        gst_video_overlay_composition_new (rect);
+    gpointer state = NULL;
+    GstMeta *m;
+    guint n_metas = 0;
+
+    gst_buffer_add_video_overlay_composition_meta (in, upstream);
+    gst_video_overlay_composition_unref (upstream);
+    gst_buffer_unref (out);
+    out = gst_harness_push_and_pull (h, in);
+    while ((m = gst_buffer_iterate_meta_filtered (out, &state,
+                GST_VIDEO_OVERLAY_COMPOSITION_META_API_TYPE)))
+      n_metas++;
+    fail_unless_equals_int (n_metas, 1);
+    cmeta = gst_buffer_get_video_overlay_composition_meta (out);
+    fail_unless_equals_int (gst_video_overlay_composition_n_rectangles
+        (cmeta->overlay), 2);
+  }
   gst_buffer_unref (out);
   gst_harness_teardown (h);
 }
