@@ -19,11 +19,17 @@
  * version 2.1 of the License, or (at your option) any later version.
  */
 
+#include <errno.h>
+
 #include <gst/gst.h>
 #include <gst/app/app.h>
 #include <gst/video/video.h>
 
 #include <gstclipsegmeta.h>
+
+/* How long one pull from the appsink waits before the bus is checked for
+ * errors: a pipeline that failed never brings the appsink to EOS. */
+#define PULL_TIMEOUT (100 * GST_MSECOND)
 
 typedef struct
 {
@@ -31,10 +37,39 @@ typedef struct
   gboolean quiet;
   GstElement *mask_pipeline;    /* appsrc ! pngenc ! multifilesink */
   GstElement *mask_src;
+  guint mask_width, mask_height;        /* of the caps set on mask_src */
   guint frames, with_meta, inferred, results;
   GstClockTime last_source;
   gint64 first_us, last_us;     /* wall clock of the first and last frame */
 } Reader;
+
+static void
+print_error (GstMessage * msg, const gchar * pipeline)
+{
+  GError *error;
+  gchar *debug;
+
+  gst_message_parse_error (msg, &error, &debug);
+  g_printerr ("%s: error from %s: %s\n", pipeline, GST_OBJECT_NAME (msg->src),
+      error->message);
+  if (debug)
+    g_printerr ("  %s\n", debug);
+  g_error_free (error);
+  g_free (debug);
+}
+
+/* Returns TRUE when @bus held an error, which it then printed. */
+static gboolean
+pop_error (GstBus * bus, const gchar * pipeline)
+{
+  GstMessage *msg = gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR);
+
+  if (!msg)
+    return FALSE;
+  print_error (msg, pipeline);
+  gst_message_unref (msg);
+  return TRUE;
+}
 
 static void
 print_meta (const GstClipsegMeta * meta, GstClockTime pts)
@@ -55,18 +90,37 @@ print_meta (const GstClipsegMeta * meta, GstClockTime pts)
   g_string_free (line, TRUE);
 }
 
+static void
+stop_masks (Reader * reader)
+{
+  gst_element_set_state (reader->mask_pipeline, GST_STATE_NULL);
+  gst_clear_object (&reader->mask_src);
+  gst_clear_object (&reader->mask_pipeline);
+}
+
 static gboolean
 start_masks (Reader * reader, const GstClipsegMeta * meta)
 {
-  GstVideoMeta *vmeta = gst_buffer_get_video_meta (meta->label_map);
   gchar *desc, *labels_path, *labels_text;
   GError *error = NULL;
-  GstCaps *caps;
+  gboolean written;
 
-  g_mkdir_with_parents (reader->masks_dir, 0755);
+  /* which label each pixel value means */
+  labels_path = g_build_filename (reader->masks_dir, "labels.txt", NULL);
+  labels_text = g_strjoinv ("\n", meta->labels);
+  written = g_file_set_contents (labels_path, labels_text, -1, &error);
+  g_free (labels_path);
+  g_free (labels_text);
+  if (!written) {
+    g_printerr ("masks: %s\n", error->message);
+    g_error_free (error);
+    return FALSE;
+  }
+
   desc = g_strdup_printf ("appsrc name=src format=time ! pngenc ! "
       "multifilesink location=\"%s/mask-%%05d.png\"", reader->masks_dir);
-  reader->mask_pipeline = gst_parse_launch (desc, &error);
+  reader->mask_pipeline = gst_parse_launch_full (desc, NULL,
+      GST_PARSE_FLAG_FATAL_ERRORS, &error);
   g_free (desc);
   if (!reader->mask_pipeline) {
     g_printerr ("mask pipeline: %s\n", error->message);
@@ -75,65 +129,115 @@ start_masks (Reader * reader, const GstClipsegMeta * meta)
   }
   reader->mask_src = gst_bin_get_by_name (GST_BIN (reader->mask_pipeline),
       "src");
-  caps = gst_caps_new_simple ("video/x-raw", "format", G_TYPE_STRING, "GRAY8",
-      "width", G_TYPE_INT, vmeta->width, "height", G_TYPE_INT, vmeta->height,
-      "framerate", GST_TYPE_FRACTION, 0, 1, NULL);
-  g_object_set (reader->mask_src, "caps", caps, NULL);
-  gst_caps_unref (caps);
-  gst_element_set_state (reader->mask_pipeline, GST_STATE_PLAYING);
+  if (gst_element_set_state (reader->mask_pipeline,
+          GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) {
+    GstBus *bus = gst_element_get_bus (reader->mask_pipeline);
 
-  /* which label each pixel value means */
-  labels_path = g_build_filename (reader->masks_dir, "labels.txt", NULL);
-  labels_text = g_strjoinv ("\n", meta->labels);
-  g_file_set_contents (labels_path, labels_text, -1, NULL);
-  g_free (labels_path);
-  g_free (labels_text);
-
+    if (!pop_error (bus, "mask pipeline"))
+      g_printerr ("mask pipeline: could not start\n");
+    gst_object_unref (bus);
+    stop_masks (reader);
+    return FALSE;
+  }
   return TRUE;
 }
 
 static gboolean
 write_mask (Reader * reader, const GstClipsegMeta * meta, GstClockTime pts)
 {
+  GstVideoMeta *vmeta = gst_buffer_get_video_meta (meta->label_map);
+  GstBus *bus;
   GstBuffer *mask;
+  gboolean failed;
 
   if (!reader->mask_pipeline && !start_masks (reader, meta))
     return FALSE;
 
+  /* the label map follows the resolution property and the input's aspect
+   * ratio, both of which may change mid-stream; appsrc sends new caps in
+   * order with the buffers */
+  if (vmeta->width != reader->mask_width
+      || vmeta->height != reader->mask_height) {
+    GstCaps *caps = gst_caps_new_simple ("video/x-raw",
+        "format", G_TYPE_STRING, "GRAY8",
+        "width", G_TYPE_INT, vmeta->width, "height", G_TYPE_INT, vmeta->height,
+        "framerate", GST_TYPE_FRACTION, 0, 1, NULL);
+
+    g_object_set (reader->mask_src, "caps", caps, NULL);
+    gst_caps_unref (caps);
+    reader->mask_width = vmeta->width;
+    reader->mask_height = vmeta->height;
+  }
+
   mask = gst_buffer_copy (meta->label_map);
   GST_BUFFER_PTS (mask) = pts;
-  return gst_app_src_push_buffer (GST_APP_SRC (reader->mask_src),
-      mask) == GST_FLOW_OK;
+  /* appsrc queues without limit, so a failing writer shows only on its bus */
+  bus = gst_element_get_bus (reader->mask_pipeline);
+  failed = pop_error (bus, "mask pipeline");
+  gst_object_unref (bus);
+  if (failed) {
+    gst_buffer_unref (mask);
+    stop_masks (reader);
+    return FALSE;
+  }
+  if (gst_app_src_push_buffer (GST_APP_SRC (reader->mask_src),
+          mask) != GST_FLOW_OK) {
+    g_printerr ("mask pipeline: not accepting masks\n");
+    stop_masks (reader);
+    return FALSE;
+  }
+  return TRUE;
 }
 
-static void
+/* Writes the queued masks. Returns TRUE when the mask pipeline ended without
+ * an error. */
+static gboolean
 finish_masks (Reader * reader)
 {
   GstBus *bus;
   GstMessage *msg;
+  gboolean ok = TRUE;
 
   if (!reader->mask_pipeline)
-    return;
+    return TRUE;
 
   gst_app_src_end_of_stream (GST_APP_SRC (reader->mask_src));
   bus = gst_element_get_bus (reader->mask_pipeline);
   msg = gst_bus_timed_pop_filtered (bus, GST_CLOCK_TIME_NONE,
       GST_MESSAGE_EOS | GST_MESSAGE_ERROR);
+  if (GST_MESSAGE_TYPE (msg) == GST_MESSAGE_ERROR) {
+    print_error (msg, "mask pipeline");
+    ok = FALSE;
+  }
   gst_message_unref (msg);
   gst_object_unref (bus);
-  gst_element_set_state (reader->mask_pipeline, GST_STATE_NULL);
-  gst_object_unref (reader->mask_src);
-  gst_object_unref (reader->mask_pipeline);
+  stop_masks (reader);
+  return ok;
 }
 
 static gboolean
-read_samples (Reader * reader, GstAppSink * sink)
+read_samples (Reader * reader, GstAppSink * sink, GstBus * bus)
 {
   GstSample *sample;
+  GstBuffer *buffer;
+  GstClipsegMeta *meta;
 
-  while ((sample = gst_app_sink_pull_sample (sink))) {
-    GstBuffer *buffer = gst_sample_get_buffer (sample);
-    GstClipsegMeta *meta = gst_buffer_get_clipseg_meta (buffer);
+  while (TRUE) {
+    sample = gst_app_sink_try_pull_sample (sink, PULL_TIMEOUT);
+    /* errors first: an error just before EOS still fails the run */
+    if (pop_error (bus, "pipeline")) {
+      if (sample)
+        gst_sample_unref (sample);
+      return FALSE;
+    }
+    if (!sample) {
+      if (gst_app_sink_is_eos (sink))
+        return TRUE;
+      continue;
+    }
+
+    buffer = gst_sample_get_buffer (sample);
+    meta = gst_buffer_get_clipseg_meta (buffer);
 
     reader->last_us = g_get_monotonic_time ();
     if (reader->frames++ == 0)
@@ -154,7 +258,6 @@ read_samples (Reader * reader, GstAppSink * sink)
     }
     gst_sample_unref (sample);
   }
-  return TRUE;
 }
 
 /* Returns TRUE when the pipeline ended without an error. */
@@ -163,11 +266,13 @@ run (Reader * reader, const gchar * description)
 {
   GError *error = NULL;
   GstElement *pipeline, *sink;
-  GstMessage *msg;
   GstBus *bus;
-  gboolean ok;
+  gboolean ok, masks_ok;
 
-  pipeline = gst_parse_launch (description, &error);
+  /* without FATAL_ERRORS an unknown property or a missing element is only
+   * a warning and the half-built pipeline never runs */
+  pipeline = gst_parse_launch_full (description, NULL,
+      GST_PARSE_FLAG_FATAL_ERRORS, &error);
   if (!pipeline) {
     g_printerr ("pipeline: %s\n", error->message);
     g_error_free (error);
@@ -180,26 +285,24 @@ run (Reader * reader, const gchar * description)
     gst_object_unref (pipeline);
     return FALSE;
   }
-  gst_element_set_state (pipeline, GST_STATE_PLAYING);
-  ok = read_samples (reader, GST_APP_SINK (sink));
-
   bus = gst_element_get_bus (pipeline);
-  msg = gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR);
-  if (msg) {
-    gst_message_parse_error (msg, &error, NULL);
-    g_printerr ("error from %s: %s\n", GST_OBJECT_NAME (msg->src),
-        error->message);
-    g_error_free (error);
-    gst_message_unref (msg);
+  if (gst_element_set_state (pipeline,
+          GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) {
+    if (!pop_error (bus, "pipeline"))
+      g_printerr ("pipeline: could not start\n");
     ok = FALSE;
+  } else {
+    ok = read_samples (reader, GST_APP_SINK (sink), bus);
   }
+
   gst_object_unref (bus);
   gst_element_set_state (pipeline, GST_STATE_NULL);
   gst_object_unref (sink);
   gst_object_unref (pipeline);
-  finish_masks (reader);
+  /* the masks of the frames read before a failure are still written */
+  masks_ok = finish_masks (reader);
 
-  return ok;
+  return ok && masks_ok;
 }
 
 int
@@ -230,6 +333,13 @@ main (int argc, char **argv)
     return 2;
   }
   g_option_context_free (context);
+  /* before the pipeline, so that a bad directory does not wait for a model */
+  if (reader.masks_dir && g_mkdir_with_parents (reader.masks_dir, 0755) != 0) {
+    g_printerr ("cannot create the masks directory %s: %s\n",
+        reader.masks_dir, g_strerror (errno));
+    g_free (reader.masks_dir);
+    return 1;
+  }
 
   reader.last_source = GST_CLOCK_TIME_NONE;
   ok = run (&reader, argv[1]);

@@ -7,6 +7,10 @@ the shipped default model:
   - annotate.sh writes an MP4 with as many frames, of the same size, as the input;
   - export-masks.sh writes one label-map PNG per frame, at the inference size, with values
     below the number of labels, and labels.txt naming them (background first);
+  - export-masks.sh passes PROPERTY=VALUE arguments whose values hold spaces and quotes intact;
+  - clipseg-read-meta fails fast, naming the problem, when its pipeline cannot start (bad
+    property, missing model, missing file, no labels) or its masks cannot be written, and
+    writes each mask at its own size when the label map's size changes mid-stream;
   - the scripts' environment makes OpenMP threads sleep unless the user set a policy;
   - camera.sh without a display asks for --sink; with a device that does not exist it
     fails and names the device.
@@ -86,6 +90,67 @@ def test_export_masks():
             assert m.shape == (96, round(w * 96 / h)), (name, m.shape)
             assert m.max() < 4, (name, m.max())
     print("export-masks.sh: %d masks of %dx96 for %d frames" % (len(masks), round(w * 96 / h), n_in))
+
+
+def test_export_masks_quoted_properties():
+    clip = media("in1.mp4")
+    n_in, _ = mp4_frames(clip)
+    with tempfile.TemporaryDirectory() as tmp:
+        linked = os.path.join(tmp, 'in "1" \\ x.mp4')
+        os.symlink(clip, linked)
+        out = os.path.join(tmp, "out dir")
+        r = script("export-masks.sh", "--labels", "person, car", linked, out, "resolution=64",
+                   "colors=person=#ff0000, car=#00ff00", timeout=120)
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert "frames=%d with-meta=%d" % (n_in, n_in) in r.stdout, r.stdout[-500:]
+        assert "warning" not in r.stderr.lower(), r.stderr[-2000:]
+        r = script("export-masks.sh", linked, out, "not-a-property", timeout=120)
+        assert r.returncode == 2 and "not-a-property" in r.stderr, (r.returncode, r.stderr[-500:])
+
+
+def read_meta(*args, timeout=20):
+    env = dict(os.environ, GST_PLUGIN_PATH=os.path.join(BUILD_DIR, "gst"))
+    return subprocess.run([os.path.join(BUILD_DIR, "gst", "clipseg-read-meta")] + list(args),
+                          env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_read_meta_startup_errors():
+    """Each used to hang: the pipeline never ran, so the appsink never got EOS."""
+    for pipeline, message in (
+            ('videotestsrc num-buffers=5 ! clipseg labels="" ! appsink name=sink', "no labels"),
+            ("videotestsrc num-buffers=5 ! clipseg labels=a model=/nonexistent ! appsink name=sink",
+             "/nonexistent"),
+            ("filesrc location=/nonexistent.mp4 ! qtdemux ! h264parse ! avdec_h264 ! videoconvert"
+             " ! clipseg labels=a ! appsink name=sink", "/nonexistent.mp4"),
+            ("videotestsrc num-buffers=2 ! clipseg labels=a nosuchprop=1 ! appsink name=sink"
+             " sync=false", 'no property "nosuchprop"'),
+            ("videotestsrc num-buffers=2 ! nosuchelement ! appsink name=sink", "nosuchelement")):
+        r = read_meta("-q", pipeline)
+        assert r.returncode == 1 and message in r.stderr, (pipeline, r.returncode, r.stderr[-1000:])
+
+
+def test_read_meta_mask_errors():
+    source = "videotestsrc num-buffers=3 ! clipseg labels=a resolution=64 ! appsink name=sink sync=false"
+    r = read_meta("-q", "--masks", "/proc/clipseg-test/masks", source)
+    assert r.returncode == 1 and "/proc/clipseg-test/masks" in r.stderr, (r.returncode, r.stderr[-1000:])
+    with tempfile.TemporaryDirectory() as tmp:
+        # a directory where a mask file should go: the mask writer fails on that frame
+        os.mkdir(os.path.join(tmp, "mask-00001.png"))
+        r = read_meta("-q", "--masks", tmp, source)
+        assert r.returncode == 1 and "mask-00001.png" in r.stderr, (r.returncode, r.stderr[-1000:])
+
+
+def test_read_meta_mask_size_change():
+    """concat switches from 4:3 to 2:3 frames: the label map goes from 85x64 to 64x96."""
+    pipeline = ("concat name=c ! videoconvert ! clipseg labels=a resolution=64 ! appsink name=sink"
+                " sync=false")
+    for w in (320, 160):
+        pipeline += " videotestsrc num-buffers=2 ! video/x-raw,width=%d,height=240 ! c." % w
+    with tempfile.TemporaryDirectory() as tmp:
+        r = read_meta("-q", "--masks", tmp, pipeline, timeout=60)
+        assert r.returncode == 0, r.stderr[-2000:]
+        shapes = [mpimg.imread(os.path.join(tmp, "mask-%05d.png" % i)).shape for i in range(4)]
+    assert shapes == [(64, 85)] * 2 + [(96, 64)] * 2, shapes
 
 
 def test_camera_errors():
