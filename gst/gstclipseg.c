@@ -312,7 +312,7 @@ struct _GstClipseg
   gint short_side;              /* the pixels were set up for */
   ClipsegOverlay overlay_cache;
   guint32 palette[CLIPSEG_MAX_LABELS];
-  gboolean check_composition;
+  gint check_composition;       /* atomic: set from upstream events too */
   gboolean downstream_composition;
   guint64 frame_count;
   guint64 posted_id;            /* newest result announced on the bus */
@@ -600,7 +600,7 @@ gst_clipseg_set_info (GstVideoFilter * filter, GstCaps * incaps,
           resolution));
   clipseg_infer_reset (self->infer);
   clipseg_overlay_clear (&self->overlay_cache);
-  self->check_composition = TRUE;
+  g_atomic_int_set (&self->check_composition, TRUE);
   self->frame_count = 0;
 
   return TRUE;
@@ -737,12 +737,16 @@ gst_clipseg_sink_event (GstBaseTransform * trans, GstEvent * event)
 }
 
 /* QoS is ours, not GstBaseTransform's: a late frame skips its inference but
- * is never dropped. */
+ * is never dropped. A RECONFIGURE may mean downstream now draws compositions
+ * or no longer does, even with the same caps (an in-place filter gets no
+ * allocation query then), so ask again. */
 static gboolean
 gst_clipseg_src_event (GstBaseTransform * trans, GstEvent * event)
 {
   GstClipseg *self = GST_CLIPSEG (trans);
 
+  if (GST_EVENT_TYPE (event) == GST_EVENT_RECONFIGURE)
+    g_atomic_int_set (&self->check_composition, TRUE);
   if (GST_EVENT_TYPE (event) == GST_EVENT_QOS) {
     GstClockTimeDiff diff;
     GstClockTime timestamp;
@@ -1044,11 +1048,10 @@ gst_clipseg_draw (GstClipseg * self, GstVideoFrame * frame,
   GST_OBJECT_UNLOCK (self);
 
   if (mode == GST_CLIPSEG_OVERLAY_AUTO) {
-    if (self->check_composition) {
+    if (g_atomic_int_compare_and_exchange (&self->check_composition, TRUE,
+            FALSE))
       self->downstream_composition =
           gst_clipseg_downstream_takes_composition (self);
-      self->check_composition = FALSE;
-    }
     mode = self->downstream_composition ? GST_CLIPSEG_OVERLAY_COMPOSITION :
         GST_CLIPSEG_OVERLAY_BLEND;
   }

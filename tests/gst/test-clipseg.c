@@ -1204,6 +1204,27 @@ GST_START_TEST (test_overlay_auto_blends_for_plain_downstream)
   gst_buffer_unmap (out, &map);
   fail_unless (changed > 0);
   gst_buffer_unref (out);
+
+  gst_harness_teardown (h);
+
+  /* downstream that takes the overlay caps feature but not the meta, then
+   * takes it: a RECONFIGURE, same caps, and it is asked again */
+  h = harness_for (make_clipseg (NULL), NULL);
+  gst_util_set_object_arg (G_OBJECT (h->element), "overlay", "auto");
+  gst_harness_set_sink_caps_str (h,
+      "video/x-raw(meta:GstVideoOverlayComposition),format=RGBx,"
+      "width=64,height=48,framerate=30/1");
+  gst_harness_set_src_caps_str (h, RGBX_CAPS);
+  out = gst_harness_push_and_pull (h, make_frame (1, TRUE));
+  fail_unless (gst_buffer_get_video_overlay_composition_meta (out) == NULL);
+  gst_buffer_unref (out);
+  gst_harness_add_propose_allocation_meta (h,
+      GST_VIDEO_OVERLAY_COMPOSITION_META_API_TYPE, NULL);
+  fail_unless (gst_harness_push_upstream_event (h,
+          gst_event_new_reconfigure ()));
+  out = gst_harness_push_and_pull (h, make_frame (2, TRUE));
+  fail_unless (gst_buffer_get_video_overlay_composition_meta (out) != NULL);
+  gst_buffer_unref (out);
   gst_harness_teardown (h);
 }
 
