@@ -32,11 +32,23 @@
  * used from any number of threads at once (the model is reference counted so
  * several owners can share it). A state is used by one thread at a time; give
  * every thread its own. Functions taking a state set the calling thread's
- * OpenMP thread count to the state's n_threads.
+ * OpenMP thread count to the state's n_threads, and clipseg_queries_new sets
+ * it to its own @n_threads in the same way. They may be called from inside an
+ * OpenMP parallel region: when the region gives them fewer threads than asked
+ * for (nested parallelism off, OMP_DYNAMIC, a thread limit), the results are
+ * the same, only slower.
  *
  * Errors: functions that can fail take a GError ** and return NULL/FALSE with
  * the error set in CLIPSEG_ENGINE_ERROR; messages name the file, tensor, field
- * or value at fault. Nothing here exits, aborts or prints on bad input.
+ * or value at fault. @error may be NULL; the outcome is the same. Nothing here
+ * exits or aborts on bad input (only GLib's allocator aborts when memory runs
+ * out). NULL for a pointer argument not documented as optional is a
+ * programming error, not bad input: it is not reported through GError, and
+ * where it is checked the check is g_return_val_if_fail() (or
+ * g_return_if_fail()), which logs a critical and returns. Diagnostics go
+ * through clipseg_log_set's callback; the default one passes warnings and
+ * errors to g_log, which prints them unless the application installs its own
+ * GLib log handler.
  *
  * Ownership: every pointer returned by a _new or _load function belongs to the
  * caller and is released with the matching _free or _unref. Buffers passed in
@@ -142,7 +154,8 @@ struct clipseg_labels *clipseg_labels_parse_file_text (const char *text, GError 
 /* Inline list: classes separated by ',', synonyms by '|', surrounding spaces
  * trimmed ("person|man, car"). Empty names are an error naming the position. */
 struct clipseg_labels *clipseg_labels_parse_list (const char *text, GError **error);
-/* Adds a class at index 0 whose synonyms are @names (a background class). */
+/* Adds a class at index 0 whose synonyms are @names (a background class).
+ * @n_names must be positive and every name non-blank. */
 void clipseg_labels_prepend_class (struct clipseg_labels *labels, const char *const *names, int n_names);
 void clipseg_labels_free (struct clipseg_labels *labels);
 int clipseg_labels_n_classes (const struct clipseg_labels *labels);
@@ -195,9 +208,12 @@ gboolean clipseg_mode_from_name (const char *name, enum clipseg_mode *mode);
 
 struct clipseg_state;
 
+/* Most threads a state or clipseg_queries_new uses; more are capped to it. */
+#define CLIPSEG_MAX_THREADS 1024
+
 /* A state for one thread, holding a reference to @model. Scratch buffers are
  * sized on first use and reused while the input size stays the same.
- * @n_threads <= 0 means all cores. */
+ * @n_threads <= 0 means all cores; at most CLIPSEG_MAX_THREADS are used. */
 struct clipseg_state *clipseg_state_new (struct clipseg_model *model, int n_threads);
 void clipseg_state_free (struct clipseg_state *state);
 
@@ -214,7 +230,8 @@ struct clipseg_segment_params {
   int stride;         /* window step in pixels (ignored when crop is 0) */
   float logit_scale;  /* multiplies cosines before the softmax over queries */
   float prob_thd;     /* pixels whose best probability is below go to class 0 */
-  float area_thd;     /* foreground classes covering <= this share go to class 0; 0 = off */
+  float area_thd;     /* foreground classes covering <= this share get probability 0 (their
+                       * pixels go to the next most probable class); 0 = off */
 };
 
 /* SCLIP's defaults: sclip, crop 224, stride 112, logit_scale 40, no thresholds. */
@@ -226,7 +243,13 @@ struct clipseg_segment_params clipseg_segment_default_params (void);
  * to @out_height x @out_width, scaled, softmaxed over all queries and reduced
  * to classes by the max over synonyms. @probs (may be NULL): [C, out_h, out_w]
  * class probabilities after the area threshold. @labels (may be NULL):
- * [out_h, out_w] argmax class after both thresholds. */
+ * [out_h, out_w] argmax class after both thresholds. Fails with
+ * CLIPSEG_ENGINE_ERROR_INVALID when out_h·out_w exceeds INT_MAX, or when the
+ * attention scores of one window for all the state's threads (n_threads · 2 ·
+ * L² floats, L = patches per window + 1) would exceed
+ * CLIPSEG_MAX_ATTENTION_BYTES: a whole-image pass (crop 0) on a big image
+ * needs sliding windows or fewer threads. */
+#define CLIPSEG_MAX_ATTENTION_BYTES (G_GUINT64_CONSTANT (4) << 30)
 gboolean clipseg_state_segment (struct clipseg_state *state, const float *pixels, int height,
     int width, const struct clipseg_queries *queries, const struct clipseg_segment_params *params,
     int out_height, int out_width, float *probs, int32_t *labels, GError **error);

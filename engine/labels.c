@@ -101,9 +101,12 @@ clipseg_labels_parse_list (const char *text, GError **error)
 void
 clipseg_labels_prepend_class (struct clipseg_labels *labels, const char *const *names, int n_names)
 {
-  char **copy = g_new0 (char *, n_names + 1);
+  char **copy;
 
-  g_return_if_fail (n_names > 0);
+  g_return_if_fail (labels != NULL && names != NULL && n_names > 0);
+  for (int i = 0; i < n_names; i++)
+    g_return_if_fail (names[i] != NULL && !name_is_blank (names[i]));
+  copy = g_new0 (char *, n_names + 1);
   for (int i = 0; i < n_names; i++)
     copy[i] = g_strdup (names[i]);
   g_ptr_array_insert (labels->classes, 0, copy);

@@ -202,10 +202,13 @@ read_preprocessor (const char *dir, float mean[3], float std[3], GError **error)
 {
   char *path = g_build_filename (dir, "preprocessor_config.json", NULL);
   JsonParser *parser = json_parser_new_immutable ();
-  JsonObject *root = read_side_file (path, parser, error);
-  gboolean ok = !(error && *error) && read_rgb (root, "image_mean", FALSE, mean, path, error)
+  GError *json_error = NULL;
+  JsonObject *root = read_side_file (path, parser, &json_error);
+  gboolean ok = !json_error && read_rgb (root, "image_mean", FALSE, mean, path, error)
       && read_rgb (root, "image_std", TRUE, std, path, error);
 
+  if (json_error)
+    g_propagate_error (error, json_error);
   g_object_unref (parser);
   g_free (path);
   return ok;
@@ -220,9 +223,12 @@ read_open_clip_config (const char *file, struct clipseg_model *m, GError **error
   char *dir = g_path_get_dirname (file);
   char *path = g_build_filename (dir, "open_clip_config.json", NULL);
   JsonParser *parser = json_parser_new_immutable ();
-  JsonObject *root = read_side_file (path, parser, error), *model_cfg = NULL, *pre = NULL;
-  gboolean ok = !(error && *error);
+  GError *json_error = NULL;
+  JsonObject *root = read_side_file (path, parser, &json_error), *model_cfg = NULL, *pre = NULL;
+  gboolean ok = !json_error;
 
+  if (json_error)
+    g_propagate_error (error, json_error);
   if (root) {
     JsonNode *node = json_object_get_member (root, "model_cfg");
     JsonNode *quick = NULL;
@@ -331,6 +337,12 @@ clipseg_model_load (const char *path, struct clipseg_model_params params, GError
   struct clipseg_model *m;
 
   g_return_val_if_fail (path != NULL, NULL);
+  /* kernels.c dispatches on the activation and has no case for other values */
+  if ((unsigned) params.activation > CLIPSEG_ACTIVATION_GELU) {
+    engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "activation %d is not a valid activation",
+        (int) params.activation);
+    return NULL;
+  }
   m = g_new0 (struct clipseg_model, 1);
   g_atomic_ref_count_init (&m->ref_count);
   m->st = safetensors_new ();

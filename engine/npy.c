@@ -133,7 +133,7 @@ npy_read (const char *path, struct npy_array *out, GError **error)
         | ((gsize) (guint8) bytes[10] << 16) | ((gsize) (guint8) bytes[11] << 24);
     offset = 12;
   }
-  if (header_len > size - offset) {
+  if (size < offset || header_len > size - offset) {
     g_free (bytes);
     return fail (error, path, "truncated header");
   }

@@ -147,6 +147,33 @@ window_origin (const struct layout *lo, int index)
   return win;
 }
 
+/* Windows of @N patches one per-thread forward takes. */
+static int
+windows_per_forward (int N)
+{
+  return CLAMP (SEG_CHUNK_TOKENS / (N + 1), 1, SEG_MAX_CHUNK_WINDOWS);
+}
+
+/* Encodes windows first + begin .. first + end - 1 into their rows of
+ * @features, at most @piece (<= SEG_MAX_CHUNK_WINDOWS) windows per forward. */
+static void
+encode_range (struct clipseg_state *st, const float *pixels, const struct layout *lo,
+    const struct vision_plan *plan, struct vision_scratch *vs, int n_threads, int first,
+    int begin, int end, int piece, float *features)
+{
+  int N = lo->gh * lo->gw, E = st->model->w.embed_dim;
+  struct window windows[SEG_MAX_CHUNK_WINDOWS];
+
+  for (int b = begin; b < end; b += piece) {
+    int m = MIN (piece, end - b);
+
+    for (int i = 0; i < m; i++)
+      windows[i] = window_origin (lo, first + b + i);
+    vision_forward (&st->model->w, plan, vs, n_threads, pixels, lo->H, lo->W, windows, m,
+        features + (size_t) b * N * E);
+  }
+}
+
 /* Encodes windows first .. first + n - 1 into @features [n·N, E]. With at least
  * one window per thread, each thread runs its own share through the whole
  * tower with single-threaded BLAS: no synchronisation until the end, which
@@ -156,26 +183,21 @@ static void
 encode_windows (struct clipseg_state *st, const float *pixels, const struct layout *lo,
     const struct vision_plan *plan, int first, int n, float *features)
 {
-  int T = st->n_threads, N = lo->gh * lo->gw, E = st->model->w.embed_dim;
+  int T = st->n_threads;
 
   if (T > 1 && n >= T) {
 #pragma omp parallel num_threads(T)
     {
-      int t = omp_get_thread_num ();
-      int begin = n * t / T, end = n * (t + 1) / T;
-      struct window windows[SEG_MAX_CHUNK_WINDOWS];
+      /* The team can be smaller than asked for (inside another parallel
+       * region, OMP_DYNAMIC, a thread limit): split among the threads that
+       * actually run, whose numbers stay below T for the scratch. */
+      int t = omp_get_thread_num (), team = omp_get_num_threads ();
 
-      for (int i = begin; i < end; i++)
-        windows[i - begin] = window_origin (lo, first + i);
-      vision_forward (&st->model->w, plan, &st->scratch[t], 1, pixels, lo->H, lo->W, windows,
-          end - begin, features + (size_t) begin * N * E);
+      encode_range (st, pixels, lo, plan, &st->scratch[t], 1, first, n * t / team,
+          n * (t + 1) / team, windows_per_forward (lo->gh * lo->gw), features);
     }
   } else {
-    struct window windows[SEG_MAX_CHUNK_WINDOWS];
-
-    for (int i = 0; i < n; i++)
-      windows[i] = window_origin (lo, first + i);
-    vision_forward (&st->model->w, plan, &st->scratch[0], T, pixels, lo->H, lo->W, windows, n,
+    encode_range (st, pixels, lo, plan, &st->scratch[0], T, first, 0, n, SEG_MAX_CHUNK_WINDOWS,
         features);
   }
 }
@@ -188,8 +210,7 @@ accumulate_windows (struct clipseg_state *st, const float *pixels, const struct 
 {
   int E = st->model->w.embed_dim, Q = clipseg_queries_n_queries (queries);
   int N = lo->gh * lo->gw, n_windows = lo->rows * lo->cols;
-  int per_thread = CLAMP (SEG_CHUNK_TOKENS / (N + 1), 1, SEG_MAX_CHUNK_WINDOWS);
-  int per_round = MIN (per_thread * st->n_threads, n_windows);
+  int per_round = (int) MIN ((size_t) windows_per_forward (N) * st->n_threads, (size_t) n_windows);
   float *features = buffer_reserve (&st->features, (size_t) per_round * N * E);
   float *logits = buffer_reserve (&st->logits, (size_t) per_round * N * Q);
   struct vision_plan plan;
@@ -269,6 +290,8 @@ clipseg_probs_to_labels (float *probs, int n_classes, int n_pixels, float prob_t
 {
   int C = n_classes, n = n_pixels;
 
+  if (C < 1 || n < 1)
+    return;
   for (int pass = area_thd > 0.0f ? 0 : 1; pass < 2; pass++) {
 #pragma omp parallel for
     for (int i = 0; i < n; i++) {
@@ -282,10 +305,9 @@ clipseg_probs_to_labels (float *probs, int n_classes, int n_pixels, float prob_t
     }
     if (pass == 0) {
       /* foreground classes covering <= area_thd of the foreground are dropped */
-      int64_t *area = g_newa (int64_t, C);
+      int64_t *area = g_new0 (int64_t, C);
       int64_t total = 0;
 
-      memset (area, 0, C * sizeof *area);
       for (int i = 0; i < n; i++)
         area[labels[i]]++;
       for (int c = 1; c < C; c++)
@@ -293,6 +315,7 @@ clipseg_probs_to_labels (float *probs, int n_classes, int n_pixels, float prob_t
       for (int c = 1; c < C; c++)
         if (!((double) area[c] > (double) area_thd * (double) total))
           memset (probs + (size_t) c * n, 0, n * sizeof *probs);
+      g_free (area);
     }
   }
 }
@@ -303,6 +326,9 @@ check_segment_args (const struct clipseg_state *st, int H, int W,
     int out_w, GError **error)
 {
   int p = st->model->w.vision.patch;
+  int win_h = sp->crop ? MIN (sp->crop, H) : H, win_w = sp->crop ? MIN (sp->crop, W) : W;
+  size_t L;
+  double attention_bytes;
 
   if ((unsigned) sp->mode >= CLIPSEG_MODE_COUNT)
     return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "dense mode %d is not a valid mode", (int) sp->mode);
@@ -314,6 +340,18 @@ check_segment_args (const struct clipseg_state *st, int H, int W,
         sp->crop, sp->stride, p);
   if (out_h < 1 || out_w < 1)
     return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "output size %dx%d is empty", out_h, out_w);
+  /* pixels are counted in int from here to the label map */
+  if ((int64_t) out_h * out_w > G_MAXINT)
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "output size %dx%d has more than %d pixels", out_h, out_w, G_MAXINT);
+  /* the scores are the one scratch that grows with the square of the window:
+   * check them here rather than let malloc abort mid-frame (in double, as
+   * for big images the byte count overflows size_t) */
+  L = (size_t) (win_h / p) * (size_t) (win_w / p) + 1;
+  attention_bytes = (double) st->n_threads * 2 * (double) L * (double) L * sizeof (float);
+  if (attention_bytes > (double) CLIPSEG_MAX_ATTENTION_BYTES)
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "a %dx%d window has %zu tokens, whose attention scores on %d threads "
+        "would take %.0f bytes (at most %" G_GUINT64_FORMAT "): use sliding windows (a smaller crop) or fewer threads",
+        win_h, win_w, L, st->n_threads, attention_bytes, (guint64) CLIPSEG_MAX_ATTENTION_BYTES);
   if (!(sp->logit_scale > 0.0f) || !isfinite (sp->logit_scale))
     return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "logit scale %g must be a positive number", sp->logit_scale);
   if (!(sp->prob_thd >= 0.0f && sp->prob_thd <= 1.0f))

@@ -35,10 +35,17 @@ clipseg_mode_from_name (const char *name, enum clipseg_mode *mode)
 }
 
 int
-engine_use_threads (int n_threads)
+engine_resolve_threads (int n_threads)
 {
   if (n_threads <= 0)
     n_threads = omp_get_num_procs ();
+  return MIN (n_threads, CLIPSEG_MAX_THREADS);
+}
+
+int
+engine_use_threads (int n_threads)
+{
+  n_threads = engine_resolve_threads (n_threads);
   omp_set_num_threads (n_threads);
   return n_threads;
 }
@@ -77,7 +84,7 @@ clipseg_state_new (struct clipseg_model *model, int n_threads)
   struct clipseg_state *st = g_new0 (struct clipseg_state, 1);
 
   st->model = clipseg_model_ref (model);
-  st->n_threads = n_threads > 0 ? n_threads : omp_get_num_procs ();
+  st->n_threads = engine_resolve_threads (n_threads);
   st->scratch = g_new0 (struct vision_scratch, st->n_threads);
   return st;
 }

@@ -50,7 +50,7 @@ copy_set (const char *const *set, gsize n)
 static char **
 load_file (const char *path, GError **error)
 {
-  GError *io_error = NULL;
+  GError *io_error = NULL, *bad = NULL;
   char *text = NULL, **lines;
   GPtrArray *out;
 
@@ -69,18 +69,19 @@ load_file (const char *path, GError **error)
     if (line[0] == '\0')
       continue;
     if (!g_utf8_validate (line, -1, NULL) || !strstr (line, "{}")) {
-      g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_FORMAT,
+      g_set_error (&bad, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_FORMAT,
           "%s:%d: a template must be UTF-8 text containing '{}'", path, i + 1);
       break;
     }
     g_ptr_array_add (out, g_strdup (line));
   }
-  if (error && !*error && out->len == 0)
-    g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_FORMAT,
+  if (!bad && out->len == 0)
+    g_set_error (&bad, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_FORMAT,
         "%s: no templates in the file", path);
   g_strfreev (lines);
   g_free (text);
-  if ((error && *error) || out->len == 0) {
+  if (bad) {
+    g_propagate_error (error, bad);
     g_ptr_array_free (out, TRUE);
     return NULL;
   }

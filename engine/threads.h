@@ -2,8 +2,12 @@
 #ifndef THREADS_H
 #define THREADS_H
 
-/* Resolves @n_threads (<= 0: every core) and makes it the calling thread's
- * OpenMP team size, which the OpenMP build of OpenBLAS follows too. */
+/* @n_threads with <= 0 meaning every core, capped at CLIPSEG_MAX_THREADS. */
+int engine_resolve_threads (int n_threads);
+
+/* Resolves @n_threads as engine_resolve_threads() does and makes it the
+ * calling thread's OpenMP team size, which the OpenMP build of OpenBLAS
+ * follows too. */
 int engine_use_threads (int n_threads);
 
 #endif

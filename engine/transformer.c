@@ -65,13 +65,13 @@ head_causal (const struct head *h)
 static void
 head_csa (const struct head *h)
 {
-  int n = h->L * h->L;
+  size_t n = (size_t) h->L * h->L;
 
   matmul_nt (h->q, h->ld, h->q, h->ld, h->s1, h->L, h->L, h->L, h->d, 1.0f);
   softmax_rows (h->s1, h->L, h->L, h->L, h->scale, FALSE);
   matmul_nt (h->k, h->ld, h->k, h->ld, h->s2, h->L, h->L, h->L, h->d, 1.0f);
   softmax_rows (h->s2, h->L, h->L, h->L, h->scale, FALSE);
-  for (int i = 0; i < n; i++)
+  for (size_t i = 0; i < n; i++)
     h->s1[i] += h->s2[i];
   matmul_nn (h->s1, h->L, h->v, h->ld, h->out, h->ld_out, h->L, h->d, h->L, 0.0f);
 }
@@ -89,10 +89,10 @@ head_qq (const struct head *h)
 static void
 head_kk_biased (const struct head *h)
 {
-  int n = h->L * h->L;
+  size_t n = (size_t) h->L * h->L;
 
   matmul_nt (h->k, h->ld, h->k, h->ld, h->s1, h->L, h->L, h->L, h->d, h->scale);
-  for (int i = 0; i < n; i++)
+  for (size_t i = 0; i < n; i++)
     h->s1[i] += h->bias[i];
   softmax_rows (h->s1, h->L, h->L, h->L, 1.0f, FALSE);
   matmul_nn (h->s1, h->L, h->v, h->ld, h->out, h->ld_out, h->L, h->d, h->L, 0.0f);

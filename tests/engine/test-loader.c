@@ -2101,6 +2101,39 @@ test_preprocessor_config (void)
   expect_side_error (HF, f, "", "image_std", jparse ("[0.5, null, 0.5]"), NULL, "image_std");
 }
 
+/* The outcome must not depend on whether the caller asks for the error. */
+static void
+test_side_errors_without_gerror (void)
+{
+  struct breakage *b;
+  struct clipseg_model *m;
+
+  if (!have_bases ())
+    return;
+  b = breakage_new (HF, "preprocessor_config.json");
+  write_text (b->file, "{\"image_mean\": [");
+  m = clipseg_model_load (b->dir, clipseg_model_default_params (), NULL);
+  if (m) {
+    check_failed ("%s with a malformed preprocessor_config.json loaded without a GError", b->dir);
+    clipseg_model_unref (m);
+  }
+  breakage_free (b);
+
+  b = breakage_new (OPENCLIP, "open_clip_config.json");
+  write_text (b->file, "{\"model_cfg\": ");
+  {
+    char *p = path_in (b->dir, OPENCLIP_FILE);
+
+    m = clipseg_model_load (p, clipseg_model_default_params (), NULL);
+    if (m) {
+      check_failed ("%s with a malformed open_clip_config.json loaded without a GError", p);
+      clipseg_model_unref (m);
+    }
+    g_free (p);
+  }
+  breakage_free (b);
+}
+
 /* The side files' effect when well formed. */
 static void
 test_side_files_applied (void)
@@ -2164,6 +2197,36 @@ test_side_deep_nesting (void)
   run_in_subprocess (b->dir);
   g_free (text);
   breakage_free (b);
+}
+
+/* An activation outside the enum would reach the kernels' dispatch. */
+static void
+test_activation_param (void)
+{
+  const int bad[] = {CLIPSEG_ACTIVATION_GELU + 1, -1, 1000};
+  char *path;
+
+  if (!have_bases ())
+    return;
+  path = base_path (HF);
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++) {
+    struct clipseg_model_params params = clipseg_model_default_params ();
+    GError *error = NULL;
+    char *what = g_strdup_printf ("activation %d", bad[i]);
+    struct clipseg_model *m;
+
+    params.activation = (enum clipseg_activation) bad[i];
+    m = clipseg_model_load (path, params, &error);
+    if (m) {
+      check_failed ("%s: loaded with %s", path, what);
+      clipseg_model_unref (m);
+    } else {
+      check_error (what, error, INVALID, what, NULL);
+    }
+    g_clear_error (&error);
+    g_free (what);
+  }
+  g_free (path);
 }
 
 /* ---- labels and templates ---------------------------------------------------- */
@@ -2237,6 +2300,30 @@ test_labels_ok (void)
   clipseg_labels_free (l);
 }
 
+/* Bad arguments are criticals that leave the labels as they were (and, under
+ * ASan, allocate nothing that leaks). */
+static void
+test_labels_prepend_class_checks (void)
+{
+  struct clipseg_labels *l = clipseg_labels_parse_list ("sky", NULL);
+  const char *blank[] = {"background", " \t"}, *null_name[] = {NULL}, *ok[] = {"background"};
+
+  g_test_expect_message ("clipseg-engine", G_LOG_LEVEL_CRITICAL, "*n_names > 0*");
+  clipseg_labels_prepend_class (l, ok, 0);
+  g_test_expect_message ("clipseg-engine", G_LOG_LEVEL_CRITICAL, "*names != NULL*");
+  clipseg_labels_prepend_class (l, NULL, 1);
+  g_test_expect_message ("clipseg-engine", G_LOG_LEVEL_CRITICAL, "*name_is_blank*");
+  clipseg_labels_prepend_class (l, blank, 2);
+  g_test_expect_message ("clipseg-engine", G_LOG_LEVEL_CRITICAL, "*names[i] != NULL*");
+  clipseg_labels_prepend_class (l, null_name, 1);
+  g_test_assert_expected_messages ();
+  g_assert_cmpint (clipseg_labels_n_classes (l), ==, 1);
+  clipseg_labels_prepend_class (l, ok, 1);
+  g_assert_cmpint (clipseg_labels_n_classes (l), ==, 2);
+  g_assert_cmpstr (clipseg_labels_name (l, 0, 0), ==, "background");
+  clipseg_labels_free (l);
+}
+
 static void
 expect_templates_error (const char *path, int code, const char *what)
 {
@@ -2274,6 +2361,20 @@ test_templates_errors (void)
   expect_templates_error (dir, IO, "imagenet80");          /* a directory */
   expect_templates_error ("", IO, "imagenet80");
   expect_templates_error ("Imagenet80", IO, "imagenet80");
+
+  /* the outcome must not depend on whether the caller asks for the error */
+  write_text (file, "a photo of a {}.\na drawing\n");
+  t = clipseg_templates_load (file, NULL);
+  if (t) {
+    check_failed ("templates %s with a bad line loaded without a GError", file);
+    g_strfreev (t);
+  }
+  write_text (file, "\n");
+  t = clipseg_templates_load (file, NULL);
+  if (t) {
+    check_failed ("templates %s without templates loaded without a GError", file);
+    g_strfreev (t);
+  }
 
   /* good: one per line, blank lines skipped, CRLF endings trimmed */
   write_text (file, "a photo of a {}.\r\n\r\n{} in a video game.\n");
@@ -2421,6 +2522,43 @@ test_segment_args (void)
   expect_segment_error (32, 32, sp, 32, 32, "area threshold nan");
   expect_segment_error (32, 32, d, 0, 32, "output size 0x32");
   expect_segment_error (32, 32, d, 32, -1, "output size 32x-1");
+}
+
+/* Sizes whose counts overflow int or whose attention scratch cannot be had
+ * fail before anything is allocated. */
+static void
+test_segment_limits (void)
+{
+  struct clipseg_segment_params sp = clipseg_segment_default_params ();
+  struct clipseg_state *state;
+  float *pixels;
+  GError *error = NULL;
+  int H = 27 * PATCH;          /* 730 tokens: 1024 threads need 4.37e9 bytes of scores */
+
+  if (!have_model ())
+    return;
+  pixels = random_pixels (H, H, 3);
+  state = clipseg_state_new (shared_model, 1);
+  sp.crop = 16, sp.stride = 8;
+  if (clipseg_state_segment (state, pixels, 32, 32, shared_queries, &sp, 65536, 32768, NULL, NULL,
+          &error))
+    check_failed ("segment to 65536x32768 succeeded");
+  else
+    check_error ("segment to 65536x32768", error, INVALID, "65536x32768", NULL);
+  g_clear_error (&error);
+  clipseg_state_free (state);
+
+  /* more threads than the cap are capped, and the cap still sizes the scores */
+  state = clipseg_state_new (shared_model, CLIPSEG_MAX_THREADS * 4);
+  sp.crop = 0;
+  if (clipseg_state_segment (state, pixels, H, H, shared_queries, &sp, H, H, NULL, NULL, &error))
+    check_failed ("whole-image segment on %d threads succeeded", CLIPSEG_MAX_THREADS);
+  else
+    check_error ("whole-image segment", error, INVALID, "730 tokens", "1024 threads",
+        "sliding windows", NULL);
+  g_clear_error (&error);
+  clipseg_state_free (state);
+  g_free (pixels);
 }
 
 /* Valid extremes: sizes not a multiple of the patch (segment accepts them),
@@ -2631,14 +2769,18 @@ main (int argc, char **argv)
   ADD ("side/open-clip-config", test_open_clip_config);
   ADD ("side/preprocessor-config", test_preprocessor_config);
   ADD ("side/deep-nesting", test_side_deep_nesting);
+  ADD ("side/errors-without-gerror", test_side_errors_without_gerror);
+  ADD ("params/activation", test_activation_param);
 
   ADD ("labels/errors", test_labels_errors);
   ADD ("labels/empty-class", test_labels_empty_class);
   ADD ("labels/ok", test_labels_ok);
+  ADD ("labels/prepend-class-checks", test_labels_prepend_class_checks);
   ADD ("templates/errors", test_templates_errors);
 
   ADD ("state/dense-args", test_dense_args);
   ADD ("state/segment-args", test_segment_args);
+  ADD ("state/segment-limits", test_segment_limits);
   ADD ("state/segment-extremes", test_segment_extremes);
   ADD ("state/segment-huge-stride", test_segment_huge_stride);
   ADD ("state/segment-stride-beyond-crop", test_segment_stride_beyond_crop);

@@ -101,6 +101,26 @@ test_bad_files_name_the_file (void)
   expect_error ("neg.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (-2,), }\n", 8);
 }
 
+/* A version 2 header length takes 4 bytes after the 8 of magic and version:
+ * files ending inside it are truncated, not read past their end. */
+static void
+test_truncated_version2_length (void)
+{
+  for (gsize size = 8; size < 12; size++) {
+    char *path = g_build_filename (dir, "v2.npy", NULL);
+    struct npy_array a;
+    GError *error = NULL;
+
+    g_assert_true (g_file_set_contents (path, "\x93NUMPY\x02\x00\x10\x00\x00", size, NULL));
+    g_assert_false (npy_read (path, &a, &error));
+    g_assert_nonnull (error);
+    g_assert_nonnull (strstr (error->message, path));
+    g_assert_null (a.data);
+    g_error_free (error);
+    g_free (path);
+  }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -112,6 +132,7 @@ main (int argc, char **argv)
   g_test_add_func ("/npy/fortran-order-is-returned-in-c-order",
       test_fortran_order_is_returned_in_c_order);
   g_test_add_func ("/npy/bad-files-name-the-file", test_bad_files_name_the_file);
+  g_test_add_func ("/npy/truncated-version2-length", test_truncated_version2_length);
   status = g_test_run ();
   {
     GDir *d = g_dir_open (dir, 0, NULL);

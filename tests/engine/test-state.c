@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include <glib.h>
+#include <omp.h>
 
 #include "clipseg-engine.h"
 
@@ -212,6 +213,78 @@ test_size_change_matches_a_fresh_state (struct fixture *f, gconstpointer data)
   g_free (small), g_free (big_probs), g_free (reused), g_free (fresh);
 }
 
+static void
+assert_close (const float *a, const float *b, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    g_assert_cmpfloat_with_epsilon (a[i], b[i], 1e-5);
+}
+
+/* Inside a parallel region without nesting the state gets a team of one
+ * instead of its two threads; that one thread must still encode every window. */
+static void
+test_inside_a_parallel_region (struct fixture *f, gconstpointer data)
+{
+  size_t n = (size_t) f->C * f->H * f->W;
+  float *outside = g_new (float, n), *inside = g_new0 (float, n);
+  struct clipseg_state *st = clipseg_state_new (f->model, 2);
+  int max_levels = omp_get_max_active_levels ();
+
+  segment (f, st, f->pixels, f->H, f->W, outside, NULL);
+  omp_set_max_active_levels (1);
+#pragma omp parallel num_threads(2)
+  {
+    if (omp_get_thread_num () == 0) {
+      struct clipseg_state *inner = clipseg_state_new (f->model, 2);
+
+      segment (f, inner, f->pixels, f->H, f->W, inside, NULL);
+      clipseg_state_free (inner);
+    }
+  }
+  omp_set_max_active_levels (max_levels);
+  assert_close (inside, outside, n);
+  clipseg_state_free (st);
+  g_free (outside), g_free (inside);
+}
+
+/* More windows in one round than fit one forward's window list: 72 one-patch
+ * windows on 80 threads go through the shared-team path in pieces. */
+static void
+test_more_windows_than_one_forward (struct fixture *f, gconstpointer data)
+{
+  int H = 8 * 16, W = 9 * 16;
+  size_t n = (size_t) f->C * H * W;
+  float *pixels = random_pixels (3, 3 * H * W);
+  float *many = g_new (float, n), *one = g_new (float, n);
+  struct clipseg_state *st80 = clipseg_state_new (f->model, 80), *st1 = clipseg_state_new (f->model, 1);
+
+  f->sp.crop = 16, f->sp.stride = 16;
+  segment (f, st80, pixels, H, W, many, NULL);
+  segment (f, st1, pixels, H, W, one, NULL);
+  assert_close (many, one, n);
+  clipseg_state_free (st80);
+  clipseg_state_free (st1);
+  g_free (pixels), g_free (many), g_free (one);
+}
+
+/* Empty inputs touch no memory; a class count too large for a stack array
+ * still works. */
+static void
+test_probs_to_labels_extremes (void)
+{
+  int C = 1 << 21;
+  float *probs = g_new0 (float, C);
+  int32_t label = -1;
+
+  clipseg_probs_to_labels (NULL, 0, 5, 0.0f, 0.5f, NULL);
+  clipseg_probs_to_labels (NULL, 3, 0, 0.0f, 0.5f, NULL);
+  clipseg_probs_to_labels (NULL, -1, 5, 0.0f, 0.5f, NULL);
+  probs[C - 1] = 1.0f;
+  clipseg_probs_to_labels (probs, C, 1, 0.0f, 0.5f, &label);
+  g_assert_cmpint (label, ==, C - 1);
+  g_free (probs);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -222,5 +295,10 @@ main (int argc, char **argv)
       test_states_share_a_model_across_threads, fixture_teardown);
   g_test_add ("/state/size-change-matches-a-fresh-state", struct fixture, NULL, fixture_setup,
       test_size_change_matches_a_fresh_state, fixture_teardown);
+  g_test_add ("/state/inside-a-parallel-region", struct fixture, NULL, fixture_setup,
+      test_inside_a_parallel_region, fixture_teardown);
+  g_test_add ("/state/more-windows-than-one-forward", struct fixture, NULL, fixture_setup,
+      test_more_windows_than_one_forward, fixture_teardown);
+  g_test_add_func ("/state/probs-to-labels-extremes", test_probs_to_labels_extremes);
   return g_test_run ();
 }
