@@ -241,8 +241,9 @@ bf16_to_float_block (const guint8 *src, float *dst, size_t n)
 /* Blocks of 64k values: one per thread at a time, outside parallel regions. */
 #define CONVERT_BLOCK 65536
 
-void
-half_to_float_n (const guint8 *src, float *dst, size_t n)
+static void
+convert_blocks (const guint8 *src, float *dst, size_t n,
+    void (*block) (const guint8 *, float *, size_t))
 {
   gint64 n_blocks = (gint64) ((n + CONVERT_BLOCK - 1) / CONVERT_BLOCK);
 
@@ -250,19 +251,18 @@ half_to_float_n (const guint8 *src, float *dst, size_t n)
   for (gint64 b = 0; b < n_blocks; b++) {
     size_t first = (size_t) b * CONVERT_BLOCK;
 
-    half_to_float_block (src + 2 * first, dst + first, MIN (CONVERT_BLOCK, n - first));
+    block (src + 2 * first, dst + first, MIN (CONVERT_BLOCK, n - first));
   }
+}
+
+void
+half_to_float_n (const guint8 *src, float *dst, size_t n)
+{
+  convert_blocks (src, dst, n, half_to_float_block);
 }
 
 void
 bf16_to_float_n (const guint8 *src, float *dst, size_t n)
 {
-  gint64 n_blocks = (gint64) ((n + CONVERT_BLOCK - 1) / CONVERT_BLOCK);
-
-#pragma omp parallel for if (n_blocks > 1 && !omp_in_parallel ())
-  for (gint64 b = 0; b < n_blocks; b++) {
-    size_t first = (size_t) b * CONVERT_BLOCK;
-
-    bf16_to_float_block (src + 2 * first, dst + first, MIN (CONVERT_BLOCK, n - first));
-  }
+  convert_blocks (src, dst, n, bf16_to_float_block);
 }
