@@ -32,8 +32,10 @@
  * used from any number of threads at once (the model is reference counted so
  * several owners can share it). A state is used by one thread at a time; give
  * every thread its own. Functions taking a state set the calling thread's
- * OpenMP thread count to the state's n_threads, and clipseg_queries_new sets
- * it to its own @n_threads in the same way. They may be called from inside an
+ * OpenMP thread count to the state's n_threads (at most OMP_THREAD_LIMIT) and
+ * turn off its dynamic team sizes (OMP_DYNAMIC), which hang OpenBLAS's
+ * threaded GEMMs; clipseg_queries_new does the same with its own @n_threads.
+ * They may be called from inside an
  * OpenMP parallel region: when the region gives them fewer threads than asked
  * for (nested parallelism off, OMP_DYNAMIC, a thread limit), the results are
  * the same, only slower.

@@ -39,13 +39,17 @@ engine_resolve_threads (int n_threads)
 {
   if (n_threads <= 0)
     n_threads = omp_get_num_procs ();
-  return MIN (n_threads, CLIPSEG_MAX_THREADS);
+  /* OpenBLAS waits forever for threads its parallel region did not get */
+  return MIN (MIN (n_threads, CLIPSEG_MAX_THREADS), omp_get_thread_limit ());
 }
 
 int
 engine_use_threads (int n_threads)
 {
   n_threads = engine_resolve_threads (n_threads);
+  /* with OMP_DYNAMIC a team may be smaller than asked for, which hangs
+   * OpenBLAS (0.3.21) */
+  omp_set_dynamic (0);
   omp_set_num_threads (n_threads);
   return n_threads;
 }
