@@ -1,10 +1,26 @@
-"""Decoding an H.264 MP4 with GStreamer (Debian's python3-gi) for the pipeline tests."""
+"""What the pipeline tests share: where the scripts are, running one against a build, and
+decoding an H.264 MP4 with GStreamer (Debian's python3-gi)."""
+import os
+import subprocess
+
 import gi
 
 gi.require_version("Gst", "1.0")
 from gi.repository import Gst  # noqa: E402
 
 Gst.init(None)
+
+SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PIPELINES = os.path.join(SRC, "pipelines")
+
+
+def run_script(build_dir, name, *args, cwd=None, unset=(), timeout=600):
+    """Runs pipelines/@name with @args on the plugin of @build_dir, without the environment
+    variables in @unset; returns the CompletedProcess (text output captured)."""
+    env = {k: v for k, v in os.environ.items() if k not in unset}
+    env["CLIPSEG_BUILD_DIR"] = build_dir
+    return subprocess.run([os.path.join(PIPELINES, name)] + list(args), cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
 
 
 def mp4_frames(path):

@@ -19,9 +19,8 @@ import tempfile
 import matplotlib.image as mpimg
 import numpy as np
 
-from decode import mp4_frames
+from pipeline_tools import SRC, mp4_frames, run_script
 
-SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 WORLD = os.path.join(SRC, "engine", "world", "world.py")
 FRAMES = 8
 SEED = 1
@@ -42,10 +41,8 @@ def read_png(path):
 
 
 def run_demo(tmp, build_dir):
-    env = dict(os.environ, CLIPSEG_BUILD_DIR=build_dir)
     out = os.path.join(tmp, "demo.mp4")
-    r = subprocess.run([os.path.join(SRC, "pipelines", "demo.sh"), "--frames", str(FRAMES), out],
-                       cwd=tmp, env=env, capture_output=True, text=True, timeout=600)
+    r = run_script(build_dir, "demo.sh", "--frames", str(FRAMES), out, cwd=tmp)
     assert r.returncode == 0, r.stderr[-3000:]
     assert os.path.getsize(out) > 0
     return out, os.path.join(tmp, "demo.png")

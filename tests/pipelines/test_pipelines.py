@@ -26,10 +26,8 @@ import traceback
 import matplotlib.image as mpimg
 import numpy as np
 
-from decode import mp4_frames
+from pipeline_tools import PIPELINES, SRC, mp4_frames, run_script
 
-SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-PIPELINES = os.path.join(SRC, "pipelines")
 SHARED = os.environ.get("CLIPSEG_SHARED_DIR", os.path.join(SRC, "..", "shared"))
 LABELS = "person, car|truck, bicycle"
 
@@ -38,10 +36,8 @@ class Skip(Exception):
     pass
 
 
-def script(name, *args, timeout=600):
-    env = dict(os.environ, CLIPSEG_BUILD_DIR=BUILD_DIR)
-    return subprocess.run([os.path.join(PIPELINES, name)] + list(args), env=env,
-                          capture_output=True, text=True, timeout=timeout)
+def script(name, *args, **kwargs):
+    return run_script(BUILD_DIR, name, *args, **kwargs)
 
 
 def media(name):
@@ -155,9 +151,7 @@ def test_read_meta_mask_size_change():
 
 def test_camera_errors():
     device = "/dev/clipseg-test-no-such-camera"
-    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
-    r = subprocess.run([os.path.join(PIPELINES, "camera.sh"), "--device", device], env=env,
-                       capture_output=True, text=True, timeout=120)
+    r = script("camera.sh", "--device", device, unset=("DISPLAY", "WAYLAND_DISPLAY"), timeout=120)
     assert r.returncode == 2 and "no display" in r.stderr and "--sink" in r.stderr, r.stderr[-1000:]
     r = script("camera.sh", "--device", device, "--sink", "fakesink sync=false", timeout=120)
     assert r.returncode != 0, r.stdout[-500:]
