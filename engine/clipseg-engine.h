@@ -239,6 +239,13 @@ struct clipseg_segment_params {
 /* SCLIP's defaults: sclip, crop 224, stride 112, logit_scale 40, no thresholds. */
 struct clipseg_segment_params clipseg_segment_default_params (void);
 
+/* Whether @params suit @model whatever the image: a valid mode, a crop of 0 or
+ * at least the patch size with a stride between 1 and the crop, a positive
+ * logit scale, thresholds in range. clipseg_state_segment checks the same;
+ * callers taking settings from users can check them ahead. */
+gboolean clipseg_segment_params_check (const struct clipseg_model *model,
+    const struct clipseg_segment_params *params, GError **error);
+
 /* Segments one image of any size (sides >= the patch size). Windows of @crop
  * with @stride as SCLIP slides them, batched into the same matrix products;
  * per-window cosines upsampled bilinearly and averaged over overlaps, resized

@@ -320,6 +320,27 @@ clipseg_probs_to_labels (float *probs, int n_classes, int n_pixels, float prob_t
   }
 }
 
+gboolean
+clipseg_segment_params_check (const struct clipseg_model *model,
+    const struct clipseg_segment_params *sp, GError **error)
+{
+  int p = model->w.vision.patch;
+
+  if ((unsigned) sp->mode >= CLIPSEG_MODE_COUNT)
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "dense mode %d is not a valid mode", (int) sp->mode);
+  if (sp->crop != 0 && (sp->crop < p || sp->stride < 1 || sp->stride > sp->crop))
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "window %d / stride %d: the window must be 0 (whole image) or at least "
+        "the patch size %d, and the stride between 1 and the window, so windows cover every pixel",
+        sp->crop, sp->stride, p);
+  if (!(sp->logit_scale > 0.0f) || !isfinite (sp->logit_scale))
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "logit scale %g must be a positive number", sp->logit_scale);
+  if (!(sp->prob_thd >= 0.0f && sp->prob_thd <= 1.0f))
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "probability threshold %g is not in [0, 1]", sp->prob_thd);
+  if (!(sp->area_thd >= 0.0f && sp->area_thd < 1.0f))
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "area threshold %g is not in [0, 1)", sp->area_thd);
+  return TRUE;
+}
+
 static gboolean
 check_segment_args (const struct clipseg_state *st, int H, int W,
     const struct clipseg_queries *queries, const struct clipseg_segment_params *sp, int out_h,
@@ -330,14 +351,10 @@ check_segment_args (const struct clipseg_state *st, int H, int W,
   size_t L;
   double attention_bytes;
 
-  if ((unsigned) sp->mode >= CLIPSEG_MODE_COUNT)
-    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "dense mode %d is not a valid mode", (int) sp->mode);
+  if (!clipseg_segment_params_check (st->model, sp, error))
+    return FALSE;
   if (H < p || W < p)
     return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "image %dx%d (height x width) is smaller than one %d-pixel patch", H, W, p);
-  if (sp->crop != 0 && (sp->crop < p || sp->stride < 1 || sp->stride > sp->crop))
-    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "window %d / stride %d: the window must be 0 (whole image) or at least "
-        "the patch size %d, and the stride between 1 and the window, so windows cover every pixel",
-        sp->crop, sp->stride, p);
   if (out_h < 1 || out_w < 1)
     return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "output size %dx%d is empty", out_h, out_w);
   /* pixels are counted in int from here to the label map */
@@ -352,12 +369,6 @@ check_segment_args (const struct clipseg_state *st, int H, int W,
     return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "a %dx%d window has %zu tokens, whose attention scores on %d threads "
         "would take %.0f bytes (at most %" G_GUINT64_FORMAT "): use sliding windows (a smaller crop) or fewer threads",
         win_h, win_w, L, st->n_threads, attention_bytes, (guint64) CLIPSEG_MAX_ATTENTION_BYTES);
-  if (!(sp->logit_scale > 0.0f) || !isfinite (sp->logit_scale))
-    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "logit scale %g must be a positive number", sp->logit_scale);
-  if (!(sp->prob_thd >= 0.0f && sp->prob_thd <= 1.0f))
-    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "probability threshold %g is not in [0, 1]", sp->prob_thd);
-  if (!(sp->area_thd >= 0.0f && sp->area_thd < 1.0f))
-    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "area threshold %g is not in [0, 1)", sp->area_thd);
   if (clipseg_queries_embed_dim (queries) != st->model->w.embed_dim)
     return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "queries are %d-dimensional but the model embeds in %d dimensions",
         clipseg_queries_embed_dim (queries), st->model->w.embed_dim);

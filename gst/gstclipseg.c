@@ -859,28 +859,29 @@ gst_clipseg_snapshot (GstClipseg * self, GstClipsegSnapshot * s)
   GST_OBJECT_UNLOCK (self);
 }
 
-/* A window smaller than a patch or a stride beyond the window would leave
- * pixels uncovered; rather than stop a running pipeline over a property
- * change, say so once and segment with the default windows. */
+/* Settings the engine rejects (in practice a window below the patch size or a
+ * stride beyond the window; the property ranges exclude the rest) would stop
+ * a running pipeline over a property change: say so once and segment with
+ * the default windows. */
 static void
 gst_clipseg_check_windows (GstClipseg * self, GstClipsegSnapshot * s)
 {
   const struct clipseg_model_info *info = clipseg_model_get_info (self->model);
   struct clipseg_segment_params *p = &s->job.params;
+  GError *error = NULL;
 
-  if (p->crop == 0 || (p->crop >= info->patch_size && p->stride <= p->crop)) {
+  if (clipseg_segment_params_check (self->model, p, &error)) {
     self->warned_crop = self->warned_stride = -1;
     return;
   }
   if (p->crop != self->warned_crop || p->stride != self->warned_stride) {
     GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS,
         ("Invalid window %d / stride %d, using the model's defaults.",
-            p->crop, p->stride),
-        ("The window must be 0 or at least the %d-pixel patch, and the stride "
-            "at most the window.", info->patch_size));
+            p->crop, p->stride), ("%s", error->message));
     self->warned_crop = p->crop;
     self->warned_stride = p->stride;
   }
+  g_error_free (error);
   p->crop = info->image_size;
   p->stride = p->crop / 2;
 }

@@ -2526,6 +2526,41 @@ test_segment_args (void)
 
 /* Sizes whose counts overflow int or whose attention scratch cannot be had
  * fail before anything is allocated. */
+/* The image-independent checks, callable ahead of segmenting: the defaults
+ * pass, and each bad setting fails naming itself. */
+static void
+test_segment_params_check (void)
+{
+  struct clipseg_segment_params sp = clipseg_segment_default_params ();
+  GError *error = NULL;
+
+  if (!have_model ())
+    return;
+  if (!clipseg_segment_params_check (shared_model, &sp, &error))
+    check_failed ("defaults rejected: %s", error->message);
+  g_clear_error (&error);
+  sp.crop = PATCH - 1;
+  if (clipseg_segment_params_check (shared_model, &sp, &error))
+    check_failed ("a window below the patch size passed");
+  else
+    check_error ("small window", error, INVALID, "window", NULL);
+  g_clear_error (&error);
+  sp = clipseg_segment_default_params ();
+  sp.stride = sp.crop + 1;
+  if (clipseg_segment_params_check (shared_model, &sp, &error))
+    check_failed ("a stride beyond the window passed");
+  else
+    check_error ("long stride", error, INVALID, "stride", NULL);
+  g_clear_error (&error);
+  sp = clipseg_segment_default_params ();
+  sp.logit_scale = 0.0f;
+  if (clipseg_segment_params_check (shared_model, &sp, &error))
+    check_failed ("logit scale 0 passed");
+  else
+    check_error ("logit scale 0", error, INVALID, "logit scale", NULL);
+  g_clear_error (&error);
+}
+
 static void
 test_segment_limits (void)
 {
@@ -2780,6 +2815,7 @@ main (int argc, char **argv)
 
   ADD ("state/dense-args", test_dense_args);
   ADD ("state/segment-args", test_segment_args);
+  ADD ("state/segment-params-check", test_segment_params_check);
   ADD ("state/segment-limits", test_segment_limits);
   ADD ("state/segment-extremes", test_segment_extremes);
   ADD ("state/segment-huge-stride", test_segment_huge_stride);
