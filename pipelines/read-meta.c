@@ -71,6 +71,39 @@ pop_error (GstBus * bus, const gchar * pipeline)
   return TRUE;
 }
 
+/* Parses @description into a pipeline, or prints why not. Without
+ * FATAL_ERRORS an unknown property or a missing element is only a warning and
+ * the half-built pipeline never runs. */
+static GstElement *
+launch (const gchar * description, const gchar * name)
+{
+  GError *error = NULL;
+  GstElement *pipeline = gst_parse_launch_full (description, NULL,
+      GST_PARSE_FLAG_FATAL_ERRORS, &error);
+
+  if (!pipeline) {
+    g_printerr ("%s: %s\n", name, error->message);
+    g_error_free (error);
+  }
+  return pipeline;
+}
+
+/* Sets @pipeline PLAYING; returns FALSE, having printed why, if it fails. */
+static gboolean
+play (GstElement * pipeline, const gchar * name)
+{
+  GstBus *bus;
+
+  if (gst_element_set_state (pipeline,
+          GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE)
+    return TRUE;
+  bus = gst_element_get_bus (pipeline);
+  if (!pop_error (bus, name))
+    g_printerr ("%s: could not start\n", name);
+  gst_object_unref (bus);
+  return FALSE;
+}
+
 static void
 print_meta (const GstClipsegMeta * meta, GstClockTime pts)
 {
@@ -119,23 +152,13 @@ start_masks (Reader * reader, const GstClipsegMeta * meta)
 
   desc = g_strdup_printf ("appsrc name=src format=time ! pngenc ! "
       "multifilesink location=\"%s/mask-%%05d.png\"", reader->masks_dir);
-  reader->mask_pipeline = gst_parse_launch_full (desc, NULL,
-      GST_PARSE_FLAG_FATAL_ERRORS, &error);
+  reader->mask_pipeline = launch (desc, "mask pipeline");
   g_free (desc);
-  if (!reader->mask_pipeline) {
-    g_printerr ("mask pipeline: %s\n", error->message);
-    g_error_free (error);
+  if (!reader->mask_pipeline)
     return FALSE;
-  }
   reader->mask_src = gst_bin_get_by_name (GST_BIN (reader->mask_pipeline),
       "src");
-  if (gst_element_set_state (reader->mask_pipeline,
-          GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) {
-    GstBus *bus = gst_element_get_bus (reader->mask_pipeline);
-
-    if (!pop_error (bus, "mask pipeline"))
-      g_printerr ("mask pipeline: could not start\n");
-    gst_object_unref (bus);
+  if (!play (reader->mask_pipeline, "mask pipeline")) {
     stop_masks (reader);
     return FALSE;
   }
@@ -264,20 +287,13 @@ read_samples (Reader * reader, GstAppSink * sink, GstBus * bus)
 static gboolean
 run (Reader * reader, const gchar * description)
 {
-  GError *error = NULL;
   GstElement *pipeline, *sink;
   GstBus *bus;
   gboolean ok, masks_ok;
 
-  /* without FATAL_ERRORS an unknown property or a missing element is only
-   * a warning and the half-built pipeline never runs */
-  pipeline = gst_parse_launch_full (description, NULL,
-      GST_PARSE_FLAG_FATAL_ERRORS, &error);
-  if (!pipeline) {
-    g_printerr ("pipeline: %s\n", error->message);
-    g_error_free (error);
+  pipeline = launch (description, "pipeline");
+  if (!pipeline)
     return FALSE;
-  }
   sink = gst_bin_get_by_name (GST_BIN (pipeline), "sink");
   if (!sink || !GST_IS_APP_SINK (sink)) {
     g_printerr ("the pipeline needs an \"appsink name=sink\"\n");
@@ -286,15 +302,8 @@ run (Reader * reader, const gchar * description)
     return FALSE;
   }
   bus = gst_element_get_bus (pipeline);
-  if (gst_element_set_state (pipeline,
-          GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) {
-    if (!pop_error (bus, "pipeline"))
-      g_printerr ("pipeline: could not start\n");
-    ok = FALSE;
-  } else {
-    ok = read_samples (reader, GST_APP_SINK (sink), bus);
-  }
-
+  ok = play (pipeline, "pipeline")
+      && read_samples (reader, GST_APP_SINK (sink), bus);
   gst_object_unref (bus);
   gst_element_set_state (pipeline, GST_STATE_NULL);
   gst_object_unref (sink);
