@@ -2526,39 +2526,39 @@ test_segment_args (void)
 
 /* Sizes whose counts overflow int or whose attention scratch cannot be had
  * fail before anything is allocated. */
+/* @sp fails the image-independent checks with an error naming @names. */
+static void
+expect_params_rejected (const struct clipseg_segment_params *sp, const char *what,
+    const char *names)
+{
+  GError *error = NULL;
+
+  if (clipseg_segment_params_check (shared_model, sp, &error))
+    check_failed ("%s passed", what);
+  else
+    check_error (what, error, INVALID, names, NULL);
+  g_clear_error (&error);
+}
+
 /* The image-independent checks, callable ahead of segmenting: the defaults
  * pass, and each bad setting fails naming itself. */
 static void
 test_segment_params_check (void)
 {
-  struct clipseg_segment_params sp = clipseg_segment_default_params ();
+  struct clipseg_segment_params defaults = clipseg_segment_default_params (), sp;
   GError *error = NULL;
 
   if (!have_model ())
     return;
-  if (!clipseg_segment_params_check (shared_model, &sp, &error))
+  if (!clipseg_segment_params_check (shared_model, &defaults, &error))
     check_failed ("defaults rejected: %s", error->message);
   g_clear_error (&error);
-  sp.crop = PATCH - 1;
-  if (clipseg_segment_params_check (shared_model, &sp, &error))
-    check_failed ("a window below the patch size passed");
-  else
-    check_error ("small window", error, INVALID, "window", NULL);
-  g_clear_error (&error);
-  sp = clipseg_segment_default_params ();
-  sp.stride = sp.crop + 1;
-  if (clipseg_segment_params_check (shared_model, &sp, &error))
-    check_failed ("a stride beyond the window passed");
-  else
-    check_error ("long stride", error, INVALID, "stride", NULL);
-  g_clear_error (&error);
-  sp = clipseg_segment_default_params ();
-  sp.logit_scale = 0.0f;
-  if (clipseg_segment_params_check (shared_model, &sp, &error))
-    check_failed ("logit scale 0 passed");
-  else
-    check_error ("logit scale 0", error, INVALID, "logit scale", NULL);
-  g_clear_error (&error);
+  sp = defaults, sp.crop = PATCH - 1;
+  expect_params_rejected (&sp, "a window below the patch size", "window");
+  sp = defaults, sp.stride = sp.crop + 1;
+  expect_params_rejected (&sp, "a stride beyond the window", "stride");
+  sp = defaults, sp.logit_scale = 0.0f;
+  expect_params_rejected (&sp, "logit scale 0", "logit scale");
 }
 
 static void
