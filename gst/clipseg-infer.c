@@ -8,10 +8,13 @@
  *
  * One worker thread per element owns the engine state, the text queries and
  * the smoothing history, so none of them needs a lock. The streaming thread
- * hands it one frame at a time: it reserves the input planes (only while the
- * worker is idle), fills them, submits, and either waits (sync) or goes on
- * (latest). Results are immutable and reference counted, so every buffer
- * carries the newest one without copying.
+ * hands it one frame at a time: it reserves the input planes, fills them,
+ * submits, and either waits (sync) or goes on (latest). A submitted frame
+ * waits for the worker's turn (clipseg-turn.h) and for any label encoding;
+ * until it starts, the next frame may take its place, so what the worker
+ * infers is the newest frame at the moment it can run. Results are immutable
+ * and reference counted, so every buffer carries the newest one without
+ * copying.
  */
 
 #ifdef HAVE_CONFIG_H
@@ -19,22 +22,33 @@
 #endif
 
 #include "clipseg-infer.h"
+#include "clipseg-turn.h"
 
 #include <string.h>
 
 GST_DEBUG_CATEGORY_EXTERN (gst_clipseg_debug);
 #define GST_CAT_DEFAULT gst_clipseg_debug
 
+/* Who holds the input planes. */
+typedef enum
+{
+  SLOT_IDLE,                    /* nobody: free to reserve */
+  SLOT_FILLING,                 /* the streaming thread, until it submits */
+  SLOT_QUEUED,                  /* a job waits to start; a newer frame may replace it */
+  SLOT_RUNNING,                 /* the worker */
+} ClipsegSlot;
+
 struct _ClipsegInfer
 {
   GMutex lock;
   GCond cond;
   GThread *thread;
+  gint cancel;                  /* atomic: stop waiting for a turn */
 
   /* under lock */
   gboolean quit;
-  gboolean busy;                /* reserved or running */
-  gboolean job_ready;
+  ClipsegSlot slot;
+  gboolean encoding;            /* the worker encodes a label set */
   gboolean flushing;
   guint epoch;                  /* results of jobs from older epochs are dropped */
   ClipsegJob job;
@@ -361,31 +375,6 @@ clipseg_infer_run (ClipsegInfer * infer, const ClipsegJob * job, guint epoch,
   return clipseg_result_new (infer, job, elapsed);
 }
 
-/* Encodes the pending label set, if any; called and returns with the lock
- * held, released while encoding. */
-static gboolean
-clipseg_infer_prepare (ClipsegInfer * infer, GError ** error)
-{
-  struct clipseg_labels *labels = infer->pending_labels;
-  gchar **templates = infer->pending_templates;
-  gboolean has_background = infer->pending_background;
-  gboolean ret;
-
-  if (!labels)
-    return TRUE;
-
-  infer->pending_labels = NULL;
-  infer->pending_templates = NULL;
-  g_mutex_unlock (&infer->lock);
-  ret = clipseg_infer_update_queries (infer, labels, has_background, templates,
-      error);
-  clipseg_labels_free (labels);
-  g_strfreev (templates);
-  g_mutex_lock (&infer->lock);
-
-  return ret;
-}
-
 static void
 clipseg_infer_publish (ClipsegInfer * infer, ClipsegResult * result,
     guint epoch, GError * error)
@@ -414,6 +403,53 @@ clipseg_infer_publish (ClipsegInfer * infer, ClipsegResult * result,
   }
 }
 
+/* Encodes the pending label set; called and returns with the lock held,
+ * released while encoding. */
+static void
+clipseg_infer_encode (ClipsegInfer * infer)
+{
+  struct clipseg_labels *labels = g_steal_pointer (&infer->pending_labels);
+  gchar **templates = g_steal_pointer (&infer->pending_templates);
+  gboolean has_background = infer->pending_background;
+  GError *error = NULL;
+
+  infer->encoding = TRUE;
+  g_mutex_unlock (&infer->lock);
+  clipseg_infer_update_queries (infer, labels, has_background, templates,
+      &error);
+  clipseg_labels_free (labels);
+  g_strfreev (templates);
+  g_mutex_lock (&infer->lock);
+  infer->encoding = FALSE;
+  clipseg_infer_publish (infer, NULL, 0, error);
+}
+
+/* Runs the queued job, if it is still there; called and returns with the
+ * lock held, released while inferring. */
+static void
+clipseg_infer_run_queued (ClipsegInfer * infer)
+{
+  ClipsegResult *result;
+  GError *error = NULL;
+  ClipsegJob job;
+  guint epoch;
+
+  /* the streaming thread is replacing the frame: a conversion's wait */
+  while (infer->slot == SLOT_FILLING)
+    g_cond_wait (&infer->cond, &infer->lock);
+  if (infer->slot != SLOT_QUEUED)
+    return;
+
+  infer->slot = SLOT_RUNNING;
+  job = infer->job;
+  epoch = infer->job_epoch;
+  g_mutex_unlock (&infer->lock);
+  result = clipseg_infer_run (infer, &job, epoch, &error);
+  g_mutex_lock (&infer->lock);
+  clipseg_infer_publish (infer, result, epoch, error);
+  infer->slot = SLOT_IDLE;
+}
+
 static gpointer
 clipseg_infer_loop (gpointer data)
 {
@@ -421,27 +457,25 @@ clipseg_infer_loop (gpointer data)
 
   g_mutex_lock (&infer->lock);
   while (TRUE) {
-    ClipsegResult *result = NULL;
-    GError *error = NULL;
-    ClipsegJob job;
-    guint epoch;
+    gboolean turn;
 
-    while (!infer->job_ready && !infer->quit)
+    while (!infer->quit && !infer->pending_labels && infer->slot != SLOT_QUEUED)
       g_cond_wait (&infer->cond, &infer->lock);
     if (infer->quit)
       break;
 
-    job = infer->job;
-    epoch = infer->job_epoch;
-    if (clipseg_infer_prepare (infer, &error)) {
-      g_mutex_unlock (&infer->lock);
-      result = clipseg_infer_run (infer, &job, epoch, &error);
-      g_mutex_lock (&infer->lock);
-    }
-    clipseg_infer_publish (infer, result, epoch, error);
+    g_mutex_unlock (&infer->lock);
+    turn = clipseg_turn_acquire (&infer->cancel);
+    g_mutex_lock (&infer->lock);
+    if (!turn)
+      continue;
 
-    infer->job_ready = FALSE;
-    infer->busy = FALSE;
+    /* labels first: a queued frame needs the queries of its label set */
+    if (infer->pending_labels)
+      clipseg_infer_encode (infer);
+    else
+      clipseg_infer_run_queued (infer);
+    clipseg_turn_release ();
     g_cond_broadcast (&infer->cond);
   }
   g_mutex_unlock (&infer->lock);
@@ -472,8 +506,10 @@ clipseg_infer_free (ClipsegInfer * infer)
 {
   g_mutex_lock (&infer->lock);
   infer->quit = TRUE;
+  g_atomic_int_set (&infer->cancel, TRUE);
   g_cond_broadcast (&infer->cond);
   g_mutex_unlock (&infer->lock);
+  clipseg_turn_interrupt ();
   g_thread_join (infer->thread);
 
   g_clear_pointer (&infer->newest, clipseg_result_unref);
@@ -503,20 +539,8 @@ clipseg_infer_set_labels (ClipsegInfer * infer, struct clipseg_labels *labels,
   infer->pending_labels = labels;
   infer->pending_templates = templates;
   infer->pending_background = has_background;
+  g_cond_broadcast (&infer->cond);
   g_mutex_unlock (&infer->lock);
-}
-
-gboolean
-clipseg_infer_encode_labels (ClipsegInfer * infer, GError ** error)
-{
-  gboolean ret;
-
-  g_mutex_lock (&infer->lock);
-  g_return_val_if_fail (!infer->busy, FALSE);
-  ret = clipseg_infer_prepare (infer, error);
-  g_mutex_unlock (&infer->lock);
-
-  return ret;
 }
 
 gfloat *
@@ -525,13 +549,13 @@ clipseg_infer_reserve (ClipsegInfer * infer, gint width, gint height)
   gfloat *planes = NULL;
 
   g_mutex_lock (&infer->lock);
-  if (!infer->busy) {
+  if (infer->slot == SLOT_IDLE || infer->slot == SLOT_QUEUED) {
     if (width != infer->width || height != infer->height) {
       infer->planes = g_renew (gfloat, infer->planes, 3 * width * height);
       infer->width = width;
       infer->height = height;
     }
-    infer->busy = TRUE;
+    infer->slot = SLOT_FILLING;
     planes = infer->planes;
   }
   g_mutex_unlock (&infer->lock);
@@ -543,10 +567,10 @@ void
 clipseg_infer_submit (ClipsegInfer * infer, const ClipsegJob * job)
 {
   g_mutex_lock (&infer->lock);
-  g_assert (infer->busy && !infer->job_ready);
+  g_assert (infer->slot == SLOT_FILLING);
   infer->job = *job;
   infer->job_epoch = infer->epoch;
-  infer->job_ready = TRUE;
+  infer->slot = SLOT_QUEUED;
   g_cond_broadcast (&infer->cond);
   g_mutex_unlock (&infer->lock);
 }
@@ -557,7 +581,8 @@ clipseg_infer_wait (ClipsegInfer * infer)
   gboolean ret;
 
   g_mutex_lock (&infer->lock);
-  while (infer->busy && !infer->flushing)
+  while ((infer->slot != SLOT_IDLE || infer->encoding || infer->pending_labels)
+      && !infer->flushing)
     g_cond_wait (&infer->cond, &infer->lock);
   ret = !infer->flushing;
   g_mutex_unlock (&infer->lock);
@@ -590,12 +615,23 @@ clipseg_infer_has_result (ClipsegInfer * infer)
   return ret;
 }
 
+/* A new epoch: the newest result and a frame still queued belong to the
+ * old one. Called with the lock held. */
+static void
+clipseg_infer_forget (ClipsegInfer * infer)
+{
+  infer->epoch++;
+  g_clear_pointer (&infer->newest, clipseg_result_unref);
+  if (infer->slot == SLOT_QUEUED)
+    infer->slot = SLOT_IDLE;
+  g_cond_broadcast (&infer->cond);
+}
+
 void
 clipseg_infer_reset (ClipsegInfer * infer)
 {
   g_mutex_lock (&infer->lock);
-  infer->epoch++;
-  g_clear_pointer (&infer->newest, clipseg_result_unref);
+  clipseg_infer_forget (infer);
   g_mutex_unlock (&infer->lock);
 }
 
@@ -604,10 +640,8 @@ clipseg_infer_set_flushing (ClipsegInfer * infer, gboolean flushing)
 {
   g_mutex_lock (&infer->lock);
   infer->flushing = flushing;
-  if (flushing) {
-    infer->epoch++;
-    g_clear_pointer (&infer->newest, clipseg_result_unref);
-  }
+  if (flushing)
+    clipseg_infer_forget (infer);
   g_cond_broadcast (&infer->cond);
   g_mutex_unlock (&infer->lock);
 }

@@ -64,20 +64,21 @@ ClipsegInfer *clipseg_infer_new (struct clipseg_model *model, gint n_threads);
 void clipseg_infer_free (ClipsegInfer * infer);
 
 /* Replaces the label set (takes ownership of both). The worker encodes the
- * text queries before its next inference and restarts smoothing. */
+ * text queries in its next turn, before any further inference, and restarts
+ * smoothing; the newest result stays until one with the new labels replaces
+ * it. */
 void clipseg_infer_set_labels (ClipsegInfer * infer,
     struct clipseg_labels *labels, gboolean has_background, gchar ** templates);
 
-/* Encodes the pending label set on the calling thread, before the first
- * job (so that label errors surface when the element starts). */
-gboolean clipseg_infer_encode_labels (ClipsegInfer * infer, GError ** error);
-
-/* Returns the [3, height, width] input planes to fill when the worker is
- * idle (it stays reserved until clipseg_infer_submit), NULL when busy. */
+/* Returns the [3, height, width] input planes to fill unless the worker is
+ * running an inference (NULL then). The planes stay reserved until
+ * clipseg_infer_submit; a frame submitted earlier that has not started yet
+ * is replaced. */
 gfloat *clipseg_infer_reserve (ClipsegInfer * infer, gint width, gint height);
 void clipseg_infer_submit (ClipsegInfer * infer, const ClipsegJob * job);
 
-/* Blocks until the worker is idle; FALSE when flushing. */
+/* Blocks until the worker has nothing left to do (no frame, no labels to
+ * encode); FALSE when flushing. */
 gboolean clipseg_infer_wait (ClipsegInfer * infer);
 
 /* (transfer full) (nullable): the newest finished result. */

@@ -16,15 +16,28 @@
  * classes, with no training: a stock CLIP checkpoint runs with a dense last
  * block (SCLIP's correlative self-attention by default) and every patch is
  * compared with text embeddings of the labels. Inference runs on a worker
- * thread, on every #GstClipseg:inference-interval th frame; with
- * #GstClipseg:processing `latest` the streaming thread waits for it only on
- * the first frame after a start, flush or size change, so that every buffer
- * carries a result.
+ * thread, on every #GstClipseg:inference-interval th frame. With
+ * #GstClipseg:processing `sync` every such frame waits for its own result;
+ * with `latest` (the default for live sources) the streaming thread never
+ * waits: not for the model's text encoding of the labels, not for the first
+ * inference, not after a label, caps or size change. The worker takes the
+ * newest frame whenever it is free, and the video keeps its pace.
+ *
+ * The text queries are encoded on the worker too, when the element starts
+ * and when the labels change (seconds with a real CLIP and the 80 default
+ * templates). All clipseg elements of a process take turns on the engine, one
+ * inference or encoding at a time, in arrival order: each run uses every core
+ * it is given, so N streams share the cores instead of oversubscribing them,
+ * and each gets an equal share of the inferences.
  *
  * Every buffer carries the newest result as a #GstClipsegMeta (label map,
  * label names, per-label coverage and score, flagged as reused when it was
  * computed on an earlier frame) and one #GstVideoRegionOfInterestMeta per
- * label present (other than 0). Label 0 is "background": the
+ * label present (other than 0). In `latest` mode, buffers that pass before
+ * the first result (after a start, flush or caps change) carry no
+ * #GstClipsegMeta and no region of interest; after a label change the
+ * previous result, whose #GstClipsegMeta names its labels, is carried until
+ * the first one with the new labels. Label 0 is "background": the
  * #GstClipseg:background words when there are any, otherwise the pixels whose
  * best probability is below #GstClipseg:threshold. Labels 1..N follow the
  * order of #GstClipseg:labels.
@@ -499,10 +512,9 @@ gst_clipseg_start (GstBaseTransform * trans)
   self->reported_latency = 0;
   GST_OBJECT_UNLOCK (self);
 
-  /* the text queries are encoded now, so that even the first frame in
-   * latest mode waits only for the vision side */
-  if (!gst_clipseg_load_labels (self, &error)
-      || !clipseg_infer_encode_labels (self->infer, &error))
+  /* the worker starts encoding the text queries at once, off the streaming
+   * thread; what can be wrong with the labels shows in the parsing here */
+  if (!gst_clipseg_load_labels (self, &error))
     goto bad_labels;
 
   self->frame_count = 0;
@@ -554,17 +566,57 @@ gst_clipseg_change_state (GstElement * element, GstStateChange transition)
   return GST_ELEMENT_CLASS (parent_class)->change_state (element, transition);
 }
 
+/* Whether upstream is live, asked once if no LATENCY query told us yet. */
+static gint
+gst_clipseg_upstream_live (GstClipseg * self)
+{
+  GstQuery *query;
+  gboolean live;
+  gint ret;
+
+  GST_OBJECT_LOCK (self);
+  ret = self->live;
+  GST_OBJECT_UNLOCK (self);
+  if (ret >= 0)
+    return ret;
+
+  /* unanswered: treated as not live */
+  live = FALSE;
+  query = gst_query_new_latency ();
+  if (gst_pad_peer_query (GST_BASE_TRANSFORM_SINK_PAD (self), query))
+    gst_query_parse_latency (query, &live, NULL, NULL);
+  gst_query_unref (query);
+  GST_OBJECT_LOCK (self);
+  ret = self->live = live;
+  GST_OBJECT_UNLOCK (self);
+  GST_DEBUG_OBJECT (self, "upstream live: %d", ret);
+
+  return ret;
+}
+
+/* A live source with the default resolution and window gets one pass over
+ * the whole frame at the model's native size: a ViT-B/16 then refreshes the
+ * masks at 2-3 Hz on two cores instead of under 1 Hz in six windows at 1.5
+ * times the size (tests/bench/quality.md has what it costs). */
+static gboolean
+gst_clipseg_light_live (gint resolution, gint window, gint live)
+{
+  return live == 1 && resolution == DEFAULT_RESOLUTION
+      && window == DEFAULT_WINDOW;
+}
+
 /* The size the engine sees: SCLIP's keep-ratio resize to short side S. */
 static gint
-gst_clipseg_short_side (GstClipseg * self, gint resolution)
+gst_clipseg_short_side (GstClipseg * self, gint resolution, gboolean light)
 {
+  gint native = clipseg_model_get_info (self->model)->image_size;
+
   if (resolution > 0)
     return resolution;
   /* SCLIP runs 224-pixel CLIPs at 336: 1.5 times the native size. Small
    * models need more: the shipped 64-pixel one segments best from 128 up
    * (tests/bench/quality.md). */
-  return MAX (clipseg_model_get_info (self->model)->image_size * 3 / 2,
-      RESOLUTION_MIN_DEFAULT);
+  return MAX (light ? native : native * 3 / 2, RESOLUTION_MIN_DEFAULT);
 }
 
 static void
@@ -590,14 +642,15 @@ gst_clipseg_set_info (GstVideoFilter * filter, GstCaps * incaps,
     GstVideoInfo * in_info, GstCaps * outcaps, GstVideoInfo * out_info)
 {
   GstClipseg *self = GST_CLIPSEG (filter);
-  gint resolution;
+  gint live = gst_clipseg_upstream_live (self);
+  gint short_side;
 
   GST_OBJECT_LOCK (self);
-  resolution = self->resolution;
+  short_side = gst_clipseg_short_side (self, self->resolution,
+      gst_clipseg_light_live (self->resolution, self->window, live));
   GST_OBJECT_UNLOCK (self);
 
-  gst_clipseg_setup_pixels (self, in_info, gst_clipseg_short_side (self,
-          resolution));
+  gst_clipseg_setup_pixels (self, in_info, short_side);
   clipseg_infer_reset (self->infer);
   clipseg_overlay_clear (&self->overlay_cache);
   g_atomic_int_set (&self->check_composition, TRUE);
@@ -831,25 +884,27 @@ gst_clipseg_check_latency (GstClipseg * self)
 /* ---- per frame ---------------------------------------------------------- */
 
 static void
-gst_clipseg_snapshot (GstClipseg * self, GstClipsegSnapshot * s)
+gst_clipseg_snapshot (GstClipseg * self, GstClipsegSnapshot * s, gint live)
 {
   const struct clipseg_model_info *info = clipseg_model_get_info (self->model);
   struct clipseg_segment_params *p = &s->job.params;
+  gboolean light;
 
   GST_OBJECT_LOCK (self);
+  light = gst_clipseg_light_live (self->resolution, self->window, live);
   s->interval = self->interval;
   s->processing = self->processing;
   s->overlay = self->overlay;
   s->post_messages = self->post_messages;
   s->qos = self->qos;
   s->labels_dirty = self->labels_dirty;
-  s->short_side = gst_clipseg_short_side (self, self->resolution);
+  s->short_side = gst_clipseg_short_side (self, self->resolution, light);
   s->earliest = self->earliest;
   s->cookie = self->cookie;
 
   *p = clipseg_segment_default_params ();
   p->mode = (enum clipseg_mode) self->mode;
-  p->crop = self->window < 0 ? info->image_size : self->window;
+  p->crop = self->window >= 0 ? self->window : light ? 0 : info->image_size;
   p->stride = self->stride > 0 ? self->stride : MAX (1, p->crop / 2);
   p->logit_scale = self->logit_scale;
   p->prob_thd = self->threshold;
@@ -902,48 +957,13 @@ gst_clipseg_is_late (GstClipseg * self, GstBuffer * buffer,
   return GST_CLOCK_TIME_IS_VALID (running_time) && running_time <= s->earliest;
 }
 
-/* Whether upstream is live, asked once if no LATENCY query told us yet. */
-static gint
-gst_clipseg_upstream_live (GstClipseg * self)
-{
-  GstQuery *query;
-  gboolean live;
-  gint ret;
-
-  GST_OBJECT_LOCK (self);
-  ret = self->live;
-  GST_OBJECT_UNLOCK (self);
-  if (ret >= 0)
-    return ret;
-
-  /* unanswered: treated as not live */
-  live = FALSE;
-  query = gst_query_new_latency ();
-  if (gst_pad_peer_query (GST_BASE_TRANSFORM_SINK_PAD (self), query))
-    gst_query_parse_latency (query, &live, NULL, NULL);
-  gst_query_unref (query);
-  GST_OBJECT_LOCK (self);
-  ret = self->live = live;
-  GST_OBJECT_UNLOCK (self);
-  GST_DEBUG_OBJECT (self, "upstream live: %d", ret);
-
-  return ret;
-}
-
-/* Hands the frame to the worker. Returns FALSE when flushing. */
+/* Hands the frame to the worker and, when @sync, waits for its result.
+ * Returns FALSE when flushing. */
 static gboolean
 gst_clipseg_infer_frame (GstClipseg * self, GstVideoFrame * frame,
-    guint64 serial, GstClipsegSnapshot * s)
+    guint64 serial, GstClipsegSnapshot * s, gboolean sync)
 {
-  gboolean sync;
   gfloat *planes;
-
-  sync = gst_clipseg_resolves_sync (s->processing,
-      s->processing == GST_CLIPSEG_PROCESSING_AUTO ?
-      gst_clipseg_upstream_live (self) : -1);
-  /* Before its first result latest mode has nothing to carry: that one
-   * frame waits, so that every buffer has a result. */
-  sync = sync || !clipseg_infer_has_result (self->infer);
 
   planes = clipseg_infer_reserve (self->infer, self->pixels.out_width,
       self->pixels.out_height);
@@ -955,7 +975,7 @@ gst_clipseg_infer_frame (GstClipseg * self, GstVideoFrame * frame,
         self->pixels.out_height);
   }
   if (!planes) {
-    GST_LOG_OBJECT (self, "worker busy, frame %" G_GUINT64_FORMAT
+    GST_LOG_OBJECT (self, "worker running, frame %" G_GUINT64_FORMAT
         " not inferred", serial);
     return TRUE;
   }
@@ -1125,11 +1145,14 @@ gst_clipseg_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * frame)
 {
   GstClipseg *self = GST_CLIPSEG (filter);
   guint64 serial = self->frame_count++;
+  gint live = gst_clipseg_upstream_live (self);
   GstClipsegSnapshot s;
   ClipsegResult *result;
   GError *error = NULL;
+  gboolean sync;
 
-  gst_clipseg_snapshot (self, &s);
+  gst_clipseg_snapshot (self, &s, live);
+  sync = gst_clipseg_resolves_sync (s.processing, live);
   gst_clipseg_check_windows (self, &s);
   if (s.labels_dirty && !gst_clipseg_load_labels (self, &error)) {
     GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS,
@@ -1141,12 +1164,15 @@ gst_clipseg_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * frame)
     clipseg_infer_reset (self->infer);
   }
 
+  /* Only a frame that waits for its inference can make the video late:
+   * in latest mode lateness says nothing about the masks, and skipping
+   * would starve the worker. */
   if (serial % s.interval == 0) {
-    if (gst_clipseg_is_late (self, frame->buffer, &s)
+    if (sync && gst_clipseg_is_late (self, frame->buffer, &s)
         && clipseg_infer_has_result (self->infer))
       GST_DEBUG_OBJECT (self, "frame %" G_GUINT64_FORMAT " is late, "
           "inference skipped", serial);
-    else if (!gst_clipseg_infer_frame (self, frame, serial, &s))
+    else if (!gst_clipseg_infer_frame (self, frame, serial, &s, sync))
       return GST_FLOW_FLUSHING;
   }
 
@@ -1442,14 +1468,18 @@ gst_clipseg_install_model_properties (GObjectClass * gobject_class)
           "Short side, in pixels, that frames are resized to for inference "
           "(keeping the aspect ratio, long side at most 2048); the label map "
           "has this size too. 0: 1.5 times the model's native image size, at "
-          "least 128 (336 for 224-pixel CLIPs, as SCLIP). Default: 0.", 0, 4096,
-          DEFAULT_RESOLUTION, PLAYING_FLAGS));
+          "least 128 (336 for 224-pixel CLIPs, as SCLIP); for a live source "
+          "with window -1 too, the native size (at least 128) in one "
+          "whole-frame pass, several times faster (a ViT-B/16 refreshes masks "
+          "at 2-3 Hz on two cores) at some cost in accuracy (README). "
+          "Default: 0.", 0, 4096, DEFAULT_RESOLUTION, PLAYING_FLAGS));
   g_object_class_install_property (gobject_class, PROP_WINDOW,
       g_param_spec_int ("window", "Window",
           "Side in pixels of the sliding windows the resized frame is "
-          "segmented in. -1: the model's native image size; 0: one pass over "
-          "the whole frame. Default: -1.", -1, 4096, DEFAULT_WINDOW,
-          PLAYING_FLAGS));
+          "segmented in. -1: the model's native image size, or one pass over "
+          "the whole frame for a live source with resolution 0 (see "
+          "resolution); 0: one pass over the whole frame. Default: -1.", -1,
+          4096, DEFAULT_WINDOW, PLAYING_FLAGS));
   g_object_class_install_property (gobject_class, PROP_STRIDE,
       g_param_spec_int ("stride", "Stride",
           "Step in pixels between sliding windows. 0: half the window. "
@@ -1482,11 +1512,13 @@ gst_clipseg_install_processing_properties (GObjectClass * gobject_class)
           DEFAULT_INFERENCE_INTERVAL, PLAYING_FLAGS));
   g_object_class_install_property (gobject_class, PROP_PROCESSING,
       g_param_spec_enum ("processing", "Processing",
-          "Whether a frame chosen for inference waits for it (sync, adds the "
-          "inference time to the latency) or not (latest: frames chosen while "
-          "the worker is busy are skipped; only the first frame after a "
-          "start, flush or caps change waits, so that every buffer carries a "
-          "result). Default: auto (latest for live sources).",
+          "Whether a frame chosen for inference waits for it (sync: every "
+          "chosen frame carries its own result; adds the inference time to "
+          "the latency) or not (latest: no frame ever waits, and the worker "
+          "infers the newest chosen frame whenever it is free; frames before "
+          "the first result after a start, flush or caps change carry no "
+          "GstClipsegMeta; adds no latency; QoS never skips inferences). "
+          "Default: auto (latest for live sources, sync otherwise).",
           GST_TYPE_CLIPSEG_PROCESSING, DEFAULT_PROCESSING, PLAYING_FLAGS));
   g_object_class_install_property (gobject_class, PROP_SMOOTHING,
       g_param_spec_double ("smoothing", "Smoothing",

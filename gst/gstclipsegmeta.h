@@ -51,7 +51,10 @@ typedef struct _GstClipsegMeta GstClipsegMeta;
  *
  * The dense segmentation of one video frame, as attached by the clipseg
  * element. Everything is read-only; the buffers are shared between frames
- * that carry the same result.
+ * that carry the same result. With the element's `latest` processing (the
+ * default for live sources) the frames that pass before the first result
+ * after a start, flush or caps change carry no #GstClipsegMeta: check for
+ * %NULL from gst_buffer_get_clipseg_meta().
  */
 struct _GstClipsegMeta
 {
