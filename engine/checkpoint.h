@@ -4,13 +4,16 @@
  * one GEMM shape serves all of them; OpenAI's x @ proj matrices are transposed
  * once at load. Pointers refer either into the mapped safetensors files (F32,
  * 4-byte aligned) or into buffers the model owns (converted F16/BF16, transposed
- * projections); they are valid while the model lives.
+ * projections). The forward passes run the linears through their packed form
+ * (gemm.h), made by pack.c after binding; when the GEMM library keeps copies,
+ * the raw linear weight and bias pointers are NULL from then on.
  * Names in comments: OpenAI/OpenCLIP key, then the Hugging Face key.
  */
 #ifndef CHECKPOINT_H
 #define CHECKPOINT_H
 
 #include "clipseg-engine.h"
+#include "gemm.h"
 #include "safetensors.h"
 
 /* One pre-LN residual block: x += attn(ln_1(x)); x += mlp(ln_2(x)). */
@@ -22,6 +25,10 @@ struct clip_block {
   const float *ln2_w, *ln2_b;  /* [D]      resblocks.N.ln_2       | layers.N.layer_norm2 */
   const float *fc1_w, *fc1_b;  /* [M, D], [M]  mlp.c_fc               | mlp.fc1 */
   const float *fc2_w, *fc2_b;  /* [D, M], [D]  mlp.c_proj             | mlp.fc2 */
+  struct packed_linear *qkv;   /* q|k|v: [T, D] -> [T, 3D] */
+  struct packed_linear *out;   /* [T, D] -> [T, D] */
+  struct packed_linear *fc1;   /* [T, D] -> [T, M], activation fused */
+  struct packed_linear *fc2;   /* [T, M] -> [T, D] */
 };
 
 struct clip_tower {
@@ -42,6 +49,8 @@ struct clip_vision {
   const float *ln_pre_w, *ln_pre_b;    /* [D]  visual.ln_pre | pre_layrnorm */
   const float *ln_post_w, *ln_post_b;  /* [D]  visual.ln_post | post_layernorm */
   const float *proj_w;         /* [E, D]       visual.proj (transposed) | visual_projection.weight */
+  struct packed_linear *patch_embed;  /* patch_w as a linear [3·p·p] -> [D] */
+  struct packed_linear *proj;  /* [D] -> [E] */
 };
 
 struct clip_text {
@@ -52,6 +61,7 @@ struct clip_text {
   const float *pos_emb;        /* [ctx, D]     positional_embedding | embeddings.position_embedding.weight */
   const float *ln_final_w, *ln_final_b;  /* [D]  ln_final | final_layer_norm */
   const float *proj_w;         /* [E, D]       text_projection (transposed) | text_projection.weight */
+  struct packed_linear *proj;  /* [D] -> [E] */
 };
 
 struct clip_weights {
@@ -88,5 +98,12 @@ gboolean checkpoint_bind (struct clip_weights *w, const struct safetensors *st,
     const struct clip_hf_config *config, const char *source, GPtrArray *owned, GError **error);
 
 void checkpoint_free_blocks (struct clip_weights *w);
+
+/* Packs every linear of @w for @config (pack.c). When the packed linears keep
+ * their own copies, the buffers of @owned they were made from are freed and
+ * the raw pointers set to NULL. */
+gboolean checkpoint_pack_linears (struct clip_weights *w, const struct gemm_config *config,
+    GPtrArray *owned, GError **error);
+void checkpoint_free_linears (struct clip_weights *w);
 
 #endif

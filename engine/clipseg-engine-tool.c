@@ -18,6 +18,7 @@
 
 struct options {
   char *vocab;
+  char *precision;
   int threads;
   char *labels_file;
   char *templates;
@@ -40,6 +41,8 @@ static const GOptionEntry common_entries[] = {
   {"vocab", 0, 0, G_OPTION_ARG_FILENAME, &opt.vocab,
       "BPE vocabulary for a checkpoint file without one beside it (bpe_simple_vocab_16e6.txt[.gz] or a directory with vocab.json + merges.txt)", "PATH"},
   {"threads", 0, 0, G_OPTION_ARG_INT, &opt.threads, "Threads to use (default: all cores)", "N"},
+  {"precision", 0, 0, G_OPTION_ARG_STRING, &opt.precision,
+      "Linear layers in auto (default: bf16 where oneDNN and the CPU support it), fp32 or bf16", "P"},
   {NULL}
 };
 
@@ -93,6 +96,11 @@ load_model (const char *path, GError **error)
   struct clipseg_model_params params = clipseg_model_default_params ();
 
   params.vocab_path = opt.vocab;
+  if (opt.precision && !clipseg_precision_from_name (opt.precision, &params.precision)) {
+    g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_INVALID,
+        "--precision must be auto, fp32 or bf16, not '%s'", opt.precision);
+    return NULL;
+  }
   return clipseg_model_load (path, params, error);
 }
 
@@ -118,6 +126,8 @@ cmd_info (struct clipseg_model *model, int argc, char **argv)
       i->context_length, i->vocab_size, i->logit_scale, i->n_params);
   printf ("image_mean: %g %g %g\nimage_std: %g %g %g\n", i->image_mean[0], i->image_mean[1],
       i->image_mean[2], i->image_std[0], i->image_std[1], i->image_std[2]);
+  printf ("precision: %s\ngemm: %s\nisa: %s\n", clipseg_precision_name (i->precision),
+      i->gemm_library, i->gemm_isa);
   return 0;
 }
 

@@ -102,6 +102,23 @@ enum clipseg_activation {
   CLIPSEG_ACTIVATION_GELU,        /* exact erf GELU, OpenCLIP LAION configs */
 };
 
+/* Number format of the linear layers' weights and inputs. Layer norms,
+ * softmaxes, residuals, attention products and the final cosines are fp32
+ * whatever the choice. */
+enum clipseg_precision {
+  CLIPSEG_PRECISION_AUTO,  /* bf16 where oneDNN and the CPU's bf16 dot products
+                            * (AVX512-BF16) are present, else fp32 */
+  CLIPSEG_PRECISION_FP32,
+  CLIPSEG_PRECISION_BF16,  /* weights and each linear's input rounded to bf16,
+                            * products summed in fp32; falls back to fp32 with a
+                            * logged warning where it cannot run */
+};
+
+/* "auto", "fp32", "bf16"; NULL for an invalid value. */
+const char *clipseg_precision_name (enum clipseg_precision precision);
+/* Parses a precision name; returns FALSE (and leaves *precision) when unknown. */
+gboolean clipseg_precision_from_name (const char *name, enum clipseg_precision *precision);
+
 struct clipseg_model_params {
   /* BPE vocabulary for a checkpoint that carries none (OpenCLIP/OpenAI safetensors
    * file): bpe_simple_vocab_16e6.txt[.gz], or a directory holding vocab.json +
@@ -109,6 +126,10 @@ struct clipseg_model_params {
   const char *vocab_path;
   /* Overrides the activation the checkpoint implies (AUTO keeps it). */
   enum clipseg_activation activation;
+  /* AUTO by default. The environment variable CLIPSEG_DISABLE_BF16=1 makes
+   * AUTO and BF16 mean FP32 (as on a CPU without bf16), CLIPSEG_DISABLE_DNNL=1
+   * runs the linears with OpenBLAS in fp32 (as a build without oneDNN). */
+  enum clipseg_precision precision;
 };
 
 struct clipseg_model_params clipseg_model_default_params (void);
@@ -117,8 +138,10 @@ struct clipseg_model_params clipseg_model_default_params (void);
  * model.safetensors.index.json with its shards, vocab.json, merges.txt) or a
  * single safetensors file with OpenCLIP/OpenAI key names (hyperparameters
  * inferred from tensor shapes). F32 tensors are used in place from the mapped
- * file when aligned; F16/BF16 are converted to F32 once. Returns a model with
- * one reference, or NULL with @error set. */
+ * file when aligned; F16/BF16 are converted to F32 once. With oneDNN the
+ * linear weights are then packed once into its layout (bf16 or fp32) and the
+ * converted F32 copies freed. Returns a model with one reference, or NULL
+ * with @error set. */
 struct clipseg_model *clipseg_model_load (const char *path, struct clipseg_model_params params,
     GError **error);
 struct clipseg_model *clipseg_model_ref (struct clipseg_model *model);
@@ -138,6 +161,9 @@ struct clipseg_model_info {
   float logit_scale;          /* exp() of the checkpoint's logit_scale (100 for OpenAI) */
   float image_mean[3], image_std[3];  /* RGB, for pixels scaled to [0,1] */
   int64_t n_params;
+  enum clipseg_precision precision;   /* what the linears run in: FP32 or BF16 */
+  const char *gemm_library;   /* what runs them, with its version: "oneDNN 2.6.3", "OpenBLAS 0.3.21" */
+  const char *gemm_isa;       /* the instruction set it dispatches to, e.g. "avx512_core_bf16" */
 };
 
 /* Owned by the model; valid while the model lives. */

@@ -266,3 +266,25 @@ bf16_to_float_n (const guint8 *src, float *dst, size_t n)
 {
   convert_blocks (src, dst, n, bf16_to_float_block);
 }
+
+ROW_KERNEL static void
+float_to_bf16_row (const float *x, guint16 *dst, int n)
+{
+  for (int j = 0; j < n; j++) {
+    guint32 u;
+
+    memcpy (&u, &x[j], sizeof u);
+    /* adding 0x7fff plus the lowest kept bit rounds half to even; a NaN's
+     * payload could carry into the exponent, so it is kept quiet instead */
+    dst[j] = (u & 0x7fffffffu) > 0x7f800000u ? (guint16) ((u >> 16) | 0x40u)
+        : (guint16) ((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+  }
+}
+
+void
+float_to_bf16_rows (const float *x, int ldx, guint16 *dst, int M, int K)
+{
+#pragma omp parallel for if ((long) M * K >= PARALLEL_MIN_WORK && !omp_in_parallel ())
+  for (int i = 0; i < M; i++)
+    float_to_bf16_row (x + (size_t) i * ldx, dst + (size_t) i * K, K);
+}

@@ -46,4 +46,8 @@ float kernel_expf (float x);
 void half_to_float_n (const guint8 *src, float *dst, size_t n);
 void bf16_to_float_n (const guint8 *src, float *dst, size_t n);
 
+/* dst[M,K] (contiguous) = x[M,K] (row stride ldx) rounded to the nearest
+ * bfloat16, ties to even; NaN stays NaN. The input of a bf16 GEMM. */
+void float_to_bf16_rows (const float *x, int ldx, guint16 *dst, int M, int K);
+
 #endif

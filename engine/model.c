@@ -15,12 +15,35 @@ clipseg_model_default_params (void)
   struct clipseg_model_params params = {
     /*.vocab_path =*/ NULL,
     /*.activation =*/ CLIPSEG_ACTIVATION_AUTO,
+    /*.precision =*/ CLIPSEG_PRECISION_AUTO,
   };
   return params;
 }
 
-/* Shards named by model.safetensors.index.json's weight_map, each added once;
- * every tensor the index names must then be in the shard it names. */
+static const char *const precision_names[] = {
+  [CLIPSEG_PRECISION_AUTO] = "auto",
+  [CLIPSEG_PRECISION_FP32] = "fp32",
+  [CLIPSEG_PRECISION_BF16] = "bf16",
+};
+
+const char *
+clipseg_precision_name (enum clipseg_precision precision)
+{
+  return (unsigned) precision < G_N_ELEMENTS (precision_names) ? precision_names[precision] : NULL;
+}
+
+gboolean
+clipseg_precision_from_name (const char *name, enum clipseg_precision *precision)
+{
+  for (guint i = 0; i < G_N_ELEMENTS (precision_names); i++) {
+    if (name && strcmp (name, precision_names[i]) == 0) {
+      *precision = (enum clipseg_precision) i;
+      return TRUE;
+    }
+  }
+  return FALSE;
+}
+
 /* Shards named by model.safetensors.index.json's weight_map, each added once;
  * every tensor the index names must then come from the shard it names. */
 static gboolean
@@ -282,6 +305,9 @@ fill_info (struct clipseg_model *m)
   i->vocab_size = w->text.vocab;
   i->logit_scale = w->logit_scale;
   i->n_params = w->n_params;
+  i->precision = m->gemm.precision;
+  i->gemm_library = m->gemm.library;
+  i->gemm_isa = m->gemm.isa;
 }
 
 static gboolean
@@ -343,6 +369,11 @@ clipseg_model_load (const char *path, struct clipseg_model_params params, GError
         (int) params.activation);
     return NULL;
   }
+  if (!clipseg_precision_name (params.precision)) {
+    engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "precision %d is not a valid precision",
+        (int) params.precision);
+    return NULL;
+  }
   m = g_new0 (struct clipseg_model, 1);
   g_atomic_ref_count_init (&m->ref_count);
   m->st = safetensors_new ();
@@ -355,6 +386,12 @@ clipseg_model_load (const char *path, struct clipseg_model_params params, GError
   }
   if (params.activation != CLIPSEG_ACTIVATION_AUTO)
     m->w.activation = params.activation;
+  /* packed after the activation is final: it is fused into the MLP's first linear */
+  gemm_resolve (params.precision, &m->gemm);
+  if (!checkpoint_pack_linears (&m->w, &m->gemm, m->owned, error)) {
+    clipseg_model_unref (m);
+    return NULL;
+  }
   fill_info (m);
   return m;
 }
@@ -371,6 +408,7 @@ clipseg_model_unref (struct clipseg_model *model)
 {
   if (!model || !g_atomic_ref_count_dec (&model->ref_count))
     return;
+  checkpoint_free_linears (&model->w);
   checkpoint_free_blocks (&model->w);
   if (model->tokenizer)
     clipseg_tokenizer_free (model->tokenizer);

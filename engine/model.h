@@ -9,6 +9,7 @@ struct clipseg_model {
   gatomicrefcount ref_count;
   struct clipseg_model_info info;
   struct clip_weights w;
+  struct gemm_config gemm;     /* what runs the linears */
   struct clipseg_tokenizer *tokenizer;
   struct safetensors *st;      /* keeps the mapped files alive */
   GPtrArray *owned;            /* converted or transposed weight buffers */

@@ -89,14 +89,13 @@ encode_chunk (const struct clipseg_model *m, const struct prompt *prompts, int n
     }
   }
   for (int l = 0; l < t->tower.layers; l++)
-    transformer_block (&t->tower.blocks[l], &t->tower, m->w.ln_eps, m->w.activation,
-        &mixing_causal, x, n, L, &s);
+    transformer_block (&t->tower.blocks[l], &t->tower, m->w.ln_eps, &mixing_causal, x, n, L, &s);
   /* pool at the end token, then ln_final and the projection */
   for (int p = 0; p < n; p++)
     memcpy (pooled + (size_t) p * D, x + ((size_t) p * L + prompts[p].n_ids - 1) * D,
         D * sizeof (float));
   layer_norm (pooled, D, t->ln_final_w, t->ln_final_b, m->w.ln_eps, pooled, D, n, D);
-  linear (pooled, D, t->proj_w, NULL, out, E, n, E, D, 0.0f);
+  packed_linear_run (t->proj, pooled, D, out, E, n, FALSE);
   l2_normalize_rows (out, E, n, E);
   g_free (mem);
   g_free (pooled);

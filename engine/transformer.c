@@ -142,30 +142,22 @@ mix_tokens (const struct clip_tower *tw, const struct mixing *mix, int B, int L,
 
 void
 transformer_block (const struct clip_block *blk, const struct clip_tower *tw, float eps,
-    enum clipseg_activation act, const struct mixing *mix, float *x, int B, int L,
-    struct block_scratch *s)
+    const struct mixing *mix, float *x, int B, int L, struct block_scratch *s)
 {
   int T = B * L, D = tw->width, M = tw->mlp;
 
   /* attention input: y = ln_1(x) */
   layer_norm (x, D, blk->ln1_w, blk->ln1_b, eps, s->y, D, T, D);
-  /* q, k, v projections, each only where the mixing reads it */
-  if (mix->kind != ATTENTION_VALUE && mix->kind != ATTENTION_KK_BIASED)
-    linear (s->y, D, blk->q_w, blk->q_b, s->qkv, 3 * D, T, D, D, 0.0f);
-  if (mix->kind != ATTENTION_VALUE && mix->kind != ATTENTION_QQ)
-    linear (s->y, D, blk->k_w, blk->k_b, s->qkv + D, 3 * D, T, D, D, 0.0f);
-  linear (s->y, D, blk->v_w, blk->v_b, s->qkv + 2 * D, 3 * D, T, D, D, 0.0f);
+  /* q | k | v = y · [Wq; Wk; Wv]ᵀ + b, one GEMM (MaskCLIP's last block reads v alone) */
+  packed_linear_run (blk->qkv, s->y, D, s->qkv, 3 * D, T, FALSE);
   /* per-head token mixing */
   mix_tokens (tw, mix, B, L, s);
   /* x = out_proj(o) alone (ClearCLIP, NACLIP), or x += out_proj(o) */
-  if (!mix->residual_and_mlp) {
-    linear (s->o, D, blk->out_w, blk->out_b, x, D, T, D, D, 0.0f);
+  packed_linear_run (blk->out, s->o, D, x, D, T, mix->residual_and_mlp);
+  if (!mix->residual_and_mlp)
     return;
-  }
-  linear (s->o, D, blk->out_w, blk->out_b, x, D, T, D, D, 1.0f);
-  /* x += c_proj(act(c_fc(ln_2(x)))) */
+  /* x += c_proj(act(c_fc(ln_2(x)))), the activation fused into c_fc */
   layer_norm (x, D, blk->ln2_w, blk->ln2_b, eps, s->y, D, T, D);
-  linear (s->y, D, blk->fc1_w, blk->fc1_b, s->h, M, T, M, D, 0.0f);
-  activation (s->h, M, T, M, act);
-  linear (s->h, M, blk->fc2_w, blk->fc2_b, x, D, T, D, M, 1.0f);
+  packed_linear_run (blk->fc1, s->y, D, s->h, M, T, FALSE);
+  packed_linear_run (blk->fc2, s->h, M, x, D, T, TRUE);
 }

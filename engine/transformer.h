@@ -46,8 +46,8 @@ size_t block_scratch_size (int T, int L, int D, int M, int n_threads);
 void block_scratch_init (struct block_scratch *s, float *mem, int T, int L, int D, int M,
     int n_threads);
 
+/* The activation is the one fused into blk->fc1 when it was packed. */
 void transformer_block (const struct clip_block *blk, const struct clip_tower *tw, float eps,
-    enum clipseg_activation act, const struct mixing *mix, float *x, int B, int L,
-    struct block_scratch *s);
+    const struct mixing *mix, float *x, int B, int L, struct block_scratch *s);
 
 #endif

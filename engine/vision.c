@@ -199,7 +199,7 @@ vision_forward (const struct clip_weights *cw, const struct vision_plan *plan,
   block_scratch_init (&s, mem, T, L, D, v->tower.mlp, n_threads);
   /* patch embedding: a stride-p convolution as one GEMM */
   im2col (pixels, H, W, windows, B, p, gh, gw, n_threads, patches);
-  linear (patches, 3 * p * p, v->patch_w, NULL, s.y, D, B * N, D, 3 * p * p, 0.0f);
+  packed_linear_run (v->patch_embed, patches, 3 * p * p, s.y, D, B * N, FALSE);
   /* tokens = [class embedding; patches] + positions, then ln_pre */
   for (int b = 0; b < B; b++) {
     float *seq = x + (size_t) b * L * D;
@@ -212,12 +212,12 @@ vision_forward (const struct clip_weights *cw, const struct vision_plan *plan,
   layer_norm (x, D, v->ln_pre_w, v->ln_pre_b, cw->ln_eps, x, D, T, D);
   /* stock blocks, then the last one in the dense mode */
   for (int l = 0; l < v->tower.layers; l++)
-    transformer_block (&v->tower.blocks[l], &v->tower, cw->ln_eps, cw->activation,
+    transformer_block (&v->tower.blocks[l], &v->tower, cw->ln_eps,
         l == v->tower.layers - 1 ? &plan->last : &mixing_stock, x, B, L, &s);
   /* ln_post on every patch token (CLS dropped), projection, unit length */
   for (int b = 0; b < B; b++)
     layer_norm (x + ((size_t) b * L + 1) * D, D, v->ln_post_w, v->ln_post_b, cw->ln_eps,
         s.y + (size_t) b * N * D, D, N, D);
-  linear (s.y, D, v->proj_w, NULL, features, E, B * N, E, D, 0.0f);
+  packed_linear_run (v->proj, s.y, D, features, E, B * N, FALSE);
   l2_normalize_rows (features, E, B * N, E);
 }

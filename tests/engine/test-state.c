@@ -14,9 +14,11 @@
 #endif
 
 /* Allocations are counted while `counting` is set; glibc's own entry points do
- * the work. OpenBLAS's threaded GEMM mallocs its job table on every call and is
- * not ours to change, so calls from inside libopenblas are left out. (ASan
- * replaces malloc itself: skipped there.) */
+ * the work. OpenBLAS's threaded GEMM mallocs its job table on every call, and
+ * oneDNN its execution arguments (the engine's memory-object wrappers for
+ * them included): neither is ours to change, so calls from inside libopenblas
+ * and libdnnl are left out, and C++'s operator new, which only oneDNN uses
+ * here. (ASan replaces malloc itself: skipped there.) */
 #if !defined(__SANITIZE_ADDRESS__)
 #define COUNT_ALLOCATIONS 1
 #include <dlfcn.h>
@@ -36,7 +38,9 @@ note_allocation (void *caller)
 
   if (!g_atomic_int_get (&counting))
     return;
-  if (dladdr (caller, &info) && info.dli_fname && strstr (info.dli_fname, "libopenblas"))
+  if (dladdr (caller, &info) && info.dli_fname
+      && (strstr (info.dli_fname, "libopenblas") || strstr (info.dli_fname, "libdnnl")
+          || strstr (info.dli_fname, "libstdc++")))
     return;
   g_atomic_int_inc (&n_allocations);
 }

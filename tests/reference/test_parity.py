@@ -20,6 +20,12 @@ Stages and criteria:
   segment   [C,H,W] probabilities max abs diff <= 1e-4; int32 label maps identical
             except at pixels the reference shows to be ties within the measured
             probability error (counted and printed, never hidden)
+  All of the above run the tool with --precision fp32. The bf16 stages run it with
+  --precision bf16 (linears in bf16, fp32 where the CPU or build cannot) and check:
+  text-bf16    every query's cosine with the reference's >= 1 - BF16_COSINE_TOL
+  dense-bf16   every patch feature's cosine with the reference's >= 1 - BF16_COSINE_TOL
+  segment-bf16 probabilities max abs diff <= BF16_PROB_TOL, >= BF16_LABEL_AGREEMENT of
+               the label pixels equal
 Checkpoints: every layout x dtype x activation family, int64 position_ids, 2 and 3
 shards, unaligned safetensors data, a non-default geometry (patch 4, 24 px, context
 16, 3 vision layers), ViT-B/16 geometry with narrow towers (patch 16, 224 px, head
@@ -53,6 +59,13 @@ import clipref  # noqa: E402
 import make_checkpoint as mc  # noqa: E402
 
 TOL = 1e-4
+# bf16 keeps 8 significant bits: each linear's inputs and weights carry a relative
+# rounding error of up to 2^-9. On these random checkpoints that gave cosines of at
+# least 0.99998, probabilities within 0.015 and 98.9-99.2% equal labels (measured
+# 2026-12, oneDNN 2.6.3); the bounds leave a wide margin above that.
+BF16_COSINE_TOL = 1e-3
+BF16_PROB_TOL = 0.05
+BF16_LABEL_AGREEMENT = 0.95
 TOOL_TIMEOUT = 300
 
 
@@ -81,14 +94,15 @@ class Tool:
                 env[k] = v
         return env
 
-    def run(self, args, vocab=None, extra=None, vocab_first=False):
+    def run(self, args, vocab=None, extra=None, vocab_first=False, precision='fp32'):
         # COMMAND, the global options, then the command's arguments (or, with
-        # vocab_first, --vocab before the command)
+        # vocab_first, --vocab before the command); fp32 unless asked, so the
+        # 1e-4 checks never meet bf16 linears
         if vocab and vocab_first:
             cmd = [self.path, '--vocab', vocab, args[0]]
         else:
             cmd = [self.path, args[0]] + (['--vocab', vocab] if vocab else [])
-        cmd += list(extra or []) + list(args[1:])
+        cmd += ['--precision', precision] + list(extra or []) + list(args[1:])
         env = self.env()
         t0 = time.time()
         try:
@@ -468,6 +482,81 @@ def stage_segment(tool, ck, work, scenario, mode):
         notes, dt)
 
 
+def row_cosines(got, ref):
+    g = got.astype(np.float64)
+    return (g * ref).sum(1) / (np.linalg.norm(g, axis=1) * np.linalg.norm(ref, axis=1))
+
+
+def tool_precision(tool, ck):
+    out, _, _ = tool.run(['info', ck.path], ck.vocab_arg, extra_flags(tool, ck),
+                         vocab_first=ck.vocab_first, precision='bf16')
+    m = re.search(r'^precision: (\S+)$', out, re.M)
+    return m.group(1) if m else '?'
+
+
+def check_cosines(name, got, ref):
+    if not np.isfinite(got).all():
+        raise CaseFailure('%s: non-finite values in the tool output' % name)
+    cos = row_cosines(got, ref)
+    if cos.min() < 1 - BF16_COSINE_TOL:
+        raise CaseFailure('%s: cosine with the reference %.5f at row %d < %.3f; %d of %d rows '
+                          'under' % (name, cos.min(), int(cos.argmin()), 1 - BF16_COSINE_TOL,
+                                     int((cos < 1 - BF16_COSINE_TOL).sum()), cos.size))
+    return '%s cosine min %.5f mean %.5f' % (name, cos.min(), cos.mean())
+
+
+def stage_text_bf16(tool, ck, work):
+    lf = write(os.path.join(work, 'labels.txt'), LABELS_SYN)
+    tool.run(['text', ck.path, '--labels-file', lf, '--templates', 'single', '--out',
+              os.path.join(work, 'q.npy')], ck.vocab_arg, extra_flags(tool, ck),
+             vocab_first=ck.vocab_first, precision='bf16')
+    names, _ = clipref.parse_labels_file(LABELS_SYN)
+    ref = ck.queries(names, clipref.load_templates('single'))
+    got = load_npy(os.path.join(work, 'q.npy'), np.float32, ref.shape)
+    return '%s; tool ran %s' % (check_cosines('queries', got, ref), tool_precision(tool, ck))
+
+
+def stage_dense_bf16(tool, ck, work, mode, h, w, seed):
+    x = mc.make_image(h, w, seed)
+    xf, of = os.path.join(work, 'x.npy'), os.path.join(work, 'f.npy')
+    np.save(xf, x)
+    tool.run(['dense', ck.path, '--input', xf, '--mode', mode, '--out', of], ck.vocab_arg,
+             extra_flags(tool, ck), vocab_first=ck.vocab_first, precision='bf16')
+    ref = ck.model.encode_dense(x.astype(np.float64), mode)
+    got = load_npy(of, np.float32, ref.shape)
+    return '%s [%dx%d]; tool ran %s' % (check_cosines('features', got, ref), ref.shape[0],
+                                        ref.shape[1], tool_precision(tool, ck))
+
+
+def stage_segment_bf16(tool, ck, work, scenario, mode):
+    h, w, flags, labels, seed = SEG_SCENARIOS[scenario]
+    x = mc.make_image(h, w, seed)
+    xf, lf = os.path.join(work, 'x.npy'), write(os.path.join(work, 'labels.txt'), labels)
+    np.save(xf, x)
+    pf, lbf = os.path.join(work, 'p.npy'), os.path.join(work, 'l.npy')
+    p = dict(mode=mode, templates='single', crop=0, stride=0, logit_scale=40.0)
+    p.update(flags)
+    args = ['segment', ck.path, '--input', xf, '--labels-file', lf, '--out', pf, '--pred', lbf,
+            '--mode', mode, '--templates', 'single', '--crop', str(p['crop'])]
+    if p['crop']:
+        args += ['--stride', str(p['stride'])]
+    tool.run(args, ck.vocab_arg, extra_flags(tool, ck), vocab_first=ck.vocab_first,
+             precision='bf16')
+    names, idx = clipref.parse_labels_file(labels)
+    q = ck.queries(names, clipref.load_templates('single'))
+    rp, rl = ck.model.segment(x.astype(np.float64), q, idx, mode, p['crop'], p['stride'],
+                              p['logit_scale'], 0.0, 0.0)
+    gp = load_npy(pf, np.float32, rp.shape)
+    gl = load_npy(lbf, np.int32, (h, w))
+    worst = float(np.abs(gp - rp).max())
+    agree = float((gl == rl).mean())
+    info = 'probs max|diff| %.3f, labels %.1f%% equal' % (worst, 100 * agree)
+    if not np.isfinite(gp).all() or worst > BF16_PROB_TOL or agree < BF16_LABEL_AGREEMENT:
+        raise CaseFailure('%s (bounds %.2f, %.0f%%)' % (info, BF16_PROB_TOL,
+                                                         100 * BF16_LABEL_AGREEMENT))
+    return '%s; tool ran %s' % (info, tool_precision(tool, ck))
+
+
 # ---------------------------------------------------------------- the matrix
 
 def build_cases(tmp):
@@ -571,6 +660,16 @@ def build_cases(tmp):
             TOOL, c, WORK(), 'sclip336x448-c224s112', 'sclip'))
         add('%s/segment/whole224x320-c0/maskclip' % c.key, lambda c=c: stage_segment(
             TOOL, c, WORK(), 'whole224x320-c0', 'maskclip'))
+    # bf16 linears: every layout, F32, F16 and BF16 on disk, both activations
+    for c in big + [part[0], part[1], part[3]]:
+        add('%s/text-bf16/single' % c.key, lambda c=c: stage_text_bf16(TOOL, c, WORK()))
+        for mode in ('vanilla', 'sclip', 'maskclip'):
+            h, w = (224, 224) if c in big else (40, 56)
+            add('%s/dense-bf16/%s/%dx%d' % (c.key, mode, h, w),
+                lambda c=c, m=mode, h=h, w=w: stage_dense_bf16(TOOL, c, WORK(), m, h, w, 60))
+        sc = 'sclip336x448-c224s112' if c in big else 'win48x80-c32s16'
+        add('%s/segment-bf16/%s/sclip' % (c.key, sc),
+            lambda c=c, s=sc: stage_segment_bf16(TOOL, c, WORK(), s, 'sclip'))
     return cases
 
 
