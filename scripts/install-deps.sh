@@ -10,6 +10,8 @@ packages=(
   libglib2.0-dev libjson-glib-dev zlib1g-dev
   # BLAS: the OpenMP variant, so engine threads and BLAS threads share one pool
   libopenblas-openmp-dev libopenblas0-openmp
+  # oneDNN: the linears packed once, fp32 and bf16 (optional at build time, found by meson)
+  libdnnl-dev
   # GStreamer element, ORC kernels, element tests
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev liborc-0.4-dev liborc-0.4-dev-bin
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
