@@ -3,8 +3,11 @@
  *
  *   case=<name> median_ms=<m> min_ms=<m> max_ms=<m> runs=<n> gflop=<work> gflops=<rate>
  *
- * tests/bench/run-bench.py runs it beside the PyTorch baseline and prints the
- * comparison. Usage: bench-engine MODEL [--threads N] [--runs N] [--cases a,b]
+ * after a line "# linears: <precision> <library> <isa>" saying what runs the
+ * linears. tests/bench/run-bench.py runs it beside the PyTorch baseline and
+ * prints the comparison. Usage:
+ *   bench-engine MODEL [--threads N] [--runs N] [--cases a,b] [--precision auto|fp32|bf16]
+ * CLIPSEG_DISABLE_DNNL=1 in the environment times the OpenBLAS linears.
  */
 #include <math.h>
 #include <stdio.h>
@@ -18,6 +21,7 @@
 static int n_threads = 2;
 static int n_runs = 7;
 static char *cases_opt = NULL;
+static char *precision_opt = NULL;
 
 static int
 compare_double (const void *a, const void *b)
@@ -160,23 +164,31 @@ main (int argc, char **argv)
     {"threads", 0, 0, G_OPTION_ARG_INT, &n_threads, "Threads (default 2)", "N"},
     {"runs", 0, 0, G_OPTION_ARG_INT, &n_runs, "Timed runs per case (default 7)", "N"},
     {"cases", 0, 0, G_OPTION_ARG_STRING, &cases_opt, "Comma-separated cases to run", "LIST"},
+    {"precision", 0, 0, G_OPTION_ARG_STRING, &precision_opt, "Linears in auto (default), fp32 or bf16", "P"},
     {NULL}
   };
+  struct clipseg_model_params params = clipseg_model_default_params ();
+  const struct clipseg_model_info *info;
   GOptionContext *ctx = g_option_context_new ("MODEL");
   GError *error = NULL;
   struct clipseg_model *model;
   struct clipseg_state *st;
 
   g_option_context_add_main_entries (ctx, entries, NULL);
-  if (!g_option_context_parse (ctx, &argc, &argv, &error) || argc != 2 || n_runs < 1) {
-    fprintf (stderr, "usage: bench-engine MODEL [--threads N] [--runs N] [--cases a,b]\n");
+  if (!g_option_context_parse (ctx, &argc, &argv, &error) || argc != 2 || n_runs < 1
+      || (precision_opt && !clipseg_precision_from_name (precision_opt, &params.precision))) {
+    fprintf (stderr, "usage: bench-engine MODEL [--threads N] [--runs N] [--cases a,b] "
+        "[--precision auto|fp32|bf16]\n");
     return 2;
   }
   g_option_context_free (ctx);
-  if (!(model = clipseg_model_load (argv[1], clipseg_model_default_params (), &error))) {
+  if (!(model = clipseg_model_load (argv[1], params, &error))) {
     fprintf (stderr, "bench-engine: %s\n", error->message);
     return 1;
   }
+  info = clipseg_model_get_info (model);
+  printf ("# linears: %s %s %s\n", clipseg_precision_name (info->precision), info->gemm_library,
+      info->gemm_isa);
   st = clipseg_state_new (model, n_threads);
   if (wanted ("sgemm2048"))
     bench_sgemm ();
