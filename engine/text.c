@@ -1,4 +1,5 @@
 /* text.c — the text tower and class queries built from label names and templates. */
+#include <limits.h>
 #include <string.h>
 
 #include <omp.h>
@@ -12,16 +13,22 @@
 /* Token rows per forward: bounds scratch to a few tens of MB at ViT-L width. */
 #define TEXT_CHUNK_TOKENS 4096
 
-struct clipseg_queries {
-  int n_queries, n_classes, embed_dim;
-  float *embeddings;           /* [Q, E] */
-  int *class_index;            /* [Q] */
-};
-
 struct prompt {
   int query;                   /* which query it belongs to */
   int n_ids;                   /* up to and including the first end token */
   int32_t *ids;
+};
+
+struct clipseg_queries {
+  int n_queries, n_classes, embed_dim;
+  float *embeddings;           /* [Q, E] */
+  int *class_index;            /* [Q] */
+
+  /* encoding, template by template */
+  struct clipseg_model *model;
+  int n_templates, templates_done;
+  struct prompt *prompts;      /* [n_templates, Q]: template-major */
+  float *sums;                 /* [Q, E] unit embeddings summed over templates done */
 };
 
 static char *
@@ -157,13 +164,11 @@ encode_prompts (const struct clipseg_model *m, struct prompt *prompts, int n, in
 }
 
 struct clipseg_queries *
-clipseg_queries_new (struct clipseg_model *model, const struct clipseg_labels *labels,
-    const char *const *templates, int n_threads, GError **error)
+clipseg_queries_new_deferred (struct clipseg_model *model, const struct clipseg_labels *labels,
+    const char *const *templates, GError **error)
 {
   int n_classes = clipseg_labels_n_classes (labels), n_templates, Q = 0, E = model->w.embed_dim;
   struct clipseg_queries *q;
-  struct prompt *prompts;
-  int n = 0;
 
   g_return_val_if_fail (templates != NULL, NULL);
   n_templates = (int) g_strv_length ((char **) templates);
@@ -178,32 +183,66 @@ clipseg_queries_new (struct clipseg_model *model, const struct clipseg_labels *l
     return NULL;
   }
 
-  n_threads = engine_use_threads (n_threads);
   q = g_new0 (struct clipseg_queries, 1);
   q->n_queries = Q;
   q->n_classes = n_classes;
   q->embed_dim = E;
   q->embeddings = g_new0 (float, (size_t) Q * E);
+  q->sums = g_new0 (float, (size_t) Q * E);
   q->class_index = g_new (int, Q);
-  prompts = g_new (struct prompt, (size_t) Q * n_templates);
+  q->model = model;
+  q->n_templates = n_templates;
+  q->prompts = g_new (struct prompt, (size_t) Q * n_templates);
   for (int c = 0, query = 0; c < n_classes; c++) {
     for (int s = 0; s < clipseg_labels_n_names (labels, c); s++, query++) {
       q->class_index[query] = c;
-      for (int k = 0; k < n_templates; k++, n++) {
+      for (int k = 0; k < n_templates; k++) {
+        struct prompt *p = &q->prompts[(size_t) k * Q + query];
         char *text = fill_template (templates[k], clipseg_labels_name (labels, c, s));
 
-        prompts[n].query = query;
-        tokenize_prompt (model, text, &prompts[n]);
+        p->query = query;
+        tokenize_prompt (model, text, p);
         g_free (text);
       }
     }
   }
+  return q;
+}
+
+int
+clipseg_queries_encode_step (struct clipseg_queries *q, int max_prompts, int n_threads)
+{
+  int Q = q->n_queries, E = q->embed_dim;
+  int k = CLAMP (max_prompts / Q, 1, q->n_templates - q->templates_done);
+  struct prompt *block = q->prompts + (size_t) q->templates_done * Q;
+
+  if (q->templates_done == q->n_templates)
+    return 0;
+  n_threads = engine_use_threads (n_threads);
+  encode_prompts (q->model, block, k * Q, n_threads, q->sums);
+  for (int i = 0; i < k * Q; i++)
+    g_clear_pointer (&block[i].ids, g_free);
+  q->templates_done += k;
   /* each query: the normalised mean of its normalised template embeddings */
-  encode_prompts (model, prompts, n, n_threads, q->embeddings);
+  memcpy (q->embeddings, q->sums, (size_t) Q * E * sizeof (float));
   l2_normalize_rows (q->embeddings, E, Q, E);
-  for (int i = 0; i < n; i++)
-    g_free (prompts[i].ids);
-  g_free (prompts);
+  return (q->n_templates - q->templates_done) * Q;
+}
+
+int
+clipseg_queries_n_pending (const struct clipseg_queries *queries)
+{
+  return (queries->n_templates - queries->templates_done) * queries->n_queries;
+}
+
+struct clipseg_queries *
+clipseg_queries_new (struct clipseg_model *model, const struct clipseg_labels *labels,
+    const char *const *templates, int n_threads, GError **error)
+{
+  struct clipseg_queries *q = clipseg_queries_new_deferred (model, labels, templates, error);
+
+  if (q)
+    clipseg_queries_encode_step (q, INT_MAX, n_threads);
   return q;
 }
 
@@ -212,6 +251,10 @@ clipseg_queries_free (struct clipseg_queries *queries)
 {
   if (!queries)
     return;
+  for (size_t i = 0; i < (size_t) queries->n_templates * queries->n_queries; i++)
+    g_free (queries->prompts[i].ids);
+  g_free (queries->prompts);
+  g_free (queries->sums);
   g_free (queries->embeddings);
   g_free (queries->class_index);
   g_free (queries);

@@ -48,7 +48,6 @@ struct _ClipsegInfer
   /* under lock */
   gboolean quit;
   ClipsegSlot slot;
-  gboolean encoding;            /* the worker encodes a label set */
   gboolean flushing;
   guint epoch;                  /* results of jobs from older epochs are dropped */
   ClipsegJob job;
@@ -79,6 +78,8 @@ struct _ClipsegInfer
   gboolean history;             /* smoothed holds the past of this epoch */
   guint history_epoch;
   guint64 n_results;
+  gdouble prompt_time;          /* seconds to encode one prompt, 0 = unknown */
+  gboolean step_next;           /* encode before the next inference */
 };
 
 /* ---- shared models ------------------------------------------------------ */
@@ -273,8 +274,8 @@ clipseg_infer_update_queries (ClipsegInfer * infer,
   gint offset = has_background ? 0 : 1;
   gint c;
 
-  queries = clipseg_queries_new (infer->model, labels,
-      (const gchar * const *) templates, infer->n_threads, error);
+  queries = clipseg_queries_new_deferred (infer->model, labels,
+      (const gchar * const *) templates, error);
   if (!queries)
     return FALSE;
 
@@ -403,25 +404,64 @@ clipseg_infer_publish (ClipsegInfer * infer, ClipsegResult * result,
   }
 }
 
-/* Encodes the pending label set; called and returns with the lock held,
- * released while encoding. */
+/* Encodes the next templates of the label set: all of them for a frame
+ * that waits, else one at first, then about one inference's time of them, so
+ * that inferences go on between steps. Called and returns with the lock
+ * held, released while encoding. */
+static void
+clipseg_infer_encode_step (ClipsegInfer * infer)
+{
+  gint budget = 1, before = clipseg_queries_n_pending (infer->queries);
+  gint64 start;
+
+  if (infer->slot == SLOT_QUEUED && infer->job.waits)
+    budget = G_MAXINT;
+  else if (infer->prompt_time > 0
+      && GST_CLOCK_TIME_IS_VALID (infer->average_time))
+    budget = MAX (1, infer->average_time / (infer->prompt_time * GST_SECOND));
+  g_mutex_unlock (&infer->lock);
+  start = g_get_monotonic_time ();
+  budget = before - clipseg_queries_encode_step (infer->queries, budget,
+      infer->n_threads);
+  infer->prompt_time = (g_get_monotonic_time () - start) / 1e6 / budget;
+  g_mutex_lock (&infer->lock);
+  GST_DEBUG ("encoded %d prompts, %d to go", budget,
+      clipseg_queries_n_pending (infer->queries));
+}
+
+/* Takes the pending label set and encodes its first template; called and
+ * returns with the lock held, released while encoding. */
 static void
 clipseg_infer_encode (ClipsegInfer * infer)
 {
   struct clipseg_labels *labels = g_steal_pointer (&infer->pending_labels);
   gchar **templates = g_steal_pointer (&infer->pending_templates);
-  gboolean has_background = infer->pending_background;
   GError *error = NULL;
 
-  infer->encoding = TRUE;
-  g_mutex_unlock (&infer->lock);
-  clipseg_infer_update_queries (infer, labels, has_background, templates,
-      &error);
+  if (clipseg_infer_update_queries (infer, labels, infer->pending_background,
+          templates, &error))
+    clipseg_infer_encode_step (infer);
+  else
+    clipseg_infer_publish (infer, NULL, 0, error);
   clipseg_labels_free (labels);
   g_strfreev (templates);
-  g_mutex_lock (&infer->lock);
-  infer->encoding = FALSE;
-  clipseg_infer_publish (infer, NULL, 0, error);
+}
+
+static gboolean
+clipseg_infer_encoding (ClipsegInfer * infer)
+{
+  return infer->queries && clipseg_queries_n_pending (infer->queries) > 0;
+}
+
+/* In latest mode inferences and encoding steps alternate, so masks come
+ * with the templates encoded so far while the rest follow; a frame that
+ * waits for its result gets the whole label set. */
+static gboolean
+clipseg_infer_step_now (ClipsegInfer * infer)
+{
+  if (!clipseg_infer_encoding (infer))
+    return FALSE;
+  return infer->slot != SLOT_QUEUED || infer->job.waits || infer->step_next;
 }
 
 /* Runs the queued job, if it is still there; called and returns with the
@@ -459,7 +499,8 @@ clipseg_infer_loop (gpointer data)
   while (TRUE) {
     gboolean turn;
 
-    while (!infer->quit && !infer->pending_labels && infer->slot != SLOT_QUEUED)
+    while (!infer->quit && !infer->pending_labels
+        && infer->slot != SLOT_QUEUED && !clipseg_infer_encoding (infer))
       g_cond_wait (&infer->cond, &infer->lock);
     if (infer->quit)
       break;
@@ -471,10 +512,15 @@ clipseg_infer_loop (gpointer data)
       continue;
 
     /* labels first: a queued frame needs the queries of its label set */
-    if (infer->pending_labels)
+    if (infer->pending_labels) {
       clipseg_infer_encode (infer);
-    else
+    } else if (clipseg_infer_step_now (infer)) {
+      clipseg_infer_encode_step (infer);
+      infer->step_next = FALSE;
+    } else {
       clipseg_infer_run_queued (infer);
+      infer->step_next = TRUE;
+    }
     clipseg_turn_release ();
     g_cond_broadcast (&infer->cond);
   }
@@ -581,8 +627,7 @@ clipseg_infer_wait (ClipsegInfer * infer)
   gboolean ret;
 
   g_mutex_lock (&infer->lock);
-  while ((infer->slot != SLOT_IDLE || infer->encoding || infer->pending_labels)
-      && !infer->flushing)
+  while (infer->slot != SLOT_IDLE && !infer->flushing)
     g_cond_wait (&infer->cond, &infer->lock);
   ret = !infer->flushing;
   g_mutex_unlock (&infer->lock);

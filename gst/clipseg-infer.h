@@ -51,6 +51,7 @@ typedef struct
   struct clipseg_segment_params params;  /* thresholds applied after smoothing */
   gdouble smoothing;            /* EMA weight of the past, 0 = off */
   gboolean want_probabilities;
+  gboolean waits;               /* a frame waits for it: use every template */
 } ClipsegJob;
 
 typedef struct _ClipsegInfer ClipsegInfer;
@@ -64,9 +65,11 @@ ClipsegInfer *clipseg_infer_new (struct clipseg_model *model, gint n_threads);
 void clipseg_infer_free (ClipsegInfer * infer);
 
 /* Replaces the label set (takes ownership of both). The worker encodes the
- * text queries in its next turn, before any further inference, and restarts
- * smoothing; the newest result stays until one with the new labels replaces
- * it. */
+ * text queries with the first template in its next turn, before any further
+ * inference, and restarts smoothing; the newest result stays until one with
+ * the new labels replaces it. The other templates follow in steps of about
+ * one inference's time, between inferences, unless a job waits: that one
+ * runs with all of them. */
 void clipseg_infer_set_labels (ClipsegInfer * infer,
     struct clipseg_labels *labels, gboolean has_background, gchar ** templates);
 
@@ -77,8 +80,7 @@ void clipseg_infer_set_labels (ClipsegInfer * infer,
 gfloat *clipseg_infer_reserve (ClipsegInfer * infer, gint width, gint height);
 void clipseg_infer_submit (ClipsegInfer * infer, const ClipsegJob * job);
 
-/* Blocks until the worker has nothing left to do (no frame, no labels to
- * encode); FALSE when flushing. */
+/* Blocks until the submitted frame is inferred; FALSE when flushing. */
 gboolean clipseg_infer_wait (ClipsegInfer * infer);
 
 /* (transfer full) (nullable): the newest finished result. */

@@ -981,6 +981,7 @@ gst_clipseg_infer_frame (GstClipseg * self, GstVideoFrame * frame,
   }
 
   clipseg_pixels_convert (&self->pixels, frame, planes);
+  s->job.waits = sync;
   s->job.serial = serial;
   s->job.pts = GST_BUFFER_PTS (frame->buffer);
   clipseg_infer_submit (self->infer, &s->job);

@@ -289,6 +289,47 @@ test_probs_to_labels_extremes (void)
   g_free (probs);
 }
 
+/* Queries encoded template by template: after each step equal to queries made
+ * at once from the templates encoded so far, and complete after the last. */
+static void
+test_queries_step_by_step (struct fixture *f, gconstpointer data)
+{
+  GError *error = NULL;
+  struct clipseg_labels *labels = clipseg_labels_parse_list ("sky, dog|puppy, car", &error);
+  char **templates = clipseg_templates_load ("imagenet80", &error);
+  int n_templates = (int) g_strv_length (templates), done = 0, Q = 4;
+  struct clipseg_queries *q =
+      clipseg_queries_new_deferred (f->model, labels, (const char *const *) templates, &error);
+
+  g_assert_no_error (error);
+  g_assert_cmpint (clipseg_queries_n_pending (q), ==, Q * n_templates);
+  for (int step = 0; step < 3; step++) {
+    /* 1 template, then 10, then the other 69 */
+    int budget = step == 0 ? 1 : step == 1 ? 10 * Q + 3 : G_MAXINT;
+    int left = clipseg_queries_encode_step (q, budget, 2);
+    char *saved = templates[done + (step == 0 ? 1 : step == 1 ? 10 : 69)];
+    struct clipseg_queries *whole;
+    const float *a, *b;
+
+    done = n_templates - left / Q;
+    g_assert_cmpint (left, ==, clipseg_queries_n_pending (q));
+    g_assert_cmpint (done, ==, step == 0 ? 1 : step == 1 ? 11 : n_templates);
+    templates[done] = NULL;
+    whole = clipseg_queries_new (f->model, labels, (const char *const *) templates, 1, &error);
+    templates[done] = saved;
+    g_assert_no_error (error);
+    a = clipseg_queries_embeddings (q);
+    b = clipseg_queries_embeddings (whole);
+    for (int i = 0; i < Q * clipseg_queries_embed_dim (q); i++)
+      g_assert_cmpfloat_with_epsilon (a[i], b[i], 1e-6);
+    clipseg_queries_free (whole);
+  }
+  g_assert_cmpint (clipseg_queries_encode_step (q, 100, 1), ==, 0);
+  clipseg_queries_free (q);
+  g_strfreev (templates);
+  clipseg_labels_free (labels);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -303,6 +344,8 @@ main (int argc, char **argv)
       test_inside_a_parallel_region, fixture_teardown);
   g_test_add ("/state/more-windows-than-one-forward", struct fixture, NULL, fixture_setup,
       test_more_windows_than_one_forward, fixture_teardown);
+  g_test_add ("/state/queries-step-by-step", struct fixture, NULL, fixture_setup,
+      test_queries_step_by_step, fixture_teardown);
   g_test_add_func ("/state/probs-to-labels-extremes", test_probs_to_labels_extremes);
   return g_test_run ();
 }
