@@ -23,9 +23,17 @@
  * inference, not after a label, caps or size change. The worker takes the
  * newest frame whenever it is free, and the video keeps its pace.
  *
- * The text queries are encoded on the worker too, when the element starts
- * and when the labels change (seconds with a real CLIP and the 80 default
- * templates). All clipseg elements of a process take turns on the engine, one
+ * The model loads on a thread of its own when the element starts (seconds
+ * for a real CLIP); in `latest` mode frames pass meanwhile, in `sync` mode the
+ * first frame waits for it. A model that cannot be found fails the state
+ * change; one that fails to load posts an error when the loader finds out.
+ * The text queries are encoded on the worker, when the model is loaded and
+ * when the labels change: in `latest` mode with the first template at once,
+ * so that masks come after seconds, not the minute 80 templates can take
+ * with a real CLIP, and the other templates in steps between inferences (the
+ * masks sharpen as they arrive); in `sync` mode with every template before the
+ * first inference, so that files segment the same every time. All clipseg
+ * elements of a process take turns on the engine, one
  * inference or encoding at a time, in arrival order: each run uses every core
  * it is given, so N streams share the cores instead of oversubscribing them,
  * and each gets an equal share of the inferences.
@@ -164,8 +172,8 @@ gst_clipseg_processing_get_type (void)
     {GST_CLIPSEG_PROCESSING_SYNC,
         "The inferred frame waits for its own result", "sync"},
     {GST_CLIPSEG_PROCESSING_LATEST,
-        "Do not wait: an idle worker takes the frame, frames arriving while "
-          "it is busy are not inferred", "latest"},
+          "Never wait: the worker infers the newest frame whenever it is free",
+        "latest"},
     {GST_CLIPSEG_PROCESSING_AUTO,
         "latest for live sources, sync otherwise", "auto"},
     {0, NULL, NULL}
@@ -273,7 +281,6 @@ static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE ("src",
 typedef struct
 {
   guint interval;
-  GstClipsegProcessing processing;
   GstClipsegOverlayMode overlay;
   gboolean post_messages;
   gboolean qos;
@@ -317,10 +324,14 @@ struct _GstClipseg
   GstClockTime earliest;        /* from QoS: running time already late */
   gint live;                    /* upstream is live: -1 unknown */
   GstClockTime reported_latency;
-  ClipsegInfer *infer;          /* between start and stop */
+  gboolean flushing;            /* no waiting for the model load */
+  gboolean loaded, load_failed; /* model and infer are set (or failed) */
+  GCond loaded_cond;
+  ClipsegInfer *infer;          /* once loaded, until stop */
+  struct clipseg_model *model;  /* likewise; read without the lock once loaded */
+  GThread *loader;              /* from start to stop */
 
   /* streaming thread */
-  struct clipseg_model *model;
   ClipsegPixels pixels;
   gint short_side;              /* the pixels were set up for */
   ClipsegOverlay overlay_cache;
@@ -404,10 +415,11 @@ gst_clipseg_parse_classes (const gchar * labels, const gchar * labels_file,
   return NULL;
 }
 
-/* Parses the label properties and hands them to the worker, which encodes
- * them before its next inference. */
+/* Parses the label properties and hands them to @infer's worker, which
+ * encodes them before its next inference; with no @infer, only checks them. */
 static gboolean
-gst_clipseg_load_labels (GstClipseg * self, GError ** error)
+gst_clipseg_load_labels (GstClipseg * self, ClipsegInfer * infer,
+    GError ** error)
 {
   struct clipseg_labels *set;
   gchar *labels, *labels_file, *background, *templates;
@@ -446,7 +458,12 @@ gst_clipseg_load_labels (GstClipseg * self, GError ** error)
   }
 
   /* the worker owns them from here on */
-  clipseg_infer_set_labels (self->infer, set, n_words > 0, template_set);
+  if (infer) {
+    clipseg_infer_set_labels (infer, set, n_words > 0, template_set);
+  } else {
+    clipseg_labels_free (set);
+    g_strfreev (template_set);
+  }
 
 out:
   g_strfreev (words);
@@ -459,15 +476,17 @@ out:
 
 /* ---- lifecycle ---------------------------------------------------------- */
 
-/* Frees what start() set up; also its own error path, which stop() does not
- * follow. */
+/* Frees what start() set up, once the model load is over. */
 static void
 gst_clipseg_release (GstClipseg * self)
 {
   ClipsegInfer *infer;
 
+  if (self->loader)
+    g_thread_join (g_steal_pointer (&self->loader));
   GST_OBJECT_LOCK (self);
   infer = g_steal_pointer (&self->infer);
+  self->loaded = FALSE;
   GST_OBJECT_UNLOCK (self);
 
   if (infer)
@@ -486,10 +505,15 @@ gst_clipseg_stop (GstBaseTransform * trans)
   return TRUE;
 }
 
-static gboolean
-gst_clipseg_start (GstBaseTransform * trans)
+/* The loader thread: loading a real CLIP takes seconds, during which a live
+ * stream's frames pass on (sync frames wait for it). The labels go to the
+ * worker before anyone can see it, so no inference runs without them. */
+static gpointer
+gst_clipseg_load (gpointer data)
 {
-  GstClipseg *self = GST_CLIPSEG (trans);
+  GstClipseg *self = data;
+  struct clipseg_model *model;
+  ClipsegInfer *infer = NULL;
   GError *error = NULL;
   gchar *path;
   gint n_threads;
@@ -499,26 +523,61 @@ gst_clipseg_start (GstBaseTransform * trans)
   n_threads = self->n_threads;
   GST_OBJECT_UNLOCK (self);
 
-  if (!path || !*path)
-    goto no_model;
-  self->model = clipseg_shared_model_acquire (path, &error);
-  if (!self->model)
-    goto model_failed;
+  model = clipseg_shared_model_acquire (path, &error);
+  if (!model) {
+    GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ,
+        ("Could not load the model \"%s\".", path), ("%s", error->message));
+  } else {
+    infer = clipseg_infer_new (model, n_threads);
+    if (!gst_clipseg_load_labels (self, infer, &error))
+      GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("Invalid labels."),
+          ("%s", error->message));
+  }
+  GST_INFO_OBJECT (self, "model %s %s", path, error ? "failed" : "loaded");
 
   GST_OBJECT_LOCK (self);
-  self->infer = clipseg_infer_new (self->model, n_threads);
+  self->model = model;
+  self->infer = infer;
+  self->loaded = TRUE;
+  self->load_failed = error != NULL;
+  if (infer && self->flushing)
+    clipseg_infer_set_flushing (infer, TRUE);
+  g_cond_broadcast (&self->loaded_cond);
+  GST_OBJECT_UNLOCK (self);
+
+  g_clear_error (&error);
+  g_free (path);
+  return NULL;
+}
+
+static gboolean
+gst_clipseg_start (GstBaseTransform * trans)
+{
+  GstClipseg *self = GST_CLIPSEG (trans);
+  GError *error = NULL;
+  gchar *path;
+
+  GST_OBJECT_LOCK (self);
+  path = g_strdup (self->model_path);
   self->earliest = GST_CLOCK_TIME_NONE;
   self->live = -1;
   self->reported_latency = 0;
+  self->loaded = FALSE;
+  self->flushing = FALSE;
   GST_OBJECT_UNLOCK (self);
 
-  /* the worker starts encoding the text queries at once, off the streaming
-   * thread; what can be wrong with the labels shows in the parsing here */
-  if (!gst_clipseg_load_labels (self, &error))
+  /* what can be found out at once fails the state change; the rest of the
+   * model's errors come from the loader */
+  if (!path || !*path)
+    goto no_model;
+  if (!g_file_test (path, G_FILE_TEST_EXISTS))
+    goto model_missing;
+  if (!gst_clipseg_load_labels (self, NULL, &error))
     goto bad_labels;
 
   self->frame_count = 0;
   self->posted_id = 0;
+  self->loader = g_thread_new ("clipseg-load", gst_clipseg_load, self);
   g_free (path);
   return TRUE;
 
@@ -530,11 +589,11 @@ no_model:
     g_free (path);
     return FALSE;
   }
-model_failed:
+model_missing:
   {
     GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ,
-        ("Could not load the model \"%s\".", path), ("%s", error->message));
-    g_error_free (error);
+        ("Could not load the model \"%s\".", path),
+        ("%s: no such file or directory", path));
     g_free (path);
     return FALSE;
   }
@@ -544,9 +603,35 @@ bad_labels:
         ("%s", error->message));
     g_error_free (error);
     g_free (path);
-    gst_clipseg_release (self);
     return FALSE;
   }
+}
+
+/* Whether the model is loaded; @wait: until it is, unless flushing. */
+static gboolean
+gst_clipseg_model_ready (GstClipseg * self, gboolean wait)
+{
+  gboolean ready;
+
+  GST_OBJECT_LOCK (self);
+  while (wait && !self->loaded && !self->flushing)
+    g_cond_wait (&self->loaded_cond, GST_OBJECT_GET_LOCK (self));
+  ready = self->loaded && !self->load_failed;
+  GST_OBJECT_UNLOCK (self);
+
+  return ready;
+}
+
+/* Stops waits for the model load and for inferences, or allows them again. */
+static void
+gst_clipseg_set_flushing (GstClipseg * self, gboolean flushing)
+{
+  GST_OBJECT_LOCK (self);
+  self->flushing = flushing;
+  if (self->infer)
+    clipseg_infer_set_flushing (self->infer, flushing);
+  g_cond_broadcast (&self->loaded_cond);
+  GST_OBJECT_UNLOCK (self);
 }
 
 static GstStateChangeReturn
@@ -556,12 +641,8 @@ gst_clipseg_change_state (GstElement * element, GstStateChange transition)
 
   /* A frame waiting for its inference must not hold up the pad
    * deactivation that comes next. */
-  if (transition == GST_STATE_CHANGE_PAUSED_TO_READY) {
-    GST_OBJECT_LOCK (self);
-    if (self->infer)
-      clipseg_infer_set_flushing (self->infer, TRUE);
-    GST_OBJECT_UNLOCK (self);
-  }
+  if (transition == GST_STATE_CHANGE_PAUSED_TO_READY)
+    gst_clipseg_set_flushing (self, TRUE);
 
   return GST_ELEMENT_CLASS (parent_class)->change_state (element, transition);
 }
@@ -642,16 +723,10 @@ gst_clipseg_set_info (GstVideoFilter * filter, GstCaps * incaps,
     GstVideoInfo * in_info, GstCaps * outcaps, GstVideoInfo * out_info)
 {
   GstClipseg *self = GST_CLIPSEG (filter);
-  gint live = gst_clipseg_upstream_live (self);
-  gint short_side;
 
-  GST_OBJECT_LOCK (self);
-  short_side = gst_clipseg_short_side (self, self->resolution,
-      gst_clipseg_light_live (self->resolution, self->window, live));
-  GST_OBJECT_UNLOCK (self);
-
-  gst_clipseg_setup_pixels (self, in_info, short_side);
-  clipseg_infer_reset (self->infer);
+  /* the next frame sets the pixels up for the new size (once the model is
+   * loaded) and drops the result of the old one */
+  self->short_side = 0;
   clipseg_overlay_clear (&self->overlay_cache);
   g_atomic_int_set (&self->check_composition, TRUE);
   self->frame_count = 0;
@@ -769,15 +844,11 @@ gst_clipseg_sink_event (GstBaseTransform * trans, GstEvent * event)
 
   switch (GST_EVENT_TYPE (event)) {
     case GST_EVENT_FLUSH_START:
-      GST_OBJECT_LOCK (self);
-      if (self->infer)
-        clipseg_infer_set_flushing (self->infer, TRUE);
-      GST_OBJECT_UNLOCK (self);
+      gst_clipseg_set_flushing (self, TRUE);
       break;
     case GST_EVENT_FLUSH_STOP:
+      gst_clipseg_set_flushing (self, FALSE);
       GST_OBJECT_LOCK (self);
-      if (self->infer)
-        clipseg_infer_set_flushing (self->infer, FALSE);
       self->earliest = GST_CLOCK_TIME_NONE;
       GST_OBJECT_UNLOCK (self);
       self->frame_count = 0;
@@ -893,7 +964,6 @@ gst_clipseg_snapshot (GstClipseg * self, GstClipsegSnapshot * s, gint live)
   GST_OBJECT_LOCK (self);
   light = gst_clipseg_light_live (self->resolution, self->window, live);
   s->interval = self->interval;
-  s->processing = self->processing;
   s->overlay = self->overlay;
   s->post_messages = self->post_messages;
   s->qos = self->qos;
@@ -1147,15 +1217,31 @@ gst_clipseg_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * frame)
   GstClipseg *self = GST_CLIPSEG (filter);
   guint64 serial = self->frame_count++;
   gint live = gst_clipseg_upstream_live (self);
+  GstClipsegProcessing processing;
   GstClipsegSnapshot s;
   ClipsegResult *result;
   GError *error = NULL;
   gboolean sync;
 
+  GST_OBJECT_LOCK (self);
+  processing = self->processing;
+  GST_OBJECT_UNLOCK (self);
+  sync = gst_clipseg_resolves_sync (processing, live);
+  if (!gst_clipseg_model_ready (self, sync)) {
+    GST_OBJECT_LOCK (self);
+    if (self->load_failed) {
+      GST_OBJECT_UNLOCK (self);
+      return GST_FLOW_ERROR;    /* the loader posted why */
+    }
+    GST_OBJECT_UNLOCK (self);
+    GST_LOG_OBJECT (self, "frame %" G_GUINT64_FORMAT " passes while the "
+        "model loads", serial);
+    return sync ? GST_FLOW_FLUSHING : GST_FLOW_OK;
+  }
+
   gst_clipseg_snapshot (self, &s, live);
-  sync = gst_clipseg_resolves_sync (s.processing, live);
   gst_clipseg_check_windows (self, &s);
-  if (s.labels_dirty && !gst_clipseg_load_labels (self, &error)) {
+  if (s.labels_dirty && !gst_clipseg_load_labels (self, self->infer, &error)) {
     GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS,
         ("Invalid labels, keeping the previous ones."), ("%s", error->message));
     g_clear_error (&error);
@@ -1411,6 +1497,7 @@ gst_clipseg_finalize (GObject * object)
   g_free (self->templates);
   g_free (self->colors_text);
   g_clear_pointer (&self->colors, clipseg_colors_free);
+  g_cond_clear (&self->loaded_cond);
 
   G_OBJECT_CLASS (parent_class)->finalize (object);
 }
@@ -1430,7 +1517,8 @@ gst_clipseg_install_model_properties (GObjectClass * gobject_class)
           "CLIP checkpoint: a Hugging Face CLIP directory (config.json, "
           "model.safetensors, vocab.json, merges.txt) or an OpenCLIP/OpenAI "
           "safetensors file. Instances with the same path share one loaded "
-          "model. Default: the project's model installed in "
+          "model. It loads in the background from the start; live frames "
+          "pass meanwhile. Default: the project's model installed in "
           CLIPSEG_MODEL_INSTALL_DIR ", else the one in the source tree.",
           default_model, READY_FLAGS));
   g_free (default_model);
@@ -1545,8 +1633,9 @@ gst_clipseg_install_processing_properties (GObjectClass * gobject_class)
   /* shadows GstBaseTransform's qos, which would drop late frames */
   g_object_class_install_property (gobject_class, PROP_QOS,
       g_param_spec_boolean ("qos", "QoS",
-          "Skip the inference of frames that downstream QoS events report as "
-          "late; the frames themselves always pass. Default: true.",
+          "In sync mode, skip the inference of frames that downstream QoS "
+          "events report as late; the frames themselves always pass (latest "
+          "mode never skips: its frames do not wait). Default: true.",
           DEFAULT_QOS, PLAYING_FLAGS));
 }
 
@@ -1623,6 +1712,7 @@ static void
 gst_clipseg_init (GstClipseg * self)
 {
   self->model_path = gst_clipseg_default_model ();
+  g_cond_init (&self->loaded_cond);
   self->warned_crop = self->warned_stride = -1;
   self->background = g_strdup (DEFAULT_BACKGROUND);
   self->templates = g_strdup (DEFAULT_TEMPLATES);
