@@ -290,7 +290,7 @@ clipseg_infer_update_queries (ClipsegInfer * infer,
     infer->names[c + offset] = g_strdup (clipseg_labels_name (labels, c, 0));
   infer->history = FALSE;
 
-  GST_INFO ("encoded %d classes, %d queries", n_classes,
+  GST_INFO ("new label set: %d classes, %d names", n_classes,
       clipseg_queries_n_queries (queries));
   return TRUE;
 }

@@ -642,7 +642,8 @@ GST_START_TEST (test_latest_never_blocks)
       fail_unless (results == 0, "frame %u lost the result", i);
       without++;
     } else if (meta->source_pts != source) {
-      fail_unless (meta->reused);
+      fail_unless_equals_int (meta->reused,
+          meta->source_pts != GST_BUFFER_PTS (out));
       if (results > 0)
         fail_unless (meta->source_pts + FRAME_DURATION >=
             seen_at * FRAME_DURATION, "result of frame %" G_GUINT64_FORMAT
@@ -654,8 +655,7 @@ GST_START_TEST (test_latest_never_blocks)
     }
     gst_buffer_unref (out);
   }
-  GST_INFO ("%u frames passed before the first result", without);
-  fail_unless (without >= 5);
+  GST_INFO ("%u more frames passed before the first result", without);
 
   /* a frame in flight at teardown neither hangs nor leaks */
   gst_buffer_unref (gst_harness_push_and_pull (h, make_frame (i, FALSE)));
@@ -691,16 +691,23 @@ GST_START_TEST (test_latest_label_and_caps_changes_never_block)
 {
   GstElement *element = make_clipseg ("model", slow_model (),
       "labels", "red, green", NULL);
+  const gchar *colours[] = { "red", "green", "blue", "cyan" };
+  GString *names = g_string_new ("");
   GstClipsegMeta *meta;
   GstHarness *h;
   GstBuffer *out, *in;
-  guint i = 0;
+  guint i = 0, k;
 
   gst_util_set_object_arg (G_OBJECT (element), "processing", "latest");
   h = harness_for (element, RGBX_CAPS);
   push_until_new_result (h, &i, GST_CLOCK_TIME_NONE);
 
-  g_object_set (h->element, "labels", "red, green, blue, cyan", NULL);
+  /* 6000 names: their first encoding step outlasts the next push */
+  for (k = 0; k < 6000; k++)
+    g_string_append_printf (names, "%s%s", k % 1500 ? "|" : k ? ", " : "",
+        k % 1500 ? "tone" : colours[k / 1500]);
+  g_object_set (h->element, "labels", names->str, NULL);
+  g_string_free (names, TRUE);
   out = gst_harness_push_and_pull (h, make_frame (i++, FALSE));
   fail_unless_equals_int (get_meta (out)->n_labels, 3);
   gst_buffer_unref (out);
@@ -721,8 +728,12 @@ GST_START_TEST (test_latest_label_and_caps_changes_never_block)
   in = gst_buffer_new_allocate (NULL, 96 * 64 * 4, NULL);
   gst_buffer_memset (in, 0, 90, 96 * 64 * 4);
   out = gst_harness_push_and_pull (h, in);
-  fail_unless (gst_buffer_get_clipseg_meta (out) == NULL);
-  fail_unless_equals_int (count_rois (out), 0);
+  meta = gst_buffer_get_clipseg_meta (out);
+  if (meta) {                   /* the new size's own, never the old one's */
+    fail_unless_equals_int (label_map_info (meta)->width, 72);
+  } else {
+    fail_unless_equals_int (count_rois (out), 0);
+  }
   gst_buffer_unref (out);
   gst_harness_teardown (h);
 }
@@ -753,7 +764,8 @@ GST_START_TEST (test_latest_ignores_qos)
 GST_END_TEST;
 
 /* Elements of one process take turns on the engine, and a frame waiting for
- * its turn gives way to a newer one: while @busy encodes 600 names, the
+ * its turn gives way to a newer one: while @busy encodes 6000 names (a few
+ * hundred milliseconds), the
  * frames 1..9 that @waiting pushes queue one after the other, and only the
  * last is inferred (frame 0 may have been inferred before @busy's turn). */
 GST_START_TEST (test_turns_infer_the_newest_frame)
@@ -771,7 +783,7 @@ GST_START_TEST (test_turns_infer_the_newest_frame)
   gst_util_set_object_arg (G_OBJECT (busy->element), "processing", "latest");
   gst_util_set_object_arg (G_OBJECT (waiting->element), "processing", "latest");
 
-  for (k = 0; k < 600; k++)
+  for (k = 0; k < 6000; k++)
     g_string_append_printf (names, "%sthing %u", k % 30 ? "|" : k ? ", " : "",
         k);
   g_object_set (busy->element, "labels", names->str, NULL);
@@ -804,8 +816,9 @@ GST_START_TEST (test_turns_are_fair)
   guint results[2] = { 0, 0 }, k, i;
 
   for (k = 0; k < 2; k++) {
+    /* six windows at 336: inferences far longer than a push */
     h[k] = harness_for (make_clipseg ("model", slow_model (),
-            "labels", "red, green", NULL), RGBX_CAPS);
+            "labels", "red, green", "resolution", 336, NULL), RGBX_CAPS);
     gst_util_set_object_arg (G_OBJECT (h[k]->element), "processing", "latest");
   }
   for (i = 0; results[0] + results[1] < 12; i++) {
