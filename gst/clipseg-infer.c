@@ -22,6 +22,7 @@
 #endif
 
 #include "clipseg-infer.h"
+#include "clipseg-shared-queries.h"
 #include "clipseg-turn.h"
 
 #include <string.h>
@@ -65,7 +66,9 @@ struct _ClipsegInfer
   struct clipseg_state *state;
   struct clipseg_model *model;
   gint n_threads;
-  struct clipseg_queries *queries;
+  ClipsegSharedQueries *shared;
+  struct clipseg_queries *queries;      /* shared's, read and stepped in turns */
+  gint pending;                 /* its prompts left to encode, as of our last turn */
   gboolean has_background;
   guint n_labels;
   gchar **names;
@@ -269,19 +272,20 @@ clipseg_infer_update_queries (ClipsegInfer * infer,
     struct clipseg_labels *labels, gboolean has_background,
     gchar ** templates, GError ** error)
 {
-  struct clipseg_queries *queries;
+  ClipsegSharedQueries *shared;
   gint n_classes = clipseg_labels_n_classes (labels);
   gint offset = has_background ? 0 : 1;
   gint c;
 
-  queries = clipseg_queries_new_deferred (infer->model, labels,
-      (const gchar * const *) templates, error);
-  if (!queries)
+  shared = clipseg_shared_queries_acquire (infer->model, labels, templates,
+      error);
+  if (!shared)
     return FALSE;
 
-  g_clear_pointer (&infer->queries, clipseg_queries_free);
+  g_clear_pointer (&infer->shared, clipseg_shared_queries_release);
   g_strfreev (infer->names);
-  infer->queries = queries;
+  infer->shared = shared;
+  infer->queries = clipseg_shared_queries_get (shared);
   infer->has_background = has_background;
   infer->n_labels = n_classes + offset;
   infer->names = g_new0 (gchar *, infer->n_labels + 1);
@@ -291,7 +295,7 @@ clipseg_infer_update_queries (ClipsegInfer * infer,
   infer->history = FALSE;
 
   GST_INFO ("new label set: %d classes, %d names", n_classes,
-      clipseg_queries_n_queries (queries));
+      clipseg_queries_n_queries (infer->queries));
   return TRUE;
 }
 
@@ -405,9 +409,9 @@ clipseg_infer_publish (ClipsegInfer * infer, ClipsegResult * result,
 }
 
 /* Encodes the next templates of the label set: all of them for a frame
- * that waits, else one at first, then about one inference's time of them, so
- * that inferences go on between steps. Called and returns with the lock
- * held, released while encoding. */
+ * that waits, else one at first, then about a third of an inference's time
+ * of them, so that inferences go on at three quarters of their rate. Called
+ * in a turn and returns with the lock held, released while encoding. */
 static void
 clipseg_infer_encode_step (ClipsegInfer * infer)
 {
@@ -418,7 +422,8 @@ clipseg_infer_encode_step (ClipsegInfer * infer)
     budget = G_MAXINT;
   else if (infer->prompt_time > 0
       && GST_CLOCK_TIME_IS_VALID (infer->average_time))
-    budget = MAX (1, infer->average_time / (infer->prompt_time * GST_SECOND));
+    budget = MAX (1, infer->average_time / (3 * infer->prompt_time *
+            GST_SECOND));
   g_mutex_unlock (&infer->lock);
   start = g_get_monotonic_time ();
   budget = before - clipseg_queries_encode_step (infer->queries, budget,
@@ -450,7 +455,7 @@ clipseg_infer_encode (ClipsegInfer * infer)
 static gboolean
 clipseg_infer_encoding (ClipsegInfer * infer)
 {
-  return infer->queries && clipseg_queries_n_pending (infer->queries) > 0;
+  return infer->queries && infer->pending > 0;
 }
 
 /* In latest mode inferences and encoding steps alternate, so masks come
@@ -521,6 +526,9 @@ clipseg_infer_loop (gpointer data)
       clipseg_infer_run_queued (infer);
       infer->step_next = TRUE;
     }
+    /* other workers' steps advance shared queries too */
+    if (infer->queries)
+      infer->pending = clipseg_queries_n_pending (infer->queries);
     clipseg_turn_release ();
     g_cond_broadcast (&infer->cond);
   }
@@ -562,7 +570,7 @@ clipseg_infer_free (ClipsegInfer * infer)
   g_clear_error (&infer->error);
   g_clear_pointer (&infer->pending_labels, clipseg_labels_free);
   g_strfreev (infer->pending_templates);
-  g_clear_pointer (&infer->queries, clipseg_queries_free);
+  g_clear_pointer (&infer->shared, clipseg_shared_queries_release);
   g_strfreev (infer->names);
   clipseg_state_free (infer->state);
   g_free (infer->planes);

@@ -10,7 +10,7 @@ opts=(--braces-on-if-line --case-brace-indentation0 --case-indentation2
   --braces-after-struct-decl-line --line-length80 --no-tabs --cuddle-else
   --dont-line-up-parentheses --continuation-indentation4 --honour-newlines
   --tab-size8 --indent-level2 --leave-preprocessor-space)
-files=(gst/gstclipseg.c gst/gstclipsegmeta.c gst/clipseg-infer.c gst/clipseg-turn.c gst/clipseg-pixels.c
+files=(gst/gstclipseg.c gst/gstclipsegmeta.c gst/clipseg-infer.c gst/clipseg-turn.c gst/clipseg-shared-queries.c gst/clipseg-pixels.c
   gst/clipseg-overlay.c gst/plugin.c pipelines/read-meta.c tests/gst/test-clipseg.c
   tests/gst/test-pixels.c)
 
