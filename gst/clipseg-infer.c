@@ -434,8 +434,9 @@ clipseg_infer_encode_step (ClipsegInfer * infer)
       clipseg_queries_n_pending (infer->queries));
 }
 
-/* Takes the pending label set and encodes its first template; called and
- * returns with the lock held, released while encoding. */
+/* Takes the pending label set and encodes its first template, unless
+ * another element has; called and returns with the lock held, released
+ * while encoding. */
 static void
 clipseg_infer_encode (ClipsegInfer * infer)
 {
@@ -443,11 +444,11 @@ clipseg_infer_encode (ClipsegInfer * infer)
   gchar **templates = g_steal_pointer (&infer->pending_templates);
   GError *error = NULL;
 
-  if (clipseg_infer_update_queries (infer, labels, infer->pending_background,
+  if (!clipseg_infer_update_queries (infer, labels, infer->pending_background,
           templates, &error))
-    clipseg_infer_encode_step (infer);
-  else
     clipseg_infer_publish (infer, NULL, 0, error);
+  else if (clipseg_queries_n_pending (infer->queries) > 0)
+    clipseg_infer_encode_step (infer);
   clipseg_labels_free (labels);
   g_strfreev (templates);
 }

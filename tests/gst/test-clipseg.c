@@ -815,6 +815,7 @@ GST_START_TEST (test_turns_infer_the_newest_frame)
     g_cond_wait (&label_set_cond, &label_set_lock);
   g_mutex_unlock (&label_set_lock);
   gst_debug_remove_log_function (watch_label_sets);
+  gst_debug_set_threshold_for_name ("clipseg", GST_LEVEL_FIXME);
 
   for (i = 1; i < 10; i++)
     gst_buffer_unref (gst_harness_push_and_pull (waiting, make_frame (i,
@@ -828,6 +829,50 @@ GST_START_TEST (test_turns_infer_the_newest_frame)
   g_free (taken);
   gst_harness_teardown (waiting);
   gst_harness_teardown (busy);
+}
+
+GST_END_TEST;
+
+static void
+count_encoded_prompts (GstDebugCategory * category, GstDebugLevel level,
+    const gchar * file, const gchar * function, gint line, GObject * object,
+    GstDebugMessage * message, gpointer user_data)
+{
+  guint n;
+
+  if (strcmp (gst_debug_category_get_name (category), "clipseg") == 0
+      && sscanf (gst_debug_message_get (message), "encoded %u prompts",
+          &n) == 1)
+    g_atomic_int_add ((gint *) user_data, n);
+}
+
+/* Two elements with the same model, labels and templates encode them once:
+ * 3 labels x 80 templates are 240 prompts, not 480. */
+GST_START_TEST (test_elements_share_text_queries)
+{
+  GstHarness *h[2];
+  gint encoded = 0;
+  guint k;
+
+  gst_debug_set_threshold_for_name ("clipseg", GST_LEVEL_DEBUG);
+  gst_debug_add_log_function (count_encoded_prompts, &encoded, NULL);
+  for (k = 0; k < 2; k++) {
+    h[k] = harness_for (make_clipseg ("templates", "imagenet80", NULL),
+        RGBX_CAPS);
+    gst_buffer_unref (gst_harness_push_and_pull (h[k], make_frame (k, FALSE)));
+  }
+  gst_debug_remove_log_function (count_encoded_prompts);
+  fail_unless_equals_int (g_atomic_int_get (&encoded), 240);
+
+  /* other templates: another set */
+  g_object_set (h[1]->element, "templates", "none", NULL);
+  gst_debug_add_log_function (count_encoded_prompts, &encoded, NULL);
+  gst_buffer_unref (gst_harness_push_and_pull (h[1], make_frame (2, FALSE)));
+  gst_debug_remove_log_function (count_encoded_prompts);
+  fail_unless_equals_int (g_atomic_int_get (&encoded), 243);
+  for (k = 0; k < 2; k++)
+    gst_harness_teardown (h[k]);
+  gst_debug_set_threshold_for_name ("clipseg", GST_LEVEL_FIXME);
 }
 
 GST_END_TEST;
@@ -1754,6 +1799,7 @@ clipseg_suite (void)
   tcase_add_test (tc, test_latest_ignores_qos);
   tcase_add_test (tc, test_turns_infer_the_newest_frame);
   tcase_add_test (tc, test_turns_are_fair);
+  tcase_add_test (tc, test_elements_share_text_queries);
   tcase_add_test (tc, test_live_defaults_are_light);
   tcase_add_test (tc, test_auto_follows_liveness);
   tcase_add_test (tc, test_qos_skips_inference_not_frames);
