@@ -206,14 +206,17 @@ struct clipseg_queries;
 struct clipseg_queries *clipseg_queries_new (struct clipseg_model *model,
     const struct clipseg_labels *labels, const char *const *templates, int n_threads,
     GError **error);
-/* The same, encoded a few templates at a time, for a caller that cannot wait
+/* The same, encoded a few prompts at a time, for a caller that cannot wait
  * for a whole label set (a live stream): _new_deferred only tokenizes; each
- * _encode_step then encodes as many more whole templates for every name as
- * fit in @max_prompts (at least one), so that after a step the queries equal
- * clipseg_queries_new's with the templates encoded so far, and after the last
- * its result. Returns the prompts still to encode (0: complete). Until the
- * first step the embeddings are zero. A step changes the queries: not while
- * another thread uses them. @model must outlive the queries. */
+ * _encode_step then encodes up to @max_prompts more prompts, template by
+ * template (every name's first template, then every name's second, ...), the
+ * first step at least every name's first template. After a step each query
+ * is the normalised mean of the templates encoded for its name so far, so
+ * after whole templates the queries equal clipseg_queries_new's with those
+ * templates, and after the last step its result. Returns the prompts still to
+ * encode (0: complete). Until the first step the embeddings are zero. A step
+ * changes the queries: not while another thread uses them. @model must
+ * outlive the queries. */
 struct clipseg_queries *clipseg_queries_new_deferred (struct clipseg_model *model,
     const struct clipseg_labels *labels, const char *const *templates, GError **error);
 int clipseg_queries_encode_step (struct clipseg_queries *queries, int max_prompts,

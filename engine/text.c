@@ -26,7 +26,7 @@ struct clipseg_queries {
 
   /* encoding, template by template */
   struct clipseg_model *model;
-  int n_templates, templates_done;
+  int n_templates, prompts_done;
   struct prompt *prompts;      /* [n_templates, Q]: template-major */
   float *sums;                 /* [Q, E] unit embeddings summed over templates done */
 };
@@ -212,27 +212,29 @@ clipseg_queries_new_deferred (struct clipseg_model *model, const struct clipseg_
 int
 clipseg_queries_encode_step (struct clipseg_queries *q, int max_prompts, int n_threads)
 {
-  int Q = q->n_queries, E = q->embed_dim;
-  int k = CLAMP (max_prompts / Q, 1, q->n_templates - q->templates_done);
-  struct prompt *block = q->prompts + (size_t) q->templates_done * Q;
+  int Q = q->n_queries, E = q->embed_dim, left = clipseg_queries_n_pending (q);
+  /* the first step gives every name its first template */
+  int n = CLAMP (MAX (max_prompts, Q - q->prompts_done), 1, left);
+  struct prompt *block = q->prompts + q->prompts_done;
 
-  if (q->templates_done == q->n_templates)
+  if (left == 0)
     return 0;
   n_threads = engine_use_threads (n_threads);
-  encode_prompts (q->model, block, k * Q, n_threads, q->sums);
-  for (int i = 0; i < k * Q; i++)
+  encode_prompts (q->model, block, n, n_threads, q->sums);
+  for (int i = 0; i < n; i++)
     g_clear_pointer (&block[i].ids, g_free);
-  q->templates_done += k;
-  /* each query: the normalised mean of its normalised template embeddings */
+  q->prompts_done += n;
+  /* each query: the normalised mean of its normalised template embeddings
+   * (normalising the sum is the same) */
   memcpy (q->embeddings, q->sums, (size_t) Q * E * sizeof (float));
   l2_normalize_rows (q->embeddings, E, Q, E);
-  return (q->n_templates - q->templates_done) * Q;
+  return left - n;
 }
 
 int
 clipseg_queries_n_pending (const struct clipseg_queries *queries)
 {
-  return (queries->n_templates - queries->templates_done) * queries->n_queries;
+  return queries->n_templates * queries->n_queries - queries->prompts_done;
 }
 
 struct clipseg_queries *

@@ -408,10 +408,11 @@ clipseg_infer_publish (ClipsegInfer * infer, ClipsegResult * result,
   }
 }
 
-/* Encodes the next templates of the label set: all of them for a frame
- * that waits, else one at first, then about a third of an inference's time
- * of them, so that inferences go on at three quarters of their rate. Called
- * in a turn and returns with the lock held, released while encoding. */
+/* Encodes the next prompts of the label set: all of them for a frame that
+ * waits, else every name's first template at first, then a fifth of an
+ * inference's time of them, so that inferences go on at 5/6 of their rate
+ * while the masks sharpen. Called in a turn and returns with the lock held,
+ * released while encoding. */
 static void
 clipseg_infer_encode_step (ClipsegInfer * infer)
 {
@@ -422,7 +423,7 @@ clipseg_infer_encode_step (ClipsegInfer * infer)
     budget = G_MAXINT;
   else if (infer->prompt_time > 0
       && GST_CLOCK_TIME_IS_VALID (infer->average_time))
-    budget = MAX (1, infer->average_time / (3 * infer->prompt_time *
+    budget = MAX (1, infer->average_time / (5 * infer->prompt_time *
             GST_SECOND));
   g_mutex_unlock (&infer->lock);
   start = g_get_monotonic_time ();
