@@ -8,13 +8,12 @@
  *
  * One worker thread per element owns the engine state, the text queries and
  * the smoothing history, so none of them needs a lock. The streaming thread
- * hands it one frame at a time: it reserves the input planes, fills them,
- * submits, and either waits (sync) or goes on (latest). A submitted frame
- * waits for the worker's turn (clipseg-turn.h) and for any label encoding;
- * until it starts, the next frame may take its place, so what the worker
- * infers is the newest frame at the moment it can run. Results are immutable
- * and reference counted, so every buffer carries the newest one without
- * copying.
+ * hands it frames: it reserves input planes, fills them, submits, and either
+ * waits (sync) or goes on (latest). A submitted frame waits for the worker's
+ * turn (clipseg-turn.h) and for the running inference, if any; until it
+ * starts, the next frame takes its place, so what the worker infers is the
+ * newest frame at the moment it can run. Results are immutable and reference
+ * counted, so every buffer carries the newest one without copying.
  */
 
 #ifdef HAVE_CONFIG_H
@@ -30,14 +29,22 @@
 GST_DEBUG_CATEGORY_EXTERN (gst_clipseg_debug);
 #define GST_CAT_DEFAULT gst_clipseg_debug
 
-/* Who holds the input planes. */
+/* Who holds the next frame's planes. */
 typedef enum
 {
   SLOT_IDLE,                    /* nobody: free to reserve */
   SLOT_FILLING,                 /* the streaming thread, until it submits */
   SLOT_QUEUED,                  /* a job waits to start; a newer frame may replace it */
-  SLOT_RUNNING,                 /* the worker */
 } ClipsegSlot;
+
+/* Input planes of one frame. There are two: the worker infers from one while
+ * the streaming thread fills the other, so the next inference starts the
+ * moment one ends, on the newest frame that came meanwhile. */
+typedef struct
+{
+  gfloat *planes;               /* [3, height, width] */
+  gint width, height;
+} ClipsegFrame;
 
 struct _ClipsegInfer
 {
@@ -48,13 +55,14 @@ struct _ClipsegInfer
 
   /* under lock */
   gboolean quit;
-  ClipsegSlot slot;
+  ClipsegFrame frames[2];
+  gint next;                    /* frames[next] is the one to fill and queue */
+  ClipsegSlot slot;             /* of frames[next] */
+  gboolean running;             /* the worker infers from frames[1 - next] */
   gboolean flushing;
   guint epoch;                  /* results of jobs from older epochs are dropped */
   ClipsegJob job;
   guint job_epoch;
-  gfloat *planes;
-  gint width, height;
   struct clipseg_labels *pending_labels;
   gchar **pending_templates;
   gboolean pending_background;
@@ -73,6 +81,8 @@ struct _ClipsegInfer
   guint n_labels;
   gchar **names;
   gsize n_alloc;                /* floats in probs and smoothed */
+  gint width, height;           /* of the frame being inferred */
+  const gfloat *planes;
   gint alloc_width, alloc_height;
   gfloat *probs;
   gfloat *smoothed;
@@ -477,6 +487,7 @@ static void
 clipseg_infer_run_queued (ClipsegInfer * infer)
 {
   ClipsegResult *result;
+  ClipsegFrame *frame;
   GError *error = NULL;
   ClipsegJob job;
   guint epoch;
@@ -487,14 +498,20 @@ clipseg_infer_run_queued (ClipsegInfer * infer)
   if (infer->slot != SLOT_QUEUED)
     return;
 
-  infer->slot = SLOT_RUNNING;
+  frame = &infer->frames[infer->next];
+  infer->planes = frame->planes;
+  infer->width = frame->width;
+  infer->height = frame->height;
+  infer->next = 1 - infer->next;
+  infer->slot = SLOT_IDLE;
+  infer->running = TRUE;
   job = infer->job;
   epoch = infer->job_epoch;
   g_mutex_unlock (&infer->lock);
   result = clipseg_infer_run (infer, &job, epoch, &error);
   g_mutex_lock (&infer->lock);
   clipseg_infer_publish (infer, result, epoch, error);
-  infer->slot = SLOT_IDLE;
+  infer->running = FALSE;
 }
 
 static gpointer
@@ -575,7 +592,8 @@ clipseg_infer_free (ClipsegInfer * infer)
   g_clear_pointer (&infer->shared, clipseg_shared_queries_release);
   g_strfreev (infer->names);
   clipseg_state_free (infer->state);
-  g_free (infer->planes);
+  g_free (infer->frames[0].planes);
+  g_free (infer->frames[1].planes);
   g_free (infer->probs);
   g_free (infer->smoothed);
   g_free (infer->scratch);
@@ -602,21 +620,20 @@ clipseg_infer_set_labels (ClipsegInfer * infer, struct clipseg_labels *labels,
 gfloat *
 clipseg_infer_reserve (ClipsegInfer * infer, gint width, gint height)
 {
-  gfloat *planes = NULL;
+  ClipsegFrame *frame;
 
   g_mutex_lock (&infer->lock);
-  if (infer->slot == SLOT_IDLE || infer->slot == SLOT_QUEUED) {
-    if (width != infer->width || height != infer->height) {
-      infer->planes = g_renew (gfloat, infer->planes, 3 * width * height);
-      infer->width = width;
-      infer->height = height;
-    }
-    infer->slot = SLOT_FILLING;
-    planes = infer->planes;
+  g_assert (infer->slot != SLOT_FILLING);
+  frame = &infer->frames[infer->next];
+  if (width != frame->width || height != frame->height) {
+    frame->planes = g_renew (gfloat, frame->planes, 3 * width * height);
+    frame->width = width;
+    frame->height = height;
   }
+  infer->slot = SLOT_FILLING;
   g_mutex_unlock (&infer->lock);
 
-  return planes;
+  return frame->planes;
 }
 
 void
@@ -637,7 +654,7 @@ clipseg_infer_wait (ClipsegInfer * infer)
   gboolean ret;
 
   g_mutex_lock (&infer->lock);
-  while (infer->slot != SLOT_IDLE && !infer->flushing)
+  while ((infer->slot != SLOT_IDLE || infer->running) && !infer->flushing)
     g_cond_wait (&infer->cond, &infer->lock);
   ret = !infer->flushing;
   g_mutex_unlock (&infer->lock);

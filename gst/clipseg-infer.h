@@ -73,10 +73,10 @@ void clipseg_infer_free (ClipsegInfer * infer);
 void clipseg_infer_set_labels (ClipsegInfer * infer,
     struct clipseg_labels *labels, gboolean has_background, gchar ** templates);
 
-/* Returns the [3, height, width] input planes to fill unless the worker is
- * running an inference (NULL then). The planes stay reserved until
- * clipseg_infer_submit; a frame submitted earlier that has not started yet
- * is replaced. */
+/* Returns the [3, height, width] input planes of the next frame to fill.
+ * They stay reserved until clipseg_infer_submit; a frame submitted earlier
+ * that has not started yet is replaced. The worker infers from other planes
+ * meanwhile. */
 gfloat *clipseg_infer_reserve (ClipsegInfer * infer, gint width, gint height);
 void clipseg_infer_submit (ClipsegInfer * infer, const ClipsegJob * job);
 

@@ -1033,22 +1033,8 @@ static gboolean
 gst_clipseg_infer_frame (GstClipseg * self, GstVideoFrame * frame,
     guint64 serial, GstClipsegSnapshot * s, gboolean sync)
 {
-  gfloat *planes;
-
-  planes = clipseg_infer_reserve (self->infer, self->pixels.out_width,
-      self->pixels.out_height);
-  /* a job started in latest mode may still run after a switch to sync */
-  if (!planes && sync) {
-    if (!clipseg_infer_wait (self->infer))
-      return FALSE;
-    planes = clipseg_infer_reserve (self->infer, self->pixels.out_width,
-        self->pixels.out_height);
-  }
-  if (!planes) {
-    GST_LOG_OBJECT (self, "worker running, frame %" G_GUINT64_FORMAT
-        " not inferred", serial);
-    return TRUE;
-  }
+  gfloat *planes = clipseg_infer_reserve (self->infer,
+      self->pixels.out_width, self->pixels.out_height);
 
   clipseg_pixels_convert (&self->pixels, frame, planes);
   s->job.waits = sync;
