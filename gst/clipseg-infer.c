@@ -116,8 +116,11 @@ shared_model_free (gpointer data)
 }
 
 struct clipseg_model *
-clipseg_shared_model_acquire (const gchar * path, GError ** error)
+clipseg_shared_model_acquire (const gchar * path,
+    enum clipseg_precision precision, GError ** error)
 {
+  gchar *key = g_strdup_printf ("%s\n%s", path,
+      clipseg_precision_name (precision));
   SharedModel *shared;
 
   g_mutex_lock (&shared_models_lock);
@@ -125,21 +128,25 @@ clipseg_shared_model_acquire (const gchar * path, GError ** error)
     shared_models = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
         shared_model_free);
 
-  shared = g_hash_table_lookup (shared_models, path);
+  shared = g_hash_table_lookup (shared_models, key);
   if (!shared) {
+    struct clipseg_model_params params = clipseg_model_default_params ();
     struct clipseg_model *model;
 
-    model = clipseg_model_load (path, clipseg_model_default_params (), error);
+    params.precision = precision;
+    model = clipseg_model_load (path, params, error);
     if (!model) {
       g_mutex_unlock (&shared_models_lock);
+      g_free (key);
       return NULL;
     }
     shared = g_new0 (SharedModel, 1);
     shared->model = model;
-    g_hash_table_insert (shared_models, g_strdup (path), shared);
+    g_hash_table_insert (shared_models, g_steal_pointer (&key), shared);
   }
   shared->users++;
   g_mutex_unlock (&shared_models_lock);
+  g_free (key);
 
   return shared->model;
 }

@@ -56,9 +56,10 @@ typedef struct
 
 typedef struct _ClipsegInfer ClipsegInfer;
 
-/* One loaded model per path, shared by every element instance. */
+/* One loaded model per path and precision, shared by every element
+ * instance. */
 struct clipseg_model *clipseg_shared_model_acquire (const gchar * path,
-    GError ** error);
+    enum clipseg_precision precision, GError ** error);
 void clipseg_shared_model_release (struct clipseg_model *model);
 
 ClipsegInfer *clipseg_infer_new (struct clipseg_model *model, gint n_threads);

@@ -163,6 +163,36 @@ gst_clipseg_mode_get_type (void)
   return type;
 }
 
+typedef enum
+{
+  GST_CLIPSEG_PRECISION_AUTO = CLIPSEG_PRECISION_AUTO,
+  GST_CLIPSEG_PRECISION_FP32 = CLIPSEG_PRECISION_FP32,
+  GST_CLIPSEG_PRECISION_BF16 = CLIPSEG_PRECISION_BF16,
+} GstClipsegPrecision;
+
+#define GST_TYPE_CLIPSEG_PRECISION (gst_clipseg_precision_get_type ())
+static GType
+gst_clipseg_precision_get_type (void)
+{
+  static GType type = 0;
+  static const GEnumValue values[] = {
+    {GST_CLIPSEG_PRECISION_AUTO,
+        "bf16 where the CPU has bf16 dot products and oneDNN is built in, "
+          "else fp32", "auto"},
+    {GST_CLIPSEG_PRECISION_FP32, "32-bit floats throughout", "fp32"},
+    {GST_CLIPSEG_PRECISION_BF16,
+        "Linear layers in bfloat16 (fp32 sums; norms, softmax and cosines "
+          "fp32); fp32 with a warning where it cannot run", "bf16"},
+    {0, NULL, NULL}
+  };
+
+  if (g_once_init_enter (&type)) {
+    GType _type = g_enum_register_static ("GstClipsegPrecision", values);
+    g_once_init_leave (&type, _type);
+  }
+  return type;
+}
+
 #define GST_TYPE_CLIPSEG_PROCESSING (gst_clipseg_processing_get_type ())
 static GType
 gst_clipseg_processing_get_type (void)
@@ -229,6 +259,7 @@ enum
   PROP_PROCESSING,
   PROP_SMOOTHING,
   PROP_N_THREADS,
+  PROP_PRECISION,
   PROP_OVERLAY,
   PROP_OVERLAY_ALPHA,
   PROP_COLORS,
@@ -254,6 +285,7 @@ enum
 #define DEFAULT_PROCESSING GST_CLIPSEG_PROCESSING_AUTO
 #define DEFAULT_SMOOTHING 0.5
 #define DEFAULT_N_THREADS 0
+#define DEFAULT_PRECISION GST_CLIPSEG_PRECISION_AUTO
 #define DEFAULT_OVERLAY GST_CLIPSEG_OVERLAY_NONE
 #define DEFAULT_OVERLAY_ALPHA 0.5
 #define DEFAULT_POST_MESSAGES FALSE
@@ -312,6 +344,7 @@ struct _GstClipseg
   GstClipsegProcessing processing;
   gdouble smoothing;
   gint n_threads;
+  GstClipsegPrecision precision;
   GstClipsegOverlayMode overlay;
   gdouble overlay_alpha;
   gchar *colors_text;
@@ -515,15 +548,18 @@ gst_clipseg_load (gpointer data)
   struct clipseg_model *model;
   ClipsegInfer *infer = NULL;
   GError *error = NULL;
+  GstClipsegPrecision precision;
   gchar *path;
   gint n_threads;
 
   GST_OBJECT_LOCK (self);
   path = g_strdup (self->model_path);
   n_threads = self->n_threads;
+  precision = self->precision;
   GST_OBJECT_UNLOCK (self);
 
-  model = clipseg_shared_model_acquire (path, &error);
+  model = clipseg_shared_model_acquire (path,
+      (enum clipseg_precision) precision, &error);
   if (!model) {
     GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ,
         ("Could not load the model \"%s\".", path), ("%s", error->message));
@@ -533,7 +569,13 @@ gst_clipseg_load (gpointer data)
       GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("Invalid labels."),
           ("%s", error->message));
   }
-  GST_INFO_OBJECT (self, "model %s %s", path, error ? "failed" : "loaded");
+  if (model) {
+    const struct clipseg_model_info *info = clipseg_model_get_info (model);
+
+    GST_INFO_OBJECT (self, "model %s loaded: %s, %s, %s", path,
+        clipseg_precision_name (info->precision), info->gemm_library,
+        info->gemm_isa);
+  }
 
   GST_OBJECT_LOCK (self);
   self->model = model;
@@ -1364,6 +1406,9 @@ gst_clipseg_set_property (GObject * object, guint prop_id,
     case PROP_N_THREADS:
       self->n_threads = g_value_get_int (value);
       break;
+    case PROP_PRECISION:
+      self->precision = g_value_get_enum (value);
+      break;
     case PROP_OVERLAY:
       self->overlay = g_value_get_enum (value);
       break;
@@ -1445,6 +1490,9 @@ gst_clipseg_get_property (GObject * object, guint prop_id, GValue * value,
       break;
     case PROP_N_THREADS:
       g_value_set_int (value, self->n_threads);
+      break;
+    case PROP_PRECISION:
+      g_value_set_enum (value, self->precision);
       break;
     case PROP_OVERLAY:
       g_value_set_enum (value, self->overlay);
@@ -1605,6 +1653,13 @@ gst_clipseg_install_processing_properties (GObjectClass * gobject_class)
       g_param_spec_int ("n-threads", "Threads",
           "Threads one inference uses. 0: all cores. Default: 0.", 0, 1024,
           DEFAULT_N_THREADS, READY_FLAGS));
+  g_object_class_install_property (gobject_class, PROP_PRECISION,
+      g_param_spec_enum ("precision", "Precision",
+          "Number format of the model's linear layers: bf16 runs them 2-4 "
+          "times faster than fp32 with label maps nearly identical (README). "
+          "The GStreamer debug log (clipseg:4) says what runs. Default: auto "
+          "(bf16 on CPUs with AVX512-BF16, with oneDNN built in).",
+          GST_TYPE_CLIPSEG_PRECISION, DEFAULT_PRECISION, READY_FLAGS));
   g_object_class_install_property (gobject_class, PROP_ATTACH_PROBABILITIES,
       g_param_spec_boolean ("attach-probabilities", "Attach probabilities",
           "Also attach the smoothed class probabilities (float32 planes, one "
@@ -1691,6 +1746,7 @@ gst_clipseg_class_init (GstClipsegClass * klass)
 
   gst_type_mark_as_plugin_api (GST_TYPE_CLIPSEG_MODE, 0);
   gst_type_mark_as_plugin_api (GST_TYPE_CLIPSEG_PROCESSING, 0);
+  gst_type_mark_as_plugin_api (GST_TYPE_CLIPSEG_PRECISION, 0);
   gst_type_mark_as_plugin_api (GST_TYPE_CLIPSEG_OVERLAY_MODE, 0);
 }
 
@@ -1713,6 +1769,7 @@ gst_clipseg_init (GstClipseg * self)
   self->processing = DEFAULT_PROCESSING;
   self->smoothing = DEFAULT_SMOOTHING;
   self->n_threads = DEFAULT_N_THREADS;
+  self->precision = DEFAULT_PRECISION;
   self->overlay = DEFAULT_OVERLAY;
   self->overlay_alpha = DEFAULT_OVERLAY_ALPHA;
   self->post_messages = DEFAULT_POST_MESSAGES;

@@ -309,7 +309,10 @@ GST_START_TEST (test_property_defaults)
   gint window, stride, resolution;
   gdouble smoothing, threshold, alpha;
   gboolean qos, post;
+  gint precision;
 
+  g_object_get (element, "precision", &precision, NULL);
+  fail_unless_equals_int (precision, 0);        /* auto */
   g_object_get (element, "model", &model, "background", &background,
       "templates", &templates, "inference-interval", &interval,
       "window", &window, "stride", &stride, "resolution", &resolution,
@@ -348,7 +351,7 @@ GST_START_TEST (test_property_flags)
     "smoothing", "overlay", "overlay-alpha", "colors", "post-messages",
     "attach-probabilities", "qos"
   };
-  const gchar *ready[] = { "model", "n-threads" };
+  const gchar *ready[] = { "model", "n-threads", "precision" };
   guint i;
 
   for (i = 0; i < G_N_ELEMENTS (playing); i++) {
@@ -398,7 +401,8 @@ GST_START_TEST (test_property_round_trip)
     {"resolution", "224"}, {"window", "0"}, {"stride", "56"},
     {"logit-scale", "65"}, {"threshold", "0.1"}, {"area-threshold", "0.2"},
     {"inference-interval", "5"}, {"processing", "latest"},
-    {"smoothing", "0.5"}, {"n-threads", "2"}, {"overlay", "blend"},
+    {"smoothing", "0.5"}, {"n-threads", "2"}, {"precision", "bf16"},
+    {"overlay", "blend"},
     {"overlay-alpha", "0.25"}, {"colors", "a=#ff0000"},
     {"post-messages", "true"}, {"attach-probabilities", "true"},
     {"qos", "false"},
@@ -424,6 +428,58 @@ GST_START_TEST (test_property_round_trip)
   /* invalid colours keep the previous ones */
   ASSERT_WARNING (g_object_set (element, "colors", "a=blue", NULL));
   gst_object_unref (element);
+}
+
+GST_END_TEST;
+
+static void
+watch_loaded_precision (GstDebugCategory * category, GstDebugLevel level,
+    const gchar * file, const gchar * function, gint line, GObject * object,
+    GstDebugMessage * message, gpointer user_data)
+{
+  const gchar *text = gst_debug_message_get (message);
+
+  if (strcmp (gst_debug_category_get_name (category), "clipseg") == 0
+      && strstr (text, " loaded: "))
+    g_atomic_pointer_set ((gchar **) user_data,
+        g_strdup (strstr (text, " loaded: ") + 9));
+}
+
+/* precision reaches the engine (the loader logs what runs) and both
+ * precisions label the frame alike. */
+GST_START_TEST (test_precision)
+{
+  const gchar *names[] = { "fp32", "bf16" };
+  guint8 *maps[2];
+  gsize size, same = 0, i;
+  guint k;
+
+  gst_debug_set_threshold_for_name ("clipseg", GST_LEVEL_INFO);
+  for (k = 0; k < 2; k++) {
+    GstHarness *h = harness_for (make_clipseg (NULL), RGBX_CAPS);
+    gchar *loaded = NULL;
+    GstBuffer *out;
+
+    gst_util_set_object_arg (G_OBJECT (h->element), "precision", names[k]);
+    gst_debug_add_log_function (watch_loaded_precision, &loaded, NULL);
+    out = gst_harness_push_and_pull (h, make_frame (0, FALSE));
+    gst_debug_remove_log_function (watch_loaded_precision);
+    fail_unless (loaded != NULL);
+    GST_INFO ("asked for %s: %s", names[k], loaded);
+    if (k == 0)
+      fail_unless (g_str_has_prefix (loaded, "fp32, "), "%s", loaded);
+    maps[k] = copy_label_map (get_meta (out), &size);
+    gst_buffer_unref (out);
+    gst_harness_teardown (h);
+    g_free (loaded);
+  }
+  gst_debug_set_threshold_for_name ("clipseg", GST_LEVEL_FIXME);
+  for (i = 0; i < size; i++)
+    same += maps[0][i] == maps[1][i];
+  fail_unless (same >= size * 9 / 10, "%" G_GSIZE_FORMAT " of %"
+      G_GSIZE_FORMAT " pixels alike", same, size);
+  g_free (maps[0]);
+  g_free (maps[1]);
 }
 
 GST_END_TEST;
@@ -1790,6 +1846,7 @@ clipseg_suite (void)
   tcase_add_test (tc, test_property_defaults);
   tcase_add_test (tc, test_property_flags);
   tcase_add_test (tc, test_property_round_trip);
+  tcase_add_test (tc, test_precision);
   tcase_add_test (tc, test_meta_fields);
   tcase_add_test (tc, test_meta_survives_copy);
   tcase_add_test (tc, test_meta_survives_videoconvert_videoscale);
