@@ -40,7 +40,7 @@ class GError(ctypes.Structure):
 
 
 class ModelParams(ctypes.Structure):
-    _fields_ = [("vocab_path", ctypes.c_char_p), ("activation", ctypes.c_int)]
+    _fields_ = [("vocab_path", ctypes.c_char_p), ("activation", ctypes.c_int), ("precision", ctypes.c_int)]
 
 
 class SegmentParams(ctypes.Structure):
