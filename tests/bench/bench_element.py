@@ -5,8 +5,9 @@ Runs live 30 fps videotestsrc streams (pattern=ball) through clipseg with the el
 defaults (processing=auto, so latest; the live default size and window) into fakesinks that
 sync to the clock, each case in a process of its own, and prints per case and stream:
 
-- first buffer: seconds from set_state(PLAYING) to the first buffer at the sink (the model
-  load happens in that call too; "playing" is how long the call itself took);
+- first buffer: seconds from set_state(PLAYING) to the first buffer at the sink ("playing"
+  is how long the call itself took), and to the first result (model load, text encoding,
+  first inference);
 - results after the first, their rate, and their share of what the measured inference
   time allows in the streaming time after the first result (results / (span / inference));
 - wall / real time: seconds from the first buffer to EOS over the source's own span.
@@ -23,6 +24,7 @@ Fails when a stream drops frames, falls more than 10% behind real time, gets few
 share (several streams), or less than 0.8 of the fastest stream's rate.
 
 Usage: bench_element.py BUILD_DIR [--frames N] [--vitb16 DIR] [--baseline-build DIR]
+                        [--precision auto|fp32|bf16]
 """
 import argparse
 import json
@@ -107,7 +109,8 @@ def measure(run, frames):
     out = []
     source_span = (frames - 1) / FPS
     for s in run["streams"]:
-        m = {"frames": s["frames"], "first_buffer": s["first_buffer"], "results": len(s["results"])}
+        m = {"frames": s["frames"], "first_buffer": s["first_buffer"], "results": len(s["results"]),
+             "first_result": s["results"][0] if s["results"] else float("nan")}
         m["wall_real"] = (run["eos"] - s["first_buffer"]) / source_span
         m["inference_ms"] = statistics.median(s["inference_ms"]) if s["inference_ms"] else float("nan")
         if len(s["results"]) >= 2:
@@ -125,8 +128,9 @@ def measure(run, frames):
 def row(name, run, m, frames, share=None):
     if share is None:
         share = m["after_first"] / m["allowed"] if m["allowed"] == m["allowed"] else float("nan")
-    print("| %s | %.2f | %.2f | %d/%d | %d | %.0f | %.2f | %.2f | %.2f |"
-          % (name, run["playing"], m["first_buffer"], m["frames"], frames, m["after_first"],
+    print("| %s | %.2f | %.2f | %.2f | %d/%d | %d | %.0f | %.2f | %.2f | %.2f |"
+          % (name, run["playing"], m["first_buffer"], m["first_result"], m["frames"], frames,
+             m["after_first"],
              m["inference_ms"], m["rate"], share, m["wall_real"]), flush=True)
 
 
@@ -137,6 +141,7 @@ def main():
     ap.add_argument("--vitb16", help="ViT-B/16-shaped HF checkpoint (generated when absent)")
     ap.add_argument("--baseline-build", help="another build directory whose plugin runs the "
                     "single ViT-B/16 case too, for an old/new comparison")
+    ap.add_argument("--precision", default="auto", help="the element's precision (this build only)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
@@ -147,13 +152,14 @@ def main():
 
     plugin = os.path.join(os.path.abspath(a.build_dir), "gst")
     models = [("shipped", None, 4), ("ViT-B/16", vitb16.ensure(a.vitb16), 2)]
-    print("live videotestsrc at %d fps, %d frames (%.1f s), labels \"%s\", element defaults"
-          % (FPS, a.frames, a.frames / FPS, LABELS))
+    props = "precision=%s" % a.precision
+    print("live videotestsrc at %d fps, %d frames (%.1f s), labels \"%s\", element defaults, %s"
+          % (FPS, a.frames, a.frames / FPS, LABELS, props))
     print("share: results after the first / what the inference time allows (single stream), "
           "or the stream's rate / (single-stream rate / N) (several streams)\n")
-    print("| case | playing s | first buffer s | frames | results after first | inference ms "
-          "| results/s | share | wall/real |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| case | playing s | first buffer s | first result s | frames | results after first "
+          "| inference ms | results/s | share | wall/real |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     failures = []
     single_rate = {}
 
@@ -163,7 +169,7 @@ def main():
                             % (name, m["frames"], m["wall_real"], share, floor))
 
     for name, model, _ in models:
-        run = run_case(plugin, model, [(640, 480)], a.frames)
+        run = run_case(plugin, model, [(640, 480)], a.frames, props)
         m = measure(run, a.frames)[0]
         single_rate[name] = m["rate"]
         row("%s, 1 x 640x480" % name, run, m, a.frames)
@@ -173,8 +179,8 @@ def main():
             brun = run_case(base, model, [(640, 480)], a.frames)
             row("%s, 1 x 640x480, baseline build" % name, brun, measure(brun, a.frames)[0], a.frames)
     for name, model, n in models:
-        run = run_case(plugin, model, [(320, 240)] * n, a.frames)
-        solo = run_case(plugin, model, [(320, 240)], a.frames)
+        run = run_case(plugin, model, [(320, 240)] * n, a.frames, props)
+        solo = run_case(plugin, model, [(320, 240)], a.frames, props)
         rate = measure(solo, a.frames)[0]["rate"]
         row("%s, 1 x 320x240" % name, solo, measure(solo, a.frames)[0], a.frames)
         ms = measure(run, a.frames)
@@ -183,7 +189,7 @@ def main():
             row("%s, %d x 320x240, stream %d" % (name, n, k), run, m, a.frames, share)
             check("%s stream %d of %d" % (name, k, n), m, share, 0.80)
         rates = [m["rate"] for m in ms]
-        print("| %s, %d streams: slowest / fastest stream | | | | | | | %.2f | |"
+        print("| %s, %d streams: slowest / fastest stream | | | | | | | | %.2f | |"
               % (name, n, min(rates) / max(rates)), flush=True)
         if min(rates) < 0.8 * max(rates):
             failures.append("%s: stream rates %s are not fair" % (name, rates))
