@@ -426,8 +426,8 @@ clipseg_infer_publish (ClipsegInfer * infer, ClipsegResult * result,
 }
 
 /* Encodes the next prompts of the label set: all of them for a frame that
- * waits, else every name's first template at first, then a fifth of an
- * inference's time of them, so that inferences go on at 5/6 of their rate
+ * waits, else every name's first template at first, then an eighth of an
+ * inference's time of them, so that inferences go on at 8/9 of their rate
  * while the masks sharpen. Called in a turn and returns with the lock held,
  * released while encoding. */
 static void
@@ -440,7 +440,7 @@ clipseg_infer_encode_step (ClipsegInfer * infer)
     budget = G_MAXINT;
   else if (infer->prompt_time > 0
       && GST_CLOCK_TIME_IS_VALID (infer->average_time))
-    budget = MAX (1, infer->average_time / (5 * infer->prompt_time *
+    budget = MAX (1, infer->average_time / (8 * infer->prompt_time *
             GST_SECOND));
   g_mutex_unlock (&infer->lock);
   start = g_get_monotonic_time ();

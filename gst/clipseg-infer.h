@@ -68,7 +68,7 @@ void clipseg_infer_free (ClipsegInfer * infer);
 /* Replaces the label set (takes ownership of both). The worker encodes the
  * text queries with the first template in its next turn, before any further
  * inference, and restarts smoothing; the newest result stays until one with
- * the new labels replaces it. The other templates follow in steps of a fifth
+ * the new labels replaces it. The other templates follow in steps of an eighth
  * of an inference's time, between inferences, unless a job waits: that one
  * runs with all of them. */
 void clipseg_infer_set_labels (ClipsegInfer * infer,
