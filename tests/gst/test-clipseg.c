@@ -218,6 +218,68 @@ remove_dir (const gchar * path)
   g_rmdir (path);
 }
 
+/* The clipseg category's debug messages, collected while a test watches:
+ * how tests see what the worker does in its own thread. */
+static GMutex log_lock;
+static GCond log_cond;
+static GPtrArray *log_lines;
+
+static void
+collect_log (GstDebugCategory * category, GstDebugLevel level,
+    const gchar * file, const gchar * function, gint line, GObject * object,
+    GstDebugMessage * message, gpointer user_data)
+{
+  if (strcmp (gst_debug_category_get_name (category), "clipseg") != 0)
+    return;
+  g_mutex_lock (&log_lock);
+  /* a worker may still log while the watch ends */
+  if (log_lines)
+    g_ptr_array_add (log_lines, g_strdup (gst_debug_message_get (message)));
+  g_cond_broadcast (&log_cond);
+  g_mutex_unlock (&log_lock);
+}
+
+static void
+watch_log (GstDebugLevel level)
+{
+  g_mutex_lock (&log_lock);
+  log_lines = g_ptr_array_new_with_free_func (g_free);
+  g_mutex_unlock (&log_lock);
+  gst_debug_set_threshold_for_name ("clipseg", level);
+  gst_debug_add_log_function (collect_log, NULL, NULL);
+}
+
+/* (transfer full): the messages since watch_log */
+static GPtrArray *
+unwatch_log (void)
+{
+  GPtrArray *lines;
+
+  gst_debug_remove_log_function (collect_log);
+  gst_debug_set_threshold_for_name ("clipseg", GST_LEVEL_FIXME);
+  g_mutex_lock (&log_lock);
+  lines = g_steal_pointer (&log_lines);
+  g_mutex_unlock (&log_lock);
+  return lines;
+}
+
+/* Waits for a message starting with @prefix. */
+static void
+wait_for_log (const gchar * prefix)
+{
+  guint i = 0;
+
+  g_mutex_lock (&log_lock);
+  while (TRUE) {
+    for (; i < log_lines->len; i++)
+      if (g_str_has_prefix (g_ptr_array_index (log_lines, i), prefix))
+        goto found;
+    g_cond_wait (&log_cond, &log_lock);
+  }
+found:
+  g_mutex_unlock (&log_lock);
+}
+
 /* ---- caps --------------------------------------------------------------- */
 
 static const gchar *rgb_formats[] = {
@@ -432,19 +494,6 @@ GST_START_TEST (test_property_round_trip)
 
 GST_END_TEST;
 
-static void
-watch_loaded_precision (GstDebugCategory * category, GstDebugLevel level,
-    const gchar * file, const gchar * function, gint line, GObject * object,
-    GstDebugMessage * message, gpointer user_data)
-{
-  const gchar *text = gst_debug_message_get (message);
-
-  if (strcmp (gst_debug_category_get_name (category), "clipseg") == 0
-      && strstr (text, " loaded: "))
-    g_atomic_pointer_set ((gchar **) user_data,
-        g_strdup (strstr (text, " loaded: ") + 9));
-}
-
 /* precision reaches the engine (the loader logs what runs) and both
  * precisions label the frame alike. */
 GST_START_TEST (test_precision)
@@ -454,26 +503,27 @@ GST_START_TEST (test_precision)
   gsize size, same = 0, i;
   guint k;
 
-  gst_debug_set_threshold_for_name ("clipseg", GST_LEVEL_INFO);
   for (k = 0; k < 2; k++) {
     GstHarness *h = harness_for (make_clipseg (NULL), RGBX_CAPS);
-    gchar *loaded = NULL;
+    const gchar *loaded = NULL;
+    GPtrArray *log;
     GstBuffer *out;
 
     gst_util_set_object_arg (G_OBJECT (h->element), "precision", names[k]);
-    gst_debug_add_log_function (watch_loaded_precision, &loaded, NULL);
+    watch_log (GST_LEVEL_INFO);
     out = gst_harness_push_and_pull (h, make_frame (0, FALSE));
-    gst_debug_remove_log_function (watch_loaded_precision);
+    log = unwatch_log ();
+    for (i = 0; i < log->len && !loaded; i++)
+      loaded = strstr (g_ptr_array_index (log, i), " loaded: ");
     fail_unless (loaded != NULL);
-    GST_INFO ("asked for %s: %s", names[k], loaded);
+    GST_INFO ("asked for %s:%s", names[k], loaded + 8);
     if (k == 0)
-      fail_unless (g_str_has_prefix (loaded, "fp32, "), "%s", loaded);
+      fail_unless (g_str_has_prefix (loaded, " loaded: fp32, "), "%s", loaded);
     maps[k] = copy_label_map (get_meta (out), &size);
     gst_buffer_unref (out);
     gst_harness_teardown (h);
-    g_free (loaded);
+    g_ptr_array_unref (log);
   }
-  gst_debug_set_threshold_for_name ("clipseg", GST_LEVEL_FIXME);
   for (i = 0; i < size; i++)
     same += maps[0][i] == maps[1][i];
   fail_unless (same >= size * 9 / 10, "%" G_GSIZE_FORMAT " of %"
@@ -819,27 +869,6 @@ GST_START_TEST (test_latest_ignores_qos)
 
 GST_END_TEST;
 
-/* Set once the worker logs that it took a new label set: it does so in its
- * turn, right before encoding the set's first template. */
-static GMutex label_set_lock;
-static GCond label_set_cond;
-static gboolean label_set_taken;
-
-static void
-watch_label_sets (GstDebugCategory * category, GstDebugLevel level,
-    const gchar * file, const gchar * function, gint line, GObject * object,
-    GstDebugMessage * message, gpointer user_data)
-{
-  if (strcmp (gst_debug_category_get_name (category), "clipseg") != 0
-      || !g_str_has_prefix (gst_debug_message_get (message),
-          (const gchar *) user_data))
-    return;
-  g_mutex_lock (&label_set_lock);
-  label_set_taken = TRUE;
-  g_cond_broadcast (&label_set_cond);
-  g_mutex_unlock (&label_set_lock);
-}
-
 /* Elements of one process take turns on the engine, and a frame waiting for
  * its turn gives way to a newer one: once @busy has taken its turn to encode
  * 6000 names (a few hundred milliseconds), the frames 1..9 that @waiting
@@ -849,7 +878,6 @@ GST_START_TEST (test_turns_infer_the_newest_frame)
   GstHarness *busy = harness_for (make_clipseg ("model", slow_model (), NULL),
       RGBX_CAPS);
   GstHarness *waiting = harness_for (make_clipseg (NULL), RGBX_CAPS);
-  gchar *taken = g_strdup ("new label set: 200 classes");
   GString *names = g_string_new ("");
   guint i, k;
 
@@ -859,19 +887,15 @@ GST_START_TEST (test_turns_infer_the_newest_frame)
   gst_util_set_object_arg (G_OBJECT (busy->element), "processing", "latest");
   gst_util_set_object_arg (G_OBJECT (waiting->element), "processing", "latest");
 
-  gst_debug_set_threshold_for_name ("clipseg", GST_LEVEL_INFO);
-  gst_debug_add_log_function (watch_label_sets, taken, NULL);
+  watch_log (GST_LEVEL_INFO);
   for (k = 0; k < 6000; k++)
     g_string_append_printf (names, "%sthing %u", k % 30 ? "|" : k ? ", " : "",
         k);
   g_object_set (busy->element, "labels", names->str, NULL);
   gst_buffer_unref (gst_harness_push_and_pull (busy, make_frame (1, FALSE)));
-  g_mutex_lock (&label_set_lock);
-  while (!label_set_taken)
-    g_cond_wait (&label_set_cond, &label_set_lock);
-  g_mutex_unlock (&label_set_lock);
-  gst_debug_remove_log_function (watch_label_sets);
-  gst_debug_set_threshold_for_name ("clipseg", GST_LEVEL_FIXME);
+  /* logged in its turn, right before it encodes the first template */
+  wait_for_log ("new label set: 200 classes");
+  g_ptr_array_unref (unwatch_log ());
 
   for (i = 1; i < 10; i++)
     gst_buffer_unref (gst_harness_push_and_pull (waiting, make_frame (i,
@@ -882,24 +906,23 @@ GST_START_TEST (test_turns_infer_the_newest_frame)
       9 * FRAME_DURATION);
 
   g_string_free (names, TRUE);
-  g_free (taken);
   gst_harness_teardown (waiting);
   gst_harness_teardown (busy);
 }
 
 GST_END_TEST;
 
-static void
-count_encoded_prompts (GstDebugCategory * category, GstDebugLevel level,
-    const gchar * file, const gchar * function, gint line, GObject * object,
-    GstDebugMessage * message, gpointer user_data)
+/* The prompts the workers say they encoded in @log, which is freed. */
+static guint
+count_encoded_prompts (GPtrArray * log)
 {
-  guint n;
+  guint i, n, total = 0;
 
-  if (strcmp (gst_debug_category_get_name (category), "clipseg") == 0
-      && sscanf (gst_debug_message_get (message), "encoded %u prompts",
-          &n) == 1)
-    g_atomic_int_add ((gint *) user_data, n);
+  for (i = 0; i < log->len; i++)
+    if (sscanf (g_ptr_array_index (log, i), "encoded %u prompts", &n) == 1)
+      total += n;
+  g_ptr_array_unref (log);
+  return total;
 }
 
 /* Two elements with the same model, labels and templates encode them once:
@@ -907,28 +930,23 @@ count_encoded_prompts (GstDebugCategory * category, GstDebugLevel level,
 GST_START_TEST (test_elements_share_text_queries)
 {
   GstHarness *h[2];
-  gint encoded = 0;
   guint k;
 
-  gst_debug_set_threshold_for_name ("clipseg", GST_LEVEL_DEBUG);
-  gst_debug_add_log_function (count_encoded_prompts, &encoded, NULL);
+  watch_log (GST_LEVEL_DEBUG);
   for (k = 0; k < 2; k++) {
     h[k] = harness_for (make_clipseg ("templates", "imagenet80", NULL),
         RGBX_CAPS);
     gst_buffer_unref (gst_harness_push_and_pull (h[k], make_frame (k, FALSE)));
   }
-  gst_debug_remove_log_function (count_encoded_prompts);
-  fail_unless_equals_int (g_atomic_int_get (&encoded), 240);
+  fail_unless_equals_int (count_encoded_prompts (unwatch_log ()), 240);
 
   /* other templates: another set */
   g_object_set (h[1]->element, "templates", "none", NULL);
-  gst_debug_add_log_function (count_encoded_prompts, &encoded, NULL);
+  watch_log (GST_LEVEL_DEBUG);
   gst_buffer_unref (gst_harness_push_and_pull (h[1], make_frame (2, FALSE)));
-  gst_debug_remove_log_function (count_encoded_prompts);
-  fail_unless_equals_int (g_atomic_int_get (&encoded), 243);
+  fail_unless_equals_int (count_encoded_prompts (unwatch_log ()), 3);
   for (k = 0; k < 2; k++)
     gst_harness_teardown (h[k]);
-  gst_debug_set_threshold_for_name ("clipseg", GST_LEVEL_FIXME);
 }
 
 GST_END_TEST;
