@@ -55,9 +55,13 @@ Examples:
       --model plain=/work/world-runs/plain/hf --model clipself=/work/world-runs/clipself/hf
   tests/bench/quality.py --quick --build-dir build --out /tmp/quality
   tests/bench/quality.py --report-from run.json --notes-file notes.md   # rewrite the report only
+  nice tests/bench/quality.py --precision fp32 --modes sclip --alt-resolution "" --resolutions "" \
+      --window-resolutions "" --videos 0 --out /tmp/q-fp32    # sclip at the element's defaults only;
+                                                               # again with bf16 to compare precisions
   meson test -C build --suite quality      # the shipped model; results in the build dir
 """
 import argparse
+import ctypes
 import datetime
 import hashlib
 import json
@@ -81,6 +85,48 @@ CLASSES = world.CLASSES
 NC = len(CLASSES)
 
 REGRESSION = cc.REGRESSION
+
+
+class ModelInfoPrecision(cc.ModelInfo):
+    """struct clipseg_model_info up to what the linears run in (clipseg_ctypes's mirror stops at
+    n_params)."""
+    _fields_ = [("precision", ctypes.c_int), ("gemm_library", ctypes.c_char_p), ("gemm_isa", ctypes.c_char_p)]
+
+
+def segmenter(engine, path, precision, n_threads):
+    """engine.segmenter(path, CLASSES) with the model's linears in @precision (auto, fp32, bf16):
+    cc.Segmenter loads with clipseg_model_default_params() (auto); for fp32/bf16 it is handed
+    params asking for that precision instead, for the duration of the load."""
+    L = engine.lib
+    if precision == "auto":
+        return engine.segmenter(path, CLASSES, n_threads=n_threads)
+    asked = ctypes.c_int()
+    L.clipseg_precision_from_name.restype = ctypes.c_int
+    L.clipseg_precision_from_name.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_int)]
+    if not L.clipseg_precision_from_name(precision.encode(), ctypes.byref(asked)):
+        raise ValueError("unknown precision %r" % precision)
+    default_params = L.clipseg_model_default_params
+
+    def params():
+        p = default_params()
+        p.precision = asked.value
+        return p
+
+    L.clipseg_model_default_params = params
+    try:
+        return engine.segmenter(path, CLASSES, n_threads=n_threads)
+    finally:
+        L.clipseg_model_default_params = default_params
+
+
+def runs_in(engine, seg):
+    """'bf16 (oneDNN 2.6.3, avx512_core_bf16)': what the model's linears run in and with."""
+    L = engine.lib
+    L.clipseg_precision_name.restype = ctypes.c_char_p
+    L.clipseg_precision_name.argtypes = [ctypes.c_int]
+    info = ctypes.cast(L.clipseg_model_get_info(seg.model), ctypes.POINTER(ModelInfoPrecision)).contents
+    return "%s (%s, %s)" % (L.clipseg_precision_name(info.precision).decode(),
+                            (info.gemm_library or b"?").decode(), (info.gemm_isa or b"?").decode())
 
 
 def log(msg):
@@ -117,9 +163,12 @@ def scene_configs(a, image_size):
 def run_scenes(a, engine, models, scenes):
     """results[model][cfg] = dict(conf, ms); regression[model] = Confusion."""
     results, regression = {}, {}
+    a.runs_in = {}
     n_reg = sum(1 for sc in scenes if sc["seed"] in REGRESSION["seeds"] and sc["gt"].shape[::-1] == REGRESSION["size"])
     for name, path in models:
-        with engine.segmenter(path, CLASSES, n_threads=a.threads) as seg:
+        with segmenter(engine, path, a.precision, a.threads) as seg:
+            a.runs_in[name] = runs_in(engine, seg)
+            log("model %s: linears in %s" % (name, a.runs_in[name]))
             cfgs, main_res = scene_configs(a, seg.info.image_size)
             res = {c: {"conf": cc.Confusion(NC), "seconds": 0.0, "per_scene": []} for c in cfgs}
             reg = cc.Confusion(NC)
@@ -216,7 +265,7 @@ def run_element(a, model_path, raw_path, w, h, frames, interval, smoothing, reso
                 classes_file):
     props = ["model=\"%s\"" % model_path, "labels-file=\"%s\"" % classes_file, "background=\"\"",
              "processing=sync", "inference-interval=%d" % interval, "smoothing=%g" % smoothing,
-             "n-threads=%d" % a.threads]
+             "n-threads=%d" % a.threads, "precision=%s" % a.precision]
     if resolution:
         props.append("resolution=%d" % resolution)
     launch = ("fdsrc fd=0 ! rawvideoparse format=rgb width=%d height=%d framerate=30/1 ! videoconvert ! "
@@ -287,7 +336,7 @@ def run_videos(a, engine, video_model, tmp):
             raise RuntimeError("label maps %s, expected %dx%d" % (maps.shape, map_sizes[res][0], map_sizes[res][1]))
         return maps, summary, wall
 
-    with engine.segmenter(path, CLASSES, n_threads=a.threads) as seg:
+    with segmenter(engine, path, a.precision, a.threads) as seg:
         for v in range(a.videos):
             seed = a.video_first_seed + v
             frames, gts, _ = world.render_video(seed, w, h, a.frames)
@@ -377,11 +426,13 @@ def conclusions(a, models, sres, vres, cmp):
             best = max(a.modes, key=lambda m: conf(m).miou())
             parts = []
             for other in ("maskclip", "vanilla"):
+                if "sclip" not in a.modes or other not in a.modes:  # --modes left one out
+                    continue
                 d = cmp.get("%s - %s" % (ckey(n, c("sclip")), ckey(n, c(other))))
                 parts.append("%s %s (%s vs %s, %s)" % (verdict(d), other, f3(conf("sclip").miou()),
                                                       f3(conf(other).miou()), diff_text(cmp, n, c("sclip"), n, c(other))))
-            out.append("- **%s** at resolution %d: SCLIP %s and %s; best mode %s (%s)."
-                       % (n, r, parts[0], parts[1], best, f3(conf(best).miou())))
+            out.append("- **%s** at resolution %d: %sbest mode %s (%s)."
+                       % (n, r, "SCLIP %s; " % " and ".join(parts) if parts else "", best, f3(conf(best).miou())))
     plain = [n for n in names if "plain" in n]
     selfd = [n for n in names if "clipself" in n]
     if plain and selfd:
@@ -453,6 +504,8 @@ def write_md(a, path, models, sres, regression, vres, meta):
                                  a.video_resolution or "element default", vres["model"]))
     L.append("| labels | the 12 world classes, imagenet80 templates, no background words, no thresholds |")
     L.append("| engine threads | %d (one inference at a time) |" % a.threads)
+    if meta.get("precision"):
+        L.append("| precision | %s |" % meta["precision"])
     L.append("| run time | %s |" % meta["times"])
     L.append("")
     L.append("## Conclusions")
@@ -673,7 +726,7 @@ def plot(a, path, models, sres, vres):
 
 
 RUN_ARGS = ("scenes", "first_seed", "scene_size", "modes", "videos", "frames", "video_first_seed", "video_size",
-            "video_resolution", "video_extra_resolutions", "intervals", "smoothings", "threads")
+            "video_resolution", "video_extra_resolutions", "intervals", "smoothings", "threads", "precision")
 
 
 def to_json(a, models, sres, regression, vres, meta):
@@ -779,6 +832,9 @@ def main(argv=None):
                          "(with the notes given now)")
     ap.add_argument("--quick", action="store_true",
                     help="a few-minute run: 40 scenes, 3 videos x 45 frames (explicit options still win)")
+    ap.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                    help="number format of the models' linear layers, in ctypes and the element's precision "
+                         "property (default auto: bf16 where oneDNN and the CPU support it)")
     ap.add_argument("--threads", type=int, default=1,
                     help="engine threads, in ctypes and the element's n-threads (default 1: on 2 shared cores "
                          "two OpenMP threads were up to 5x slower)")
@@ -886,6 +942,8 @@ def main(argv=None):
                  "%.1f at the end" % (total, t_scenes, t_videos, os.getloadavg()[0]),
         "notes": notes,
         "compare": cmp,
+        "precision": "asked %s; the linears ran in %s" % (a.precision, "; ".join(
+            "%s %s" % (n, r) for n, r in a.runs_in.items())),
     }
     write_md(a, a.md_path, models, sres, regression, vres, meta)
     try:
