@@ -59,7 +59,9 @@ class ModelInfo(ctypes.Structure):
                 ("text_heads", ctypes.c_int), ("text_mlp", ctypes.c_int),
                 ("context_length", ctypes.c_int), ("vocab_size", ctypes.c_int),
                 ("logit_scale", ctypes.c_float), ("image_mean", ctypes.c_float * 3),
-                ("image_std", ctypes.c_float * 3), ("n_params", ctypes.c_int64)]
+                ("image_std", ctypes.c_float * 3), ("n_params", ctypes.c_int64),
+                ("precision", ctypes.c_int), ("gemm_library", ctypes.c_char_p),
+                ("gemm_isa", ctypes.c_char_p)]
 
 
 class EngineError(RuntimeError):
@@ -88,6 +90,8 @@ class Engine:
             return f
 
         fn("clipseg_model_default_params", ModelParams)
+        fn("clipseg_precision_from_name", I, ctypes.c_char_p, ctypes.POINTER(I))
+        fn("clipseg_precision_name", ctypes.c_char_p, I)
         fn("clipseg_model_load", P, ctypes.c_char_p, ModelParams, E)
         fn("clipseg_model_unref", None, P)
         fn("clipseg_model_get_info", ctypes.POINTER(ModelInfo), P)
@@ -125,20 +129,24 @@ class Engine:
         self.lib.clipseg_resize_dims(width, height, short_side, long_max, ctypes.byref(w), ctypes.byref(h))
         return w.value, h.value
 
-    def segmenter(self, model_dir, class_names, templates="imagenet80", n_threads=2):
-        return Segmenter(self, model_dir, class_names, templates, n_threads)
+    def segmenter(self, model_dir, class_names, templates="imagenet80", n_threads=2, precision="auto"):
+        return Segmenter(self, model_dir, class_names, templates, n_threads, precision)
 
 
 class Segmenter:
     """One model, one class list (one name per class, no background), one engine state."""
 
-    def __init__(self, engine, model_dir, class_names, templates, n_threads):
+    def __init__(self, engine, model_dir, class_names, templates, n_threads, precision="auto"):
         self.e = engine
         L = engine.lib
         self.model = self.labels = self.queries = self.state = None
         err = ctypes.POINTER(GError)()
-        self.model = L.clipseg_model_load(os.fsencode(model_dir), L.clipseg_model_default_params(),
-                                          ctypes.byref(err))
+        params = L.clipseg_model_default_params()
+        asked = ctypes.c_int()
+        if not L.clipseg_precision_from_name(precision.encode(), ctypes.byref(asked)):
+            raise EngineError("unknown precision %r" % precision)
+        params.precision = asked.value
+        self.model = L.clipseg_model_load(os.fsencode(model_dir), params, ctypes.byref(err))
         engine._check(self.model, err, "loading %s" % model_dir)
         self.info = L.clipseg_model_get_info(self.model).contents
         self.mean = np.array(self.info.image_mean[:], np.float32)
@@ -153,6 +161,11 @@ class Segmenter:
         engine.glib.g_strfreev(tmpl)
         engine._check(self.queries, err, "text queries")
         self.state = L.clipseg_state_new(self.model, n_threads)
+
+    def runs_in(self):
+        """(precision, GEMM library, ISA) the model's linears actually run in."""
+        return (self.e.lib.clipseg_precision_name(self.info.precision).decode(),
+                (self.info.gemm_library or b"?").decode(), (self.info.gemm_isa or b"?").decode())
 
     def close(self):
         L = self.e.lib

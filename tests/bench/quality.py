@@ -61,7 +61,6 @@ Examples:
   meson test -C build --suite quality      # the shipped model; results in the build dir
 """
 import argparse
-import ctypes
 import datetime
 import hashlib
 import json
@@ -87,46 +86,8 @@ NC = len(CLASSES)
 REGRESSION = cc.REGRESSION
 
 
-class ModelInfoPrecision(cc.ModelInfo):
-    """struct clipseg_model_info up to what the linears run in (clipseg_ctypes's mirror stops at
-    n_params)."""
-    _fields_ = [("precision", ctypes.c_int), ("gemm_library", ctypes.c_char_p), ("gemm_isa", ctypes.c_char_p)]
-
-
 def segmenter(engine, path, precision, n_threads):
-    """engine.segmenter(path, CLASSES) with the model's linears in @precision (auto, fp32, bf16):
-    cc.Segmenter loads with clipseg_model_default_params() (auto); for fp32/bf16 it is handed
-    params asking for that precision instead, for the duration of the load."""
-    L = engine.lib
-    if precision == "auto":
-        return engine.segmenter(path, CLASSES, n_threads=n_threads)
-    asked = ctypes.c_int()
-    L.clipseg_precision_from_name.restype = ctypes.c_int
-    L.clipseg_precision_from_name.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_int)]
-    if not L.clipseg_precision_from_name(precision.encode(), ctypes.byref(asked)):
-        raise ValueError("unknown precision %r" % precision)
-    default_params = L.clipseg_model_default_params
-
-    def params():
-        p = default_params()
-        p.precision = asked.value
-        return p
-
-    L.clipseg_model_default_params = params
-    try:
-        return engine.segmenter(path, CLASSES, n_threads=n_threads)
-    finally:
-        L.clipseg_model_default_params = default_params
-
-
-def runs_in(engine, seg):
-    """'bf16 (oneDNN 2.6.3, avx512_core_bf16)': what the model's linears run in and with."""
-    L = engine.lib
-    L.clipseg_precision_name.restype = ctypes.c_char_p
-    L.clipseg_precision_name.argtypes = [ctypes.c_int]
-    info = ctypes.cast(L.clipseg_model_get_info(seg.model), ctypes.POINTER(ModelInfoPrecision)).contents
-    return "%s (%s, %s)" % (L.clipseg_precision_name(info.precision).decode(),
-                            (info.gemm_library or b"?").decode(), (info.gemm_isa or b"?").decode())
+    return engine.segmenter(path, CLASSES, n_threads=n_threads, precision=precision)
 
 
 def log(msg):
@@ -167,7 +128,7 @@ def run_scenes(a, engine, models, scenes):
     n_reg = sum(1 for sc in scenes if sc["seed"] in REGRESSION["seeds"] and sc["gt"].shape[::-1] == REGRESSION["size"])
     for name, path in models:
         with segmenter(engine, path, a.precision, a.threads) as seg:
-            a.runs_in[name] = runs_in(engine, seg)
+            a.runs_in[name] = "%s (%s, %s)" % seg.runs_in()
             log("model %s: linears in %s" % (name, a.runs_in[name]))
             cfgs, main_res = scene_configs(a, seg.info.image_size)
             res = {c: {"conf": cc.Confusion(NC), "seconds": 0.0, "per_scene": []} for c in cfgs}

@@ -24,7 +24,6 @@ without AVX512-BF16: the BF16 model reports precision fp32, as `clipseg-engine i
 Usage: test_bf16_fidelity.py BUILD_DIR [-k SUBSTRING]
 Ends with 'N passed, N failed[, N skipped]'.  About 5 s, one engine thread.
 """
-import ctypes
 import glob
 import importlib.util
 import os
@@ -53,47 +52,6 @@ THREADS = 1               # one engine thread: two spinning OpenMP threads next 
 
 class Skip(Exception):
     pass
-
-
-class ModelInfoPrecision(cc.ModelInfo):
-    """struct clipseg_model_info up to the precision the linears run in (clipseg_ctypes's
-    mirror stops at n_params)."""
-    _fields_ = [("precision", ctypes.c_int), ("gemm_library", ctypes.c_char_p), ("gemm_isa", ctypes.c_char_p)]
-
-
-def segmenter(engine, precision):
-    """A cc.Segmenter of the shipped model whose linears run in @precision ("fp32", "bf16").
-    cc.Segmenter loads with clipseg_model_default_params() (precision AUTO); this hands it
-    params asking for @precision instead, for the duration of the load."""
-    L = engine.lib
-    asked = ctypes.c_int()
-    L.clipseg_precision_from_name.restype = ctypes.c_int
-    L.clipseg_precision_from_name.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_int)]
-    if not L.clipseg_precision_from_name(precision.encode(), ctypes.byref(asked)):
-        raise ValueError("unknown precision %r" % precision)
-    default_params = L.clipseg_model_default_params
-
-    def params():
-        p = default_params()
-        p.precision = asked.value
-        return p
-
-    L.clipseg_model_default_params = params
-    try:
-        seg = engine.segmenter(SHIPPED, world.CLASSES, n_threads=THREADS)
-    finally:
-        L.clipseg_model_default_params = default_params
-    return seg
-
-
-def runs_in(engine, seg):
-    """(precision name, GEMM library, ISA) the model's linears actually run in."""
-    L = engine.lib
-    L.clipseg_precision_name.restype = ctypes.c_char_p
-    L.clipseg_precision_name.argtypes = [ctypes.c_int]
-    info = ctypes.cast(L.clipseg_model_get_info(seg.model), ctypes.POINTER(ModelInfoPrecision)).contents
-    return (L.clipseg_precision_name(info.precision).decode(), (info.gemm_library or b"?").decode(),
-            (info.gemm_isa or b"?").decode())
 
 
 def agreement(segs, name, rgb):
@@ -202,8 +160,9 @@ def main():
     t0 = time.time()
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read when libgomp loads, with the engine
     engine = cc.Engine(cc.find_library(build))
-    segs = [segmenter(engine, "fp32"), segmenter(engine, "bf16")]
-    ran = [runs_in(engine, s) for s in segs]
+    segs = [engine.segmenter(SHIPPED, world.CLASSES, n_threads=THREADS, precision=p)
+            for p in ("fp32", "bf16")]
+    ran = [s.runs_in() for s in segs]
     print("fp32 model: %s with %s (%s); bf16 model: %s with %s (%s)" % (ran[0] + ran[1]), flush=True)
     why_not = None
     if ran[0][0] != "fp32":
