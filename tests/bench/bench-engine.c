@@ -1,10 +1,15 @@
-/* bench-engine — times the engine's dense forward and segmentation, and the
- * sgemm peak of the same OpenBLAS, printing one line per case:
+/* bench-engine — times the engine's dense forward and segmentation, the GEMM
+ * peak of the library that runs its linears and of OpenBLAS, and the vision
+ * tower's linears alone, printing one line per case:
  *
  *   case=<name> median_ms=<m> min_ms=<m> max_ms=<m> runs=<n> gflop=<work> gflops=<rate>
  *
  * after a line "# linears: <precision> <library> <isa>" saying what runs the
- * linears. tests/bench/run-bench.py runs it beside the PyTorch baseline and
+ * linears. Cases: sgemm2048 (OpenBLAS cblas_sgemm, 2048³), gemm2048 (2048³
+ * through the engine's own packed linear, in the model's precision: the large-GEMM
+ * rate its linears can reach), linears224, linears448 (every linear of the
+ * vision tower at that size through packed linears, distinct weights per layer:
+ * the GEMM share of dense224/dense448), dense224, dense448, segment336x448. tests/bench/run-bench.py runs it beside the PyTorch baseline and
  * prints the comparison. Usage:
  *   bench-engine MODEL [--threads N] [--runs N] [--cases a,b] [--precision auto|fp32|bf16]
  * CLIPSEG_DISABLE_DNNL=1 in the environment times the OpenBLAS linears.
@@ -17,6 +22,7 @@
 #include <omp.h>
 
 #include "clipseg-engine.h"
+#include "gemm.h"            /* internal: the packed linears, for the GEMM cases */
 
 static int n_threads = 2;
 static int n_runs = 7;
@@ -89,6 +95,104 @@ bench_sgemm (void)
   }
   report ("sgemm2048", ms, 5, 2.0 * n * n * (double) n / 1e9);
   g_free (a), g_free (b), g_free (c);
+}
+
+static float *
+random_floats (size_t n, guint32 seed)
+{
+  GRand *rng = g_rand_new_with_seed (seed);
+  float *x = g_new (float, n);
+
+  for (size_t i = 0; i < n; i++)
+    x[i] = (float) g_rand_double_range (rng, -0.05, 0.05);
+  g_rand_free (rng);
+  return x;
+}
+
+/* y[M,N] = x[M,K] · W[N,K]ᵀ with M = N = K = 2048 through one packed linear of
+ * the library and precision the model's linears use. */
+static void
+bench_gemm (const struct gemm_config *cfg)
+{
+  int n = 2048;
+  float *w = random_floats ((size_t) n * n, 1), *x = random_floats ((size_t) n * n, 2);
+  float *y = g_new (float, (size_t) n * n);
+  struct linear_rows rows = { w, NULL, n };
+  struct packed_linear *pl;
+  GError *error = NULL;
+  double ms[5];
+
+  if (!(pl = packed_linear_new (cfg, &rows, 1, n, GEMM_EPILOGUE_NONE, &error)))
+    g_error ("%s", error->message);
+  omp_set_num_threads (n_threads);
+  packed_linear_run (pl, x, n, y, n, n, FALSE);
+  for (int r = 0; r < 5; r++) {
+    gint64 t0 = g_get_monotonic_time ();
+
+    packed_linear_run (pl, x, n, y, n, n, FALSE);
+    ms[r] = (g_get_monotonic_time () - t0) / 1000.0;
+  }
+  report ("gemm2048", ms, 5, 2.0 * n * n * (double) n / 1e9);
+  packed_linear_free (pl);
+  g_free (w), g_free (x), g_free (y);
+}
+
+/* The linears of one dense forward at side x side, as the engine runs them
+ * (fused qkv; out-proj and fc2 summed into the residual; fc1 with its
+ * activation), each layer with weights of its own, so that they stream from
+ * memory as a real model's do. Layer norms, attention and the rest are left out. */
+static void
+bench_linears (const struct clipseg_model_info *i, const struct gemm_config *cfg, int side)
+{
+  int D = i->vision_width, M = i->vision_mlp, L = i->vision_layers;
+  int T = (side / i->patch_size) * (side / i->patch_size) + 1;
+  struct packed_linear **pl = g_new0 (struct packed_linear *, 4 * L);
+  float **weights = g_new0 (float *, 8 * L);
+  float *x = random_floats ((size_t) T * M, 3), *qkv = g_new0 (float, (size_t) T * 3 * D);
+  float *h = g_new0 (float, (size_t) T * M), *res = g_new0 (float, (size_t) T * D);
+  double *ms = g_new (double, n_runs);
+  GError *error = NULL;
+  char name[32];
+
+  for (int l = 0; l < L; l++) {
+    int n[4] = { 3 * D, D, M, D }, k[4] = { D, D, D, M };
+    enum gemm_epilogue ep[4] = { GEMM_EPILOGUE_NONE, GEMM_EPILOGUE_NONE,
+      GEMM_EPILOGUE_QUICK_GELU, GEMM_EPILOGUE_NONE };
+
+    for (int j = 0; j < 4; j++) {
+      float *w = random_floats ((size_t) n[j] * k[j], 10 + 4 * l + j);
+      float *b = random_floats (n[j], 100 + 4 * l + j);
+      struct linear_rows rows = { w, b, n[j] };
+
+      if (!(pl[4 * l + j] = packed_linear_new (cfg, &rows, 1, k[j], ep[j], &error)))
+        g_error ("%s", error->message);
+      if (gemm_borrows_weights (cfg))
+        weights[8 * l + 2 * j] = w, weights[8 * l + 2 * j + 1] = b;
+      else
+        g_free (w), g_free (b);
+    }
+  }
+  omp_set_num_threads (n_threads);
+  for (int r = -1; r < n_runs; r++) {
+    gint64 t0 = g_get_monotonic_time ();
+
+    for (int l = 0; l < L; l++) {
+      packed_linear_run (pl[4 * l + 0], x, D, qkv, 3 * D, T, FALSE);
+      packed_linear_run (pl[4 * l + 1], x, D, res, D, T, TRUE);
+      packed_linear_run (pl[4 * l + 2], x, D, h, M, T, FALSE);
+      packed_linear_run (pl[4 * l + 3], h, M, res, D, T, TRUE);
+    }
+    if (r >= 0)
+      ms[r] = (g_get_monotonic_time () - t0) / 1000.0;
+  }
+  g_snprintf (name, sizeof name, "linears%d", side);
+  report (name, ms, n_runs, L * 2.0 * T * (4.0 * D * D + 2.0 * D * M) / 1e9);
+  for (int j = 0; j < 4 * L; j++)
+    packed_linear_free (pl[j]);
+  for (int j = 0; j < 8 * L; j++)
+    g_free (weights[j]);
+  g_free (pl), g_free (weights), g_free (ms);
+  g_free (x), g_free (qkv), g_free (h), g_free (res);
 }
 
 static float *
@@ -169,6 +273,7 @@ main (int argc, char **argv)
   };
   struct clipseg_model_params params = clipseg_model_default_params ();
   const struct clipseg_model_info *info;
+  struct gemm_config gemm;
   GOptionContext *ctx = g_option_context_new ("MODEL");
   GError *error = NULL;
   struct clipseg_model *model;
@@ -190,8 +295,15 @@ main (int argc, char **argv)
   printf ("# linears: %s %s %s\n", clipseg_precision_name (info->precision), info->gemm_library,
       info->gemm_isa);
   st = clipseg_state_new (model, n_threads);
+  gemm_resolve (info->precision, &gemm);
   if (wanted ("sgemm2048"))
     bench_sgemm ();
+  if (wanted ("gemm2048"))
+    bench_gemm (&gemm);
+  if (wanted ("linears224"))
+    bench_linears (info, &gemm, 224);
+  if (wanted ("linears448"))
+    bench_linears (info, &gemm, 448);
   if (wanted ("dense224"))
     bench_dense (model, st, 224);
   if (wanted ("dense448"))

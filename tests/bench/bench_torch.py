@@ -1,35 +1,69 @@
 #!/usr/bin/python3
-"""The PyTorch baseline of bench-engine: the same computation, set up at its
-best (Debian's python3-torch, fp32, inference_mode, torch.set_num_threads,
-OpenBLAS's OpenMP build underneath so torch's and BLAS's threads share a pool).
+"""The PyTorch peer of bench-engine: SCLIP's dense forward built the way SCLIP's
+official code builds it, on Debian's python3-torch.
 
-Cases (same names and output lines as bench-engine):
-  dense224, dense448   vision tower, SCLIP last block (residual and FFN kept),
-                       ln_post + projection + L2 norm on every patch token
-  segment336x448       SCLIP slide inference: 6 windows of 224 (stride 112) in
-                       one batch, per-window cosines upsampled, averaged,
-                       scaled, softmaxed, max over synonyms, argmax
+The model follows OpenAI CLIP's VisionTransformer as SCLIP ships it
+(github.com/wangf3014/SCLIP, clip/model.py), written here from its structure:
+  conv1 patch embedding, class token, positional embedding (bicubic-resized to
+  the grid when the image is not 224, as SCLIP resizes it), ln_pre;
+  blocks 1..11: x + nn.MultiheadAttention(ln_1(x)), x + MLP(ln_2(x)) with
+  c_fc, QuickGELU, c_proj, tokens sequence-first (L, B, D) as OpenAI's code
+  keeps them;
+  block 12: x + correlative self-attention of ln_1(x) with that block's own
+  in_proj and out_proj (q, k, v from one F.linear, heads as a batch,
+  softmax(q qᵀ·s) + softmax(k kᵀ·s) times v through torch.bmm), then
+  x + MLP(ln_2(x)) (SCLIP keeps the residual and the FFN);
+  ln_post and the projection on every token, L2 norm, class token dropped
+  (SCLIP's encode_image(return_all=True) and forward_feature).
+Weights come from the Hugging Face checkpoint given (tests/bench/vitb16.py makes
+one with the exact ViT-B/16 shapes), mapped onto OpenAI's parameter names.
 
---attn mha uses nn.functional.multi_head_attention_forward (torch's fused
-path) for the stock blocks; --attn manual writes q/k/v attention with bmm.
-Usage: bench_torch.py MODEL_DIR [--threads N] [--runs N] [--attn mha|manual]
+Precisions:
+  fp32  under torch.inference_mode()
+  bf16  the same under torch.autocast("cpu", dtype=torch.bfloat16): the
+        linears and bmm run in bf16 through oneDNN, layer norms and softmax
+        in fp32
+
+Cases (output lines as bench-engine's, plus precision=):
+  dense224, dense448   one whole-image dense forward
+  matmul2048           torch.matmul of two 2048x2048 matrices in the precision
+                       (fp32: torch's BLAS, OpenBLAS here; bf16: oneDNN)
+  mkldnn2048           fp32 only: a 2048x2048 Linear through oneDNN
+                       (torch.utils.mkldnn), the fp32 oneDNN rate
+The first lines say whether torch's fused nn.MultiheadAttention fast path ran
+(it counts calls to torch._native_multi_head_attention during a forward). On
+Debian's torch 1.13 it does not: that path needs batch_first=True and no
+autocast, and OpenAI's blocks are sequence-first. A batch-first variant that
+takes it (checked once, not kept) was no faster: 224 458 vs 459 ms, 448 2450 vs
+2272 ms fp32, same process, interleaved.
+Checked once: on one checkpoint and input, the fp32 features of dense() match
+`clipseg-engine dense --precision fp32` to 1e-6 relative error (bf16 autocast
+differs from fp32 by 1e-2), so both sides compute the same thing.
+
+Usage: bench_torch.py MODEL_DIR [--threads N] [--runs N] [--precision fp32,bf16]
+                      [--cases dense224,dense448,matmul2048,mkldnn2048]
+Run it with /usr/bin/python3 and OMP_WAIT_POLICY=passive (run-bench.py does).
 """
 import argparse
+import contextlib
 import json
 import math
 import os
 import struct
 import sys
 import time
+from collections import OrderedDict
 
 import numpy as np
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 DTYPES = {'F32': np.float32, 'F16': np.float16, 'BF16': np.uint16, 'I64': np.int64}
 
 
 def read_safetensors(path):
+    """name -> float32 tensor for every floating tensor of a safetensors file."""
     with open(path, 'rb') as f:
         (n,) = struct.unpack('<Q', f.read(8))
         header = json.loads(f.read(n))
@@ -46,126 +80,158 @@ def read_safetensors(path):
     return out
 
 
-class Vision:
-    """OpenAI CLIP's vision tower from Hugging Face weights."""
+class LayerNorm(nn.LayerNorm):
+    """OpenAI's LayerNorm: computed in fp32, returned in the input's dtype."""
 
-    def __init__(self, model_dir):
-        with open(os.path.join(model_dir, 'config.json')) as f:
-            cfg = json.load(f)['vision_config']
-        T = read_safetensors(os.path.join(model_dir, 'model.safetensors'))
-        p = 'vision_model.'
-        self.heads = cfg['num_attention_heads']
-        self.patch = cfg['patch_size']
-        self.conv = T[p + 'embeddings.patch_embedding.weight']
-        self.cls = T[p + 'embeddings.class_embedding']
-        self.pos = T[p + 'embeddings.position_embedding.weight']
-        self.ln_pre = (T[p + 'pre_layrnorm.weight'], T[p + 'pre_layrnorm.bias'])
-        self.ln_post = (T[p + 'post_layernorm.weight'], T[p + 'post_layernorm.bias'])
-        self.proj = T['visual_projection.weight']
-        self.blocks = []
-        i = 0
-        while p + 'encoder.layers.%d.layer_norm1.weight' % i in T:
-            q = p + 'encoder.layers.%d.' % i
-            self.blocks.append({
-                'ln1': (T[q + 'layer_norm1.weight'], T[q + 'layer_norm1.bias']),
-                'ln2': (T[q + 'layer_norm2.weight'], T[q + 'layer_norm2.bias']),
-                'in_w': torch.cat([T[q + 'self_attn.%s_proj.weight' % n] for n in 'qkv']),
-                'in_b': torch.cat([T[q + 'self_attn.%s_proj.bias' % n] for n in 'qkv']),
-                'out_w': T[q + 'self_attn.out_proj.weight'], 'out_b': T[q + 'self_attn.out_proj.bias'],
-                'fc1': (T[q + 'mlp.fc1.weight'], T[q + 'mlp.fc1.bias']),
-                'fc2': (T[q + 'mlp.fc2.weight'], T[q + 'mlp.fc2.bias']),
-            })
-            i += 1
-        self.width = self.cls.shape[0]
-        self.grid = int(round(math.sqrt(self.pos.shape[0] - 1)))
+    def forward(self, x):
+        return super().forward(x.float()).type(x.dtype)
+
+
+class QuickGELU(nn.Module):
+    def forward(self, x):
+        return x * torch.sigmoid(1.702 * x)
+
+
+class ResidualAttentionBlock(nn.Module):
+    def __init__(self, width, heads):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(width, heads)   # sequence-first, as OpenAI's
+        self.ln_1 = LayerNorm(width)
+        self.mlp = nn.Sequential(OrderedDict([
+            ('c_fc', nn.Linear(width, 4 * width)),
+            ('gelu', QuickGELU()),
+            ('c_proj', nn.Linear(4 * width, width)),
+        ]))
+        self.ln_2 = LayerNorm(width)
+
+    def forward(self, x):
+        y = self.ln_1(x)
+        x = x + self.attn(y, y, y, need_weights=False)[0]
+        return x + self.mlp(self.ln_2(x))
+
+
+def correlative_attention(attn, x):
+    """SCLIP's CSA with the weights of @attn (an nn.MultiheadAttention); x [L, B, D]."""
+    L, B, D = x.shape
+    H = attn.num_heads
+    d = D // H
+    q, k, v = F.linear(x, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
+    # [L, B, D] -> [B·H, L, d]: every head of every image one batch entry
+    q, k, v = (t.contiguous().view(L, B * H, d).transpose(0, 1) for t in (q, k, v))
+    s = d ** -0.5
+    a = F.softmax(torch.bmm(q, q.transpose(1, 2)) * s, dim=-1) \
+        + F.softmax(torch.bmm(k, k.transpose(1, 2)) * s, dim=-1)
+    o = torch.bmm(a, v).transpose(0, 1).contiguous().view(L, B, D)
+    return attn.out_proj(o)
+
+
+class VisionTransformer(nn.Module):
+    def __init__(self, resolution, patch, width, layers, heads, output_dim):
+        super().__init__()
+        self.patch = patch
+        self.conv1 = nn.Conv2d(3, width, kernel_size=patch, stride=patch, bias=False)
+        scale = width ** -0.5
+        self.class_embedding = nn.Parameter(scale * torch.randn(width))
+        self.positional_embedding = nn.Parameter(scale * torch.randn((resolution // patch) ** 2 + 1, width))
+        self.ln_pre = LayerNorm(width)
+        self.resblocks = nn.Sequential(*[ResidualAttentionBlock(width, heads) for _ in range(layers)])
+        self.ln_post = LayerNorm(width)
+        self.proj = nn.Parameter(scale * torch.randn(width, output_dim))
 
     def positions(self, gh, gw):
-        if gh == self.grid and gw == self.grid:
-            return self.pos
-        g = self.pos[1:].reshape(1, self.grid, self.grid, -1).permute(0, 3, 1, 2)
-        g = F.interpolate(g, scale_factor=((gh + 0.1) / self.grid, (gw + 0.1) / self.grid),
-                          mode='bicubic', align_corners=False)
-        return torch.cat([self.pos[:1], g.permute(0, 2, 3, 1).reshape(gh * gw, -1)])
+        """The positional embedding for a gh x gw grid (SCLIP's bicubic resize)."""
+        pos = self.positional_embedding
+        g0 = int(math.sqrt(pos.shape[0] - 1))
+        if gh == g0 and gw == g0:
+            return pos
+        grid = pos[1:].reshape(1, g0, g0, -1).permute(0, 3, 1, 2)
+        grid = F.interpolate(grid, scale_factor=((gh + 0.1) / g0, (gw + 0.1) / g0), mode='bicubic')
+        return torch.cat([pos[:1], grid.permute(0, 2, 3, 1).reshape(gh * gw, -1)])
 
-    def split(self, x, blk):
-        B, L, D = x.shape
-        qkv = F.linear(x, blk['in_w'], blk['in_b']).reshape(B, L, 3, self.heads, D // self.heads)
-        return qkv.permute(2, 0, 3, 1, 4)  # 3, B, H, L, d
-
-    def merge(self, o):
-        B, H, L, d = o.shape
-        return o.permute(0, 2, 1, 3).reshape(B, L, H * d)
-
-    def attn_manual(self, y, blk):
-        q, k, v = self.split(y, blk)
-        s = 1.0 / math.sqrt(q.shape[-1])
-        a = torch.softmax(torch.matmul(q, k.transpose(-1, -2)) * s, dim=-1)
-        return F.linear(self.merge(torch.matmul(a, v)), blk['out_w'], blk['out_b'])
-
-    def attn_mha(self, y, blk):
-        y = y.transpose(0, 1)  # L, B, D as OpenAI's nn.MultiheadAttention sees it
-        out, _ = F.multi_head_attention_forward(
-            y, y, y, self.width, self.heads, blk['in_w'], blk['in_b'], None, None, False, 0.0,
-            blk['out_w'], blk['out_b'], training=False, need_weights=False)
-        return out.transpose(0, 1)
-
-    def attn_csa(self, y, blk):
-        q, k, v = self.split(y, blk)
-        s = 1.0 / math.sqrt(q.shape[-1])
-        a = torch.softmax(torch.matmul(q, q.transpose(-1, -2)) * s, dim=-1) + \
-            torch.softmax(torch.matmul(k, k.transpose(-1, -2)) * s, dim=-1)
-        return F.linear(self.merge(torch.matmul(a, v)), blk['out_w'], blk['out_b'])
-
-    def dense(self, x, attn):
-        """x [B, 3, H, W] -> unit-length patch features [B, N, E] (SCLIP last block)."""
+    def dense(self, x):
+        """x [B, 3, H, W] -> unit-length patch features [B, P, E] (SCLIP last block)."""
         B, _, H, W = x.shape
-        gh, gw = H // self.patch, W // self.patch
-        t = F.conv2d(x, self.conv, stride=self.patch).flatten(2).transpose(1, 2)
-        t = torch.cat([self.cls.expand(B, 1, -1), t], dim=1) + self.positions(gh, gw)
-        t = F.layer_norm(t, (self.width,), *self.ln_pre)
-        stock = self.attn_mha if attn == 'mha' else self.attn_manual
-        for i, blk in enumerate(self.blocks):
-            mix = self.attn_csa if i == len(self.blocks) - 1 else stock
-            t = t + mix(F.layer_norm(t, (self.width,), *blk['ln1']), blk)
-            h = F.linear(F.layer_norm(t, (self.width,), *blk['ln2']), *blk['fc1'])
-            t = t + F.linear(h * torch.sigmoid(1.702 * h), *blk['fc2'])
-        f = F.linear(F.layer_norm(t[:, 1:], (self.width,), *self.ln_post), self.proj)
-        return F.normalize(f, dim=-1)
+        t = self.conv1(x).flatten(2).permute(0, 2, 1)                    # B, P, D
+        cls = self.class_embedding.to(t.dtype) + torch.zeros(B, 1, t.shape[-1], dtype=t.dtype)
+        t = torch.cat([cls, t], dim=1)
+        t = self.ln_pre(t + self.positions(H // self.patch, W // self.patch).to(t.dtype))
+        t = t.permute(1, 0, 2)                                           # L, B, D
+        for blk in self.resblocks[:-1]:
+            t = blk(t)
+        last = self.resblocks[-1]
+        t = t + correlative_attention(last.attn, last.ln_1(t))
+        t = t + last.mlp(last.ln_2(t))
+        f = self.ln_post(t.permute(1, 0, 2)) @ self.proj                # B, L, E
+        f = f / f.norm(dim=-1, keepdim=True)
+        return f[:, 1:]
 
 
-def segment(vision, attn, x, queries, class_of, n_classes, crop=224, stride=112, scale=40.0):
-    _, _, H, W = x.shape
-    rows = max(H - crop + stride - 1, 0) // stride + 1
-    cols = max(W - crop + stride - 1, 0) // stride + 1
-    boxes = []
-    for r in range(rows):
-        for c in range(cols):
-            y2, x2 = min(r * stride + crop, H), min(c * stride + crop, W)
-            boxes.append((max(y2 - crop, 0), max(x2 - crop, 0)))
-    h, w = min(crop, H), min(crop, W)
-    crops = torch.cat([x[:, :, y:y + h, xx:xx + w] for y, xx in boxes])
-    feats = vision.dense(crops, attn)
-    gh, gw = h // vision.patch, w // vision.patch
-    logits = (feats @ queries.T).transpose(1, 2).reshape(len(boxes), -1, gh, gw)
-    logits = F.interpolate(logits, size=(h, w), mode='bilinear', align_corners=False)
-    acc = torch.zeros(queries.shape[0], H, W)
-    count = torch.zeros(1, H, W)
-    for (y, xx), lg in zip(boxes, logits):
-        acc[:, y:y + h, xx:xx + w] += lg
-        count[:, y:y + h, xx:xx + w] += 1
-    probs = torch.softmax(scale * acc / count, dim=0)
-    cls = torch.stack([probs[class_of == c].amax(0) for c in range(n_classes)])
-    return cls, cls.argmax(0)
+def load_vision(model_dir):
+    """The vision tower of a Hugging Face CLIP checkpoint in OpenAI's structure."""
+    with open(os.path.join(model_dir, 'config.json')) as f:
+        cfg = json.load(f)['vision_config']
+    T = read_safetensors(os.path.join(model_dir, 'model.safetensors'))
+    p = 'vision_model.'
+    width, layers = cfg['hidden_size'], cfg['num_hidden_layers']
+    vt = VisionTransformer(cfg['image_size'], cfg['patch_size'], width, layers,
+                           cfg['num_attention_heads'], T['visual_projection.weight'].shape[0])
+    sd = {
+        'conv1.weight': T[p + 'embeddings.patch_embedding.weight'],
+        'class_embedding': T[p + 'embeddings.class_embedding'],
+        'positional_embedding': T[p + 'embeddings.position_embedding.weight'],
+        'ln_pre.weight': T[p + 'pre_layrnorm.weight'], 'ln_pre.bias': T[p + 'pre_layrnorm.bias'],
+        'ln_post.weight': T[p + 'post_layernorm.weight'], 'ln_post.bias': T[p + 'post_layernorm.bias'],
+        'proj': T['visual_projection.weight'].t().contiguous(),
+    }
+    for i in range(layers):
+        h, o = p + 'encoder.layers.%d.' % i, 'resblocks.%d.' % i
+        for part in ('weight', 'bias'):
+            sd[o + 'attn.in_proj_' + part] = torch.cat([T[h + 'self_attn.%s_proj.%s' % (n, part)] for n in 'qkv'])
+            sd[o + 'attn.out_proj.' + part] = T[h + 'self_attn.out_proj.' + part]
+            sd[o + 'ln_1.' + part] = T[h + 'layer_norm1.' + part]
+            sd[o + 'ln_2.' + part] = T[h + 'layer_norm2.' + part]
+            sd[o + 'mlp.c_fc.' + part] = T[h + 'mlp.fc1.' + part]
+            sd[o + 'mlp.c_proj.' + part] = T[h + 'mlp.fc2.' + part]
+    vt.load_state_dict(sd, strict=True)
+    return vt.eval()
 
 
-def dense_gflop(vision, side, windows=1):
-    D, M = vision.width, vision.blocks[0]['fc1'][0].shape[0]
-    E, p, layers = vision.proj.shape[0], vision.patch, len(vision.blocks)
+def precision_context(precision):
+    if precision == 'bf16':
+        return torch.autocast('cpu', dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def dense_gflop(vt, side):
+    """FLOPs of one forward (bench-engine's count: multiply-add = 2, SCLIP last block)."""
+    blk = vt.resblocks[0]
+    D, M = blk.mlp.c_fc.in_features, blk.mlp.c_fc.out_features
+    E, p, layers = vt.proj.shape[1], vt.patch, len(vt.resblocks)
     P = (side // p) ** 2
     N = P + 1
     total = 2 * P * D * 3 * p * p + layers * 2 * N * (4 * D * D + 2 * D * M) \
         + (layers - 1) * 4 * N * N * D + 6 * N * N * D + 2 * P * D * E
-    return windows * total / 1e9
+    return total / 1e9
+
+
+def fast_path_calls(vt, x, precision):
+    """How often one forward enters torch's fused MHA kernel."""
+    native = getattr(torch, '_native_multi_head_attention', None)
+    if native is None:
+        return 0
+    calls = [0]
+
+    def counted(*args, **kwargs):
+        calls[0] += 1
+        return native(*args, **kwargs)
+
+    torch._native_multi_head_attention = counted
+    try:
+        with precision_context(precision):
+            vt.dense(x)
+    finally:
+        torch._native_multi_head_attention = native
+    return calls[0]
 
 
 def timed(fn, runs):
@@ -178,10 +244,10 @@ def timed(fn, runs):
     return sorted(ms)
 
 
-def report(name, ms, gflop):
+def report(name, precision, ms, gflop):
     med = ms[len(ms) // 2]
-    print('case=%s median_ms=%.2f min_ms=%.2f max_ms=%.2f runs=%d gflop=%.3f gflops=%.1f'
-          % (name, med, ms[0], ms[-1], len(ms), gflop, gflop / (med / 1000)), flush=True)
+    print('case=%s precision=%s median_ms=%.2f min_ms=%.2f max_ms=%.2f runs=%d gflop=%.3f gflops=%.1f'
+          % (name, precision, med, ms[0], ms[-1], len(ms), gflop, gflop / (med / 1000)), flush=True)
 
 
 def main():
@@ -189,26 +255,39 @@ def main():
     ap.add_argument('model')
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--runs', type=int, default=7)
-    ap.add_argument('--attn', choices=('mha', 'manual'), default='mha')
-    ap.add_argument('--cases', default='dense224,dense448,segment336x448')
+    ap.add_argument('--precision', default='fp32,bf16')
+    ap.add_argument('--cases', default='dense224,dense448,matmul2048,mkldnn2048')
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    vision = Vision(a.model)
-    cases = a.cases.split(',')
+    cases, precisions = a.cases.split(','), a.precision.split(',')
+    if set(precisions) - {'fp32', 'bf16'}:
+        ap.error('--precision takes fp32 and/or bf16')
+    vt = load_vision(a.model)
     g = torch.Generator().manual_seed(7)
+    print('# torch %s, %d threads, OMP_WAIT_POLICY=%s' % (
+        torch.__version__, torch.get_num_threads(), os.environ.get('OMP_WAIT_POLICY', '(unset)')), flush=True)
     with torch.inference_mode():
-        for side in (224, 448):
-            if 'dense%d' % side in cases:
-                x = torch.rand(1, 3, side, side, generator=g) * 4 - 2
-                report('dense%d' % side, timed(lambda: vision.dense(x, a.attn), a.runs),
-                       dense_gflop(vision, side))
-        if 'segment336x448' in cases:
-            x = torch.rand(1, 3, 336, 448, generator=g) * 4 - 2
-            E = vision.proj.shape[0]
-            queries = F.normalize(torch.randn(10, E, generator=g), dim=-1)
-            class_of = torch.tensor([0, 1, 1, 1, 2, 3, 4, 5, 6, 7])
-            report('segment336x448', timed(lambda: segment(vision, a.attn, x, queries, class_of, 8),
-                                           a.runs), dense_gflop(vision, 224, 6))
+        x224 = torch.rand(1, 3, 224, 224, generator=g) * 4 - 2
+        for precision in precisions:
+            print('# %s: fused MHA fast path ran in %d of %d blocks' % (
+                precision, fast_path_calls(vt, x224, precision), len(vt.resblocks) - 1), flush=True)
+        for precision in precisions:
+            for side in (224, 448):
+                if 'dense%d' % side in cases:
+                    x = torch.rand(1, 3, side, side, generator=g) * 4 - 2
+                    with precision_context(precision):
+                        ms = timed(lambda: vt.dense(x), a.runs)
+                    report('dense%d' % side, precision, ms, dense_gflop(vt, side))
+            n = 2048
+            if 'matmul2048' in cases:
+                dt = torch.bfloat16 if precision == 'bf16' else torch.float32
+                m1, m2 = torch.randn(n, n, generator=g).to(dt), torch.randn(n, n, generator=g).to(dt)
+                report('matmul2048', precision, timed(lambda: torch.matmul(m1, m2), 5), 2 * n ** 3 / 1e9)
+            if 'mkldnn2048' in cases and precision == 'fp32' and torch.backends.mkldnn.is_available():
+                from torch.utils import mkldnn as mkldnn_utils
+                lin = mkldnn_utils.to_mkldnn(nn.Linear(n, n, bias=False).eval())
+                m1 = torch.randn(n, n, generator=g).to_mkldnn()
+                report('mkldnn2048', precision, timed(lambda: lin(m1), 5), 2 * n ** 3 / 1e9)
     return 0
 
 
