@@ -19,10 +19,20 @@ Weights come from the Hugging Face checkpoint given (tests/bench/vitb16.py makes
 one with the exact ViT-B/16 shapes), mapped onto OpenAI's parameter names.
 
 Precisions:
-  fp32  under torch.inference_mode()
-  bf16  the same under torch.autocast("cpu", dtype=torch.bfloat16): the
-        linears and bmm run in bf16 through oneDNN, layer norms and softmax
-        in fp32
+  fp32          under torch.inference_mode()
+  bf16          the same under torch.autocast("cpu", dtype=torch.bfloat16): the
+                linears and bmm run in bf16 through oneDNN, layer norms in fp32;
+                one autocast context around all runs, so autocast caches the
+                bf16 copies of the weights
+  bf16-nocache  the same with a context of its own per forward and
+                cache_enabled=False (the weights are cast in every forward).
+                run-bench.py takes the faster of the two as the bf16 peer
+Large temporaries (448: 12 x 785 x 785 attention matrices, 30 MB) make glibc's
+malloc map and unmap memory in every op, and the page faults cost torch much:
+with glibc's defaults bf16 at 448 took 1150-1550 ms with the weight cache and
+about 550 without; with GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:
+glibc.malloc.trim_threshold=4294967296 (what run-bench.py sets for both sides)
+430 and 450 ms (one run each, 5 forwards).
 
 Cases (output lines as bench-engine's, plus precision=):
   dense224, dense448   one whole-image dense forward
@@ -40,9 +50,10 @@ Checked once: on one checkpoint and input, the fp32 features of dense() match
 `clipseg-engine dense --precision fp32` to 1e-6 relative error (bf16 autocast
 differs from fp32 by 1e-2), so both sides compute the same thing.
 
-Usage: bench_torch.py MODEL_DIR [--threads N] [--runs N] [--precision fp32,bf16]
+Usage: bench_torch.py MODEL_DIR [--threads N] [--runs N] [--precision fp32,bf16,bf16-nocache]
                       [--cases dense224,dense448,matmul2048,mkldnn2048]
-Run it with /usr/bin/python3 and OMP_WAIT_POLICY=passive (run-bench.py does).
+Run it with /usr/bin/python3, OMP_WAIT_POLICY=passive and those GLIBC_TUNABLES
+(run-bench.py does).
 """
 import argparse
 import contextlib
@@ -197,9 +208,20 @@ def load_vision(model_dir):
 
 
 def precision_context(precision):
+    """The context around all runs of a precision."""
     if precision == 'bf16':
         return torch.autocast('cpu', dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def forward_fn(vt, x, precision):
+    """One dense forward as timed in @precision."""
+    if precision == 'bf16-nocache':
+        def fn():
+            with torch.autocast('cpu', dtype=torch.bfloat16, cache_enabled=False):
+                return vt.dense(x)
+        return fn
+    return lambda: vt.dense(x)
 
 
 def dense_gflop(vt, side):
@@ -228,7 +250,7 @@ def fast_path_calls(vt, x, precision):
     torch._native_multi_head_attention = counted
     try:
         with precision_context(precision):
-            vt.dense(x)
+            forward_fn(vt, x, precision)()
     finally:
         torch._native_multi_head_attention = native
     return calls[0]
@@ -255,13 +277,13 @@ def main():
     ap.add_argument('model')
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--runs', type=int, default=7)
-    ap.add_argument('--precision', default='fp32,bf16')
+    ap.add_argument('--precision', default='fp32,bf16,bf16-nocache')
     ap.add_argument('--cases', default='dense224,dense448,matmul2048,mkldnn2048')
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     cases, precisions = a.cases.split(','), a.precision.split(',')
-    if set(precisions) - {'fp32', 'bf16'}:
-        ap.error('--precision takes fp32 and/or bf16')
+    if set(precisions) - {'fp32', 'bf16', 'bf16-nocache'}:
+        ap.error('--precision takes fp32, bf16 and/or bf16-nocache')
     vt = load_vision(a.model)
     g = torch.Generator().manual_seed(7)
     print('# torch %s, %d threads, OMP_WAIT_POLICY=%s' % (
@@ -276,10 +298,10 @@ def main():
                 if 'dense%d' % side in cases:
                     x = torch.rand(1, 3, side, side, generator=g) * 4 - 2
                     with precision_context(precision):
-                        ms = timed(lambda: vt.dense(x), a.runs)
+                        ms = timed(forward_fn(vt, x, precision), a.runs)
                     report('dense%d' % side, precision, ms, dense_gflop(vt, side))
             n = 2048
-            if 'matmul2048' in cases:
+            if 'matmul2048' in cases and precision != 'bf16-nocache':
                 dt = torch.bfloat16 if precision == 'bf16' else torch.float32
                 m1, m2 = torch.randn(n, n, generator=g).to(dt), torch.randn(n, n, generator=g).to(dt)
                 report('matmul2048', precision, timed(lambda: torch.matmul(m1, m2), 5), 2 * n ** 3 / 1e9)
