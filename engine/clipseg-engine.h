@@ -75,6 +75,7 @@ enum clipseg_engine_error {
   CLIPSEG_ENGINE_ERROR_FORMAT,   /* a file is malformed (safetensors, JSON, vocabulary) */
   CLIPSEG_ENGINE_ERROR_MODEL,    /* missing/mis-shaped tensor, unknown architecture */
   CLIPSEG_ENGINE_ERROR_INVALID,  /* an argument value is out of range (labels, sizes, params) */
+  CLIPSEG_ENGINE_ERROR_CANCELLED, /* the state's abort callback stopped the call */
 };
 
 /* ---- logging ------------------------------------------------------------ */
@@ -262,6 +263,15 @@ struct clipseg_state;
 struct clipseg_state *clipseg_state_new (struct clipseg_model *model, int n_threads);
 void clipseg_state_free (struct clipseg_state *state);
 
+/* Lets another thread stop a long call on @state: clipseg_state_segment and
+ * clipseg_state_encode_dense poll @abort (from their worker threads too, so it
+ * must be thread-safe, e.g. read an atomic flag) between transformer layers
+ * and fail with CLIPSEG_ENGINE_ERROR_CANCELLED within one layer's time of it
+ * returning TRUE. NULL: never stop (the default). */
+typedef gboolean (*clipseg_abort_func) (void *user_data);
+void clipseg_state_set_abort (struct clipseg_state *state, clipseg_abort_func abort,
+    void *user_data);
+
 /* Dense patch features of one image. @pixels: normalised float [3, H, W] with
  * H and W multiples of the patch size (positional embeddings are interpolated
  * when the grid differs from the checkpoint's). @features: [(H/p)·(W/p), E],
@@ -289,6 +299,17 @@ struct clipseg_segment_params clipseg_segment_default_params (void);
 gboolean clipseg_segment_params_check (const struct clipseg_model *model,
     const struct clipseg_segment_params *params, GError **error);
 
+/* Whether one @height x @width image can be segmented with @params on
+ * @n_threads threads (as clipseg_state_new resolves them): the params check,
+ * sides of at least one patch, and the scratch of one window's forward (its
+ * activations and attention for every thread) within CLIPSEG_MAX_WINDOW_BYTES,
+ * so a whole-image pass (crop 0) on a big image fails here, not mid-frame.
+ * Callers taking sizes from users (an element's resolution and window) can
+ * check them ahead and fall back to sliding windows. */
+#define CLIPSEG_MAX_WINDOW_BYTES (G_GUINT64_CONSTANT (4) << 30)
+gboolean clipseg_segment_size_check (const struct clipseg_model *model, int n_threads,
+    int height, int width, const struct clipseg_segment_params *params, GError **error);
+
 /* Segments one image of any size (sides >= the patch size). Windows of @crop
  * with @stride as SCLIP slides them, batched into the same matrix products;
  * per-window cosines upsampled bilinearly and averaged over overlaps, resized
@@ -296,12 +317,9 @@ gboolean clipseg_segment_params_check (const struct clipseg_model *model,
  * to classes by the max over synonyms. @probs (may be NULL): [C, out_h, out_w]
  * class probabilities after the area threshold. @labels (may be NULL):
  * [out_h, out_w] argmax class after both thresholds. Fails with
- * CLIPSEG_ENGINE_ERROR_INVALID when out_h·out_w exceeds INT_MAX, or when the
- * attention scores of one window for all the state's threads (n_threads · 2 ·
- * L² floats, L = patches per window + 1) would exceed
- * CLIPSEG_MAX_ATTENTION_BYTES: a whole-image pass (crop 0) on a big image
- * needs sliding windows or fewer threads. */
-#define CLIPSEG_MAX_ATTENTION_BYTES (G_GUINT64_CONSTANT (4) << 30)
+ * CLIPSEG_ENGINE_ERROR_INVALID when out_h·out_w exceeds INT_MAX or
+ * clipseg_segment_size_check fails, and with CLIPSEG_ENGINE_ERROR_CANCELLED
+ * when the abort callback stops it. */
 gboolean clipseg_state_segment (struct clipseg_state *state, const float *pixels, int height,
     int width, const struct clipseg_queries *queries, const struct clipseg_segment_params *params,
     int out_height, int out_width, float *probs, int32_t *labels, GError **error);

@@ -203,10 +203,10 @@ encode_windows (struct clipseg_state *st, const float *pixels, const struct layo
 }
 
 /* Runs the windows in rounds and adds each window's upsampled cosines into
- * @sum [sum_h, sum_w, Q]. */
-static void
+ * @sum [sum_h, sum_w, Q]; FALSE when the abort callback stopped it. */
+static gboolean
 accumulate_windows (struct clipseg_state *st, const float *pixels, const struct layout *lo,
-    const struct clipseg_queries *queries, enum clipseg_mode mode, float *sum)
+    const struct clipseg_queries *queries, enum clipseg_mode mode, float *sum, GError **error)
 {
   int E = st->model->w.embed_dim, Q = clipseg_queries_n_queries (queries);
   int N = lo->gh * lo->gw, n_windows = lo->rows * lo->cols;
@@ -220,6 +220,8 @@ accumulate_windows (struct clipseg_state *st, const float *pixels, const struct 
     int n = MIN (per_round, n_windows - first);
 
     encode_windows (st, pixels, lo, &plan, first, n, features);
+    if (engine_aborted (st, error))
+      return FALSE;
     /* cosine of every patch with every query (both unit length) */
     linear (features, E, clipseg_queries_embeddings (queries), NULL, logits, Q, n * N, Q, E, 0.0f);
     for (int b = 0; b < n; b++) {
@@ -229,6 +231,7 @@ accumulate_windows (struct clipseg_state *st, const float *pixels, const struct 
           lo->up_h, lo->up_w);
     }
   }
+  return TRUE;
 }
 
 /* Divides each pixel's summed cosines by the number of windows covering it. */
@@ -341,34 +344,55 @@ clipseg_segment_params_check (const struct clipseg_model *model,
   return TRUE;
 }
 
+/* Bytes one forward of one @win_h x @win_w window takes: its residual
+ * stream, patches and block scratch; in double, as for big images the count
+ * overflows size_t (windows past 2^24 tokens count as infinite). */
+static double
+window_bytes (const struct clip_vision *v, int n_threads, int win_h, int win_w)
+{
+  int p = v->patch;
+  double N = (double) (win_h / p) * (double) (win_w / p), L = N + 1;
+
+  if (L > (double) (1 << 24))
+    return INFINITY;
+  return sizeof (float) * (L * v->tower.width + N * 3 * p * p
+      + (double) block_scratch_size ((int) L, (int) L, v->tower.width, v->tower.mlp, n_threads));
+}
+
+gboolean
+clipseg_segment_size_check (const struct clipseg_model *model, int n_threads, int H, int W,
+    const struct clipseg_segment_params *sp, GError **error)
+{
+  const struct clip_vision *v = &model->w.vision;
+  int p = v->patch;
+  int win_h = sp->crop ? MIN (sp->crop, H) : H, win_w = sp->crop ? MIN (sp->crop, W) : W;
+  double bytes;
+
+  if (!clipseg_segment_params_check (model, sp, error))
+    return FALSE;
+  if (H < p || W < p)
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "image %dx%d (height x width) is smaller than one %d-pixel patch", H, W, p);
+  n_threads = engine_resolve_threads (n_threads);
+  bytes = window_bytes (v, n_threads, win_h, win_w);
+  if (bytes > (double) CLIPSEG_MAX_WINDOW_BYTES)
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "a %dx%d window has %.0f tokens, whose forward on %d threads "
+        "would take %.0f bytes of scratch (at most %" G_GUINT64_FORMAT "): use sliding windows (a smaller crop) or fewer threads",
+        win_h, win_w, (double) (win_h / p) * (win_w / p) + 1, n_threads, bytes, (guint64) CLIPSEG_MAX_WINDOW_BYTES);
+  return TRUE;
+}
+
 static gboolean
 check_segment_args (const struct clipseg_state *st, int H, int W,
     const struct clipseg_queries *queries, const struct clipseg_segment_params *sp, int out_h,
     int out_w, GError **error)
 {
-  int p = st->model->w.vision.patch;
-  int win_h = sp->crop ? MIN (sp->crop, H) : H, win_w = sp->crop ? MIN (sp->crop, W) : W;
-  size_t L;
-  double attention_bytes;
-
-  if (!clipseg_segment_params_check (st->model, sp, error))
+  if (!clipseg_segment_size_check (st->model, st->n_threads, H, W, sp, error))
     return FALSE;
-  if (H < p || W < p)
-    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "image %dx%d (height x width) is smaller than one %d-pixel patch", H, W, p);
   if (out_h < 1 || out_w < 1)
     return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "output size %dx%d is empty", out_h, out_w);
   /* pixels are counted in int from here to the label map */
   if ((int64_t) out_h * out_w > G_MAXINT)
     return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "output size %dx%d has more than %d pixels", out_h, out_w, G_MAXINT);
-  /* the scores are the one scratch that grows with the square of the window:
-   * check them here rather than let malloc abort mid-frame (in double, as
-   * for big images the byte count overflows size_t) */
-  L = (size_t) (win_h / p) * (size_t) (win_w / p) + 1;
-  attention_bytes = (double) st->n_threads * 2 * (double) L * (double) L * sizeof (float);
-  if (attention_bytes > (double) CLIPSEG_MAX_ATTENTION_BYTES)
-    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "a %dx%d window has %zu tokens, whose attention scores on %d threads "
-        "would take %.0f bytes (at most %" G_GUINT64_FORMAT "): use sliding windows (a smaller crop) or fewer threads",
-        win_h, win_w, L, st->n_threads, attention_bytes, (guint64) CLIPSEG_MAX_ATTENTION_BYTES);
   if (clipseg_queries_embed_dim (queries) != st->model->w.embed_dim)
     return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "queries are %d-dimensional but the model embeds in %d dimensions",
         clipseg_queries_embed_dim (queries), st->model->w.embed_dim);
@@ -393,7 +417,8 @@ clipseg_state_segment (struct clipseg_state *state, const float *pixels, int hei
 
   sum = buffer_reserve (&state->sum, (size_t) lo.sum_h * lo.sum_w * Q);
   memset (sum, 0, (size_t) lo.sum_h * lo.sum_w * Q * sizeof *sum);
-  accumulate_windows (state, pixels, &lo, queries, params->mode, sum);
+  if (!accumulate_windows (state, pixels, &lo, queries, params->mode, sum, error))
+    return FALSE;
   average_windows (&lo, Q, sum);
   cosines = sum;
   if (lo.sum_h != out_height || lo.sum_w != out_width) {

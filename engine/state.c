@@ -94,6 +94,22 @@ clipseg_state_new (struct clipseg_model *model, int n_threads)
 }
 
 void
+clipseg_state_set_abort (struct clipseg_state *state, clipseg_abort_func abort, void *user_data)
+{
+  state->abort = abort;
+  state->abort_data = user_data;
+}
+
+gboolean
+engine_aborted (const struct clipseg_state *st, GError **error)
+{
+  if (!st->abort || !st->abort (st->abort_data))
+    return FALSE;
+  g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_CANCELLED, "cancelled");
+  return TRUE;
+}
+
+void
 clipseg_state_free (struct clipseg_state *state)
 {
   struct buffer *buffers[] = {
@@ -120,15 +136,15 @@ clipseg_state_encode_dense (struct clipseg_state *state, const float *pixels, in
     int width, enum clipseg_mode mode, float *features, GError **error)
 {
   int p = state->model->w.vision.patch;
+  struct clipseg_segment_params whole_image = clipseg_segment_default_params ();
   struct window whole = {0, 0};
   struct vision_plan plan;
 
-  if ((unsigned) mode >= CLIPSEG_MODE_COUNT) {
-    g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_INVALID,
-        "dense mode %d is not a valid mode", (int) mode);
+  whole_image.mode = mode;
+  whole_image.crop = 0;
+  if (!clipseg_segment_size_check (state->model, state->n_threads, height, width, &whole_image, error))
     return FALSE;
-  }
-  if (height < p || width < p || height % p || width % p) {
+  if (height % p || width % p) {
     g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_INVALID,
         "image size %dx%d (height x width) is not a positive multiple of the patch size %d",
         height, width, p);
@@ -140,5 +156,5 @@ clipseg_state_encode_dense (struct clipseg_state *state, const float *pixels, in
   vision_plan (state, height, width, mode, &plan);
   vision_forward (&state->model->w, &plan, &state->scratch[0], state->n_threads, pixels, height,
       width, &whole, 1, features);
-  return TRUE;
+  return !engine_aborted (state, error);
 }

@@ -17,6 +17,9 @@ struct buffer {
  * [3, height, width] pixels: they would poison every cosine of their window. */
 gboolean engine_check_pixels (const float *pixels, int height, int width, GError **error);
 
+/* TRUE, with a CANCELLED error, once @st's abort callback asks to stop. */
+gboolean engine_aborted (const struct clipseg_state *st, GError **error);
+
 /* @b's data with room for at least @n floats (contents not kept when it grows). */
 float *buffer_reserve (struct buffer *b, size_t n);
 
@@ -30,6 +33,8 @@ struct vision_scratch {
 struct clipseg_state {
   struct clipseg_model *model;
   int n_threads;
+  clipseg_abort_func abort;    /* NULL: never stop */
+  void *abort_data;
 
   /* vision pass */
   struct vision_scratch *scratch;  /* [n_threads]: one per thread running its own windows */

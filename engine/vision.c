@@ -180,6 +180,7 @@ vision_plan (struct clipseg_state *st, int h, int w, enum clipseg_mode mode,
   plan->gh = h / p, plan->gw = w / p;
   plan->positions = positions_for (st, plan->gh, plan->gw);
   plan->last = last_block_mixing (st, mode, plan->gh, plan->gw);
+  plan->st = st;
 }
 
 void
@@ -211,9 +212,12 @@ vision_forward (const struct clip_weights *cw, const struct vision_plan *plan,
   }
   layer_norm (x, D, v->ln_pre_w, v->ln_pre_b, cw->ln_eps, x, D, T, D);
   /* stock blocks, then the last one in the dense mode */
-  for (int l = 0; l < v->tower.layers; l++)
+  for (int l = 0; l < v->tower.layers; l++) {
+    if (engine_aborted (plan->st, NULL))
+      return;
     transformer_block (&v->tower.blocks[l], &v->tower, cw->ln_eps,
         l == v->tower.layers - 1 ? &plan->last : &mixing_stock, x, B, L, &s);
+  }
   /* ln_post on every patch token (CLS dropped), projection, unit length */
   for (int b = 0; b < B; b++)
     layer_norm (x + ((size_t) b * L + 1) * D, D, v->ln_post_w, v->ln_post_b, cw->ln_eps,

@@ -17,6 +17,7 @@ struct vision_plan {
   int gh, gw;                  /* its patch grid: floor(h/p) x floor(w/p), as a stride-p conv takes */
   const float *positions;      /* [1 + gh·gw, D] */
   struct mixing last;          /* the last block's token mixing for the mode */
+  const struct clipseg_state *st;  /* polled for an abort between layers */
 };
 
 /* Fills @plan for @h x @w windows in @mode, computing (and caching in @st)
@@ -28,7 +29,9 @@ void vision_plan (struct clipseg_state *st, int h, int w, enum clipseg_mode mode
 /* Encodes @n_windows windows of @pixels [3, H, W] with the scratch @vs and
  * @n_threads threads for its own loops (1 when the caller runs several
  * forwards in parallel) and writes L2-normalised patch features
- * [n_windows·N, E] to @features, CLS dropped. */
+ * [n_windows·N, E] to @features, CLS dropped. Stops between layers once the
+ * state's abort callback asks to (the features are then garbage: the caller
+ * checks engine_aborted). */
 void vision_forward (const struct clip_weights *cw, const struct vision_plan *plan,
     struct vision_scratch *vs, int n_threads, const float *pixels, int H, int W,
     const struct window *windows, int n_windows, float *features);

@@ -335,6 +335,94 @@ test_queries_step_by_step (struct fixture *f, gconstpointer data)
   clipseg_labels_free (labels);
 }
 
+/* An abort callback that says stop on its @abort_at-th poll. */
+static gint abort_polls, abort_at;
+
+static gboolean
+abort_on_poll (void *user_data)
+{
+  return g_atomic_int_add (&abort_polls, 1) + 1 >= g_atomic_int_get (&abort_at);
+}
+
+static int
+polls_of_segment (struct fixture *f, struct clipseg_state *st, int stop_at, float *probs,
+    GError **error)
+{
+  g_atomic_int_set (&abort_polls, 0);
+  g_atomic_int_set (&abort_at, stop_at);
+  if (clipseg_state_segment (st, f->pixels, f->H, f->W, f->queries, &f->sp, f->H, f->W, probs,
+          NULL, error))
+    g_assert_no_error (*error);
+  return g_atomic_int_get (&abort_polls);
+}
+
+/* The abort callback is polled before every layer: told to stop on its first
+ * poll, a one-thread segmentation polls it once more (the check that ends the
+ * call) instead of once per layer and round, and fails CANCELLED; so does a
+ * two-thread one; the state then segments as a fresh one does. The same for a
+ * dense forward on a whole image. */
+static void
+test_abort_stops_between_layers (struct fixture *f, gconstpointer data)
+{
+  size_t n = (size_t) f->C * f->H * f->W;
+  float *after = g_new (float, n), *fresh = g_new (float, n);
+  float *features = g_new (float, 3 * 5 * 1024);
+  struct clipseg_state *st1 = clipseg_state_new (f->model, 1);
+  struct clipseg_state *st = clipseg_state_new (f->model, 2);
+  struct clipseg_state *lone = clipseg_state_new (f->model, 2);
+  GError *error = NULL;
+  int whole;
+
+  clipseg_state_set_abort (st1, abort_on_poll, NULL);
+  whole = polls_of_segment (f, st1, G_MAXINT, after, &error);
+  g_assert_cmpint (whole, >=, 3);
+  g_assert_cmpint (polls_of_segment (f, st1, 1, after, &error), ==, 2);
+  g_assert_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_CANCELLED);
+  g_clear_error (&error);
+  clipseg_state_free (st1);
+
+  clipseg_state_set_abort (st, abort_on_poll, NULL);
+  polls_of_segment (f, st, 2, after, &error);
+  g_assert_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_CANCELLED);
+  g_clear_error (&error);
+  polls_of_segment (f, st, G_MAXINT, after, &error);
+  segment (f, lone, f->pixels, f->H, f->W, fresh, NULL);
+  assert_close (after, fresh, n);
+
+  g_atomic_int_set (&abort_at, 1);
+  g_assert_false (clipseg_state_encode_dense (st, f->pixels, 48, 80, CLIPSEG_MODE_SCLIP, features,
+          &error));
+  g_assert_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_CANCELLED);
+  g_clear_error (&error);
+  clipseg_state_free (st);
+  clipseg_state_free (lone);
+  g_free (after), g_free (fresh), g_free (features);
+}
+
+/* The size check callers make ahead: sliding windows of any image pass, a
+ * whole-image pass over a large one fails naming its tokens, its threads and
+ * the remedy, and so does clipseg_state_encode_dense on it. */
+static void
+test_size_check (struct fixture *f, gconstpointer data)
+{
+  struct clipseg_segment_params sp = f->sp;
+  GError *error = NULL;
+
+  g_assert_true (clipseg_segment_size_check (f->model, 2, 4096, 5456, &sp, &error));
+  g_assert_no_error (error);
+  sp.crop = 0;
+  g_assert_true (clipseg_segment_size_check (f->model, 2, 160, 160, &sp, &error));
+  g_assert_false (clipseg_segment_size_check (f->model, 2, 4096, 5456, &sp, &error));
+  g_assert_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_INVALID);
+  g_assert_nonnull (strstr (error->message, "349185 tokens"));
+  g_assert_nonnull (strstr (error->message, "2 threads"));
+  g_assert_nonnull (strstr (error->message, "sliding windows"));
+  g_clear_error (&error);
+  g_assert_false (clipseg_segment_size_check (f->model, 2, 7, 160, &sp, &error));
+  g_assert_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_INVALID);
+  g_clear_error (&error);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -351,6 +439,10 @@ main (int argc, char **argv)
       test_more_windows_than_one_forward, fixture_teardown);
   g_test_add ("/state/queries-step-by-step", struct fixture, NULL, fixture_setup,
       test_queries_step_by_step, fixture_teardown);
+  g_test_add ("/state/abort-stops-between-layers", struct fixture, NULL, fixture_setup,
+      test_abort_stops_between_layers, fixture_teardown);
+  g_test_add ("/state/size-check", struct fixture, NULL, fixture_setup, test_size_check,
+      fixture_teardown);
   g_test_add_func ("/state/probs-to-labels-extremes", test_probs_to_labels_extremes);
   return g_test_run ();
 }
