@@ -301,11 +301,14 @@ gboolean clipseg_segment_params_check (const struct clipseg_model *model,
 
 /* Whether one @height x @width image can be segmented with @params on
  * @n_threads threads (as clipseg_state_new resolves them): the params check,
- * sides of at least one patch, and the scratch of one window's forward (its
- * activations and attention for every thread) within CLIPSEG_MAX_WINDOW_BYTES,
- * so a whole-image pass (crop 0) on a big image fails here, not mid-frame.
- * Callers taking sizes from users (an element's resolution and window) can
- * check them ahead and fall back to sliding windows. */
+ * sides of at least one patch, at most CLIPSEG_MAX_WINDOW_TOKENS tokens per
+ * window (attention grows with their square: a 4096x5456 whole-image pass of
+ * ViT-B/16 would take minutes per frame; CLIP methods use up to 1025) and the
+ * scratch of one window's forward (activations and attention for every
+ * thread) within CLIPSEG_MAX_WINDOW_BYTES. Callers taking sizes from users (an
+ * element's resolution and window) can check them ahead and fall back to
+ * sliding windows. */
+#define CLIPSEG_MAX_WINDOW_TOKENS (1 << 14)
 #define CLIPSEG_MAX_WINDOW_BYTES (G_GUINT64_CONSTANT (4) << 30)
 gboolean clipseg_segment_size_check (const struct clipseg_model *model, int n_threads,
     int height, int width, const struct clipseg_segment_params *params, GError **error);

@@ -344,19 +344,15 @@ clipseg_segment_params_check (const struct clipseg_model *model,
   return TRUE;
 }
 
-/* Bytes one forward of one @win_h x @win_w window takes: its residual
- * stream, patches and block scratch; in double, as for big images the count
- * overflows size_t (windows past 2^24 tokens count as infinite). */
+/* Bytes one forward of one window of @L tokens takes: its residual stream,
+ * patches and block scratch. */
 static double
-window_bytes (const struct clip_vision *v, int n_threads, int win_h, int win_w)
+window_bytes (const struct clip_vision *v, int n_threads, int L)
 {
   int p = v->patch;
-  double N = (double) (win_h / p) * (double) (win_w / p), L = N + 1;
 
-  if (L > (double) (1 << 24))
-    return INFINITY;
-  return sizeof (float) * (L * v->tower.width + N * 3 * p * p
-      + (double) block_scratch_size ((int) L, (int) L, v->tower.width, v->tower.mlp, n_threads));
+  return sizeof (float) * ((double) L * v->tower.width + (double) (L - 1) * 3 * p * p
+      + (double) block_scratch_size (L, L, v->tower.width, v->tower.mlp, n_threads));
 }
 
 gboolean
@@ -366,18 +362,21 @@ clipseg_segment_size_check (const struct clipseg_model *model, int n_threads, in
   const struct clip_vision *v = &model->w.vision;
   int p = v->patch;
   int win_h = sp->crop ? MIN (sp->crop, H) : H, win_w = sp->crop ? MIN (sp->crop, W) : W;
-  double bytes;
+  double L = (double) (win_h / p) * (double) (win_w / p) + 1, bytes;
 
   if (!clipseg_segment_params_check (model, sp, error))
     return FALSE;
   if (H < p || W < p)
     return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "image %dx%d (height x width) is smaller than one %d-pixel patch", H, W, p);
+  if (L > CLIPSEG_MAX_WINDOW_TOKENS)
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "a %dx%d window has %.0f tokens (at most %d: attention grows with "
+        "their square): use sliding windows (a smaller crop)", win_h, win_w, L, CLIPSEG_MAX_WINDOW_TOKENS);
   n_threads = engine_resolve_threads (n_threads);
-  bytes = window_bytes (v, n_threads, win_h, win_w);
+  bytes = window_bytes (v, n_threads, (int) L);
   if (bytes > (double) CLIPSEG_MAX_WINDOW_BYTES)
     return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "a %dx%d window has %.0f tokens, whose forward on %d threads "
         "would take %.0f bytes of scratch (at most %" G_GUINT64_FORMAT "): use sliding windows (a smaller crop) or fewer threads",
-        win_h, win_w, (double) (win_h / p) * (win_w / p) + 1, n_threads, bytes, (guint64) CLIPSEG_MAX_WINDOW_BYTES);
+        win_h, win_w, L, n_threads, bytes, (guint64) CLIPSEG_MAX_WINDOW_BYTES);
   return TRUE;
 }
 

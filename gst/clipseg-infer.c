@@ -51,7 +51,8 @@ struct _ClipsegInfer
   GMutex lock;
   GCond cond;
   GThread *thread;
-  gint cancel;                  /* atomic: stop waiting for a turn */
+  gint cancel;                  /* atomic: stop waiting for a turn, stop working */
+  gint stale;                   /* atomic: the running inference's epoch is over */
 
   /* under lock */
   gboolean quit;
@@ -355,6 +356,16 @@ clipseg_infer_smooth (ClipsegInfer * infer, gdouble smoothing, guint epoch)
   infer->history_epoch = epoch;
 }
 
+/* Polled by the engine between layers: a flush, caps change or state change
+ * ends an inference whose result nobody will see within a layer's time. */
+static gboolean
+clipseg_infer_should_abort (void *data)
+{
+  ClipsegInfer *infer = data;
+
+  return g_atomic_int_get (&infer->cancel) || g_atomic_int_get (&infer->stale);
+}
+
 static ClipsegResult *
 clipseg_infer_run (ClipsegInfer * infer, const ClipsegJob * job, guint epoch,
     GError ** error)
@@ -375,11 +386,19 @@ clipseg_infer_run (ClipsegInfer * infer, const ClipsegJob * job, guint epoch,
   /* Thresholds come after smoothing, so the engine returns raw probabilities. */
   params.prob_thd = 0.0;
   params.area_thd = 0.0;
+  GST_DEBUG ("inferring frame %" G_GUINT64_FORMAT, job->serial);
   start = g_get_monotonic_time ();
   if (!clipseg_state_segment (infer->state, infer->planes, infer->height,
           infer->width, infer->queries, &params, infer->height, infer->width,
-          infer->probs + offset, NULL, error))
+          infer->probs + offset, NULL, error)) {
+    if (g_error_matches (*error, CLIPSEG_ENGINE_ERROR,
+            CLIPSEG_ENGINE_ERROR_CANCELLED)) {
+      GST_DEBUG ("inference of frame %" G_GUINT64_FORMAT " cancelled after %"
+          G_GINT64_FORMAT " us", job->serial, g_get_monotonic_time () - start);
+      g_clear_error (error);
+    }
     return NULL;
+  }
   elapsed = (g_get_monotonic_time () - start) * GST_USECOND;
 
   /* Without background words label 0 is a class nobody wins: only the
@@ -425,6 +444,11 @@ clipseg_infer_publish (ClipsegInfer * infer, ClipsegResult * result,
   }
 }
 
+/* Prompts encoded between two looks at the cancel flag: a fraction of a
+ * second even for ViT-L/14's text tower, so a state change never waits for
+ * a whole label set. */
+#define ENCODE_CHUNK 32
+
 /* Encodes the next prompts of the label set: all of them for a frame that
  * waits, else every name's first template at first, then an eighth of an
  * inference's time of them, so that inferences go on at 8/9 of their rate
@@ -433,7 +457,7 @@ clipseg_infer_publish (ClipsegInfer * infer, ClipsegResult * result,
 static void
 clipseg_infer_encode_step (ClipsegInfer * infer)
 {
-  gint budget = 1, before = clipseg_queries_n_pending (infer->queries);
+  gint budget = 1, before = clipseg_queries_n_pending (infer->queries), left;
   gint64 start;
 
   if (infer->slot == SLOT_QUEUED && infer->job.waits)
@@ -444,12 +468,19 @@ clipseg_infer_encode_step (ClipsegInfer * infer)
             GST_SECOND));
   g_mutex_unlock (&infer->lock);
   start = g_get_monotonic_time ();
-  budget = before - clipseg_queries_encode_step (infer->queries, budget,
-      infer->n_threads);
-  infer->prompt_time = (g_get_monotonic_time () - start) / 1e6 / budget;
+  left = before;
+  do {
+    gint chunk = MIN (budget - (before - left), ENCODE_CHUNK);
+
+    left = clipseg_queries_encode_step (infer->queries, MAX (chunk, 1),
+        infer->n_threads);
+  } while (left > 0 && before - left < budget
+      && !g_atomic_int_get (&infer->cancel));
+  if (left < before)
+    infer->prompt_time = (g_get_monotonic_time () - start) / 1e6 /
+        (before - left);
   g_mutex_lock (&infer->lock);
-  GST_DEBUG ("encoded %d prompts, %d to go", budget,
-      clipseg_queries_n_pending (infer->queries));
+  GST_DEBUG ("encoded %d prompts, %d to go", before - left, left);
 }
 
 /* Takes the pending label set and encodes its first template, unless
@@ -512,6 +543,7 @@ clipseg_infer_run_queued (ClipsegInfer * infer)
   infer->next = 1 - infer->next;
   infer->slot = SLOT_IDLE;
   infer->running = TRUE;
+  g_atomic_int_set (&infer->stale, FALSE);
   job = infer->job;
   epoch = infer->job_epoch;
   g_mutex_unlock (&infer->lock);
@@ -575,6 +607,7 @@ clipseg_infer_new (struct clipseg_model *model, gint n_threads)
   infer->model = model;
   infer->n_threads = n_threads;
   infer->state = clipseg_state_new (model, n_threads);
+  clipseg_state_set_abort (infer->state, clipseg_infer_should_abort, infer);
   infer->average_time = GST_CLOCK_TIME_NONE;
   infer->thread = g_thread_new ("clipseg-infer", clipseg_infer_loop, infer);
 
@@ -700,6 +733,7 @@ static void
 clipseg_infer_forget (ClipsegInfer * infer)
 {
   infer->epoch++;
+  g_atomic_int_set (&infer->stale, TRUE);
   g_clear_pointer (&infer->newest, clipseg_result_unref);
   if (infer->slot == SLOT_QUEUED)
     infer->slot = SLOT_IDLE;

@@ -373,7 +373,7 @@ struct _GstClipseg
   gboolean downstream_composition;
   guint64 frame_count;
   guint64 posted_id;            /* newest result announced on the bus */
-  gint warned_crop, warned_stride;      /* invalid windows last warned about */
+  gchar *warned_windows;        /* why the windows last fell back, or NULL */
 };
 
 #define gst_clipseg_parent_class parent_class
@@ -1026,10 +1026,11 @@ gst_clipseg_snapshot (GstClipseg * self, GstClipsegSnapshot * s, gint live)
   GST_OBJECT_UNLOCK (self);
 }
 
-/* Settings the engine rejects (in practice a window below the patch size or a
- * stride beyond the window; the property ranges exclude the rest) would stop
- * a running pipeline over a property change: say so once and segment with
- * the default windows. */
+/* Windows the engine rejects for this model or frame size (a window below
+ * the patch size, a stride beyond the window, or a whole-frame pass whose
+ * scratch would not fit, such as window 0 at resolution 4096) would stop a
+ * running pipeline over a property change: say so once per reason and
+ * segment with sliding windows of the model's size. */
 static void
 gst_clipseg_check_windows (GstClipseg * self, GstClipsegSnapshot * s)
 {
@@ -1037,16 +1038,18 @@ gst_clipseg_check_windows (GstClipseg * self, GstClipsegSnapshot * s)
   struct clipseg_segment_params *p = &s->job.params;
   GError *error = NULL;
 
-  if (clipseg_segment_params_check (self->model, p, &error)) {
-    self->warned_crop = self->warned_stride = -1;
+  if (clipseg_segment_size_check (self->model, self->n_threads,
+          self->pixels.out_height, self->pixels.out_width, p, &error)) {
+    g_clear_pointer (&self->warned_windows, g_free);
     return;
   }
-  if (p->crop != self->warned_crop || p->stride != self->warned_stride) {
+  if (g_strcmp0 (error->message, self->warned_windows) != 0) {
     GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS,
-        ("Invalid window %d / stride %d, using the model's defaults.",
-            p->crop, p->stride), ("%s", error->message));
-    self->warned_crop = p->crop;
-    self->warned_stride = p->stride;
+        ("Window %d / stride %d cannot segment %dx%d frames, using sliding "
+            "windows of %d.", p->crop, p->stride, self->pixels.out_width,
+            self->pixels.out_height, info->image_size), ("%s", error->message));
+    g_free (self->warned_windows);
+    self->warned_windows = g_strdup (error->message);
   }
   g_error_free (error);
   p->crop = info->image_size;
@@ -1268,7 +1271,6 @@ gst_clipseg_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * frame)
   }
 
   gst_clipseg_snapshot (self, &s, live);
-  gst_clipseg_check_windows (self, &s);
   if (s.labels_dirty && !gst_clipseg_load_labels (self, self->infer, &error)) {
     GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS,
         ("Invalid labels, keeping the previous ones."), ("%s", error->message));
@@ -1278,6 +1280,7 @@ gst_clipseg_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * frame)
     gst_clipseg_setup_pixels (self, &filter->in_info, s.short_side);
     clipseg_infer_reset (self->infer);
   }
+  gst_clipseg_check_windows (self, &s);
 
   /* Only a frame that waits for its inference can make the video late:
    * in latest mode lateness says nothing about the masks, and skipping
@@ -1530,6 +1533,7 @@ gst_clipseg_finalize (GObject * object)
   g_free (self->background);
   g_free (self->templates);
   g_free (self->colors_text);
+  g_free (self->warned_windows);
   g_clear_pointer (&self->colors, clipseg_colors_free);
   g_cond_clear (&self->loaded_cond);
 
@@ -1755,7 +1759,6 @@ gst_clipseg_init (GstClipseg * self)
 {
   self->model_path = gst_clipseg_default_model ();
   g_cond_init (&self->loaded_cond);
-  self->warned_crop = self->warned_stride = -1;
   self->background = g_strdup (DEFAULT_BACKGROUND);
   self->templates = g_strdup (DEFAULT_TEMPLATES);
   self->mode = DEFAULT_MODE;

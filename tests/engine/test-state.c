@@ -400,13 +400,16 @@ test_abort_stops_between_layers (struct fixture *f, gconstpointer data)
 }
 
 /* The size check callers make ahead: sliding windows of any image pass, a
- * whole-image pass over a large one fails naming its tokens, its threads and
- * the remedy, and so does clipseg_state_encode_dense on it. */
+ * whole-image pass over a large one fails naming its tokens, the limit and
+ * the remedy (the limit is 127x128 patches of 8 pixels and a class token),
+ * and so does clipseg_state_encode_dense on it. */
 static void
 test_size_check (struct fixture *f, gconstpointer data)
 {
   struct clipseg_segment_params sp = f->sp;
+  struct clipseg_state *state;
   GError *error = NULL;
+  float *big;
 
   g_assert_true (clipseg_segment_size_check (f->model, 2, 4096, 5456, &sp, &error));
   g_assert_no_error (error);
@@ -414,10 +417,22 @@ test_size_check (struct fixture *f, gconstpointer data)
   g_assert_true (clipseg_segment_size_check (f->model, 2, 160, 160, &sp, &error));
   g_assert_false (clipseg_segment_size_check (f->model, 2, 4096, 5456, &sp, &error));
   g_assert_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_INVALID);
-  g_assert_nonnull (strstr (error->message, "349185 tokens"));
-  g_assert_nonnull (strstr (error->message, "2 threads"));
+  g_assert_nonnull (strstr (error->message, "349185 tokens (at most 16384"));
   g_assert_nonnull (strstr (error->message, "sliding windows"));
   g_clear_error (&error);
+  g_assert_true (clipseg_segment_size_check (f->model, 1, 1016, 1024, &sp, &error));
+  g_assert_no_error (error);
+  g_assert_false (clipseg_segment_size_check (f->model, 1, 1024, 1024, &sp, &error));
+  g_assert_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_INVALID);
+  g_clear_error (&error);
+  big = g_new0 (float, 3 * 1024 * 1024);
+  state = clipseg_state_new (f->model, 1);
+  g_assert_false (clipseg_state_encode_dense (state, big, 1024, 1024, CLIPSEG_MODE_SCLIP, big,
+          &error));
+  g_assert_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_INVALID);
+  g_clear_error (&error);
+  clipseg_state_free (state);
+  g_free (big);
   g_assert_false (clipseg_segment_size_check (f->model, 2, 7, 160, &sp, &error));
   g_assert_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_INVALID);
   g_clear_error (&error);

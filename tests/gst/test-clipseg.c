@@ -987,6 +987,97 @@ GST_START_TEST (test_turns_are_fair)
 
 GST_END_TEST;
 
+/* The first line of @lines starting with @prefix, or NULL. */
+static const gchar *
+find_log (GPtrArray * lines, const gchar * prefix)
+{
+  for (guint i = 0; i < lines->len; i++)
+    if (g_str_has_prefix (g_ptr_array_index (lines, i), prefix))
+      return g_ptr_array_index (lines, i);
+  return NULL;
+}
+
+/* Pushes frames from *@next on until the worker starts inferring one (frames
+ * pass meanwhile in latest mode) and returns that frame's number. */
+static guint64
+push_until_inferring (GstHarness * h, guint * next)
+{
+  const gchar *prefix = "inferring frame ", *line;
+  guint64 serial;
+
+  g_mutex_lock (&log_lock);
+  g_ptr_array_set_size (log_lines, 0);
+  while (!(line = find_log (log_lines, prefix))) {
+    g_mutex_unlock (&log_lock);
+    gst_buffer_unref (gst_harness_push_and_pull (h, make_frame ((*next)++,
+                FALSE)));
+    g_usleep (10000);
+    g_mutex_lock (&log_lock);
+  }
+  serial = g_ascii_strtoull (line + strlen (prefix), NULL, 10);
+  g_mutex_unlock (&log_lock);
+  return serial;
+}
+
+/* Waits for the worker's line "<what> frame <serial> ..." */
+static void
+wait_for_frame_log (const gchar * what, guint64 serial)
+{
+  gchar *prefix = g_strdup_printf ("%s frame %" G_GUINT64_FORMAT " ", what,
+      serial);
+
+  wait_for_log (prefix);
+  g_free (prefix);
+}
+
+/* A flush, and a state change to NULL, while a long inference runs (ViT-B/16
+ * in six windows at 336) end it between two layers: the log shows it
+ * cancelled and never finished, and each returns in a fraction of the time a
+ * whole inference took in the same run. */
+GST_START_TEST (test_long_inference_is_cancelled)
+{
+  GstHarness *h = harness_for (make_clipseg ("model", TEST_VITB16_MODEL,
+          "labels", "red, green", "resolution", 336, NULL), RGBX_CAPS);
+  gint64 start, whole, flushed, stopped;
+  guint64 serial;
+  GstSegment segment;
+  guint next = 0;
+
+  gst_segment_init (&segment, GST_FORMAT_TIME);
+  gst_util_set_object_arg (G_OBJECT (h->element), "processing", "latest");
+  watch_log (GST_LEVEL_LOG);
+  serial = push_until_inferring (h, &next);
+  start = g_get_monotonic_time ();
+  wait_for_frame_log ("inferred", serial);
+  whole = g_get_monotonic_time () - start;
+
+  serial = push_until_inferring (h, &next);
+  fail_unless (gst_harness_push_event (h, gst_event_new_flush_start ()));
+  start = g_get_monotonic_time ();
+  fail_unless (gst_harness_push_event (h, gst_event_new_flush_stop (TRUE)));
+  wait_for_frame_log ("inference of", serial);
+  flushed = g_get_monotonic_time () - start;
+  fail_unless (gst_harness_push_event (h, gst_event_new_segment (&segment)));
+
+  serial = push_until_inferring (h, &next);
+  start = g_get_monotonic_time ();
+  gst_element_set_state (h->element, GST_STATE_NULL);
+  stopped = g_get_monotonic_time () - start;
+  wait_for_frame_log ("inference of", serial);
+
+  g_ptr_array_unref (unwatch_log ());
+  GST_INFO ("whole inference %" G_GINT64_FORMAT " us, cancelled by a flush in %"
+      G_GINT64_FORMAT " us, state change to NULL in %" G_GINT64_FORMAT " us",
+      whole, flushed, stopped);
+  fail_unless (flushed < whole / 2 && stopped < whole / 2,
+      "a whole inference took %" G_GINT64_FORMAT " us, a cancelled one %"
+      G_GINT64_FORMAT " (flush) and %" G_GINT64_FORMAT " us (NULL)", whole,
+      flushed, stopped);
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
 /* A live source with the default resolution and window is segmented in one
  * pass at the model's native size; anything the user sets wins. */
 GST_START_TEST (test_live_defaults_are_light)
@@ -1260,8 +1351,10 @@ GST_START_TEST (test_runtime_property_changes)
 
 GST_END_TEST;
 
-/* A window below the patch size or a stride beyond the window is a warning
- * (once per setting) and the default windows, never a stopped pipeline. */
+/* A window below the patch size, a stride beyond the window, or a whole-frame
+ * pass too large for the engine (window 0 at resolution 1024: 21761 tokens)
+ * is a warning (once per setting) and the default windows, never a stopped
+ * pipeline. */
 GST_START_TEST (test_runtime_bad_windows_warn_and_continue)
 {
   GstHarness *h = harness_for (make_clipseg (NULL), RGBX_CAPS);
@@ -1271,13 +1364,13 @@ GST_START_TEST (test_runtime_bad_windows_warn_and_continue)
   guint i, n_warnings = 0;
   const struct
   {
-    gint window, stride;
-  } bad[] = { {4, 0}, {16, 32} };
+    gint window, stride, resolution;
+  } bad[] = { {4, 0, HEIGHT}, {16, 32, HEIGHT}, {0, 0, 1024} };
 
   gst_element_set_bus (h->element, bus);
   for (i = 0; i < G_N_ELEMENTS (bad); i++) {
     g_object_set (h->element, "window", bad[i].window, "stride", bad[i].stride,
-        NULL);
+        "resolution", bad[i].resolution, NULL);
     out = gst_harness_push_and_pull (h, make_frame (2 * i, FALSE));
     fail_unless (!get_meta (out)->reused);
     gst_buffer_unref (out);
@@ -1883,6 +1976,7 @@ clipseg_suite (void)
   tcase_add_test (tc, test_runtime_property_changes);
   tcase_add_test (tc, test_runtime_bad_labels_keep_previous);
   tcase_add_test (tc, test_runtime_bad_windows_warn_and_continue);
+  tcase_add_test (tc, test_long_inference_is_cancelled);
   tcase_add_test (tc, test_overlay_blend_changes_only_labelled_pixels);
   tcase_add_test (tc, test_overlay_blend_yuv);
   tcase_add_test (tc, test_overlay_colors_and_alpha);
