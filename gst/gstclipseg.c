@@ -1547,19 +1547,15 @@ inference_failed:
 
 /* ---- GObject ------------------------------------------------------------ */
 
+/* Called with the object lock held; a bad value keeps the colours that run
+ * and is returned in @error for a warning on the bus. */
 static void
-gst_clipseg_set_colors (GstClipseg * self, const gchar * text)
+gst_clipseg_set_colors (GstClipseg * self, const gchar * text, GError ** error)
 {
-  GError *error = NULL;
-  GArray *colors = clipseg_colors_parse (text, &error);
+  GArray *colors = clipseg_colors_parse (text, error);
 
-  if (!colors) {
-    GST_WARNING_OBJECT (self, "ignoring colors \"%s\": %s", text,
-        error->message);
-    g_warning ("clipseg: ignoring colors \"%s\": %s", text, error->message);
-    g_error_free (error);
+  if (!colors)
     return;
-  }
   g_clear_pointer (&self->colors, clipseg_colors_free);
   self->colors = colors;
   g_free (self->colors_text);
@@ -1580,6 +1576,7 @@ gst_clipseg_set_property (GObject * object, guint prop_id,
     const GValue * value, GParamSpec * pspec)
 {
   GstClipseg *self = GST_CLIPSEG (object);
+  GError *error = NULL;
 
   GST_OBJECT_LOCK (self);
   switch (prop_id) {
@@ -1644,7 +1641,7 @@ gst_clipseg_set_property (GObject * object, guint prop_id,
       self->cookie++;
       break;
     case PROP_COLORS:
-      gst_clipseg_set_colors (self, g_value_get_string (value));
+      gst_clipseg_set_colors (self, g_value_get_string (value), &error);
       break;
     case PROP_POST_MESSAGES:
       self->post_messages = g_value_get_boolean (value);
@@ -1660,6 +1657,13 @@ gst_clipseg_set_property (GObject * object, guint prop_id,
       break;
   }
   GST_OBJECT_UNLOCK (self);
+
+  /* posting takes the object lock */
+  if (error) {
+    GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS,
+        ("Invalid colors, keeping the previous ones."), ("%s", error->message));
+    g_error_free (error);
+  }
 }
 
 static void

@@ -161,6 +161,17 @@ pop_error (GstBus * bus, GstMessageType type)
   return msg;
 }
 
+static void
+check_string_property (GstElement * element, const gchar * name,
+    const gchar * expected)
+{
+  gchar *value;
+
+  g_object_get (element, name, &value, NULL);
+  fail_unless_equals_string (value, expected);
+  g_free (value);
+}
+
 /* Sets @element to PAUSED, expects an error in @domain: failing the state
  * change itself when @at_once, else posted by the model loader. */
 static void
@@ -487,8 +498,25 @@ GST_START_TEST (test_property_round_trip)
     g_value_unset (&expected);
   }
 
-  /* invalid colours keep the previous ones */
-  ASSERT_WARNING (g_object_set (element, "colors", "a=blue", NULL));
+  /* invalid colours keep the previous ones, with a warning on the bus and
+   * none through g_warning (fatal under G_DEBUG=fatal-warnings) */
+  {
+    GstBus *bus = gst_bus_new ();
+    GstMessage *msg;
+    GError *error = NULL;
+
+    gst_element_set_bus (element, bus);
+    g_object_set (element, "colors", "a=blue", NULL);
+    msg = pop_error (bus, GST_MESSAGE_WARNING);
+    gst_message_parse_warning (msg, &error, NULL);
+    fail_unless (strstr (error->message, "colors") != NULL);
+    g_error_free (error);
+    gst_message_unref (msg);
+    fail_unless (gst_bus_pop (bus) == NULL, "more than one message");
+    check_string_property (element, "colors", "a=#ff0000");
+    gst_element_set_bus (element, NULL);
+    gst_object_unref (bus);
+  }
   gst_object_unref (element);
 }
 
@@ -1391,17 +1419,6 @@ GST_START_TEST (test_runtime_bad_windows_warn_and_continue)
 }
 
 GST_END_TEST;
-
-static void
-check_string_property (GstElement * element, const gchar * name,
-    const gchar * expected)
-{
-  gchar *value;
-
-  g_object_get (element, name, &value, NULL);
-  fail_unless_equals_string (value, expected);
-  g_free (value);
-}
 
 /* Pushes frames until the element says it segments with @path (or fails to
  * load it), returning the first inferred buffer after that. */
