@@ -162,18 +162,15 @@ make_queries (struct clipseg_model *model, GError **error)
 {
   struct clipseg_labels *labels = NULL;
   struct clipseg_queries *queries = NULL;
-  char *text = NULL, **templates = NULL;
+  char **templates = NULL;
 
-  if (!g_file_get_contents (opt.labels_file, &text, NULL, error))
-    return NULL;
-  labels = clipseg_labels_parse_file_text (text, error);
+  labels = clipseg_labels_load_file (opt.labels_file, error);
   if (labels)
     templates = clipseg_templates_load (opt.templates ? opt.templates : "imagenet80", error);
   if (templates)
     queries = clipseg_queries_new (model, labels, (const char *const *) templates, opt.threads, error);
   g_strfreev (templates);
   clipseg_labels_free (labels);
-  g_free (text);
   return queries;
 }
 
@@ -198,16 +195,25 @@ cmd_text (struct clipseg_model *model, int argc, char **argv)
 static gboolean
 read_pixels (struct npy_array *x, GError **error)
 {
+  const char *problem = NULL;
+
   if (!npy_read (opt.input, x, error))
     return FALSE;
-  if (x->dtype != NPY_FLOAT32 || x->n_dims != 3 || x->shape[0] != 3 || x->shape[1] > G_MAXINT / 4
-      || x->shape[2] > G_MAXINT / 4) {
-    g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_INVALID,
-        "%s: expected float32 pixels of shape [3, H, W]", opt.input);
-    npy_array_clear (x);
-    return FALSE;
-  }
-  return TRUE;
+  if (x->dtype != NPY_FLOAT32)
+    problem = "its dtype is int32";
+  else if (x->n_dims != 3)
+    problem = "its rank is not 3";
+  else if (x->shape[0] != 3)
+    problem = "its first dimension is not 3";
+  else if (x->shape[1] > G_MAXINT / 4 || x->shape[2] > G_MAXINT / 4)
+    problem = "it is too large";
+  if (!problem)
+    return TRUE;
+  g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_INVALID,
+      "%s: expected float32 pixels of shape [3, H, W], but %s (rank %d)", opt.input, problem,
+      x->n_dims);
+  npy_array_clear (x);
+  return FALSE;
 }
 
 static gboolean

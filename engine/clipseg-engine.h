@@ -180,6 +180,10 @@ struct clipseg_labels;
 /* SCLIP class-file format: one class per line, synonyms separated by exactly
  * ", "; a final newline is optional. Empty names are an error naming the line. */
 struct clipseg_labels *clipseg_labels_parse_file_text (const char *text, GError **error);
+/* Reads the class file @path (at most 1 MiB: the limit is checked before
+ * reading, and anything but a regular file is an error naming what it is)
+ * and parses it as clipseg_labels_parse_file_text does; errors name @path. */
+struct clipseg_labels *clipseg_labels_load_file (const char *path, GError **error);
 /* Inline list: classes separated by ',', synonyms by '|', surrounding spaces
  * trimmed ("person|man, car"). Empty names are an error naming the position. */
 struct clipseg_labels *clipseg_labels_parse_list (const char *text, GError **error);

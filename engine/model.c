@@ -1,8 +1,13 @@
 /* model.c — finds the files of a checkpoint, loads them and owns the result. */
+#include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
+
+#include <glib/gstdio.h>
 
 #include "checkpoint.h"
 #include "engine-log.h"
+#include "files.h"
 #include "json-file.h"
 #include "model.h"
 
@@ -323,6 +328,22 @@ check_tokenizer (struct clipseg_model *m, const char *path, GError **error)
   return FALSE;
 }
 
+/* A checkpoint is a safetensors file or a directory: anything else (a
+ * device, a FIFO) is named for what it is, so the user sees the mistake. */
+static gboolean
+check_checkpoint_path (const char *path, GError **error)
+{
+  struct stat st;
+
+  if (g_stat (path, &st) != 0)
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_IO, path, "%s", errno == ENOENT
+        ? "no such checkpoint file or directory" : g_strerror (errno));
+  if (!S_ISREG (st.st_mode) && !S_ISDIR (st.st_mode))
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_IO, path, "is %s, not a checkpoint (a "
+        "safetensors file or a directory with config.json)", files_kind (st.st_mode));
+  return TRUE;
+}
+
 static gboolean
 load_parts (struct clipseg_model *m, const char *path, struct clipseg_model_params params,
     GError **error)
@@ -333,8 +354,8 @@ load_parts (struct clipseg_model *m, const char *path, struct clipseg_model_para
   char *source = is_dir ? NULL : g_strdup (path);
   gboolean ok;
 
-  if (!is_dir && !g_file_test (path, G_FILE_TEST_IS_REGULAR))
-    ok = engine_fail (error, CLIPSEG_ENGINE_ERROR_IO, path, "%s", "no such checkpoint file or directory");
+  if (!check_checkpoint_path (path, error))
+    ok = FALSE;
   else if (is_dir)
     ok = checkpoint_read_hf_config (config_path, &config, error)
         && load_hf_weights (m->st, path, &source, error)

@@ -452,16 +452,8 @@ static struct clipseg_labels *
 gst_clipseg_parse_classes (const gchar * labels, const gchar * labels_file,
     GError ** error)
 {
-  struct clipseg_labels *set;
-  gchar *text;
-
-  if (labels_file && *labels_file) {
-    if (!g_file_get_contents (labels_file, &text, NULL, error))
-      return NULL;
-    set = clipseg_labels_parse_file_text (text, error);
-    g_free (text);
-    return set;
-  }
+  if (labels_file && *labels_file)
+    return clipseg_labels_load_file (labels_file, error);
   if (labels && *labels)
     return clipseg_labels_parse_list (labels, error);
 
