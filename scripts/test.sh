@@ -4,7 +4,8 @@
 # element), then the engine and reference suites again in an ASan+UBSan build.
 # Then it clones HEAD to a temporary directory with no ../shared beside it and runs
 # this script there (scripts/clone-test.sh; not in that clone: CLIPSEG_CLONE_TEST=1).
-# Benchmarks are not run here (meson test -C build --suite bench, --suite quality).
+# Benchmarks and the soak test are not run here (meson test -C build --suite bench,
+# --suite quality, --suite soak).
 # Lists what was skipped and why ("skipped: TEST CASE: REASON"; tests that need
 # ../shared skip without it), then ends with one line: "N passed, N failed, K skipped".
 set -uo pipefail
@@ -54,7 +55,7 @@ setup() {
 }
 
 if setup build && meson compile -C build; then
-  run_suites build --no-suite bench --no-suite quality
+  run_suites build --no-suite bench --no-suite quality --no-suite soak
 else
   echo "test.sh: the build failed"
   failed=$((failed + 1))
