@@ -221,7 +221,9 @@ struct clipseg_queries *clipseg_queries_new (struct clipseg_model *model,
  * templates, and after the last step its result. Returns the prompts still to
  * encode (0: complete). Until the first step the embeddings are zero. A step
  * changes the queries: not while another thread uses them. @model must
- * outlive the queries. */
+ * outlive the queries. Both fail with CLIPSEG_ENGINE_ERROR_INVALID, saying
+ * "out of memory", when the prompts of that many names and templates cannot
+ * be allocated. */
 struct clipseg_queries *clipseg_queries_new_deferred (struct clipseg_model *model,
     const struct clipseg_labels *labels, const char *const *templates, GError **error);
 int clipseg_queries_encode_step (struct clipseg_queries *queries, int max_prompts,
@@ -324,9 +326,10 @@ gboolean clipseg_segment_size_check (const struct clipseg_model *model, int n_th
  * to classes by the max over synonyms. @probs (may be NULL): [C, out_h, out_w]
  * class probabilities after the area threshold. @labels (may be NULL):
  * [out_h, out_w] argmax class after both thresholds. Fails with
- * CLIPSEG_ENGINE_ERROR_INVALID when out_h·out_w exceeds INT_MAX or
- * clipseg_segment_size_check fails, and with CLIPSEG_ENGINE_ERROR_CANCELLED
- * when the abort callback stops it. */
+ * CLIPSEG_ENGINE_ERROR_INVALID when out_h·out_w exceeds INT_MAX,
+ * clipseg_segment_size_check fails or the scratch that the image, output size
+ * and query count ask for cannot be allocated ("out of memory"), and with
+ * CLIPSEG_ENGINE_ERROR_CANCELLED when the abort callback stops it. */
 gboolean clipseg_state_segment (struct clipseg_state *state, const float *pixels, int height,
     int width, const struct clipseg_queries *queries, const struct clipseg_segment_params *params,
     int out_height, int out_width, float *probs, int32_t *labels, GError **error);

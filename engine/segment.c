@@ -203,7 +203,8 @@ encode_windows (struct clipseg_state *st, const float *pixels, const struct layo
 }
 
 /* Runs the windows in rounds and adds each window's upsampled cosines into
- * @sum [sum_h, sum_w, Q]; FALSE when the abort callback stopped it. */
+ * @sum [sum_h, sum_w, Q]; FALSE when the abort callback stopped it or the
+ * round's features or cosines found no memory. */
 static gboolean
 accumulate_windows (struct clipseg_state *st, const float *pixels, const struct layout *lo,
     const struct clipseg_queries *queries, enum clipseg_mode mode, float *sum, GError **error)
@@ -211,10 +212,14 @@ accumulate_windows (struct clipseg_state *st, const float *pixels, const struct 
   int E = st->model->w.embed_dim, Q = clipseg_queries_n_queries (queries);
   int N = lo->gh * lo->gw, n_windows = lo->rows * lo->cols;
   int per_round = (int) MIN ((size_t) windows_per_forward (N) * st->n_threads, (size_t) n_windows);
-  float *features = buffer_reserve (&st->features, (size_t) per_round * N * E);
-  float *logits = buffer_reserve (&st->logits, (size_t) per_round * N * Q);
+  float *features = buffer_try_reserve (&st->features, (size_t) per_round * N * E,
+      "window features", error);
+  float *logits = features ? buffer_try_reserve (&st->logits, (size_t) per_round * N * Q,
+      "window cosines", error) : NULL;
   struct vision_plan plan;
 
+  if (!logits)
+    return FALSE;
   vision_plan (st, lo->h, lo->w, mode, &plan);
   for (int first = 0; first < n_windows; first += per_round) {
     int n = MIN (per_round, n_windows - first);
@@ -414,23 +419,33 @@ clipseg_state_segment (struct clipseg_state *state, const float *pixels, int hei
   engine_use_threads (state->n_threads);
   plan_windows (params, height, width, out_height, out_width, state->model->w.vision.patch, &lo);
 
-  sum = buffer_reserve (&state->sum, (size_t) lo.sum_h * lo.sum_w * Q);
+  sum = buffer_try_reserve (&state->sum, (size_t) lo.sum_h * lo.sum_w * Q,
+      "summed window cosines", error);
+  if (!sum)
+    return FALSE;
   memset (sum, 0, (size_t) lo.sum_h * lo.sum_w * Q * sizeof *sum);
   if (!accumulate_windows (state, pixels, &lo, queries, params->mode, sum, error))
     return FALSE;
   average_windows (&lo, Q, sum);
   cosines = sum;
   if (lo.sum_h != out_height || lo.sum_w != out_width) {
-    cosines = buffer_reserve (&state->resized, n_out * Q);
+    cosines = buffer_try_reserve (&state->resized, n_out * Q, "cosines at the output size",
+        error);
+    if (!cosines)
+      return FALSE;
     memset (cosines, 0, n_out * Q * sizeof *cosines);
     resize_add (sum, lo.sum_h, lo.sum_w, Q, cosines, out_width, 0, 0, out_height, out_width);
   }
   if (!probs)
-    probs = buffer_reserve (&state->probs, (size_t) C * n_out);
+    probs = buffer_try_reserve (&state->probs, (size_t) C * n_out, "class probabilities", error);
+  if (!probs)
+    return FALSE;
   classify_pixels (cosines, (int) n_out, queries, params->logit_scale, probs);
   if (labels || params->area_thd > 0.0f) {
     if (!labels)
-      labels = (int32_t *) buffer_reserve (&state->labels, n_out);
+      labels = (int32_t *) buffer_try_reserve (&state->labels, n_out, "label map", error);
+    if (!labels)
+      return FALSE;
     clipseg_probs_to_labels (probs, C, (int) n_out, params->prob_thd, params->area_thd, labels);
   }
   return TRUE;
