@@ -46,7 +46,8 @@ class ModelParams(ctypes.Structure):
 class SegmentParams(ctypes.Structure):
     _fields_ = [("mode", ctypes.c_int), ("crop", ctypes.c_int), ("stride", ctypes.c_int),
                 ("logit_scale", ctypes.c_float), ("prob_thd", ctypes.c_float),
-                ("area_thd", ctypes.c_float)]
+                ("area_thd", ctypes.c_float), ("ks_thresh", ctypes.c_float),
+                ("pd_thresh", ctypes.c_float), ("pamr_steps", ctypes.c_int)]
 
 
 class ModelInfo(ctypes.Structure):
