@@ -6,6 +6,7 @@
  *   clipseg-engine text MODEL --labels-file FILE [--templates T] --out OUT.npy
  *   clipseg-engine dense MODEL --input X.npy --mode M --out F.npy
  *   clipseg-engine segment MODEL --input X.npy --labels-file FILE --out P.npy [--pred L.npy] ...
+ *       [--key-smoothing T] [--prompt-denoising T] [--pamr-steps N]
  *
  * MODEL is a Hugging Face CLIP directory or an OpenCLIP/OpenAI safetensors file.
  * Errors go to stderr and the exit status is 1 (2 for bad usage).
@@ -31,6 +32,9 @@ struct options {
   double logit_scale;
   double prob_thd;
   double area_thd;
+  double ks_thresh;
+  double pd_thresh;
+  int pamr_steps;
 };
 
 static struct options opt = {
@@ -72,6 +76,12 @@ static const GOptionEntry segment_entries[] = {
   {"logit-scale", 0, 0, G_OPTION_ARG_DOUBLE, &opt.logit_scale, "Cosine scale before the softmax (default 40)", "S"},
   {"prob-thd", 0, 0, G_OPTION_ARG_DOUBLE, &opt.prob_thd, "Pixels less probable than this go to class 0 (default 0)", "P"},
   {"area-thd", 0, 0, G_OPTION_ARG_DOUBLE, &opt.area_thd, "Classes covering at most this share of the foreground go to class 0 (default 0 = off)", "A"},
+  {"key-smoothing", 0, 0, G_OPTION_ARG_DOUBLE, &opt.ks_thresh,
+      "MaskCLIP's key smoothing of patches less probable than this, mode maskclip only (default 0 = off; MaskCLIP's setting 1)", "T"},
+  {"prompt-denoising", 0, 0, G_OPTION_ARG_DOUBLE, &opt.pd_thresh,
+      "MaskCLIP's prompt denoising of labels no patch gives this probability, mode maskclip only (default 0 = off; MaskCLIP's setting 0.5)", "T"},
+  {"pamr-steps", 0, 0, G_OPTION_ARG_INT, &opt.pamr_steps,
+      "PAMR refinement steps on the output-size logits (default 0 = off; NACLIP's setting 10)", "N"},
   {NULL}
 };
 
@@ -272,6 +282,8 @@ cmd_segment (struct clipseg_model *model, int argc, char **argv)
   sp.crop = opt.crop, sp.stride = opt.stride;
   sp.logit_scale = (float) opt.logit_scale;
   sp.prob_thd = (float) opt.prob_thd, sp.area_thd = (float) opt.area_thd;
+  sp.ks_thresh = (float) opt.ks_thresh, sp.pd_thresh = (float) opt.pd_thresh;
+  sp.pamr_steps = opt.pamr_steps;
   ok = read_pixels (&x, &error) && (q = make_queries (model, &error));
   if (ok) {
     H = (int) x.shape[1], W = (int) x.shape[2], C = clipseg_queries_n_classes (q);

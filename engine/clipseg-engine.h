@@ -293,9 +293,30 @@ struct clipseg_segment_params {
   float prob_thd;     /* pixels whose best probability is below go to class 0 */
   float area_thd;     /* foreground classes covering <= this share get probability 0 (their
                        * pixels go to the next most probable class); 0 = off */
+  /* MaskCLIP's refinements of each window's patch-grid cosines (mode maskclip
+   * only; 0 = off, as in every MaskCLIP config). Prompt denoising first:
+   * queries whose softmax(100·cosine) over queries stays below pd_thresh at
+   * every patch of the window get cosine -100 there. Then key smoothing:
+   * P = softmax(100·cosine) over queries, and each patch whose best P is
+   * below ks_thresh takes Σ_j W[i,j]·P[j,:], W = Kn Knᵀ with Kn the last
+   * block's out_proj(K) of the window's patches, each channel L2-normalised
+   * over the patches (MaskCLIP's code); the other patches keep P. From there
+   * on these scores take the cosines' place (logit_scale, softmax): the label
+   * map is MaskCLIP's. MaskCLIP's setting: ks_thresh 1, pd_thresh 0.5. */
+  float ks_thresh;    /* in [0, 1] */
+  float pd_thresh;    /* in [0, 1] */
+  /* PAMR (SCLIP's and NACLIP's pamr.py): iterations of pixel-adaptive
+   * refinement of the cosines at the output size before the softmax, with
+   * affinities of the pixels resized to the output size to their 8
+   * neighbours at distances 8 and 16 (replicate padding). 0 = off (SCLIP's
+   * default); NACLIP ships 10. At most CLIPSEG_MAX_PAMR_STEPS. */
+  int pamr_steps;
 };
 
-/* SCLIP's defaults: sclip, crop 224, stride 112, logit_scale 40, no thresholds. */
+#define CLIPSEG_MAX_PAMR_STEPS 100
+
+/* SCLIP's defaults: sclip, crop 224, stride 112, logit_scale 40, no thresholds,
+ * no refinement. */
 struct clipseg_segment_params clipseg_segment_default_params (void);
 
 /* Whether @params suit @model whatever the image: a valid mode, a crop of 0 or

@@ -127,7 +127,7 @@ clipseg_state_free (struct clipseg_state *state)
 {
   struct buffer *buffers[] = {
     &state->features, &state->positions, &state->neighbourhood, &state->logits, &state->sum,
-    &state->resized, &state->probs, &state->labels,
+    &state->resized, &state->probs, &state->labels, &state->keys, &state->refine,
   };
 
   if (!state)
@@ -168,6 +168,6 @@ clipseg_state_encode_dense (struct clipseg_state *state, const float *pixels, in
   engine_use_threads (state->n_threads);
   vision_plan (state, height, width, mode, &plan);
   vision_forward (&state->model->w, &plan, &state->scratch[0], state->n_threads, pixels, height,
-      width, &whole, 1, features);
+      width, &whole, 1, features, NULL);
   return !engine_aborted (state, error);
 }

@@ -53,6 +53,10 @@ struct clipseg_state {
   struct buffer resized;       /* [oh, ow, Q] */
   struct buffer probs;         /* [C, oh, ow] when the caller wants labels only */
   struct buffer labels;        /* [oh, ow] as floats-sized storage for int32 */
+
+  /* MaskCLIP's refinements and PAMR (maskclip-refine.h, pamr.h) */
+  struct buffer keys;          /* [B·N, D] the last block's out_proj(K) */
+  struct buffer refine;        /* key smoothing's, then PAMR's scratch */
 };
 
 #endif

@@ -260,6 +260,9 @@ enum
   PROP_LOGIT_SCALE,
   PROP_THRESHOLD,
   PROP_AREA_THRESHOLD,
+  PROP_KEY_SMOOTHING,
+  PROP_PROMPT_DENOISING,
+  PROP_PAMR_STEPS,
   PROP_INFERENCE_INTERVAL,
   PROP_PROCESSING,
   PROP_SMOOTHING,
@@ -286,6 +289,9 @@ enum
 #define DEFAULT_LOGIT_SCALE 40.0
 #define DEFAULT_THRESHOLD 0.0
 #define DEFAULT_AREA_THRESHOLD 0.0
+#define DEFAULT_KEY_SMOOTHING 0.0
+#define DEFAULT_PROMPT_DENOISING 0.0
+#define DEFAULT_PAMR_STEPS 0
 #define DEFAULT_INFERENCE_INTERVAL 1
 #define DEFAULT_PROCESSING GST_CLIPSEG_PROCESSING_AUTO
 #define DEFAULT_SMOOTHING 0.5
@@ -354,6 +360,9 @@ struct _GstClipseg
   gdouble logit_scale;
   gdouble threshold;
   gdouble area_threshold;
+  gdouble key_smoothing;
+  gdouble prompt_denoising;
+  guint pamr_steps;
   guint interval;
   GstClipsegProcessing processing;
   gdouble smoothing;
@@ -1234,6 +1243,12 @@ gst_clipseg_snapshot (GstClipseg * self, GstClipsegSnapshot * s, gint live)
   p->logit_scale = self->logit_scale;
   p->prob_thd = self->threshold;
   p->area_thd = self->area_threshold;
+  /* MaskCLIP's refinements only exist in its mode (see the properties) */
+  if (p->mode == CLIPSEG_MODE_MASKCLIP) {
+    p->ks_thresh = self->key_smoothing;
+    p->pd_thresh = self->prompt_denoising;
+  }
+  p->pamr_steps = self->pamr_steps;
   s->job.smoothing = self->smoothing;
   s->job.want_probabilities = self->attach_probabilities;
   GST_OBJECT_UNLOCK (self);
@@ -1610,6 +1625,15 @@ gst_clipseg_set_property (GObject * object, guint prop_id,
     case PROP_AREA_THRESHOLD:
       self->area_threshold = g_value_get_double (value);
       break;
+    case PROP_KEY_SMOOTHING:
+      self->key_smoothing = g_value_get_double (value);
+      break;
+    case PROP_PROMPT_DENOISING:
+      self->prompt_denoising = g_value_get_double (value);
+      break;
+    case PROP_PAMR_STEPS:
+      self->pamr_steps = g_value_get_uint (value);
+      break;
     case PROP_INFERENCE_INTERVAL:
       self->interval = g_value_get_uint (value);
       break;
@@ -1702,6 +1726,15 @@ gst_clipseg_get_property (GObject * object, guint prop_id, GValue * value,
       break;
     case PROP_AREA_THRESHOLD:
       g_value_set_double (value, self->area_threshold);
+      break;
+    case PROP_KEY_SMOOTHING:
+      g_value_set_double (value, self->key_smoothing);
+      break;
+    case PROP_PROMPT_DENOISING:
+      g_value_set_double (value, self->prompt_denoising);
+      break;
+    case PROP_PAMR_STEPS:
+      g_value_set_uint (value, self->pamr_steps);
       break;
     case PROP_INFERENCE_INTERVAL:
       g_value_set_uint (value, self->interval);
@@ -1855,6 +1888,36 @@ gst_clipseg_install_model_properties (GObjectClass * gobject_class)
 }
 
 static void
+gst_clipseg_install_refinement_properties (GObjectClass * gobject_class)
+{
+  g_object_class_install_property (gobject_class, PROP_KEY_SMOOTHING,
+      g_param_spec_double ("key-smoothing", "Key smoothing",
+          "MaskCLIP's key smoothing, mode maskclip only (other modes ignore "
+          "it): in each window, patches whose best label probability "
+          "(softmax of 100 x cosine) is below this take the key-similarity "
+          "weighted sum of every patch's probabilities, which then stand in "
+          "for the cosines (logit-scale 1 gives MaskCLIP's own "
+          "probabilities). MaskCLIP's setting: 1 (every patch). "
+          "Default: 0 (off).", 0.0, 1.0, DEFAULT_KEY_SMOOTHING, PLAYING_FLAGS));
+  g_object_class_install_property (gobject_class, PROP_PROMPT_DENOISING,
+      g_param_spec_double ("prompt-denoising", "Prompt denoising",
+          "MaskCLIP's prompt denoising, mode maskclip only (other modes "
+          "ignore it): in each window, labels (each name of a label on its "
+          "own) whose probability (softmax of 100 x cosine) stays below this "
+          "at every patch are dropped there. MaskCLIP's setting: 0.5. "
+          "Default: 0 (off).", 0.0, 1.0, DEFAULT_PROMPT_DENOISING,
+          PLAYING_FLAGS));
+  g_object_class_install_property (gobject_class, PROP_PAMR_STEPS,
+      g_param_spec_uint ("pamr-steps", "PAMR steps",
+          "Steps of PAMR, which refines the label scores at the label map's "
+          "size by each pixel's colour affinity to its neighbours 8 and 16 "
+          "pixels away (SCLIP and NACLIP; NACLIP runs 10). Each step costs "
+          "time in proportion to pixels x names. Default: 0 (off, as "
+          "SCLIP).", 0, CLIPSEG_MAX_PAMR_STEPS, DEFAULT_PAMR_STEPS,
+          PLAYING_FLAGS));
+}
+
+static void
 gst_clipseg_install_processing_properties (GObjectClass * gobject_class)
 {
   g_object_class_install_property (gobject_class, PROP_INFERENCE_INTERVAL,
@@ -1948,6 +2011,7 @@ gst_clipseg_class_init (GstClipsegClass * klass)
   gobject_class->get_property = gst_clipseg_get_property;
   gobject_class->finalize = gst_clipseg_finalize;
   gst_clipseg_install_model_properties (gobject_class);
+  gst_clipseg_install_refinement_properties (gobject_class);
   gst_clipseg_install_processing_properties (gobject_class);
   gst_clipseg_install_overlay_properties (gobject_class);
 
@@ -1994,6 +2058,9 @@ gst_clipseg_init (GstClipseg * self)
   self->logit_scale = DEFAULT_LOGIT_SCALE;
   self->threshold = DEFAULT_THRESHOLD;
   self->area_threshold = DEFAULT_AREA_THRESHOLD;
+  self->key_smoothing = DEFAULT_KEY_SMOOTHING;
+  self->prompt_denoising = DEFAULT_PROMPT_DENOISING;
+  self->pamr_steps = DEFAULT_PAMR_STEPS;
   self->interval = DEFAULT_INFERENCE_INTERVAL;
   self->processing = DEFAULT_PROCESSING;
   self->smoothing = DEFAULT_SMOOTHING;

@@ -157,6 +157,37 @@ test_steady_size_allocates_nothing (struct fixture *f, gconstpointer data)
 #endif
 }
 
+/* MaskCLIP's refinements and PAMR keep their scratch in the state too, PAMR
+ * at an output size other than the input's (the pixels resized for it). */
+static void
+test_refinements_allocate_nothing (struct fixture *f, gconstpointer data)
+{
+#ifdef COUNT_ALLOCATIONS
+  struct clipseg_state *st = clipseg_state_new (f->model, 2);
+  int oh = f->H + 8, ow = f->W - 16;
+  float *probs = g_new (float, (size_t) f->C * oh * ow);
+  GError *error = NULL;
+
+  f->sp.mode = CLIPSEG_MODE_MASKCLIP;
+  f->sp.ks_thresh = 1.0f, f->sp.pd_thresh = 0.5f, f->sp.pamr_steps = 3;
+  for (int i = 0; i < 4; i++) {
+    if (i == 1) {
+      g_atomic_int_set (&n_allocations, 0);
+      g_atomic_int_set (&counting, 1);
+    }
+    g_assert_true (clipseg_state_segment (st, f->pixels, f->H, f->W, f->queries, &f->sp, oh, ow,
+            probs, NULL, &error));
+    g_assert_no_error (error);
+  }
+  g_atomic_int_set (&counting, 0);
+  g_assert_cmpint (g_atomic_int_get (&n_allocations), ==, 0);
+  g_free (probs);
+  clipseg_state_free (st);
+#else
+  g_test_skip ("allocation counting is not possible under AddressSanitizer");
+#endif
+}
+
 struct worker {
   struct fixture *f;
   float *probs;
@@ -527,6 +558,8 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   g_test_add ("/state/steady-size-allocates-nothing", struct fixture, NULL, fixture_setup,
       test_steady_size_allocates_nothing, fixture_teardown);
+  g_test_add ("/state/refinements-allocate-nothing", struct fixture, NULL, fixture_setup,
+      test_refinements_allocate_nothing, fixture_teardown);
   g_test_add ("/state/states-share-a-model-across-threads", struct fixture, NULL, fixture_setup,
       test_states_share_a_model_across_threads, fixture_teardown);
   g_test_add ("/state/size-change-matches-a-fresh-state", struct fixture, NULL, fixture_setup,

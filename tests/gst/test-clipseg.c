@@ -1379,6 +1379,79 @@ GST_START_TEST (test_runtime_property_changes)
 
 GST_END_TEST;
 
+/* The probabilities of frame @index with the element's current settings. */
+static gfloat *
+infer_probabilities (GstHarness * h, guint index, gsize * n)
+{
+  GstBuffer *out;
+  gfloat *probs = copy_probabilities (push_inferred (h, index, &out), n);
+
+  gst_buffer_unref (out);
+  return probs;
+}
+
+static gboolean
+probabilities_differ (const gfloat * a, const gfloat * b, gsize n)
+{
+  gsize i;
+
+  for (i = 0; i < n; i++)
+    if (ABS (a[i] - b[i]) > 1e-3)
+      return TRUE;
+  return FALSE;
+}
+
+/* MaskCLIP's refinements and PAMR: off by default, mutable while playing,
+ * their largest values accepted by the engine, and each reaches it (the
+ * same frame's probabilities change); key smoothing and prompt denoising
+ * left set are ignored in another mode, not an error. */
+GST_START_TEST (test_refinement_properties)
+{
+  GstHarness *h = harness_for (make_clipseg ("smoothing", 0.0,
+          "attach-probabilities", TRUE, NULL), RGBX_CAPS);
+  const gchar *names[] = { "key-smoothing", "prompt-denoising", "pamr-steps" };
+  gfloat *plain, *refined;
+  gsize n, m;
+  guint i;
+
+  for (i = 0; i < G_N_ELEMENTS (names); i++) {
+    GParamSpec *pspec = g_object_class_find_property (G_OBJECT_GET_CLASS
+        (h->element), names[i]);
+    GValue value = G_VALUE_INIT;
+
+    fail_unless (pspec != NULL, "no property %s", names[i]);
+    fail_unless (pspec->flags & GST_PARAM_MUTABLE_PLAYING, "%s", names[i]);
+    g_value_init (&value, pspec->value_type);
+    g_object_get_property (G_OBJECT (h->element), names[i], &value);
+    fail_unless (g_param_value_defaults (pspec, &value), "%s", names[i]);
+    fail_unless (pspec->value_type == G_TYPE_UINT ?
+        g_value_get_uint (&value) == 0 : g_value_get_double (&value) == 0.0);
+    g_value_unset (&value);
+  }
+
+  gst_util_set_object_arg (G_OBJECT (h->element), "mode", "maskclip");
+  plain = infer_probabilities (h, 0, &n);
+  g_object_set (h->element, "pamr-steps", G_PARAM_SPEC_UINT
+      (g_object_class_find_property (G_OBJECT_GET_CLASS (h->element),
+              "pamr-steps"))->maximum, NULL);
+  refined = infer_probabilities (h, 0, &m);
+  fail_unless (m == n && probabilities_differ (plain, refined, n));
+  g_free (refined);
+  g_object_set (h->element, "pamr-steps", 0, "key-smoothing", 1.0,
+      "prompt-denoising", 1.0, NULL);
+  refined = infer_probabilities (h, 0, &m);
+  fail_unless (m == n && probabilities_differ (plain, refined, n));
+  g_free (refined);
+  g_free (plain);
+
+  gst_util_set_object_arg (G_OBJECT (h->element), "mode", "sclip");
+  g_object_set (h->element, "pamr-steps", 3, NULL);
+  gst_buffer_unref (gst_harness_push_and_pull (h, make_frame (1, FALSE)));
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
 /* A window below the patch size, a stride beyond the window, or a whole-frame
  * pass too large for the engine (window 0 at resolution 1024: 21761 tokens)
  * is a warning (once per setting) and the default windows, never a stopped
@@ -2101,6 +2174,7 @@ clipseg_suite (void)
   tcase_add_test (tc, test_latency_reports_inference_time);
   tcase_add_test (tc, test_smoothing_is_an_ema);
   tcase_add_test (tc, test_runtime_property_changes);
+  tcase_add_test (tc, test_refinement_properties);
   tcase_add_test (tc, test_runtime_bad_labels_keep_previous);
   tcase_add_test (tc, test_model_swap_while_playing);
   tcase_add_test (tc, test_runtime_bad_windows_warn_and_continue);
