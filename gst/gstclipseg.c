@@ -572,9 +572,9 @@ gst_clipseg_load (gpointer data)
   if (model) {
     const struct clipseg_model_info *info = clipseg_model_get_info (model);
 
-    GST_INFO_OBJECT (self, "model %s loaded: %s, %s, %s", path,
+    GST_INFO_OBJECT (self, "model %s loaded: %s, %s, %s, attention %s", path,
         clipseg_precision_name (info->precision), info->gemm_library,
-        info->gemm_isa);
+        info->gemm_isa, info->attention_kernel);
   }
 
   GST_OBJECT_LOCK (self);
