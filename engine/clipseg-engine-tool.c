@@ -136,8 +136,8 @@ cmd_info (struct clipseg_model *model, int argc, char **argv)
       i->context_length, i->vocab_size, i->logit_scale, i->n_params);
   printf ("image_mean: %g %g %g\nimage_std: %g %g %g\n", i->image_mean[0], i->image_mean[1],
       i->image_mean[2], i->image_std[0], i->image_std[1], i->image_std[2]);
-  printf ("precision: %s\ngemm: %s\nisa: %s\n", clipseg_precision_name (i->precision),
-      i->gemm_library, i->gemm_isa);
+  printf ("precision: %s\ngemm: %s\nisa: %s\nattention: %s\n", clipseg_precision_name (i->precision),
+      i->gemm_library, i->gemm_isa, i->attention_kernel);
   return 0;
 }
 

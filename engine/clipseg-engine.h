@@ -165,6 +165,8 @@ struct clipseg_model_info {
   enum clipseg_precision precision;   /* what the linears run in: FP32 or BF16 */
   const char *gemm_library;   /* what runs them, with its version: "oneDNN 2.6.3", "OpenBLAS 0.3.21" */
   const char *gemm_isa;       /* the instruction set it dispatches to, e.g. "avx512_core_bf16" */
+  const char *attention_kernel;  /* what runs attention: "avx512-bf16" (bf16 products),
+                               * "avx512" or "portable" (fp32) */
 };
 
 /* Owned by the model; valid while the model lives. */

@@ -313,6 +313,7 @@ fill_info (struct clipseg_model *m)
   i->precision = m->gemm.precision;
   i->gemm_library = m->gemm.library;
   i->gemm_isa = m->gemm.isa;
+  i->attention_kernel = attention_kernel_name (m->w.attention);
 }
 
 static gboolean
@@ -409,6 +410,7 @@ clipseg_model_load (const char *path, struct clipseg_model_params params, GError
     m->w.activation = params.activation;
   /* packed after the activation is final: it is fused into the MLP's first linear */
   gemm_resolve (params.precision, &m->gemm);
+  m->w.attention = attention_kernel_for (m->gemm.precision);
   if (!checkpoint_pack_linears (&m->w, &m->gemm, m->owned, error)) {
     clipseg_model_unref (m);
     return NULL;

@@ -428,7 +428,8 @@ window_bytes (const struct clip_vision *v, int n_threads, int L)
   int p = v->patch;
 
   return sizeof (float) * ((double) L * v->tower.width + (double) (L - 1) * 3 * p * p
-      + (double) block_scratch_size (L, L, v->tower.width, v->tower.mlp, n_threads));
+      + (double) block_scratch_size (L, L, v->tower.width, v->tower.heads, v->tower.mlp,
+          n_threads));
 }
 
 gboolean

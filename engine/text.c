@@ -85,10 +85,11 @@ encode_chunk (const struct clipseg_model *m, const struct prompt *prompts, int n
   int D = t->tower.width, E = m->w.embed_dim, L = prompts[n - 1].n_ids, T = n * L;
   float *x = g_new (float, (size_t) T * D);
   float *pooled = g_new (float, (size_t) n * D);
-  float *mem = g_new (float, block_scratch_size (T, L, D, t->tower.mlp, n_threads));
+  float *mem = g_new (float, block_scratch_size (T, L, D, t->tower.heads, t->tower.mlp, n_threads));
   struct block_scratch s;
 
-  block_scratch_init (&s, mem, T, L, D, t->tower.mlp, n_threads);
+  block_scratch_init (&s, mem, T, L, D, t->tower.heads, t->tower.mlp, n_threads,
+      m->w.attention);
   /* x = token embedding + position embedding; padding repeats the end token */
   for (int p = 0; p < n; p++) {
     for (int i = 0; i < L; i++) {

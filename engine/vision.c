@@ -207,11 +207,11 @@ vision_forward (const struct clip_weights *cw, const struct vision_plan *plan,
   int N = gh * gw, L = N + 1, B = n_windows, T = B * L;
   float *x = buffer_reserve (&vs->tokens, (size_t) T * D);
   float *patches = buffer_reserve (&vs->patches, (size_t) B * N * 3 * p * p);
-  float *mem = buffer_reserve (&vs->block, block_scratch_size (T, L, D, v->tower.mlp, n_threads));
+  float *mem = buffer_reserve (&vs->block, block_scratch_size (T, L, D, v->tower.heads, v->tower.mlp, n_threads));
   const float *pos = plan->positions;
   struct block_scratch s;
 
-  block_scratch_init (&s, mem, T, L, D, v->tower.mlp, n_threads);
+  block_scratch_init (&s, mem, T, L, D, v->tower.heads, v->tower.mlp, n_threads, cw->attention);
   /* patch embedding: a stride-p convolution as one GEMM */
   im2col (pixels, H, W, windows, B, p, gh, gw, n_threads, patches);
   packed_linear_run (v->patch_embed, patches, 3 * p * p, s.y, D, B * N, FALSE);

@@ -593,9 +593,9 @@ gst_clipseg_open_model (GstClipseg * self, const gchar * path,
   if (!model)
     return NULL;
   info = clipseg_model_get_info (model);
-  GST_INFO_OBJECT (self, "model %s loaded: %s, %s, %s", path,
+  GST_INFO_OBJECT (self, "model %s loaded: %s, %s, %s, attention %s", path,
       clipseg_precision_name (info->precision), info->gemm_library,
-      info->gemm_isa);
+      info->gemm_isa, info->attention_kernel);
   *infer = clipseg_infer_new (model, n_threads);
   return model;
 }

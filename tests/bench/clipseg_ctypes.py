@@ -79,7 +79,7 @@ class ModelInfo(ctypes.Structure):
                 ("logit_scale", ctypes.c_float), ("image_mean", ctypes.c_float * 3),
                 ("image_std", ctypes.c_float * 3), ("n_params", ctypes.c_int64),
                 ("precision", ctypes.c_int), ("gemm_library", ctypes.c_char_p),
-                ("gemm_isa", ctypes.c_char_p)]
+                ("gemm_isa", ctypes.c_char_p), ("attention_kernel", ctypes.c_char_p)]
 
 
 class EngineError(RuntimeError):

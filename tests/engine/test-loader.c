@@ -2613,7 +2613,7 @@ test_segment_limits (void)
   struct clipseg_state *state;
   float *pixels;
   GError *error = NULL;
-  int H = 27 * PATCH;          /* 730 tokens: 1024 threads need 4.37e9 bytes of scores */
+  int H = 120 * PATCH;         /* 14401 tokens: 1024 threads need 5.7e9 bytes of attention scratch */
 
   if (!have_model ())
     return;
@@ -2628,13 +2628,13 @@ test_segment_limits (void)
   g_clear_error (&error);
   clipseg_state_free (state);
 
-  /* more threads than the cap are capped, and the cap still sizes the scores */
+  /* more threads than the cap are capped, and the cap still sizes the scratch */
   state = clipseg_state_new (shared_model, CLIPSEG_MAX_THREADS * 4);
   sp.crop = 0;
   if (clipseg_state_segment (state, pixels, H, H, shared_queries, &sp, H, H, NULL, NULL, &error))
     check_failed ("whole-image segment on %d threads succeeded", CLIPSEG_MAX_THREADS);
   else
-    check_error ("whole-image segment", error, INVALID, "730 tokens", "1024 threads",
+    check_error ("whole-image segment", error, INVALID, "14401 tokens", "1024 threads",
         "sliding windows", NULL);
   g_clear_error (&error);
   clipseg_state_free (state);
