@@ -95,6 +95,28 @@ clipseg_colors_free (GArray * colors)
   g_array_unref (colors);
 }
 
+gboolean
+clipseg_colors_set (GObject * object, const gchar * value, GArray ** colors,
+    gchar ** text)
+{
+  GError *error = NULL;
+  GArray *parsed = clipseg_colors_parse (value, &error);
+
+  if (!parsed) {
+    GST_WARNING_OBJECT (object, "ignoring colors \"%s\": %s", value,
+        error->message);
+    g_warning ("%s: ignoring colors \"%s\": %s", G_OBJECT_TYPE_NAME (object),
+        value, error->message);
+    g_error_free (error);
+    return FALSE;
+  }
+  g_clear_pointer (colors, clipseg_colors_free);
+  *colors = parsed;
+  g_free (*text);
+  *text = g_strdup (value);
+  return TRUE;
+}
+
 /* Golden-angle hue steps keep neighbouring labels far apart in colour. */
 static guint32
 clipseg_palette_default (guint label)
