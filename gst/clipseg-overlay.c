@@ -95,6 +95,21 @@ clipseg_colors_free (GArray * colors)
   g_array_unref (colors);
 }
 
+gboolean
+clipseg_colors_set (const gchar * value, GArray ** colors, gchar ** text,
+    GError ** error)
+{
+  GArray *parsed = clipseg_colors_parse (value, error);
+
+  if (!parsed)
+    return FALSE;
+  g_clear_pointer (colors, clipseg_colors_free);
+  *colors = parsed;
+  g_free (*text);
+  *text = g_strdup (value);
+  return TRUE;
+}
+
 /* Golden-angle hue steps keep neighbouring labels far apart in colour. */
 static guint32
 clipseg_palette_default (guint label)

@@ -45,8 +45,10 @@
  *
  * Every buffer carries the newest result as a #GstClipsegMeta (label map,
  * label names, per-label coverage and score, flagged as reused when it was
- * computed on an earlier frame) and one #GstVideoRegionOfInterestMeta per
- * label present (other than 0). In `latest` mode, buffers that pass before
+ * computed on an earlier frame), the same as a #GstCustomMeta named
+ * "GstClipsegResultMeta" for language bindings (gstclipsegresultmeta.h) and
+ * one #GstVideoRegionOfInterestMeta per label present (other than 0), whose
+ * id is the label index and whose "clipseg" parameter names the label. In `latest` mode, buffers that pass before
  * the first result (after a start, flush or caps change) carry no
  * #GstClipsegMeta and no region of interest; after a label change the
  * previous result, whose #GstClipsegMeta names its labels, is carried until
@@ -63,8 +65,8 @@
  * with `latest`, is not posted), with the fields `timestamp`,
  * `stream-time`, `running-time`, `duration` (of the buffer that first carries
  * the result), `source-timestamp` (of the frame inferred), `inferred`,
- * `reused`, `inference-ms`, `labels` (strv), `coverage` and `score` (arrays of
- * doubles, one per label).
+ * `reused`, `inference-ms`, `labels` (an array of strings), `coverage` and
+ * `score` (arrays of doubles, one per label).
  *
  * ## Example launch lines
  *
@@ -107,6 +109,7 @@
 
 #include "gstclipseg.h"
 #include "gstclipsegmeta.h"
+#include "gstclipsegresultmeta.h"
 #include "clipseg-infer.h"
 #include "clipseg-overlay.h"
 #include "clipseg-pixels.h"
@@ -1339,6 +1342,7 @@ gst_clipseg_attach_meta (GstClipseg * self, GstVideoFrame * frame,
   meta->inference_time = r->inference_time;
   if (r->probabilities)
     meta->probabilities = gst_buffer_ref (r->probabilities);
+  gst_buffer_add_clipseg_result_meta (frame->buffer, meta);
 
   for (k = 1; k < r->n_labels; k++) {
     const GstVideoRectangle *box = &r->boxes[k];
@@ -1353,6 +1357,8 @@ gst_clipseg_attach_meta (GstClipseg * self, GstVideoFrame * frame,
     y1 = gst_util_uint64_scale_int (box->y + box->h, height, r->height);
     roi = gst_buffer_add_video_region_of_interest_meta (frame->buffer,
         r->labels[k], x0, y0, x1 - x0, y1 - y0);
+    /* the label index: every region reachable by id, as one per object */
+    roi->id = k;
     gst_video_region_of_interest_meta_add_param (roi,
         gst_structure_new ("clipseg", "label", G_TYPE_STRING, r->labels[k],
             "label-id", G_TYPE_UINT, k, "score", G_TYPE_DOUBLE, r->score[k],
@@ -1417,36 +1423,12 @@ gst_clipseg_draw (GstClipseg * self, GstVideoFrame * frame,
         s->cookie);
 }
 
-static GValue *
-gst_clipseg_doubles_value (GValue * value, const gdouble * doubles, guint n)
-{
-  GValue v = G_VALUE_INIT;
-  GValueArray *array;
-  guint i;
-
-  /* GValueArray, as the level element: every binding reads it as a list */
-  G_GNUC_BEGIN_IGNORE_DEPRECATIONS;
-  array = g_value_array_new (n);
-  g_value_init (&v, G_TYPE_DOUBLE);
-  for (i = 0; i < n; i++) {
-    g_value_set_double (&v, doubles[i]);
-    g_value_array_append (array, &v);
-  }
-  g_value_unset (&v);
-  g_value_init (value, g_value_array_get_type ());
-  g_value_take_boxed (value, array);
-  G_GNUC_END_IGNORE_DEPRECATIONS;
-
-  return value;
-}
-
 static void
 gst_clipseg_post_result (GstClipseg * self, GstBuffer * buffer,
     const ClipsegResult * r, guint64 serial)
 {
   GstSegment *segment = &GST_BASE_TRANSFORM (self)->segment;
   GstClockTime timestamp = GST_BUFFER_PTS (buffer);
-  GValue coverage = G_VALUE_INIT, score = G_VALUE_INIT;
   GstStructure *s;
 
   s = gst_structure_new ("clipseg",
@@ -1457,14 +1439,8 @@ gst_clipseg_post_result (GstClipseg * self, GstBuffer * buffer,
       gst_segment_to_running_time (segment, GST_FORMAT_TIME, timestamp),
       "duration", G_TYPE_UINT64, GST_BUFFER_DURATION (buffer),
       "source-timestamp", G_TYPE_UINT64, r->pts,
-      "inferred", G_TYPE_BOOLEAN, r->serial == serial,
-      "reused", G_TYPE_BOOLEAN, r->serial != serial,
-      "inference-ms", G_TYPE_DOUBLE, r->inference_time / (gdouble) GST_MSECOND,
-      "labels", G_TYPE_STRV, r->labels, NULL);
-  gst_structure_take_value (s, "coverage",
-      gst_clipseg_doubles_value (&coverage, r->coverage, r->n_labels));
-  gst_structure_take_value (s, "score",
-      gst_clipseg_doubles_value (&score, r->score, r->n_labels));
+      "inferred", G_TYPE_BOOLEAN, r->serial == serial, NULL);
+  gst_clipseg_meta_set_fields (gst_buffer_get_clipseg_meta (buffer), s);
 
   gst_element_post_message (GST_ELEMENT (self),
       gst_message_new_element (GST_OBJECT (self), s));
@@ -1554,22 +1530,6 @@ inference_failed:
 
 /* ---- GObject ------------------------------------------------------------ */
 
-/* Called with the object lock held; a bad value keeps the colours that run
- * and is returned in @error for a warning on the bus. */
-static void
-gst_clipseg_set_colors (GstClipseg * self, const gchar * text, GError ** error)
-{
-  GArray *colors = clipseg_colors_parse (text, error);
-
-  if (!colors)
-    return;
-  g_clear_pointer (&self->colors, clipseg_colors_free);
-  self->colors = colors;
-  g_free (self->colors_text);
-  self->colors_text = g_strdup (text);
-  self->cookie++;
-}
-
 static void
 gst_clipseg_set_string (GstClipseg * self, gchar ** field, const GValue * value)
 {
@@ -1657,7 +1617,9 @@ gst_clipseg_set_property (GObject * object, guint prop_id,
       self->cookie++;
       break;
     case PROP_COLORS:
-      gst_clipseg_set_colors (self, g_value_get_string (value), &error);
+      if (clipseg_colors_set (g_value_get_string (value), &self->colors,
+              &self->colors_text, &error))
+        self->cookie++;
       break;
     case PROP_POST_MESSAGES:
       self->post_messages = g_value_get_boolean (value);

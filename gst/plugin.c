@@ -1,5 +1,5 @@
 /* GStreamer clipseg
- * plugin.c: registers the clipseg element.
+ * plugin.c: registers the clipseg, clipsegmask and clipsegjsonsink elements.
  *
  * This library is free software; you can redistribute it and/or
  * modify it under the terms of the GNU Library General Public
@@ -12,11 +12,15 @@
 #endif
 
 #include "gstclipseg.h"
+#include "gstclipsegjsonsink.h"
+#include "gstclipsegmask.h"
 
 static gboolean
 plugin_init (GstPlugin * plugin)
 {
-  return GST_ELEMENT_REGISTER (clipseg, plugin);
+  return GST_ELEMENT_REGISTER (clipseg, plugin)
+      && GST_ELEMENT_REGISTER (clipsegmask, plugin)
+      && GST_ELEMENT_REGISTER (clipsegjsonsink, plugin);
 }
 
 GST_PLUGIN_DEFINE (GST_VERSION_MAJOR,

@@ -1,5 +1,5 @@
 # clipseg-env.sh — sourced by the pipeline scripts: makes the clipseg plugin
-# and the clipseg-read-meta tool available.
+# available.
 #
 # It also makes the engine's OpenMP threads sleep, not spin, while they wait.
 #
@@ -34,9 +34,33 @@ clipseg_env() {
     meson setup "$build" "$src" >&2 || return 1
   fi
   # always: a no-op when up to date, and never a stale plugin after an edit
-  meson compile -C "$build" gstclipseg clipseg-read-meta >&2 || return 1
+  meson compile -C "$build" gstclipseg >&2 || return 1
   export GST_PLUGIN_PATH="$build/gst${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}"
-  export PATH="$build/gst:$PATH"
+}
+
+# Splits a script's arguments after its options into clipseg PROPERTY=VALUE
+# settings (the array clipseg_props) and @n file names (clipseg_files), in any
+# order; with another number of file names it says so and exits 2.
+clipseg_args() {
+  local script=$1 n=$2 arg
+  shift 2
+  clipseg_props=()
+  clipseg_files=()
+  for arg in "$@"; do
+    if [[ $arg =~ ^[a-z][a-z0-9-]*= ]]; then
+      clipseg_props+=("$arg")
+    else
+      clipseg_files+=("$arg")
+    fi
+  done
+  if [ ${#clipseg_files[@]} -gt "$n" ]; then
+    echo "$(basename "$script"): '${clipseg_files[$n]}' is neither a file argument nor PROPERTY=VALUE" >&2
+    exit 2
+  fi
+  if [ ${#clipseg_files[@]} -lt "$n" ]; then
+    clipseg_usage "$script" >&2
+    exit 2
+  fi
 }
 
 # Prints the script's header comment (the lines after the shebang up to the
