@@ -27,6 +27,20 @@ linear (const float *x, int ldx, const float *w, const float *b, float *y, int l
   }
 }
 
+void
+matmul_nt (const float *a, int lda, const float *b, int ldb, float *c, int ldc,
+    int M, int N, int K, float alpha)
+{
+  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, alpha, a, lda, b, ldb, 0.0f, c, ldc);
+}
+
+void
+matmul_nn (const float *a, int lda, const float *b, int ldb, float *c, int ldc,
+    int M, int N, int K, float beta)
+{
+  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, a, lda, b, ldb, beta, c, ldc);
+}
+
 float
 kernel_expf (float x)
 {
