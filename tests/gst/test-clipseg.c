@@ -416,13 +416,16 @@ GST_START_TEST (test_precision)
   guint k;
 
   for (k = 0; k < 2; k++) {
-    GstHarness *h = harness_for (make_clipseg (NULL), RGBX_CAPS);
+    GstElement *element = make_clipseg (NULL);
     const gchar *loaded = NULL;
+    GstHarness *h;
     GPtrArray *log;
     GstBuffer *out;
 
-    gst_util_set_object_arg (G_OBJECT (h->element), "precision", names[k]);
+    /* before the harness starts the element, whose loader reads it */
+    gst_util_set_object_arg (G_OBJECT (element), "precision", names[k]);
     watch_log (GST_LEVEL_INFO);
+    h = harness_for (element, RGBX_CAPS);
     out = gst_harness_push_and_pull (h, make_frame (0, FALSE));
     log = unwatch_log ();
     for (i = 0; i < log->len && !loaded; i++)
