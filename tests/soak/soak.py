@@ -152,7 +152,7 @@ class Soak:
     def wait_state(self, what):
         ret, _, _ = self.pipeline.get_state(self.timeout * Gst.SECOND)
         if ret == Gst.StateChangeReturn.ASYNC:
-            self.hangs.append(what)
+            self.hangs.append("%s after %s" % (what, "; ".join(self.history)))
         elif ret == Gst.StateChangeReturn.FAILURE:
             self.errors.append("%s failed" % what)
 
