@@ -90,7 +90,7 @@ buffer_reserve (struct buffer *b, size_t n)
 {
   float *data = buffer_try_reserve (b, n, "scratch", NULL);
 
-  if (!data)
+  if (!data && n)
     g_error ("out of memory: %zu bytes of scratch", n * sizeof (float));
   return data;
 }

@@ -19,6 +19,7 @@ Usage: soak.py BUILD_DIR MODEL [--actions N] [--seed S] [--timeout SECONDS]
 Ends with 'N passed, N failed' (one case per processing mode).
 """
 import argparse
+import collections
 import os
 import random
 import sys
@@ -62,6 +63,7 @@ class Soak:
         self.with_meta = 0
         self.counts = dict(property=0, state=0, caps=0, seek=0)
         self.errors, self.hangs = [], []
+        self.history = collections.deque(maxlen=6)   # the last actions, told with each error
         self.pipeline.get_by_name("sink").get_static_pad("sink").add_probe(
             Gst.PadProbeType.BUFFER, self.on_buffer)
 
@@ -98,7 +100,9 @@ class Soak:
             ("qos", lambda: rng.random() < 0.5),
         ]
         name, value = rng.choice(choices)
-        self.seg.set_property(name, value())
+        value = value()
+        self.history.append("%s=%r" % (name, value))
+        self.seg.set_property(name, value)
         self.counts["property"] += 1
 
     def labels_file(self, rng):
@@ -115,7 +119,9 @@ class Soak:
         return path
 
     def change_state(self):
-        self.set_state(self.rng.choice(STATES), "state change")
+        state = self.rng.choice(STATES)
+        self.history.append("state %s" % state.value_nick)
+        self.set_state(state, "state change")
         self.counts["state"] += 1
 
     def change_caps(self):
@@ -123,12 +129,14 @@ class Soak:
         fmt = self.rng.choice(FORMATS)
         if fmt in ("I420", "NV12"):
             w, h = w + w % 2, h + h % 2
-        self.caps.set_property("caps", Gst.Caps.from_string(
-            "video/x-raw,format=%s,width=%d,height=%d" % (fmt, w, h)))
+        caps = "video/x-raw,format=%s,width=%d,height=%d" % (fmt, w, h)
+        self.history.append("caps %s" % caps)
+        self.caps.set_property("caps", Gst.Caps.from_string(caps))
         self.counts["caps"] += 1
 
     def seek(self):
         position = self.rng.randint(0, 10) * Gst.SECOND
+        self.history.append("seek to %d s" % (position // Gst.SECOND))
         if self.pipeline.seek_simple(Gst.Format.TIME, Gst.SeekFlags.FLUSH, position):
             self.wait_state("flushing seek to %d s" % (position // Gst.SECOND))
         self.counts["seek"] += 1
@@ -144,7 +152,7 @@ class Soak:
     def wait_state(self, what):
         ret, _, _ = self.pipeline.get_state(self.timeout * Gst.SECOND)
         if ret == Gst.StateChangeReturn.ASYNC:
-            self.hangs.append(what)
+            self.hangs.append("%s after %s" % (what, "; ".join(self.history)))
         elif ret == Gst.StateChangeReturn.FAILURE:
             self.errors.append("%s failed" % what)
 
@@ -157,7 +165,8 @@ class Soak:
             if msg is None:
                 return
             err, debug = msg.parse_error()
-            self.errors.append("%s: %s (%s)" % (msg.src.get_name(), err.message, debug))
+            self.errors.append("%s: %s (%s) after %s" % (msg.src.get_name(), err.message, debug,
+                                                          "; ".join(self.history)))
             self.set_state(Gst.State.NULL, "restart after an error")
             self.set_state(Gst.State.PLAYING, "restart after an error")
 

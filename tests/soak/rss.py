@@ -1,0 +1,94 @@
+#!/usr/bin/python3
+"""Memory over a long stream: the process's resident set size while clipseg (shipped model,
+element defaults, sync processing) segments --frames frames of videotestsrc, the labels
+changing every --label-every frames. After the warm-up (the first fifth of the frames) the
+RSS must not grow: the median of the last fifth's samples may exceed the median of the
+second fifth's by at most --slack MB.
+
+    videotestsrc num-buffers=N pattern=ball ! video/x-raw,width=320,height=240,framerate=30/1
+      ! videoconvert ! clipseg processing=sync inference-interval=I ! fakesink sync=false
+
+Prints an RSS sample every --sample-every frames and the medians; ends 'N passed, N failed'.
+Usage: rss.py BUILD_DIR [--frames 10000] [--label-every 50] [--inference-interval 5]
+"""
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import gi
+
+gi.require_version("Gst", "1.0")
+from gi.repository import Gst  # noqa: E402
+
+LABEL_SETS = ["ball, sky", "star|sun, grass, water", "tent, tree, car", "house|home, boat",
+              "sand, box, ball, sky, tent", "person, dog|puppy", "car|truck, boat, water"]
+
+
+def rss_mb():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("build_dir")
+    ap.add_argument("--frames", type=int, default=10000)
+    ap.add_argument("--label-every", type=int, default=50)
+    ap.add_argument("--inference-interval", type=int, default=5)
+    ap.add_argument("--sample-every", type=int, default=250)
+    ap.add_argument("--slack", type=float, default=4.0)
+    a = ap.parse_args()
+    os.environ["GST_PLUGIN_PATH"] = os.path.join(os.path.abspath(a.build_dir), "gst")
+    Gst.init(None)
+    pipeline = Gst.parse_launch(
+        "videotestsrc num-buffers=%d pattern=ball ! video/x-raw,width=320,height=240,"
+        "framerate=30/1 ! videoconvert ! clipseg name=seg processing=sync "
+        "inference-interval=%d ! fakesink name=sink sync=false"
+        % (a.frames, a.inference_interval))
+    seg = pipeline.get_by_name("seg")
+    seg.set_property("labels", LABEL_SETS[0])
+    samples = []                          # (frame, MB)
+    state = dict(frames=0, changes=0)
+
+    def on_buffer(pad, info):
+        n = state["frames"] = state["frames"] + 1
+        if n % a.label_every == 0:
+            state["changes"] += 1
+            seg.set_property("labels", LABEL_SETS[state["changes"] % len(LABEL_SETS)])
+        if n % a.sample_every == 0:
+            samples.append((n, rss_mb()))
+        return Gst.PadProbeReturn.OK
+
+    pipeline.get_by_name("sink").get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, on_buffer)
+    t0 = time.monotonic()
+    pipeline.set_state(Gst.State.PLAYING)
+    msg = pipeline.get_bus().timed_pop_filtered(Gst.CLOCK_TIME_NONE,
+                                                Gst.MessageType.EOS | Gst.MessageType.ERROR)
+    pipeline.set_state(Gst.State.NULL)
+    if msg.type == Gst.MessageType.ERROR:
+        print("error: %s" % msg.parse_error()[0].message)
+        print("0 passed, 1 failed")
+        return 1
+    for frame, mb in samples:
+        print("frame %5d  rss %.1f MB" % (frame, mb))
+    fifth = len(samples) // 5
+    second = statistics.median(mb for _, mb in samples[fifth:2 * fifth])
+    last = statistics.median(mb for _, mb in samples[-fifth:])
+    ok = state["frames"] == a.frames and last <= second + a.slack
+    print("%s %d frames, %d label changes in %.0f s: RSS median %.1f MB in frames %d-%d, %.1f MB in "
+          "frames %d-%d (growth %+.1f MB, at most %.1f), min %.1f max %.1f MB after the warm-up"
+          % ("ok  " if ok else "FAIL", state["frames"], state["changes"], time.monotonic() - t0,
+             second, samples[fifth][0], samples[2 * fifth - 1][0], last, samples[-fifth][0],
+             samples[-1][0], last - second, a.slack, min(mb for _, mb in samples[fifth:]),
+             max(mb for _, mb in samples[fifth:])))
+    print("%d passed, %d failed" % (ok, not ok))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
