@@ -5,6 +5,7 @@
 
 #include "checkpoint.h"
 #include "engine-log.h"
+#include "finite.h"
 #include "json-file.h"
 #include "kernels.h"
 
@@ -195,6 +196,20 @@ check_shape (struct binder *b, const struct st_tensor *t, int n_dims, const int6
   return FALSE;
 }
 
+/* NaN or infinity in a weight makes every answer NaN (a label map of zeros
+ * without a word): the first bad tensor is named at load instead. */
+static const float *
+check_finite (struct binder *b, const struct st_tensor *t, const float *v)
+{
+  size_t bad = floats_find_nonfinite (v, (size_t) t->n_elements);
+
+  if (bad == (size_t) t->n_elements)
+    return v;
+  engine_fail (b->error, CLIPSEG_ENGINE_ERROR_MODEL, t->path, "tensor '%s' holds %g at element %zu: "
+      "weights must be finite numbers", t->name, v[bad], bad);
+  return NULL;
+}
+
 /* F32 data aligned in the mapping is used in place; anything else is converted
  * into an owned buffer once. */
 static const float *
@@ -206,7 +221,7 @@ tensor_floats (struct binder *b, const struct st_tensor *t)
   b->dtypes_seen |= 1u << t->dtype;
   b->n_params += t->n_elements;
   if (t->dtype == ST_DTYPE_F32 && ((uintptr_t) src % sizeof (float)) == 0)
-    return (const float *) src;
+    return check_finite (b, t, (const float *) src);
   if (t->dtype != ST_DTYPE_F32 && t->dtype != ST_DTYPE_F16 && t->dtype != ST_DTYPE_BF16) {
     engine_fail (b->error, CLIPSEG_ENGINE_ERROR_MODEL, t->path, "tensor '%s' has dtype %s, expected F32, F16 or BF16", t->name,
         st_dtype_name (t->dtype));
@@ -220,7 +235,7 @@ tensor_floats (struct binder *b, const struct st_tensor *t)
     half_to_float_n (src, dst, (size_t) t->n_elements);
   else
     bf16_to_float_n (src, dst, (size_t) t->n_elements);
-  return dst;
+  return check_finite (b, t, dst);
 }
 
 /* The tensor @name with exactly @n_dims dimensions of sizes @shape. */

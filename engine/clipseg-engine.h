@@ -76,6 +76,8 @@ enum clipseg_engine_error {
   CLIPSEG_ENGINE_ERROR_MODEL,    /* missing/mis-shaped tensor, unknown architecture */
   CLIPSEG_ENGINE_ERROR_INVALID,  /* an argument value is out of range (labels, sizes, params) */
   CLIPSEG_ENGINE_ERROR_CANCELLED, /* the state's abort callback stopped the call */
+  CLIPSEG_ENGINE_ERROR_NOT_FINITE, /* text embeddings or cosines came out NaN or infinite
+                                    * (finite weights too large for float): no answer */
 };
 
 /* ---- logging ------------------------------------------------------------ */
@@ -138,7 +140,8 @@ struct clipseg_model_params clipseg_model_default_params (void);
 /* Loads a Hugging Face CLIP directory (config.json, model.safetensors or
  * model.safetensors.index.json with its shards, vocab.json, merges.txt) or a
  * single safetensors file with OpenCLIP/OpenAI key names (hyperparameters
- * inferred from tensor shapes). F32 tensors are used in place from the mapped
+ * inferred from tensor shapes). Every tensor must hold finite numbers (the
+ * first that does not is named). F32 tensors are used in place from the mapped
  * file when aligned; F16/BF16 are converted to F32 once. With oneDNN the
  * linear weights are then packed once into its layout (bf16 or fp32) and the
  * converted F32 copies freed. Returns a model with one reference, or NULL
@@ -179,6 +182,14 @@ const struct clipseg_tokenizer *clipseg_model_get_tokenizer (const struct clipse
  * one query; a class's probability is the max over its queries. */
 struct clipseg_labels;
 
+/* Most names (synonyms over all classes) a label set may have, and most
+ * prompts (names x templates) one set of queries encodes: LVIS's 1,203
+ * classes with three synonyms each under OpenAI's 80 templates fit. They
+ * bound the memory and time a label set takes; the parsers refuse more
+ * names, and clipseg_queries_check_size more prompts. */
+#define CLIPSEG_MAX_NAMES 4096
+#define CLIPSEG_MAX_PROMPTS (4096 * 80)
+
 /* SCLIP class-file format: one class per line, synonyms separated by exactly
  * ", "; a final newline is optional. Empty names are an error naming the line. */
 struct clipseg_labels *clipseg_labels_parse_file_text (const char *text, GError **error);
@@ -205,17 +216,30 @@ char **clipseg_templates_load (const char *spec, GError **error);
 
 /* ---- class queries (text side) ------------------------------------------- */
 
+/* Lets another thread stop a long call: polled between transformer layers
+ * (clipseg_state_set_abort, clipseg_queries_encode_step_abortable). */
+typedef gboolean (*clipseg_abort_func) (void *user_data);
+
 /* Text embeddings of every name of @labels, one row per name in label order:
  * each template filled with the name is encoded, L2-normalised, averaged over
  * templates and renormalised. Immutable once made. */
 struct clipseg_queries;
 
+/* Fails with CLIPSEG_ENGINE_ERROR_NOT_FINITE when an embedding comes out NaN
+ * or infinite. */
 struct clipseg_queries *clipseg_queries_new (struct clipseg_model *model,
     const struct clipseg_labels *labels, const char *const *templates, int n_threads,
     GError **error);
+/* Whether @labels under @templates stay within CLIPSEG_MAX_NAMES and
+ * CLIPSEG_MAX_PROMPTS (an INVALID error saying the counts otherwise); the
+ * constructors check the same, callers can check ahead at once. */
+gboolean clipseg_queries_check_size (const struct clipseg_labels *labels,
+    const char *const *templates, GError **error);
+
 /* The same, encoded a few prompts at a time, for a caller that cannot wait
- * for a whole label set (a live stream): _new_deferred only tokenizes; each
- * _encode_step then encodes up to @max_prompts more prompts, template by
+ * for a whole label set (a live stream): _new_deferred only copies the names
+ * and templates; each _encode_step then tokenizes and encodes up to
+ * @max_prompts more prompts, template by
  * template (every name's first template, then every name's second, ...), the
  * first step at least every name's first template. After a step each query
  * is the normalised mean of the templates encoded for its name so far, so
@@ -230,6 +254,12 @@ struct clipseg_queries *clipseg_queries_new_deferred (struct clipseg_model *mode
     const struct clipseg_labels *labels, const char *const *templates, GError **error);
 int clipseg_queries_encode_step (struct clipseg_queries *queries, int max_prompts,
     int n_threads);
+/* The same, polling @abort (as clipseg_state_set_abort's, thread-safe)
+ * between layers: when it returns TRUE the step stops within one layer's
+ * time and changes nothing (the prompts stay pending). A first step of
+ * thousands of names takes seconds. */
+int clipseg_queries_encode_step_abortable (struct clipseg_queries *queries, int max_prompts,
+    int n_threads, clipseg_abort_func abort, void *user_data);
 int clipseg_queries_n_pending (const struct clipseg_queries *queries);
 
 void clipseg_queries_free (struct clipseg_queries *queries);
@@ -276,7 +306,6 @@ void clipseg_state_free (struct clipseg_state *state);
  * must be thread-safe, e.g. read an atomic flag) between transformer layers
  * and fail with CLIPSEG_ENGINE_ERROR_CANCELLED within one layer's time of it
  * returning TRUE. NULL: never stop (the default). */
-typedef gboolean (*clipseg_abort_func) (void *user_data);
 void clipseg_state_set_abort (struct clipseg_state *state, clipseg_abort_func abort,
     void *user_data);
 
@@ -351,8 +380,10 @@ gboolean clipseg_segment_size_check (const struct clipseg_model *model, int n_th
  * [out_h, out_w] argmax class after both thresholds. Fails with
  * CLIPSEG_ENGINE_ERROR_INVALID when out_h·out_w exceeds INT_MAX,
  * clipseg_segment_size_check fails or the scratch that the image, output size
- * and query count ask for cannot be allocated ("out of memory"), and with
- * CLIPSEG_ENGINE_ERROR_CANCELLED when the abort callback stops it. */
+ * and query count ask for cannot be allocated ("out of memory"), with
+ * CLIPSEG_ENGINE_ERROR_CANCELLED when the abort callback stops it, and with
+ * CLIPSEG_ENGINE_ERROR_NOT_FINITE when the queries' embeddings or the cosines
+ * are NaN or infinite (never a label map from them). */
 gboolean clipseg_state_segment (struct clipseg_state *state, const float *pixels, int height,
     int width, const struct clipseg_queries *queries, const struct clipseg_segment_params *params,
     int out_height, int out_width, float *probs, int32_t *labels, GError **error);

@@ -36,13 +36,27 @@ name_is_blank (const char *name)
   return TRUE;
 }
 
+/* Frees what parse() holds and says why. */
+static struct clipseg_labels *
+too_many_names (struct clipseg_labels *labels, char **lines, char **names, int n_names,
+    GError **error)
+{
+  g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_INVALID,
+      "labels: more than %d names (%d so far): a label set may have at most %d", CLIPSEG_MAX_NAMES,
+      n_names, CLIPSEG_MAX_NAMES);
+  g_strfreev (names);
+  g_strfreev (lines);
+  clipseg_labels_free (labels);
+  return NULL;
+}
+
 static struct clipseg_labels *
 parse (const char *text, const char *class_sep, const char *name_sep, gboolean trim,
     const char *what, GError **error)
 {
   struct clipseg_labels *labels = labels_new ();
   char **lines;
-  int n_lines;
+  int n_lines, n_names = 0;
 
   if (!g_utf8_validate (text, -1, NULL)) {
     g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_INVALID,
@@ -52,6 +66,8 @@ parse (const char *text, const char *class_sep, const char *name_sep, gboolean t
   }
   lines = g_strsplit (text, class_sep, -1);
   n_lines = (int) g_strv_length (lines);
+  if (n_lines > CLIPSEG_MAX_NAMES + 1)
+    return too_many_names (labels, lines, NULL, n_lines, error);
   /* a class file may end with a newline; it does not start another class */
   if (!trim && n_lines > 0 && lines[n_lines - 1][0] == '\0')
     n_lines--;
@@ -64,6 +80,9 @@ parse (const char *text, const char *class_sep, const char *name_sep, gboolean t
       names = g_new0 (char *, 2);
       names[0] = g_strdup ("");
     }
+    n_names += g_strv_length (names);
+    if (n_names > CLIPSEG_MAX_NAMES)
+      return too_many_names (labels, lines, names, n_names, error);
     for (int j = 0; names[j]; j++) {
       if (trim)
         g_strstrip (names[j]);

@@ -9,6 +9,7 @@
 #include <omp.h>
 
 #include "engine-log.h"
+#include "finite.h"
 #include "kernels.h"
 #include "maskclip-refine.h"
 #include "model.h"
@@ -474,7 +475,9 @@ check_segment_args (const struct clipseg_state *st, int H, int W,
   if (clipseg_queries_embed_dim (queries) != st->model->w.embed_dim)
     return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "queries are %d-dimensional but the model embeds in %d dimensions",
         clipseg_queries_embed_dim (queries), st->model->w.embed_dim);
-  return TRUE;
+  return engine_check_finite (clipseg_queries_embeddings (queries),
+      (size_t) clipseg_queries_n_queries (queries) * clipseg_queries_embed_dim (queries),
+      "text embeddings", error);
 }
 
 gboolean
@@ -501,6 +504,9 @@ clipseg_state_segment (struct clipseg_state *state, const float *pixels, int hei
   if (!accumulate_windows (state, pixels, &lo, queries, params, sum, error))
     return FALSE;
   average_windows (&lo, Q, sum);
+  if (!engine_check_finite (sum, (size_t) lo.sum_h * lo.sum_w * Q, "cosines of the patches "
+          "with the queries", error))
+    return FALSE;
   cosines = sum;
   if (lo.sum_h != out_height || lo.sum_w != out_width) {
     cosines = buffer_try_reserve (&state->resized, n_out * Q, "cosines at the output size",

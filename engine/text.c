@@ -5,13 +5,16 @@
 #include <omp.h>
 
 #include "engine-log.h"
+#include "finite.h"
 #include "kernels.h"
 #include "model.h"
 #include "threads.h"
 #include "transformer.h"
 
-/* Token rows per forward: bounds scratch to a few tens of MB at ViT-L width. */
-#define TEXT_CHUNK_TOKENS 4096
+/* Token rows per forward: bounds scratch to about ten MB at ViT-L width,
+ * and a layer's time, between two polls of the abort callback, to a tenth
+ * of a second at ViT-B width. */
+#define TEXT_CHUNK_TOKENS 1024
 
 struct prompt {
   int query;                   /* which query it belongs to */
@@ -24,10 +27,13 @@ struct clipseg_queries {
   float *embeddings;           /* [Q, E] */
   int *class_index;            /* [Q] */
 
-  /* encoding, template by template */
+  /* encoding, template by template; prompt i is template i / Q filled with
+   * name i % Q, tokenized only when its step comes (a label set at the
+   * prompt cap would hold hundreds of MB of tokens and take seconds) */
   struct clipseg_model *model;
   int n_templates, prompts_done;
-  struct prompt *prompts;      /* [n_templates, Q]: template-major */
+  char **names;                /* [Q] */
+  char **templates;            /* [n_templates] */
   float *sums;                 /* [Q, E] unit embeddings summed over templates done */
 };
 
@@ -42,18 +48,15 @@ fill_template (const char *template, const char *name)
 }
 
 /* Tokens after the first end token cannot influence it through causal
- * attention, so the sequence stops there (and is pooled there). FALSE when
- * there is no memory for the ids. */
-static gboolean
+ * attention, so the sequence stops there (and is pooled there). */
+static void
 tokenize_prompt (const struct clipseg_model *m, const char *text, struct prompt *p)
 {
   int ctx = m->w.text.context;
   int32_t end = clipseg_tokenizer_end_id (m->tokenizer);
   gboolean truncated = FALSE;
 
-  p->ids = g_try_new (int32_t, ctx);
-  if (!p->ids)
-    return FALSE;
+  p->ids = g_new (int32_t, ctx);
   p->n_ids = clipseg_tokenizer_encode (m->tokenizer, text, p->ids, ctx, &truncated);
   if (truncated)
     engine_log (CLIPSEG_LOG_LEVEL_WARNING,
@@ -64,7 +67,6 @@ tokenize_prompt (const struct clipseg_model *m, const char *text, struct prompt 
       break;
     }
   }
-  return TRUE;
 }
 
 static int
@@ -75,11 +77,24 @@ compare_length (gconstpointer a, gconstpointer b)
   return x->n_ids - y->n_ids;
 }
 
+/* Polled between layers: a caller can stop a long step. */
+struct text_abort {
+  clipseg_abort_func func;
+  void *user_data;
+};
+
+static gboolean
+text_aborted (const struct text_abort *abort)
+{
+  return abort->func && abort->func (abort->user_data);
+}
+
 /* Encodes prompts[0..n) (all padded to the longest, causality makes padding
- * harmless) and writes their L2-normalised embeddings to out [n, E]. */
-static void
+ * harmless) and writes their L2-normalised embeddings to out [n, E]; FALSE
+ * when @abort stopped it. */
+static gboolean
 encode_chunk (const struct clipseg_model *m, const struct prompt *prompts, int n, int n_threads,
-    float *out)
+    const struct text_abort *abort, float *out)
 {
   const struct clip_text *t = &m->w.text;
   int D = t->tower.width, E = m->w.embed_dim, L = prompts[n - 1].n_ids, T = n * L;
@@ -100,8 +115,15 @@ encode_chunk (const struct clipseg_model *m, const struct prompt *prompts, int n
         row[j] = t->tok_emb[(size_t) id * D + j] + t->pos_emb[(size_t) i * D + j];
     }
   }
-  for (int l = 0; l < t->tower.layers; l++)
+  for (int l = 0; l < t->tower.layers; l++) {
+    if (text_aborted (abort)) {
+      g_free (mem);
+      g_free (pooled);
+      g_free (x);
+      return FALSE;
+    }
     transformer_block (&t->tower.blocks[l], &t->tower, m->w.ln_eps, &mixing_causal, x, n, L, &s);
+  }
   /* pool at the end token, then ln_final and the projection */
   for (int p = 0; p < n; p++)
     memcpy (pooled + (size_t) p * D, x + ((size_t) p * L + prompts[p].n_ids - 1) * D,
@@ -112,6 +134,7 @@ encode_chunk (const struct clipseg_model *m, const struct prompt *prompts, int n
   g_free (mem);
   g_free (pooled);
   g_free (x);
+  return TRUE;
 }
 
 /* Splits length-sorted prompts into chunks of at most @budget tokens (padded);
@@ -133,17 +156,20 @@ plan_chunks (const struct prompt *prompts, int n, int budget, int *starts)
   return n_chunks;
 }
 
-/* Embeds every prompt; prompts are sorted by length so chunks pad little.
- * With enough chunks, each thread encodes whole chunks on its own (layers of
- * a few hundred short tokens are too small to share well); otherwise the
- * threads share every layer of one chunk. */
-static void
+/* Embeds every prompt and adds the embeddings to @sums, unless @abort stops
+ * it first (then @sums is untouched and FALSE returned); prompts are sorted
+ * by length so chunks pad little. With enough chunks, each thread encodes
+ * whole chunks on its own (layers of a few hundred short tokens are too
+ * small to share well); otherwise the threads share every layer of one
+ * chunk. */
+static gboolean
 encode_prompts (const struct clipseg_model *m, struct prompt *prompts, int n, int n_threads,
-    float *sums)
+    const struct text_abort *abort, float *sums)
 {
   int E = m->w.embed_dim, total = 0, budget, n_chunks;
   float *out = g_new (float, (size_t) n * E);
   int *starts = g_new (int, n + 1);
+  gboolean ok = TRUE;
 
   qsort (prompts, n, sizeof *prompts, compare_length);
   for (int p = 0; p < n; p++)
@@ -152,20 +178,37 @@ encode_prompts (const struct clipseg_model *m, struct prompt *prompts, int n, in
   budget = CLAMP (total / (4 * n_threads), 256, TEXT_CHUNK_TOKENS);
   n_chunks = plan_chunks (prompts, n, budget, starts);
   if (n_chunks >= n_threads && n_threads > 1) {
-#pragma omp parallel for schedule(dynamic) num_threads(n_threads)
+#pragma omp parallel for schedule(dynamic) num_threads(n_threads) reduction(&&:ok)
     for (int c = 0; c < n_chunks; c++)
-      encode_chunk (m, prompts + starts[c], starts[c + 1] - starts[c], 1,
-          out + (size_t) starts[c] * E);
+      ok = encode_chunk (m, prompts + starts[c], starts[c + 1] - starts[c], 1, abort,
+          out + (size_t) starts[c] * E) && ok;
   } else {
-    for (int c = 0; c < n_chunks; c++)
-      encode_chunk (m, prompts + starts[c], starts[c + 1] - starts[c], n_threads,
+    for (int c = 0; c < n_chunks && ok; c++)
+      ok = encode_chunk (m, prompts + starts[c], starts[c + 1] - starts[c], n_threads, abort,
           out + (size_t) starts[c] * E);
   }
-  for (int p = 0; p < n; p++)
+  for (int p = 0; p < n && ok; p++)
     for (int j = 0; j < E; j++)
       sums[(size_t) prompts[p].query * E + j] += out[(size_t) p * E + j];
   g_free (starts);
   g_free (out);
+  return ok;
+}
+
+gboolean
+clipseg_queries_check_size (const struct clipseg_labels *labels, const char *const *templates,
+    GError **error)
+{
+  int64_t n_names = 0, n_templates = g_strv_length ((char **) templates);
+
+  for (int c = 0; c < clipseg_labels_n_classes (labels); c++)
+    n_names += clipseg_labels_n_names (labels, c);
+  if (n_names <= CLIPSEG_MAX_NAMES && n_names * n_templates <= CLIPSEG_MAX_PROMPTS)
+    return TRUE;
+  return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "labels: %" G_GINT64_FORMAT
+      " names under %" G_GINT64_FORMAT " templates make %" G_GINT64_FORMAT " prompts; a label "
+      "set may have at most %d names and %d prompts", n_names, n_templates,
+      n_names * n_templates, CLIPSEG_MAX_NAMES, CLIPSEG_MAX_PROMPTS);
 }
 
 struct clipseg_queries *
@@ -174,7 +217,6 @@ clipseg_queries_new_deferred (struct clipseg_model *model, const struct clipseg_
 {
   int n_classes = clipseg_labels_n_classes (labels), n_templates, Q = 0, E = model->w.embed_dim;
   struct clipseg_queries *q;
-  gboolean ok;
 
   g_return_val_if_fail (templates != NULL, NULL);
   n_templates = (int) g_strv_length ((char **) templates);
@@ -189,61 +231,80 @@ clipseg_queries_new_deferred (struct clipseg_model *model, const struct clipseg_
     return NULL;
   }
 
+  if (!clipseg_queries_check_size (labels, templates, error))
+    return NULL;
+
   q = g_new0 (struct clipseg_queries, 1);
   q->n_queries = Q;
   q->n_classes = n_classes;
   q->embed_dim = E;
+  q->embeddings = g_new0 (float, (size_t) Q * E);
+  q->sums = g_new0 (float, (size_t) Q * E);
+  q->class_index = g_new (int, Q);
   q->model = model;
-  /* the label count sizes these: a failed allocation is the caller's error, not an abort */
-  q->embeddings = g_try_new0 (float, (size_t) Q * E);
-  q->sums = g_try_new0 (float, (size_t) Q * E);
-  q->class_index = g_try_new (int, Q);
-  q->prompts = g_try_new0 (struct prompt, (size_t) Q * n_templates);
-  ok = q->embeddings && q->sums && q->class_index && q->prompts;
-  if (ok)
-    q->n_templates = n_templates;   /* from here clipseg_queries_free frees each prompt */
-  for (int c = 0, query = 0; c < n_classes && ok; c++) {
-    for (int s = 0; s < clipseg_labels_n_names (labels, c) && ok; s++, query++) {
+  q->n_templates = n_templates;
+  q->templates = g_strdupv ((char **) templates);
+  q->names = g_new0 (char *, Q + 1);
+  for (int c = 0, query = 0; c < n_classes; c++) {
+    for (int s = 0; s < clipseg_labels_n_names (labels, c); s++, query++) {
       q->class_index[query] = c;
-      for (int k = 0; k < n_templates && ok; k++) {
-        struct prompt *p = &q->prompts[(size_t) k * Q + query];
-        char *text = fill_template (templates[k], clipseg_labels_name (labels, c, s));
-
-        p->query = query;
-        ok = tokenize_prompt (model, text, p);
-        g_free (text);
-      }
+      q->names[query] = g_strdup (clipseg_labels_name (labels, c, s));
     }
   }
-  if (ok)
-    return q;
-  engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "out of memory: %d names x %d templates "
-      "would take %.0f MB of prompts", Q, n_templates,
-      (double) Q * n_templates * (sizeof (struct prompt) + model->w.text.context * sizeof (int32_t)) / 1e6);
-  clipseg_queries_free (q);
-  return NULL;
+  return q;
+}
+
+/* The @n prompts from prompt @first on, tokenized. */
+static struct prompt *
+tokenize_block (const struct clipseg_queries *q, int first, int n)
+{
+  struct prompt *block = g_new (struct prompt, n);
+
+  for (int i = 0; i < n; i++) {
+    int index = first + i;
+    char *text = fill_template (q->templates[index / q->n_queries],
+        q->names[index % q->n_queries]);
+
+    block[i].query = index % q->n_queries;
+    tokenize_prompt (q->model, text, &block[i]);
+    g_free (text);
+  }
+  return block;
 }
 
 int
-clipseg_queries_encode_step (struct clipseg_queries *q, int max_prompts, int n_threads)
+clipseg_queries_encode_step_abortable (struct clipseg_queries *q, int max_prompts, int n_threads,
+    clipseg_abort_func abort, void *user_data)
 {
   int Q = q->n_queries, E = q->embed_dim, left = clipseg_queries_n_pending (q);
   /* the first step gives every name its first template */
   int n = CLAMP (MAX (max_prompts, Q - q->prompts_done), 1, left);
-  struct prompt *block = q->prompts + q->prompts_done;
+  const struct text_abort stop = {abort, user_data};
+  struct prompt *block;
+  gboolean done;
 
-  if (left == 0)
-    return 0;
+  if (left == 0 || text_aborted (&stop))
+    return left;
   n_threads = engine_use_threads (n_threads);
-  encode_prompts (q->model, block, n, n_threads, q->sums);
+  block = tokenize_block (q, q->prompts_done, n);
+  done = encode_prompts (q->model, block, n, n_threads, &stop, q->sums);
   for (int i = 0; i < n; i++)
-    g_clear_pointer (&block[i].ids, g_free);
+    g_free (block[i].ids);
+  g_free (block);
+  if (!done)
+    return left;
   q->prompts_done += n;
   /* each query: the normalised mean of its normalised template embeddings
    * (normalising the sum is the same) */
   memcpy (q->embeddings, q->sums, (size_t) Q * E * sizeof (float));
   l2_normalize_rows (q->embeddings, E, Q, E);
   return left - n;
+}
+
+int
+clipseg_queries_encode_step (struct clipseg_queries *q, int max_prompts, int n_threads)
+{
+  return clipseg_queries_encode_step_abortable (q, max_prompts, n_threads, NULL, NULL);
 }
 
 int
@@ -260,6 +321,9 @@ clipseg_queries_new (struct clipseg_model *model, const struct clipseg_labels *l
 
   if (q)
     clipseg_queries_encode_step (q, INT_MAX, n_threads);
+  if (q && !engine_check_finite (q->embeddings, (size_t) q->n_queries * q->embed_dim,
+          "text embeddings", error))
+    g_clear_pointer (&q, clipseg_queries_free);
   return q;
 }
 
@@ -268,9 +332,8 @@ clipseg_queries_free (struct clipseg_queries *queries)
 {
   if (!queries)
     return;
-  for (size_t i = 0; i < (size_t) queries->n_templates * queries->n_queries; i++)
-    g_free (queries->prompts[i].ids);
-  g_free (queries->prompts);
+  g_strfreev (queries->names);
+  g_strfreev (queries->templates);
   g_free (queries->sums);
   g_free (queries->embeddings);
   g_free (queries->class_index);

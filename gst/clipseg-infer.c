@@ -366,6 +366,16 @@ clipseg_infer_should_abort (void *data)
   return g_atomic_int_get (&infer->cancel) || g_atomic_int_get (&infer->stale);
 }
 
+/* Polled by label encoding: a first step of thousands of names takes
+ * seconds, and a state change must not wait for it. */
+static gboolean
+clipseg_infer_should_quit (void *data)
+{
+  ClipsegInfer *infer = data;
+
+  return g_atomic_int_get (&infer->cancel);
+}
+
 static ClipsegResult *
 clipseg_infer_run (ClipsegInfer * infer, const ClipsegJob * job, guint epoch,
     GError ** error)
@@ -472,8 +482,8 @@ clipseg_infer_encode_step (ClipsegInfer * infer)
   do {
     gint chunk = MIN (budget - (before - left), ENCODE_CHUNK);
 
-    left = clipseg_queries_encode_step (infer->queries, MAX (chunk, 1),
-        infer->n_threads);
+    left = clipseg_queries_encode_step_abortable (infer->queries,
+        MAX (chunk, 1), infer->n_threads, clipseg_infer_should_quit, infer);
   } while (left > 0 && before - left < budget
       && !g_atomic_int_get (&infer->cancel));
   if (left < before)

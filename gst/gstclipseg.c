@@ -103,6 +103,9 @@
  * ]|
  */
 
+/* sched_getaffinity, for the CPUs n-threads may use */
+#define _GNU_SOURCE
+
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
@@ -114,6 +117,7 @@
 #include "clipseg-overlay.h"
 #include "clipseg-pixels.h"
 
+#include <sched.h>
 #include <string.h>
 
 GST_DEBUG_CATEGORY (gst_clipseg_debug);
@@ -408,6 +412,7 @@ struct _GstClipseg
   guint64 frame_count;
   guint64 posted_id;            /* newest result announced on the bus */
   gchar *warned_windows;        /* why the windows last fell back, or NULL */
+  gboolean warned_not_finite;   /* since start() */
 };
 
 #define gst_clipseg_parent_class parent_class
@@ -552,8 +557,10 @@ gst_clipseg_load_labels (GstClipseg * self, ClipsegInfer * infer,
   }
 
   template_set = clipseg_templates_load (props.templates, error);
-  if (!template_set) {
+  if (!template_set || !clipseg_queries_check_size (set,
+          (const char *const *) template_set, error)) {
     g_clear_pointer (&set, clipseg_labels_free);
+    g_clear_pointer (&template_set, g_strfreev);
     goto out;
   }
 
@@ -703,6 +710,7 @@ gst_clipseg_start (GstBaseTransform * trans)
   self->earliest = GST_CLOCK_TIME_NONE;
   self->live = -1;
   self->reported_latency = 0;
+  self->warned_not_finite = FALSE;
   self->loaded = FALSE;
   self->flushing = FALSE;
   GST_OBJECT_UNLOCK (self);
@@ -1446,6 +1454,20 @@ gst_clipseg_post_result (GstClipseg * self, GstBuffer * buffer,
       gst_message_new_element (GST_OBJECT (self), s));
 }
 
+/* A model whose weights overflow float gives no masks for a frame, never
+ * wrong ones: the frame passes with the previous result (inferred=false),
+ * and the user hears about it once. */
+static void
+gst_clipseg_warn_not_finite (GstClipseg * self, GError * error)
+{
+  if (!self->warned_not_finite)
+    GST_ELEMENT_WARNING (self, LIBRARY, FAILED,
+        ("The model gives no answer for some frames (not finite numbers)."),
+        ("%s", error->message));
+  self->warned_not_finite = TRUE;
+  g_error_free (error);
+}
+
 static GstFlowReturn
 gst_clipseg_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * frame)
 {
@@ -1501,7 +1523,10 @@ gst_clipseg_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * frame)
   }
 
   error = clipseg_infer_take_error (self->infer);
-  if (error)
+  if (error && g_error_matches (error, CLIPSEG_ENGINE_ERROR,
+          CLIPSEG_ENGINE_ERROR_NOT_FINITE))
+    gst_clipseg_warn_not_finite (self, error);
+  else if (error)
     goto inference_failed;
 
   result = clipseg_infer_get_result (self->infer);
@@ -1538,12 +1563,39 @@ gst_clipseg_set_string (GstClipseg * self, gchar ** field, const GValue * value)
   self->labels_dirty = TRUE;
 }
 
+/* More threads than the CPUs the process may run on only wait for each
+ * other (1024 on 2 cores ran 30 times slower): clamped, with a warning. */
+static void
+gst_clipseg_set_n_threads (GstClipseg * self, gint n_threads)
+{
+  cpu_set_t set;
+  gint usable = G_MAXINT;
+
+  if (sched_getaffinity (0, sizeof set, &set) == 0)
+    usable = MAX (1, CPU_COUNT (&set));
+  if (n_threads > usable) {
+    GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS,
+        ("n-threads %d is more than the %d CPUs this process may use, using "
+            "%d.", n_threads, usable, usable), (NULL));
+    n_threads = usable;
+  }
+  GST_OBJECT_LOCK (self);
+  self->n_threads = n_threads;
+  GST_OBJECT_UNLOCK (self);
+}
+
 static void
 gst_clipseg_set_property (GObject * object, guint prop_id,
     const GValue * value, GParamSpec * pspec)
 {
   GstClipseg *self = GST_CLIPSEG (object);
   GError *error = NULL;
+
+  /* posting a warning takes the object lock */
+  if (prop_id == PROP_N_THREADS) {
+    gst_clipseg_set_n_threads (self, g_value_get_int (value));
+    return;
+  }
 
   GST_OBJECT_LOCK (self);
   switch (prop_id) {
@@ -1602,9 +1654,6 @@ gst_clipseg_set_property (GObject * object, guint prop_id,
       break;
     case PROP_SMOOTHING:
       self->smoothing = g_value_get_double (value);
-      break;
-    case PROP_N_THREADS:
-      self->n_threads = g_value_get_int (value);
       break;
     case PROP_PRECISION:
       self->precision = g_value_get_enum (value);
@@ -1906,8 +1955,9 @@ gst_clipseg_install_processing_properties (GObjectClass * gobject_class)
           0.0, 0.99, DEFAULT_SMOOTHING, PLAYING_FLAGS));
   g_object_class_install_property (gobject_class, PROP_N_THREADS,
       g_param_spec_int ("n-threads", "Threads",
-          "Threads one inference uses. 0: all cores. Default: 0.", 0, 1024,
-          DEFAULT_N_THREADS, READY_FLAGS));
+          "Threads one inference uses. 0: all cores. More than the CPUs the "
+          "process may use are clamped to them, with a warning. Default: 0.",
+          0, 1024, DEFAULT_N_THREADS, READY_FLAGS));
   g_object_class_install_property (gobject_class, PROP_PRECISION,
       g_param_spec_enum ("precision", "Precision",
           "Number format of the model's linear layers: bf16 runs them 2-4 "

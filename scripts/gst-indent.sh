@@ -11,7 +11,7 @@ opts=(--braces-on-if-line --case-brace-indentation0 --case-indentation2
   --dont-line-up-parentheses --continuation-indentation4 --honour-newlines
   --tab-size8 --indent-level2 --leave-preprocessor-space)
 files=(gst/gstclipseg.c gst/gstclipsegmeta.c gst/clipseg-infer.c gst/clipseg-turn.c gst/clipseg-shared-queries.c gst/clipseg-pixels.c
-  gst/clipseg-overlay.c gst/plugin.c pipelines/read-meta.c tests/gst/test-clipseg.c
+  gst/clipseg-overlay.c gst/plugin.c pipelines/read-meta.c tests/gst/test-clipseg.c tests/gst/test-clipseg-files.c
   tests/gst/test-pixels.c)
 
 # indent is not idempotent in one pass, so (as GStreamer's own gst-indent does)

@@ -531,27 +531,6 @@ out:
   clipseg_labels_free (labels);
 }
 
-/* Prompts for 50000 names x 500000 templates (400 GB) cannot be had: an error. */
-static void
-test_prompts_too_many_for_memory (struct fixture *f, gconstpointer data)
-{
-  struct clipseg_labels *labels = many_labels (50000);
-  char **templates = g_new0 (char *, 500001);
-  GError *error = NULL;
-
-  for (int i = 0; i < 500000; i++)
-    templates[i] = g_strdup_printf ("%d {}", i);
-  if (huge_allocations_fail ()) {
-    g_assert_null (clipseg_queries_new_deferred (f->model, labels,
-            (const char *const *) templates, &error));
-    g_assert_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_INVALID);
-    g_assert_nonnull (strstr (error->message, "out of memory: 50000 names x 500000 templates"));
-    g_clear_error (&error);
-  }
-  g_strfreev (templates);
-  clipseg_labels_free (labels);
-}
-
 int
 main (int argc, char **argv)
 {
@@ -576,8 +555,6 @@ main (int argc, char **argv)
       fixture_teardown);
   g_test_add ("/state/output-too-large-for-memory", struct fixture, NULL, fixture_setup,
       test_output_too_large_for_memory, fixture_teardown);
-  g_test_add ("/state/prompts-too-many-for-memory", struct fixture, NULL, fixture_setup,
-      test_prompts_too_many_for_memory, fixture_teardown);
   g_test_add_func ("/state/probs-to-labels-extremes", test_probs_to_labels_extremes);
   return g_test_run ();
 }
