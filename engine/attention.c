@@ -25,6 +25,7 @@ portable_scores (const void *a_, const void *bt_, float *s, int rows, int nk, in
       float x = a[(size_t) r * dp + c];
       const float *b = bt + (size_t) c * ATTENTION_TILE_K;
 
+#pragma omp simd
       for (int j = 0; j < nk; j++)
         row[j] += x * b[j];
     }
@@ -43,6 +44,7 @@ portable_accumulate (const void *p_, const void *v_, float *o, int rows, int nk,
       float x = p[(size_t) r * ATTENTION_TILE_K + j];
       const float *vrow = v + (size_t) j * dp;
 
+#pragma omp simd
       for (int c = 0; c < dp; c++)
         orow[c] += x * vrow[c];
     }
@@ -165,15 +167,17 @@ pack_rows (const float *src, int ld, int L, int d, int n_rows, int dp, gboolean 
   guint16 *h = dst;
 
   memset (dst, 0, (size_t) n_rows * dp * (bf16 ? sizeof *h : sizeof *f));
-  for (int i = 0; i < L; i++)
-    for (int c = 0; c < d; c++) {
-      size_t at = (size_t) i * dp + c;
+  for (int i = 0; i < L; i++) {
+    const float *row = src + (size_t) i * ld;
 
-      if (bf16)
-        h[at] = bf16_round (src[(size_t) i * ld + c]);
-      else
-        f[at] = src[(size_t) i * ld + c];
+    if (!bf16) {
+      memcpy (f + (size_t) i * dp, row, d * sizeof *f);
+      continue;
     }
+#pragma omp simd
+    for (int c = 0; c < d; c++)
+      h[(size_t) i * dp + c] = bf16_round (row[c]);
+  }
 }
 
 /* Key tiles transposed: fp32 [dp, TILE_K] (float at c·TILE_K + j), bf16
@@ -230,44 +234,67 @@ visible_keys (const struct attention_head *h, int i, int j0, int nk)
 
 /* Folds the scores s of keys j0..j0+nk into the running max m, sum l and
  * accumulators o of rows i0..i0+rows, and turns s into probabilities (zero
- * for keys a row does not see, up to @nk16). */
+ * for keys a row does not see). The loops run over whole tile rows, masked,
+ * so that they vectorise without remainders. */
 ROW_KERNEL static void
-softmax_tile (const struct attention_head *h, int i0, int rows, int j0, int nk, int nk16,
+softmax_tile (const struct attention_head *h, int i0, int rows, int j0, int nk,
     const struct layout *lo)
 {
   for (int r = 0; r < rows; r++) {
     float *s = lo->s + (size_t) r * ATTENTION_TILE_K, *o = lo->o + (size_t) r * lo->dp;
-    const float *bias = h->bias ? h->bias + (size_t) (i0 + r) * h->L + j0 : NULL;
     int nv = visible_keys (h, i0 + r, j0, nk);
-    float mx = lo->m[r], corr, sum = 0.0f;
+    float scale = h->scale, mx = lo->m[r], corr, sum = 0.0f;
 
-    for (int j = 0; j < nv; j++) {
-      s[j] = s[j] * h->scale + (bias ? bias[j] : 0.0f);
-      mx = s[j] > mx ? s[j] : mx;
+    if (nv == 0) {
+      memset (s, 0, ATTENTION_TILE_K * sizeof *s);
+      continue;
     }
-    for (int j = 0; j < nv; j++) {
-      s[j] = exp_inline (s[j] - mx);
+#pragma omp simd
+    for (int j = 0; j < ATTENTION_TILE_K; j++)
+      s[j] = j < nv ? s[j] * scale : -INFINITY;
+    if (h->bias) {
+      const float *bias = h->bias + (size_t) (i0 + r) * h->L + j0;
+
+      for (int j = 0; j < nv; j++)
+        s[j] += bias[j];
+    }
+#pragma omp simd reduction(max:mx)
+    for (int j = 0; j < ATTENTION_TILE_K; j++)
+      mx = s[j] > mx ? s[j] : mx;
+#pragma omp simd reduction(+:sum)
+    for (int j = 0; j < ATTENTION_TILE_K; j++) {
+      float e = exp_inline (s[j] - mx);
+
+      s[j] = j < nv ? e : 0.0f;
       sum += s[j];
     }
-    for (int j = MAX (nv, 0); j < nk16; j++)
-      s[j] = 0.0f;
-    if (nv == 0)
-      continue;
     corr = lo->m[r] == -INFINITY ? 0.0f : exp_inline (lo->m[r] - mx);
     lo->m[r] = mx;
     lo->l[r] = lo->l[r] * corr + sum;
     if (corr != 1.0f)
+#pragma omp simd
       for (int c = 0; c < lo->dp; c++)
         o[c] *= corr;
   }
 }
 
+/* The probabilities are finite and non-negative: round to nearest even
+ * without bf16_round's NaN case, which keeps the loop vectorised. */
 ROW_KERNEL static void
 probabilities_to_bf16 (const float *s, guint16 *p, int rows, int nk16)
 {
-  for (int r = 0; r < rows; r++)
-    for (int j = 0; j < nk16; j++)
-      p[(size_t) r * ATTENTION_TILE_K + j] = bf16_round (s[(size_t) r * ATTENTION_TILE_K + j]);
+  for (int r = 0; r < rows; r++) {
+    const float *src = s + (size_t) r * ATTENTION_TILE_K;
+    guint16 *dst = p + (size_t) r * ATTENTION_TILE_K;
+
+#pragma omp simd
+    for (int j = 0; j < nk16; j++) {
+      guint32 u;
+
+      memcpy (&u, &src[j], sizeof u);
+      dst[j] = (guint16) ((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+    }
+  }
 }
 
 /* out rows i0..i0+nr (=|+=) o / l */
@@ -307,7 +334,7 @@ attention_run (enum attention_kernel kernel, const struct attention_head *h, voi
 
       ops->scores ((char *) lo.a + (size_t) i0 * lo.dp * es, (char *) lo.bt + at, lo.s, rows,
           nk16, lo.dp);
-      softmax_tile (h, i0, rows, j0, nk, nk16, &lo);
+      softmax_tile (h, i0, rows, j0, nk, &lo);
       if (ops->bf16)
         probabilities_to_bf16 (lo.s, lo.p, rows, nk16);
       ops->accumulate (ops->bf16 ? (void *) lo.p : (void *) lo.s, (char *) lo.v + at, lo.o,
