@@ -123,6 +123,7 @@ struct layout {
   guint16 *p;                  /* [TILE_Q, TILE_K] probabilities in bf16 */
   float *o;                    /* [TILE_Q, dp] accumulators */
   float *m, *l;                /* [TILE_Q] running max and sum */
+  guint16 *rows;               /* [2, dp] rows rounded to bf16 on their way into a layout */
 };
 
 /* Lays out @base (NULL: only sizes) and returns the bytes it spans. */
@@ -131,7 +132,7 @@ layout_carve (struct layout *lo, int L, int d, char *base)
 {
   size_t at = 0;
   void **parts[] = {&lo->a, &lo->bt, &lo->v, (void **) &lo->s, (void **) &lo->p, (void **) &lo->o,
-    (void **) &lo->m, (void **) &lo->l};
+    (void **) &lo->m, (void **) &lo->l, (void **) &lo->rows};
   size_t bytes[G_N_ELEMENTS (parts)];
 
   lo->dp = ROUND_UP (d, ATTENTION_PAD);
@@ -144,6 +145,7 @@ layout_carve (struct layout *lo, int L, int d, char *base)
   bytes[4] = ATTENTION_TILE_Q * ATTENTION_TILE_K * sizeof (guint16);
   bytes[5] = (size_t) ATTENTION_TILE_Q * lo->dp * sizeof (float);
   bytes[6] = bytes[7] = ATTENTION_TILE_Q * sizeof (float);
+  bytes[8] = 2 * (size_t) lo->dp * sizeof (guint16);
   for (guint i = 0; i < G_N_ELEMENTS (parts); i++) {
     *parts[i] = base ? base + at : NULL;
     at += ROUND_UP (bytes[i], 64);     /* every part starts on a cache line */
@@ -159,7 +161,17 @@ attention_scratch_size (int L, int d)
   return layout_carve (&lo, L, d, NULL) + 64;  /* for aligning the start */
 }
 
-/* dst[n_rows, dp] = src rows (width d, stride ld), zero past @L rows and d columns */
+/* dst[0, dp) = src[0, d) rounded to bfloat16, zero past d */
+ROW_KERNEL static void
+round_row (const float *src, int d, int dp, guint16 *dst)
+{
+#pragma omp simd
+  for (int c = 0; c < d; c++)
+    dst[c] = bf16_round (src[c]);
+  memset (dst + d, 0, (dp - d) * sizeof *dst);
+}
+
+/* A: [n_rows, dp], the rows of src (width d, stride ld), zero past L rows and d columns */
 static void
 pack_rows (const float *src, int ld, int L, int d, int n_rows, int dp, gboolean bf16, void *dst)
 {
@@ -168,56 +180,69 @@ pack_rows (const float *src, int ld, int L, int d, int n_rows, int dp, gboolean 
 
   memset (dst, 0, (size_t) n_rows * dp * (bf16 ? sizeof *h : sizeof *f));
   for (int i = 0; i < L; i++) {
-    const float *row = src + (size_t) i * ld;
-
-    if (!bf16) {
-      memcpy (f + (size_t) i * dp, row, d * sizeof *f);
-      continue;
-    }
-#pragma omp simd
-    for (int c = 0; c < d; c++)
-      h[(size_t) i * dp + c] = bf16_round (row[c]);
+    if (bf16)
+      round_row (src + (size_t) i * ld, d, dp, h + (size_t) i * dp);
+    else
+      memcpy (f + (size_t) i * dp, src + (size_t) i * ld, d * sizeof *f);
   }
 }
 
 /* Key tiles transposed: fp32 [dp, TILE_K] (float at c·TILE_K + j), bf16
- * [dp/2, TILE_K, 2] (pairs of columns side by side); zero past L and d. */
+ * [dp/2, TILE_K, 2] (pairs of columns side by side, moved as 32-bit units);
+ * zero past L and d. */
 static void
-pack_keys (const float *src, int ld, int L, int d, int Lk, int dp, gboolean bf16, void *dst)
+pack_keys (const float *src, int ld, int L, int d, const struct layout *lo, gboolean bf16)
 {
-  float *f = dst;
-  guint16 *h = dst;
+  int dp = lo->dp;
+  float *f = lo->bt;
+  guint32 *pairs = lo->bt, row_pairs;
 
-  memset (dst, 0, (size_t) Lk * dp * (bf16 ? sizeof *h : sizeof *f));
+  memset (lo->bt, 0, (size_t) lo->Lk * dp * (bf16 ? sizeof (guint16) : sizeof (float)));
   for (int j = 0; j < L; j++) {
     size_t tile = (size_t) (j / ATTENTION_TILE_K) * ATTENTION_TILE_K * dp;
     int jj = j % ATTENTION_TILE_K;
 
-    for (int c = 0; c < d; c++) {
-      float x = src[(size_t) j * ld + c];
-
-      if (bf16)
-        h[tile + ((size_t) (c / 2) * ATTENTION_TILE_K + jj) * 2 + c % 2] = bf16_round (x);
-      else
-        f[tile + (size_t) c * ATTENTION_TILE_K + jj] = x;
+    if (!bf16) {
+      for (int c = 0; c < d; c++)
+        f[tile + (size_t) c * ATTENTION_TILE_K + jj] = src[(size_t) j * ld + c];
+      continue;
+    }
+    round_row (src + (size_t) j * ld, d, dp, lo->rows);
+    for (int c = 0; c < dp / 2; c++) {
+      memcpy (&row_pairs, lo->rows + 2 * c, sizeof row_pairs);
+      pairs[tile / 2 + (size_t) c * ATTENTION_TILE_K + jj] = row_pairs;
     }
   }
 }
 
+/* dst[c] = the bf16 pair (a[c], b[c]), a in the low half as in memory */
+ROW_KERNEL static void
+interleave_rows (const guint16 *a, const guint16 *b, int dp, guint32 *dst)
+{
+#pragma omp simd
+  for (int c = 0; c < dp; c++)
+    dst[c] = (guint32) a[c] | (guint32) b[c] << 16;
+}
+
 /* Values: fp32 [Lk, dp] as rows; bf16 [Lk/2, dp, 2] (pairs of keys side by side). */
 static void
-pack_values (const float *src, int ld, int L, int d, int Lk, int dp, gboolean bf16, void *dst)
+pack_values (const float *src, int ld, int L, int d, const struct layout *lo, gboolean bf16)
 {
-  guint16 *h = dst;
+  int dp = lo->dp;
 
   if (!bf16) {
-    pack_rows (src, ld, L, d, Lk, dp, FALSE, dst);
+    pack_rows (src, ld, L, d, lo->Lk, dp, FALSE, lo->v);
     return;
   }
-  memset (dst, 0, (size_t) Lk * dp * sizeof *h);
-  for (int j = 0; j < L; j++)
-    for (int c = 0; c < d; c++)
-      h[((size_t) (j / 2) * dp + c) * 2 + j % 2] = bf16_round (src[(size_t) j * ld + c]);
+  memset (lo->v, 0, (size_t) lo->Lk * dp * sizeof (guint16));
+  for (int j = 0; j < L; j += 2) {
+    round_row (src + (size_t) j * ld, d, dp, lo->rows);
+    if (j + 1 < L)
+      round_row (src + (size_t) (j + 1) * ld, d, dp, lo->rows + dp);
+    else
+      memset (lo->rows + dp, 0, dp * sizeof *lo->rows);
+    interleave_rows (lo->rows, lo->rows + dp, dp, (guint32 *) lo->v + (size_t) (j / 2) * dp);
+  }
 }
 
 /* ---- the tile loop ------------------------------------------------------ */
@@ -298,15 +323,18 @@ probabilities_to_bf16 (const float *s, guint16 *p, int rows, int nk16)
 }
 
 /* out rows i0..i0+nr (=|+=) o / l */
-static void
+ROW_KERNEL static void
 write_rows (const struct attention_head *h, const struct layout *lo, int i0, int nr)
 {
   for (int r = 0; r < nr; r++) {
     const float *o = lo->o + (size_t) r * lo->dp;
     float *out = h->out + (size_t) (i0 + r) * h->ld_out, inv = 1.0f / lo->l[r];
 
+    if (!h->accumulate)
+      memset (out, 0, h->d * sizeof *out);
+#pragma omp simd
     for (int c = 0; c < h->d; c++)
-      out[c] = (h->accumulate ? out[c] : 0.0f) + o[c] * inv;
+      out[c] += o[c] * inv;
   }
 }
 
@@ -319,8 +347,8 @@ attention_run (enum attention_kernel kernel, const struct attention_head *h, voi
 
   layout_carve (&lo, h->L, h->d, (char *) ROUND_UP ((guintptr) scratch, 64));
   pack_rows (h->a, h->ld, h->L, h->d, lo.Lq, lo.dp, ops->bf16, lo.a);
-  pack_keys (h->b, h->ld, h->L, h->d, lo.Lk, lo.dp, ops->bf16, lo.bt);
-  pack_values (h->v, h->ld, h->L, h->d, lo.Lk, lo.dp, ops->bf16, lo.v);
+  pack_keys (h->b, h->ld, h->L, h->d, &lo, ops->bf16);
+  pack_values (h->v, h->ld, h->L, h->d, &lo, ops->bf16);
   for (int i0 = 0; i0 < h->L; i0 += ATTENTION_TILE_Q) {
     int nr = MIN (ATTENTION_TILE_Q, h->L - i0), rows = ROUND_UP (nr, ROW_BLOCK);
     int keys = h->causal ? i0 + nr : h->L;
