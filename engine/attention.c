@@ -25,6 +25,7 @@ portable_scores (const void *a_, const void *bt_, float *s, int rows, int nk, in
       float x = a[(size_t) r * dp + c];
       const float *b = bt + (size_t) c * ATTENTION_TILE_K;
 
+#pragma omp simd
       for (int j = 0; j < nk; j++)
         row[j] += x * b[j];
     }
@@ -43,6 +44,7 @@ portable_accumulate (const void *p_, const void *v_, float *o, int rows, int nk,
       float x = p[(size_t) r * ATTENTION_TILE_K + j];
       const float *vrow = v + (size_t) j * dp;
 
+#pragma omp simd
       for (int c = 0; c < dp; c++)
         orow[c] += x * vrow[c];
     }
@@ -121,6 +123,7 @@ struct layout {
   guint16 *p;                  /* [TILE_Q, TILE_K] probabilities in bf16 */
   float *o;                    /* [TILE_Q, dp] accumulators */
   float *m, *l;                /* [TILE_Q] running max and sum */
+  guint16 *rows;               /* [2, dp] rows rounded to bf16 on their way into a layout */
 };
 
 /* Lays out @base (NULL: only sizes) and returns the bytes it spans. */
@@ -129,7 +132,7 @@ layout_carve (struct layout *lo, int L, int d, char *base)
 {
   size_t at = 0;
   void **parts[] = {&lo->a, &lo->bt, &lo->v, (void **) &lo->s, (void **) &lo->p, (void **) &lo->o,
-    (void **) &lo->m, (void **) &lo->l};
+    (void **) &lo->m, (void **) &lo->l, (void **) &lo->rows};
   size_t bytes[G_N_ELEMENTS (parts)];
 
   lo->dp = ROUND_UP (d, ATTENTION_PAD);
@@ -142,6 +145,7 @@ layout_carve (struct layout *lo, int L, int d, char *base)
   bytes[4] = ATTENTION_TILE_Q * ATTENTION_TILE_K * sizeof (guint16);
   bytes[5] = (size_t) ATTENTION_TILE_Q * lo->dp * sizeof (float);
   bytes[6] = bytes[7] = ATTENTION_TILE_Q * sizeof (float);
+  bytes[8] = 2 * (size_t) lo->dp * sizeof (guint16);
   for (guint i = 0; i < G_N_ELEMENTS (parts); i++) {
     *parts[i] = base ? base + at : NULL;
     at += ROUND_UP (bytes[i], 64);     /* every part starts on a cache line */
@@ -157,7 +161,17 @@ attention_scratch_size (int L, int d)
   return layout_carve (&lo, L, d, NULL) + 64;  /* for aligning the start */
 }
 
-/* dst[n_rows, dp] = src rows (width d, stride ld), zero past @L rows and d columns */
+/* dst[0, dp) = src[0, d) rounded to bfloat16, zero past d */
+ROW_KERNEL static void
+round_row (const float *src, int d, int dp, guint16 *dst)
+{
+#pragma omp simd
+  for (int c = 0; c < d; c++)
+    dst[c] = bf16_round (src[c]);
+  memset (dst + d, 0, (dp - d) * sizeof *dst);
+}
+
+/* A: [n_rows, dp], the rows of src (width d, stride ld), zero past L rows and d columns */
 static void
 pack_rows (const float *src, int ld, int L, int d, int n_rows, int dp, gboolean bf16, void *dst)
 {
@@ -165,55 +179,70 @@ pack_rows (const float *src, int ld, int L, int d, int n_rows, int dp, gboolean 
   guint16 *h = dst;
 
   memset (dst, 0, (size_t) n_rows * dp * (bf16 ? sizeof *h : sizeof *f));
-  for (int i = 0; i < L; i++)
-    for (int c = 0; c < d; c++) {
-      size_t at = (size_t) i * dp + c;
-
-      if (bf16)
-        h[at] = bf16_round (src[(size_t) i * ld + c]);
-      else
-        f[at] = src[(size_t) i * ld + c];
-    }
+  for (int i = 0; i < L; i++) {
+    if (bf16)
+      round_row (src + (size_t) i * ld, d, dp, h + (size_t) i * dp);
+    else
+      memcpy (f + (size_t) i * dp, src + (size_t) i * ld, d * sizeof *f);
+  }
 }
 
 /* Key tiles transposed: fp32 [dp, TILE_K] (float at c·TILE_K + j), bf16
- * [dp/2, TILE_K, 2] (pairs of columns side by side); zero past L and d. */
+ * [dp/2, TILE_K, 2] (pairs of columns side by side, moved as 32-bit units);
+ * zero past L and d. */
 static void
-pack_keys (const float *src, int ld, int L, int d, int Lk, int dp, gboolean bf16, void *dst)
+pack_keys (const float *src, int ld, int L, int d, const struct layout *lo, gboolean bf16)
 {
-  float *f = dst;
-  guint16 *h = dst;
+  int dp = lo->dp;
+  float *f = lo->bt;
+  guint32 *pairs = lo->bt, row_pairs;
 
-  memset (dst, 0, (size_t) Lk * dp * (bf16 ? sizeof *h : sizeof *f));
+  memset (lo->bt, 0, (size_t) lo->Lk * dp * (bf16 ? sizeof (guint16) : sizeof (float)));
   for (int j = 0; j < L; j++) {
     size_t tile = (size_t) (j / ATTENTION_TILE_K) * ATTENTION_TILE_K * dp;
     int jj = j % ATTENTION_TILE_K;
 
-    for (int c = 0; c < d; c++) {
-      float x = src[(size_t) j * ld + c];
-
-      if (bf16)
-        h[tile + ((size_t) (c / 2) * ATTENTION_TILE_K + jj) * 2 + c % 2] = bf16_round (x);
-      else
-        f[tile + (size_t) c * ATTENTION_TILE_K + jj] = x;
+    if (!bf16) {
+      for (int c = 0; c < d; c++)
+        f[tile + (size_t) c * ATTENTION_TILE_K + jj] = src[(size_t) j * ld + c];
+      continue;
+    }
+    round_row (src + (size_t) j * ld, d, dp, lo->rows);
+    for (int c = 0; c < dp / 2; c++) {
+      memcpy (&row_pairs, lo->rows + 2 * c, sizeof row_pairs);
+      pairs[tile / 2 + (size_t) c * ATTENTION_TILE_K + jj] = row_pairs;
     }
   }
 }
 
+/* dst[c] = the bf16 pair (a[c], b[c]), a in the low half as in memory */
+ROW_KERNEL static void
+interleave_rows (const guint16 *a, const guint16 *b, int dp, guint32 *dst)
+{
+#pragma omp simd
+  for (int c = 0; c < dp; c++)
+    dst[c] = (guint32) a[c] | (guint32) b[c] << 16;
+}
+
 /* Values: fp32 [Lk, dp] as rows; bf16 [Lk/2, dp, 2] (pairs of keys side by side). */
 static void
-pack_values (const float *src, int ld, int L, int d, int Lk, int dp, gboolean bf16, void *dst)
+pack_values (const float *src, int ld, int L, int d, const struct layout *lo, gboolean bf16)
 {
-  guint16 *h = dst;
+  int dp = lo->dp;
 
   if (!bf16) {
-    pack_rows (src, ld, L, d, Lk, dp, FALSE, dst);
+    pack_rows (src, ld, L, d, lo->Lk, dp, FALSE, lo->v);
     return;
   }
-  memset (dst, 0, (size_t) Lk * dp * sizeof *h);
-  for (int j = 0; j < L; j++)
-    for (int c = 0; c < d; c++)
-      h[((size_t) (j / 2) * dp + c) * 2 + j % 2] = bf16_round (src[(size_t) j * ld + c]);
+  memset (lo->v, 0, (size_t) lo->Lk * dp * sizeof (guint16));
+  for (int j = 0; j < L; j += 2) {
+    round_row (src + (size_t) j * ld, d, dp, lo->rows);
+    if (j + 1 < L)
+      round_row (src + (size_t) (j + 1) * ld, d, dp, lo->rows + dp);
+    else
+      memset (lo->rows + dp, 0, dp * sizeof *lo->rows);
+    interleave_rows (lo->rows, lo->rows + dp, dp, (guint32 *) lo->v + (size_t) (j / 2) * dp);
+  }
 }
 
 /* ---- the tile loop ------------------------------------------------------ */
@@ -230,56 +259,82 @@ visible_keys (const struct attention_head *h, int i, int j0, int nk)
 
 /* Folds the scores s of keys j0..j0+nk into the running max m, sum l and
  * accumulators o of rows i0..i0+rows, and turns s into probabilities (zero
- * for keys a row does not see, up to @nk16). */
+ * for keys a row does not see). The loops run over whole tile rows, masked,
+ * so that they vectorise without remainders. */
 ROW_KERNEL static void
-softmax_tile (const struct attention_head *h, int i0, int rows, int j0, int nk, int nk16,
+softmax_tile (const struct attention_head *h, int i0, int rows, int j0, int nk,
     const struct layout *lo)
 {
   for (int r = 0; r < rows; r++) {
     float *s = lo->s + (size_t) r * ATTENTION_TILE_K, *o = lo->o + (size_t) r * lo->dp;
-    const float *bias = h->bias ? h->bias + (size_t) (i0 + r) * h->L + j0 : NULL;
     int nv = visible_keys (h, i0 + r, j0, nk);
-    float mx = lo->m[r], corr, sum = 0.0f;
+    float scale = h->scale, mx = lo->m[r], corr, sum = 0.0f;
 
-    for (int j = 0; j < nv; j++) {
-      s[j] = s[j] * h->scale + (bias ? bias[j] : 0.0f);
-      mx = s[j] > mx ? s[j] : mx;
+    if (nv == 0) {
+      memset (s, 0, ATTENTION_TILE_K * sizeof *s);
+      continue;
     }
-    for (int j = 0; j < nv; j++) {
-      s[j] = exp_inline (s[j] - mx);
+#pragma omp simd
+    for (int j = 0; j < ATTENTION_TILE_K; j++)
+      s[j] = j < nv ? s[j] * scale : -INFINITY;
+    if (h->bias) {
+      const float *bias = h->bias + (size_t) (i0 + r) * h->L + j0;
+
+      for (int j = 0; j < nv; j++)
+        s[j] += bias[j];
+    }
+#pragma omp simd reduction(max:mx)
+    for (int j = 0; j < ATTENTION_TILE_K; j++)
+      mx = s[j] > mx ? s[j] : mx;
+#pragma omp simd reduction(+:sum)
+    for (int j = 0; j < ATTENTION_TILE_K; j++) {
+      float e = exp_inline (s[j] - mx);
+
+      s[j] = j < nv ? e : 0.0f;
       sum += s[j];
     }
-    for (int j = MAX (nv, 0); j < nk16; j++)
-      s[j] = 0.0f;
-    if (nv == 0)
-      continue;
     corr = lo->m[r] == -INFINITY ? 0.0f : exp_inline (lo->m[r] - mx);
     lo->m[r] = mx;
     lo->l[r] = lo->l[r] * corr + sum;
     if (corr != 1.0f)
+#pragma omp simd
       for (int c = 0; c < lo->dp; c++)
         o[c] *= corr;
   }
 }
 
+/* The probabilities are finite and non-negative: round to nearest even
+ * without bf16_round's NaN case, which keeps the loop vectorised. */
 ROW_KERNEL static void
 probabilities_to_bf16 (const float *s, guint16 *p, int rows, int nk16)
 {
-  for (int r = 0; r < rows; r++)
-    for (int j = 0; j < nk16; j++)
-      p[(size_t) r * ATTENTION_TILE_K + j] = bf16_round (s[(size_t) r * ATTENTION_TILE_K + j]);
+  for (int r = 0; r < rows; r++) {
+    const float *src = s + (size_t) r * ATTENTION_TILE_K;
+    guint16 *dst = p + (size_t) r * ATTENTION_TILE_K;
+
+#pragma omp simd
+    for (int j = 0; j < nk16; j++) {
+      guint32 u;
+
+      memcpy (&u, &src[j], sizeof u);
+      dst[j] = (guint16) ((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+    }
+  }
 }
 
 /* out rows i0..i0+nr (=|+=) o / l */
-static void
+ROW_KERNEL static void
 write_rows (const struct attention_head *h, const struct layout *lo, int i0, int nr)
 {
   for (int r = 0; r < nr; r++) {
     const float *o = lo->o + (size_t) r * lo->dp;
     float *out = h->out + (size_t) (i0 + r) * h->ld_out, inv = 1.0f / lo->l[r];
 
+    if (!h->accumulate)
+      memset (out, 0, h->d * sizeof *out);
+#pragma omp simd
     for (int c = 0; c < h->d; c++)
-      out[c] = (h->accumulate ? out[c] : 0.0f) + o[c] * inv;
+      out[c] += o[c] * inv;
   }
 }
 
@@ -292,8 +347,8 @@ attention_run (enum attention_kernel kernel, const struct attention_head *h, voi
 
   layout_carve (&lo, h->L, h->d, (char *) ROUND_UP ((guintptr) scratch, 64));
   pack_rows (h->a, h->ld, h->L, h->d, lo.Lq, lo.dp, ops->bf16, lo.a);
-  pack_keys (h->b, h->ld, h->L, h->d, lo.Lk, lo.dp, ops->bf16, lo.bt);
-  pack_values (h->v, h->ld, h->L, h->d, lo.Lk, lo.dp, ops->bf16, lo.v);
+  pack_keys (h->b, h->ld, h->L, h->d, &lo, ops->bf16);
+  pack_values (h->v, h->ld, h->L, h->d, &lo, ops->bf16);
   for (int i0 = 0; i0 < h->L; i0 += ATTENTION_TILE_Q) {
     int nr = MIN (ATTENTION_TILE_Q, h->L - i0), rows = ROUND_UP (nr, ROW_BLOCK);
     int keys = h->causal ? i0 + nr : h->L;
@@ -307,7 +362,7 @@ attention_run (enum attention_kernel kernel, const struct attention_head *h, voi
 
       ops->scores ((char *) lo.a + (size_t) i0 * lo.dp * es, (char *) lo.bt + at, lo.s, rows,
           nk16, lo.dp);
-      softmax_tile (h, i0, rows, j0, nk, nk16, &lo);
+      softmax_tile (h, i0, rows, j0, nk, &lo);
       if (ops->bf16)
         probabilities_to_bf16 (lo.s, lo.p, rows, nk16);
       ops->accumulate (ops->bf16 ? (void *) lo.p : (void *) lo.s, (char *) lo.v + at, lo.o,

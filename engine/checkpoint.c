@@ -235,7 +235,35 @@ tensor_floats (struct binder *b, const struct st_tensor *t)
     half_to_float_n (src, dst, (size_t) t->n_elements);
   else
     bf16_to_float_n (src, dst, (size_t) t->n_elements);
+  st_tensor_release_pages (t);
   return check_finite (b, t, dst);
+}
+
+/* The [d0, d1] tensor @name as stored when it is F16 or BF16 (the largest,
+ * the token embedding, is looked up a few rows at a time), else as floats. */
+static const guint8 *
+bind_stored (struct binder *b, const char *name, int64_t d0, int64_t d1, enum st_dtype *dtype)
+{
+  const struct st_tensor *t = require (b, name);
+
+  if (!t || !check_shape (b, t, 2, (int64_t[]) {d0, d1}))
+    return NULL;
+  if (t->dtype == ST_DTYPE_F16 || t->dtype == ST_DTYPE_BF16) {
+    uint16_t mask = t->dtype == ST_DTYPE_F16 ? 0x7c00 : 0x7f80;
+    size_t bad = halves_find_nonfinite (t->data, (size_t) t->n_elements, mask);
+
+    if (bad != (size_t) t->n_elements) {
+      engine_fail (b->error, CLIPSEG_ENGINE_ERROR_MODEL, t->path, "tensor '%s' holds a NaN or "
+          "infinity at element %zu: weights must be finite numbers", t->name, bad);
+      return NULL;
+    }
+    b->dtypes_seen |= 1u << t->dtype;
+    b->n_params += t->n_elements;
+    *dtype = t->dtype;
+    return t->data;
+  }
+  *dtype = ST_DTYPE_F32;
+  return (const guint8 *) tensor_floats (b, t);
 }
 
 /* The tensor @name with exactly @n_dims dimensions of sizes @shape. */
@@ -595,7 +623,7 @@ bind_text (struct binder *b, const struct naming *n, const struct tower_names *t
   struct clip_text *t = &w->text;
   int D = t->tower.width, E = w->embed_dim;
 
-  t->tok_emb = bind2 (b, tn->tok, t->vocab, D);
+  t->tok_emb = bind_stored (b, tn->tok, t->vocab, D, &t->tok_dtype);
   t->pos_emb = t->tok_emb ? bind2 (b, tn->text_pos, t->context, D) : NULL;
   if (!t->pos_emb || !(t->ln_final_w = bind_ln (b, tn->ln_final, D, &t->ln_final_b)))
     return FALSE;

@@ -58,7 +58,9 @@ struct clip_text {
   struct clip_tower tower;
   int context;                 /* positions available */
   int vocab;
-  const float *tok_emb;        /* [V, D]       token_embedding.weight | embeddings.token_embedding.weight */
+  const guint8 *tok_emb;       /* [V, D] in tok_dtype  token_embedding.weight | embeddings.token_embedding.weight:
+                                * as stored (in the mapping when aligned), rows converted on lookup */
+  enum st_dtype tok_dtype;     /* F32, F16 or BF16 */
   const float *pos_emb;        /* [ctx, D]     positional_embedding | embeddings.position_embedding.weight */
   const float *ln_final_w, *ln_final_b;  /* [D]  ln_final | final_layer_norm */
   const float *proj_w;         /* [E, D]       text_projection (transposed) | text_projection.weight */

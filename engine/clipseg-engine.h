@@ -105,9 +105,10 @@ enum clipseg_activation {
   CLIPSEG_ACTIVATION_GELU,        /* exact erf GELU, OpenCLIP LAION configs */
 };
 
-/* Number format of the linear layers' weights and inputs. Layer norms,
- * softmaxes, residuals, attention products and the final cosines are fp32
- * whatever the choice. */
+/* Number format of the linear layers' weights and inputs, and of the
+ * attention products' operands (q, k, v and the probabilities, where the CPU
+ * has AVX512-BF16). Layer norms, softmaxes, residuals, every sum and the final
+ * cosines are fp32 whatever the choice. */
 enum clipseg_precision {
   CLIPSEG_PRECISION_AUTO,  /* bf16 where oneDNN and the CPU's bf16 dot products
                             * (AVX512-BF16) are present, else fp32 */
@@ -360,10 +361,10 @@ gboolean clipseg_segment_params_check (const struct clipseg_model *model,
 /* Whether one @height x @width image can be segmented with @params on
  * @n_threads threads (as clipseg_state_new resolves them): the params check,
  * sides of at least one patch, at most CLIPSEG_MAX_WINDOW_TOKENS tokens per
- * window (attention grows with their square: a 4096x5456 whole-image pass of
- * ViT-B/16 would take minutes per frame; CLIP methods use up to 1025) and the
- * scratch of one window's forward (activations and attention for every
- * thread) within CLIPSEG_MAX_WINDOW_BYTES. Callers taking sizes from users (an
+ * window (attention time grows with their square: a 4096x5456 whole-image pass
+ * of ViT-B/16 would take minutes per frame; CLIP methods use up to 1025) and
+ * the scratch of one window's forward (activations, and attention tiles for
+ * every thread, linear in the tokens) within CLIPSEG_MAX_WINDOW_BYTES. Callers taking sizes from users (an
  * element's resolution and window) can check them ahead and fall back to
  * sliding windows. */
 #define CLIPSEG_MAX_WINDOW_TOKENS (1 << 14)

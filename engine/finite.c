@@ -33,6 +33,19 @@ floats_find_nonfinite (const float *v, size_t n)
   return n;
 }
 
+size_t
+halves_find_nonfinite (const void *v, size_t n, uint16_t exponent_mask)
+{
+  for (size_t i = 0; i < n; i++) {
+    uint16_t bits;
+
+    memcpy (&bits, (const uint8_t *) v + 2 * i, sizeof bits);
+    if ((bits & exponent_mask) == exponent_mask)
+      return i;
+  }
+  return n;
+}
+
 gboolean
 engine_check_finite (const float *v, size_t n, const char *what, GError **error)
 {

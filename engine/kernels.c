@@ -119,18 +119,12 @@ softmax_row (float *x, int n, float scale)
 }
 
 void
-softmax_rows (float *x, int ldx, int M, int N, float scale, gboolean causal)
+softmax_rows (float *x, int ldx, int M, int N, float scale)
 {
   g_assert (scale > 0.0f);
 #pragma omp parallel for if ((long) M * N >= PARALLEL_MIN_WORK && !omp_in_parallel ())
-  for (int i = 0; i < M; i++) {
-    float *row = x + (size_t) i * ldx;
-    int n = causal ? MIN (i + 1, N) : N;
-
-    softmax_row (row, n, scale);
-    if (n < N)
-      memset (row + n, 0, (size_t) (N - n) * sizeof *row);
-  }
+  for (int i = 0; i < M; i++)
+    softmax_row (x + (size_t) i * ldx, N, scale);
 }
 
 ROW_KERNEL static void

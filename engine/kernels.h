@@ -30,9 +30,9 @@ void layer_norm (const float *x, int ldx, const float *g, const float *b, float 
 /* In place, elementwise over [M, N]: QuickGELU x·σ(1.702x) or exact erf GELU. */
 void activation (float *x, int ldx, int M, int N, enum clipseg_activation act);
 
-/* In place per row: x ← softmax(scale · x) over the first n_valid(row) values,
- * where n_valid = N, or row + 1 when @causal (the rest is set to 0). */
-void softmax_rows (float *x, int ldx, int M, int N, float scale, gboolean causal);
+/* In place per row of N values: x ← softmax(scale · x). (Attention has its
+ * own, fused softmax: attention.h.) */
+void softmax_rows (float *x, int ldx, int M, int N, float scale);
 
 /* In place: each row of D values scaled to unit L2 norm (zero rows stay zero). */
 void l2_normalize_rows (float *x, int ldx, int M, int D);

@@ -94,7 +94,7 @@ smooth_keys (float *logits, float *keys, int N, int Q, int D, float thresh, floa
 
   patch_norms (logits, N, Q, norms);
   memcpy (probs, logits, (size_t) N * Q * sizeof *probs);
-  softmax_rows (probs, Q, N, Q, MASKCLIP_SCALE, FALSE);
+  softmax_rows (probs, Q, N, Q, MASKCLIP_SCALE);
   normalise_key_channels (keys, N, D);
   matmul_nt (keys, D, keys, D, weights, N, N, N, D, 1.0f);
   matmul_nn (weights, N, probs, Q, logits, Q, N, Q, N, 0.0f);

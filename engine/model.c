@@ -415,6 +415,10 @@ clipseg_model_load (const char *path, struct clipseg_model_params params, GError
     clipseg_model_unref (m);
     return NULL;
   }
+  /* the packed or converted copies replace most of the file: what is still
+   * read from it (F32 tensors used in place, token embedding rows) comes back
+   * page by page as it is used */
+  safetensors_release_pages (m->st);
   fill_info (m);
   return m;
 }

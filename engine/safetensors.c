@@ -1,5 +1,6 @@
 /* safetensors.c — maps safetensors files and checks every structural rule. */
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "clipseg-engine.h"
@@ -68,6 +69,30 @@ safetensors_new (void)
   st->tensors = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, g_free);
   st->strings = g_string_chunk_new (4096);
   return st;
+}
+
+void
+safetensors_release_pages (struct safetensors *st)
+{
+  for (guint i = 0; i < st->maps->len; i++) {
+    GMappedFile *map = g_ptr_array_index (st->maps, i);
+    void *start = g_mapped_file_get_contents (map);
+
+    /* read-only private mapping: nothing is lost, a later read faults the file in */
+    if (start && g_mapped_file_get_length (map) > 0)
+      madvise (start, g_mapped_file_get_length (map), MADV_DONTNEED);
+  }
+}
+
+void
+st_tensor_release_pages (const struct st_tensor *t)
+{
+  guintptr page = (guintptr) sysconf (_SC_PAGESIZE);
+  guintptr start = ((guintptr) t->data + page - 1) / page * page;
+  guintptr end = ((guintptr) t->data + t->n_bytes) / page * page;
+
+  if (end > start)
+    madvise ((void *) start, end - start, MADV_DONTNEED);
 }
 
 void

@@ -53,6 +53,13 @@ void safetensors_free (struct safetensors *st);
 /* Maps and validates @path and adds its tensors; FALSE with @error naming the
  * file and the tensor or field at fault. */
 gboolean safetensors_add_file (struct safetensors *st, const char *path, GError **error);
+/* Drops the mapped files' pages from the process's resident memory, e.g.
+ * once their tensors are converted or packed: pages still referenced are
+ * read again from the file (or the page cache) when next touched. */
+void safetensors_release_pages (struct safetensors *st);
+/* The same for the pages that lie wholly inside @t's bytes, e.g. once it is
+ * converted: loading then never holds a file and its conversion at once. */
+void st_tensor_release_pages (const struct st_tensor *t);
 /* NULL when absent. */
 const struct st_tensor *safetensors_find (const struct safetensors *st, const char *name);
 /* Every tensor, in no particular order. */

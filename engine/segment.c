@@ -334,7 +334,7 @@ classify_pixels (float *cosines, int n, const struct clipseg_queries *queries, f
   int Q = clipseg_queries_n_queries (queries), C = clipseg_queries_n_classes (queries);
   const int *class_of = clipseg_queries_class_index (queries);
 
-  softmax_rows (cosines, Q, n, Q, logit_scale, FALSE);
+  softmax_rows (cosines, Q, n, Q, logit_scale);
 #pragma omp parallel for
   for (int i = 0; i < n; i++) {
     const float *p = cosines + (size_t) i * Q;

@@ -89,6 +89,21 @@ text_aborted (const struct text_abort *abort)
   return abort->func && abort->func (abort->user_data);
 }
 
+/* row[D] = the token embedding of @id, converted from how it is stored */
+static void
+token_row (const struct clip_text *t, int32_t id, float *row)
+{
+  int D = t->tower.width;
+  const guint8 *src = t->tok_emb + (size_t) id * D * st_dtype_size (t->tok_dtype);
+
+  if (t->tok_dtype == ST_DTYPE_F16)
+    half_to_float_n (src, row, D);
+  else if (t->tok_dtype == ST_DTYPE_BF16)
+    bf16_to_float_n (src, row, D);
+  else
+    memcpy (row, src, D * sizeof *row);
+}
+
 /* Encodes prompts[0..n) (all padded to the longest, causality makes padding
  * harmless) and writes their L2-normalised embeddings to out [n, E]; FALSE
  * when @abort stopped it. */
@@ -111,8 +126,9 @@ encode_chunk (const struct clipseg_model *m, const struct prompt *prompts, int n
       int32_t id = prompts[p].ids[MIN (i, prompts[p].n_ids - 1)];
       float *row = x + ((size_t) p * L + i) * D;
 
+      token_row (t, id, row);
       for (int j = 0; j < D; j++)
-        row[j] = t->tok_emb[(size_t) id * D + j] + t->pos_emb[(size_t) i * D + j];
+        row[j] += t->pos_emb[(size_t) i * D + j];
     }
   }
   for (int l = 0; l < t->tower.layers; l++) {

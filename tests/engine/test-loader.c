@@ -795,6 +795,54 @@ test_f16_bf16_info (void)
   g_free (path_bf16);
 }
 
+/* Resident kB of the mappings of @file in this process (/proc/self/smaps). */
+static long
+mapped_rss_kb (const char *file)
+{
+  char *smaps = NULL, **lines;
+  gboolean in_file = FALSE;
+  long kb = 0;
+
+  g_assert_true (g_file_get_contents ("/proc/self/smaps", &smaps, NULL, NULL));
+  lines = g_strsplit (smaps, "\n", -1);
+  for (char **l = lines; *l; l++) {
+    long v;
+
+    /* mapping headers start with an address range, fields with a name */
+    if (g_ascii_isxdigit (**l) && strchr (*l, '-') && strchr (*l, '-') < strchr (*l, ' '))
+      in_file = g_str_has_suffix (*l, file);
+    else if (in_file && sscanf (*l, "Rss: %ld kB", &v) == 1)
+      kb += v;
+  }
+  g_strfreev (lines);
+  g_free (smaps);
+  return kb;
+}
+
+/* Once the linears are packed and the F16 tensors converted, the mapped
+ * file's pages leave resident memory (the token embedding stays in the file,
+ * read a row at a time): an F16 model costs its converted copies, not those
+ * plus the file. */
+static void
+test_file_pages_released (void)
+{
+  char *dir, *file;
+  struct clipseg_model *model;
+  GStatBuf sb;
+
+  if (!have_bases ())
+    return;
+  dir = base_path (HF_F16);
+  file = g_build_filename (dir, "model.safetensors", NULL);
+  g_assert_cmpint (g_stat (file, &sb), ==, 0);
+  model = load_ok (dir);
+  g_test_message ("%s: %ld kB of %ld resident", file, mapped_rss_kb (file), (long) sb.st_size / 1024);
+  g_assert_cmpint (mapped_rss_kb (file), <, sb.st_size / 1024 / 10);
+  clipseg_model_unref (model);
+  g_free (file);
+  g_free (dir);
+}
+
 /* Same file with a header whose length puts the data at offsets ≡ 1, 2, 3 (mod 4):
  * the F32 weights are copied out of the mapping instead of used in place and
  * must give bit-identical features. */
@@ -2832,6 +2880,7 @@ main (int argc, char **argv)
   ADD ("config/deep-nesting", test_config_deep_nesting);
 
   ADD ("files/missing-weights", test_missing_weights);
+  ADD ("files/pages-released", test_file_pages_released);
   ADD ("files/not-safetensors", test_not_safetensors_file);
 
   ADD ("sharded/index", test_sharded_index);
