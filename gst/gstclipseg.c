@@ -106,6 +106,7 @@
 #include "gstclipsegmeta.h"
 #include "gstclipsegresultmeta.h"
 #include "clipseg-infer.h"
+#include "clipseg-known-classes.h"
 #include "clipseg-overlay.h"
 #include "clipseg-pixels.h"
 
@@ -366,6 +367,8 @@ struct _GstClipseg
   ClipsegInfer *infer;          /* once loaded, until stop */
   struct clipseg_model *model;  /* likewise; read without the lock once loaded */
   GThread *loader;              /* from start to stop */
+  gchar **known_classes;        /* likewise: the model's only classes, or NULL */
+  gboolean segmenting;          /* the worker has a label set */
 
   /* streaming thread */
   ClipsegPixels pixels;
@@ -403,9 +406,35 @@ gst_clipseg_engine_log (enum clipseg_log_level level, const char *message,
 
 /* ---- model and labels --------------------------------------------------- */
 
+/* The model installed beside this plugin, wherever the installation is
+ * now, or NULL. */
+static gchar *
+gst_clipseg_model_beside_plugin (void)
+{
+  GstPlugin *plugin = gst_registry_find_plugin (gst_registry_get (), "clipseg");
+  const gchar *file = plugin ? gst_plugin_get_filename (plugin) : NULL;
+  gchar *dir, *relative, *path = NULL;
+
+  if (file) {
+    dir = g_path_get_dirname (file);
+    relative = g_build_filename (dir, CLIPSEG_MODEL_FROM_PLUGIN_DIR, NULL);
+    path = g_canonicalize_filename (relative, NULL);
+    g_free (relative);
+    g_free (dir);
+    if (!g_file_test (path, G_FILE_TEST_IS_DIR))
+      g_clear_pointer (&path, g_free);
+  }
+  gst_clear_object (&plugin);
+  return path;
+}
+
 static gchar *
 gst_clipseg_default_model (void)
 {
+  gchar *beside = gst_clipseg_model_beside_plugin ();
+
+  if (beside)
+    return beside;
   if (g_file_test (CLIPSEG_MODEL_INSTALL_DIR, G_FILE_TEST_IS_DIR))
     return g_strdup (CLIPSEG_MODEL_INSTALL_DIR);
   return g_strdup (CLIPSEG_MODEL_SOURCE_DIR);
@@ -451,6 +480,49 @@ gst_clipseg_parse_classes (const gchar * labels, const gchar * labels_file,
   return NULL;
 }
 
+/* Whether a label property is set: without, frames pass untouched (and
+ * the labels are no longer waiting to be loaded). */
+static gboolean
+gst_clipseg_labels_given (GstClipseg * self)
+{
+  gboolean given;
+
+  GST_OBJECT_LOCK (self);
+  given = (self->labels_file && *self->labels_file)
+      || (self->labels && *self->labels);
+  if (!given)
+    self->labels_dirty = FALSE;
+  GST_OBJECT_UNLOCK (self);
+  return given;
+}
+
+/* The shipped world model knows twelve words: labels it has never seen
+ * would silently come out as whatever is closest. */
+static void
+gst_clipseg_check_known (GstClipseg * self, const struct clipseg_labels *set)
+{
+  gchar **unknown, *unknown_text, *known_text;
+
+  if (!self->known_classes)
+    return;
+  unknown = clipseg_known_classes_unknown ((const gchar * const *)
+      self->known_classes, set);
+  if (!unknown)
+    return;
+  unknown_text = g_strjoinv ("\", \"", unknown);
+  known_text = g_strjoinv (", ", self->known_classes);
+  GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS,
+      ("The model knows only %u classes (%s): \"%s\" will not be found. "
+          "For other labels give a real CLIP checkpoint as the model "
+          "property: scripts/get-model.sh fetches openai/clip-vit-base-patch16 "
+          "and prints the model= value.",
+          g_strv_length (self->known_classes), known_text, unknown_text),
+      ("the model lists the classes it was trained on in classes.txt"));
+  g_free (known_text);
+  g_free (unknown_text);
+  g_strfreev (unknown);
+}
+
 /* Parses the label properties and hands them to @infer's worker, which
  * encodes them before its next inference; with no @infer, only checks them. */
 static gboolean
@@ -474,6 +546,8 @@ gst_clipseg_load_labels (GstClipseg * self, ClipsegInfer * infer,
   if (!set)
     goto out;
 
+  if (infer)
+    gst_clipseg_check_known (self, set);
   words = gst_clipseg_split_words (background);
   n_words = g_strv_length (words);
   if (n_words > 0)
@@ -496,6 +570,9 @@ gst_clipseg_load_labels (GstClipseg * self, ClipsegInfer * infer,
   /* the worker owns them from here on */
   if (infer) {
     clipseg_infer_set_labels (infer, set, n_words > 0, template_set);
+    GST_OBJECT_LOCK (self);
+    self->segmenting = TRUE;
+    GST_OBJECT_UNLOCK (self);
   } else {
     clipseg_labels_free (set);
     g_strfreev (template_set);
@@ -523,7 +600,9 @@ gst_clipseg_release (GstClipseg * self)
   GST_OBJECT_LOCK (self);
   infer = g_steal_pointer (&self->infer);
   self->loaded = FALSE;
+  self->segmenting = FALSE;
   GST_OBJECT_UNLOCK (self);
+  g_clear_pointer (&self->known_classes, g_strfreev);
 
   if (infer)
     clipseg_infer_free (infer);
@@ -568,7 +647,8 @@ gst_clipseg_load (gpointer data)
         ("Could not load the model \"%s\".", path), ("%s", error->message));
   } else {
     infer = clipseg_infer_new (model, n_threads);
-    if (!gst_clipseg_load_labels (self, infer, &error))
+    if (gst_clipseg_labels_given (self)
+        && !gst_clipseg_load_labels (self, infer, &error))
       GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("Invalid labels."),
           ("%s", error->message));
   }
@@ -617,7 +697,12 @@ gst_clipseg_start (GstBaseTransform * trans)
     goto no_model;
   if (!g_file_test (path, G_FILE_TEST_EXISTS))
     goto model_missing;
-  if (!gst_clipseg_load_labels (self, NULL, &error))
+  self->known_classes = clipseg_known_classes_load (path);
+  if (!gst_clipseg_labels_given (self))
+    GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS, ("No labels: frames pass "
+            "through untouched until the labels or labels-file property is "
+            "set."), (NULL));
+  else if (!gst_clipseg_load_labels (self, NULL, &error))
     goto bad_labels;
 
   self->frame_count = 0;
@@ -647,6 +732,7 @@ bad_labels:
     GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("Invalid labels."),
         ("%s", error->message));
     g_error_free (error);
+    g_clear_pointer (&self->known_classes, g_strfreev);
     g_free (path);
     return FALSE;
   }
@@ -1218,6 +1304,17 @@ gst_clipseg_post_result (GstClipseg * self, GstBuffer * buffer,
       gst_message_new_element (GST_OBJECT (self), s));
 }
 
+static gboolean
+gst_clipseg_segmenting (GstClipseg * self)
+{
+  gboolean segmenting;
+
+  GST_OBJECT_LOCK (self);
+  segmenting = self->segmenting;
+  GST_OBJECT_UNLOCK (self);
+  return segmenting;
+}
+
 static GstFlowReturn
 gst_clipseg_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * frame)
 {
@@ -1248,10 +1345,18 @@ gst_clipseg_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * frame)
 
   gst_clipseg_snapshot (self, &s, live);
   if (s.labels_dirty && !gst_clipseg_load_labels (self, self->infer, &error)) {
-    GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS,
-        ("Invalid labels, keeping the previous ones."), ("%s", error->message));
+    if (gst_clipseg_segmenting (self))
+      GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS,
+          ("Invalid labels, keeping the previous ones."), ("%s",
+              error->message));
+    else
+      GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS,
+          ("Invalid labels, frames pass through untouched."), ("%s",
+              error->message));
     g_clear_error (&error);
   }
+  if (!gst_clipseg_segmenting (self))
+    return GST_FLOW_OK;
   if (s.short_side != self->short_side) {
     gst_clipseg_setup_pixels (self, &filter->in_info, s.short_side);
     clipseg_infer_reset (self->infer);
@@ -1514,8 +1619,8 @@ gst_clipseg_install_model_properties (GObjectClass * gobject_class)
           "model.safetensors, vocab.json, merges.txt) or an OpenCLIP/OpenAI "
           "safetensors file. Instances with the same path share one loaded "
           "model. It loads in the background from the start; live frames "
-          "pass meanwhile. Default: the project's model installed in "
-          CLIPSEG_MODEL_INSTALL_DIR ", else the one in the source tree.",
+          "pass meanwhile. Default: the project's model installed with the "
+          "plugin (share/clipseg/model), else the one in the source tree.",
           default_model, READY_FLAGS));
   g_free (default_model);
   g_object_class_install_property (gobject_class, PROP_LABELS,
@@ -1524,7 +1629,8 @@ gst_clipseg_install_model_properties (GObjectClass * gobject_class)
           "joined by '|' (e.g. \"person|man, car|truck, dog\"). They become "
           "labels 1, 2, ... in order. Ignored when labels-file is set. "
           "Changing them while playing re-encodes the text queries on the "
-          "worker thread and restarts smoothing. Default: none (required).",
+          "worker thread and restarts smoothing. Default: none (frames pass "
+          "through untouched, with a warning, until labels are set).",
           NULL, PLAYING_FLAGS));
   g_object_class_install_property (gobject_class, PROP_LABELS_FILE,
       g_param_spec_string ("labels-file", "Labels file",
