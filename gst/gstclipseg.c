@@ -81,13 +81,15 @@
  *     filesink location=out.mp4
  * ]|
  *
- * Exporting the label maps as a PNG sequence (pipelines/export-masks.sh),
- * through the example application that reads #GstClipsegMeta:
+ * Exporting the label maps as a PNG sequence and the results as JSON lines
+ * (pipelines/export-masks.sh), with the plugin's clipsegmask and
+ * clipsegjsonsink:
  * |[
- * clipseg-read-meta --masks masks/ "filesrc location=in.mp4 ! qtdemux ! \
- *     h264parse ! avdec_h264 ! videoconvert ! \
- *     clipseg labels=\"person, car|truck, bicycle\" processing=sync ! \
- *     appsink name=sink sync=false"
+ * gst-launch-1.0 -e filesrc location=in.mp4 ! qtdemux ! h264parse ! \
+ *     avdec_h264 ! videoconvert ! \
+ *     clipseg labels="person, car|truck, bicycle" processing=sync ! tee name=t \
+ *   t. ! queue ! clipsegmask ! pngenc ! multifilesink location=mask-%05d.png \
+ *   t. ! queue ! clipsegjsonsink location=frames.jsonl
  * ]|
  *
  * Frame skipping with the newest result on every buffer:
