@@ -12,6 +12,7 @@
 #ifndef CHECKPOINT_H
 #define CHECKPOINT_H
 
+#include "attention.h"
 #include "clipseg-engine.h"
 #include "gemm.h"
 #include "safetensors.h"
@@ -74,6 +75,7 @@ struct clip_weights {
   const char *naming;          /* "huggingface" | "openclip" */
   const char *dtype;           /* "F32" | "F16" | "BF16" | "mixed" */
   int64_t n_params;
+  enum attention_kernel attention;  /* what runs attention: chosen at load for the linears' precision */
 };
 
 /* Hyperparameters a Hugging Face config.json states; 0 = not stated. */

@@ -6,6 +6,7 @@
  *   clipseg-engine text MODEL --labels-file FILE [--templates T] --out OUT.npy
  *   clipseg-engine dense MODEL --input X.npy --mode M --out F.npy
  *   clipseg-engine segment MODEL --input X.npy --labels-file FILE --out P.npy [--pred L.npy] ...
+ *       [--key-smoothing T] [--prompt-denoising T] [--pamr-steps N]
  *
  * MODEL is a Hugging Face CLIP directory or an OpenCLIP/OpenAI safetensors file.
  * Errors go to stderr and the exit status is 1 (2 for bad usage).
@@ -31,6 +32,9 @@ struct options {
   double logit_scale;
   double prob_thd;
   double area_thd;
+  double ks_thresh;
+  double pd_thresh;
+  int pamr_steps;
 };
 
 static struct options opt = {
@@ -72,6 +76,12 @@ static const GOptionEntry segment_entries[] = {
   {"logit-scale", 0, 0, G_OPTION_ARG_DOUBLE, &opt.logit_scale, "Cosine scale before the softmax (default 40)", "S"},
   {"prob-thd", 0, 0, G_OPTION_ARG_DOUBLE, &opt.prob_thd, "Pixels less probable than this go to class 0 (default 0)", "P"},
   {"area-thd", 0, 0, G_OPTION_ARG_DOUBLE, &opt.area_thd, "Classes covering at most this share of the foreground go to class 0 (default 0 = off)", "A"},
+  {"key-smoothing", 0, 0, G_OPTION_ARG_DOUBLE, &opt.ks_thresh,
+      "MaskCLIP's key smoothing of patches less probable than this, mode maskclip only (default 0 = off; MaskCLIP's setting 1)", "T"},
+  {"prompt-denoising", 0, 0, G_OPTION_ARG_DOUBLE, &opt.pd_thresh,
+      "MaskCLIP's prompt denoising of labels no patch gives this probability, mode maskclip only (default 0 = off; MaskCLIP's setting 0.5)", "T"},
+  {"pamr-steps", 0, 0, G_OPTION_ARG_INT, &opt.pamr_steps,
+      "PAMR refinement steps on the output-size logits (default 0 = off; NACLIP's setting 10)", "N"},
   {NULL}
 };
 
@@ -126,8 +136,8 @@ cmd_info (struct clipseg_model *model, int argc, char **argv)
       i->context_length, i->vocab_size, i->logit_scale, i->n_params);
   printf ("image_mean: %g %g %g\nimage_std: %g %g %g\n", i->image_mean[0], i->image_mean[1],
       i->image_mean[2], i->image_std[0], i->image_std[1], i->image_std[2]);
-  printf ("precision: %s\ngemm: %s\nisa: %s\n", clipseg_precision_name (i->precision),
-      i->gemm_library, i->gemm_isa);
+  printf ("precision: %s\ngemm: %s\nisa: %s\nattention: %s\n", clipseg_precision_name (i->precision),
+      i->gemm_library, i->gemm_isa, i->attention_kernel);
   return 0;
 }
 
@@ -162,18 +172,15 @@ make_queries (struct clipseg_model *model, GError **error)
 {
   struct clipseg_labels *labels = NULL;
   struct clipseg_queries *queries = NULL;
-  char *text = NULL, **templates = NULL;
+  char **templates = NULL;
 
-  if (!g_file_get_contents (opt.labels_file, &text, NULL, error))
-    return NULL;
-  labels = clipseg_labels_parse_file_text (text, error);
+  labels = clipseg_labels_load_file (opt.labels_file, error);
   if (labels)
     templates = clipseg_templates_load (opt.templates ? opt.templates : "imagenet80", error);
   if (templates)
     queries = clipseg_queries_new (model, labels, (const char *const *) templates, opt.threads, error);
   g_strfreev (templates);
   clipseg_labels_free (labels);
-  g_free (text);
   return queries;
 }
 
@@ -198,16 +205,25 @@ cmd_text (struct clipseg_model *model, int argc, char **argv)
 static gboolean
 read_pixels (struct npy_array *x, GError **error)
 {
+  const char *problem = NULL;
+
   if (!npy_read (opt.input, x, error))
     return FALSE;
-  if (x->dtype != NPY_FLOAT32 || x->n_dims != 3 || x->shape[0] != 3 || x->shape[1] > G_MAXINT / 4
-      || x->shape[2] > G_MAXINT / 4) {
-    g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_INVALID,
-        "%s: expected float32 pixels of shape [3, H, W]", opt.input);
-    npy_array_clear (x);
-    return FALSE;
-  }
-  return TRUE;
+  if (x->dtype != NPY_FLOAT32)
+    problem = "its dtype is int32";
+  else if (x->n_dims != 3)
+    problem = "its rank is not 3";
+  else if (x->shape[0] != 3)
+    problem = "its first dimension is not 3";
+  else if (x->shape[1] > G_MAXINT / 4 || x->shape[2] > G_MAXINT / 4)
+    problem = "it is too large";
+  if (!problem)
+    return TRUE;
+  g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_INVALID,
+      "%s: expected float32 pixels of shape [3, H, W], but %s (rank %d)", opt.input, problem,
+      x->n_dims);
+  npy_array_clear (x);
+  return FALSE;
 }
 
 static gboolean
@@ -266,6 +282,8 @@ cmd_segment (struct clipseg_model *model, int argc, char **argv)
   sp.crop = opt.crop, sp.stride = opt.stride;
   sp.logit_scale = (float) opt.logit_scale;
   sp.prob_thd = (float) opt.prob_thd, sp.area_thd = (float) opt.area_thd;
+  sp.ks_thresh = (float) opt.ks_thresh, sp.pd_thresh = (float) opt.pd_thresh;
+  sp.pamr_steps = opt.pamr_steps;
   ok = read_pixels (&x, &error) && (q = make_queries (model, &error));
   if (ok) {
     H = (int) x.shape[1], W = (int) x.shape[2], C = clipseg_queries_n_classes (q);

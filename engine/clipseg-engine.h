@@ -165,6 +165,8 @@ struct clipseg_model_info {
   enum clipseg_precision precision;   /* what the linears run in: FP32 or BF16 */
   const char *gemm_library;   /* what runs them, with its version: "oneDNN 2.6.3", "OpenBLAS 0.3.21" */
   const char *gemm_isa;       /* the instruction set it dispatches to, e.g. "avx512_core_bf16" */
+  const char *attention_kernel;  /* what runs attention: "avx512-bf16" (bf16 products),
+                               * "avx512" or "portable" (fp32) */
 };
 
 /* Owned by the model; valid while the model lives. */
@@ -180,6 +182,10 @@ struct clipseg_labels;
 /* SCLIP class-file format: one class per line, synonyms separated by exactly
  * ", "; a final newline is optional. Empty names are an error naming the line. */
 struct clipseg_labels *clipseg_labels_parse_file_text (const char *text, GError **error);
+/* Reads the class file @path (at most 1 MiB: the limit is checked before
+ * reading, and anything but a regular file is an error naming what it is)
+ * and parses it as clipseg_labels_parse_file_text does; errors name @path. */
+struct clipseg_labels *clipseg_labels_load_file (const char *path, GError **error);
 /* Inline list: classes separated by ',', synonyms by '|', surrounding spaces
  * trimmed ("person|man, car"). Empty names are an error naming the position. */
 struct clipseg_labels *clipseg_labels_parse_list (const char *text, GError **error);
@@ -217,7 +223,9 @@ struct clipseg_queries *clipseg_queries_new (struct clipseg_model *model,
  * templates, and after the last step its result. Returns the prompts still to
  * encode (0: complete). Until the first step the embeddings are zero. A step
  * changes the queries: not while another thread uses them. @model must
- * outlive the queries. */
+ * outlive the queries. Both fail with CLIPSEG_ENGINE_ERROR_INVALID, saying
+ * "out of memory", when the prompts of that many names and templates cannot
+ * be allocated. */
 struct clipseg_queries *clipseg_queries_new_deferred (struct clipseg_model *model,
     const struct clipseg_labels *labels, const char *const *templates, GError **error);
 int clipseg_queries_encode_step (struct clipseg_queries *queries, int max_prompts,
@@ -287,9 +295,30 @@ struct clipseg_segment_params {
   float prob_thd;     /* pixels whose best probability is below go to class 0 */
   float area_thd;     /* foreground classes covering <= this share get probability 0 (their
                        * pixels go to the next most probable class); 0 = off */
+  /* MaskCLIP's refinements of each window's patch-grid cosines (mode maskclip
+   * only; 0 = off, as in every MaskCLIP config). Prompt denoising first:
+   * queries whose softmax(100·cosine) over queries stays below pd_thresh at
+   * every patch of the window get cosine -100 there. Then key smoothing:
+   * P = softmax(100·cosine) over queries, and each patch whose best P is
+   * below ks_thresh takes Σ_j W[i,j]·P[j,:], W = Kn Knᵀ with Kn the last
+   * block's out_proj(K) of the window's patches, each channel L2-normalised
+   * over the patches (MaskCLIP's code); the other patches keep P. From there
+   * on these scores take the cosines' place (logit_scale, softmax): the label
+   * map is MaskCLIP's. MaskCLIP's setting: ks_thresh 1, pd_thresh 0.5. */
+  float ks_thresh;    /* in [0, 1] */
+  float pd_thresh;    /* in [0, 1] */
+  /* PAMR (SCLIP's and NACLIP's pamr.py): iterations of pixel-adaptive
+   * refinement of the cosines at the output size before the softmax, with
+   * affinities of the pixels resized to the output size to their 8
+   * neighbours at distances 8 and 16 (replicate padding). 0 = off (SCLIP's
+   * default); NACLIP ships 10. At most CLIPSEG_MAX_PAMR_STEPS. */
+  int pamr_steps;
 };
 
-/* SCLIP's defaults: sclip, crop 224, stride 112, logit_scale 40, no thresholds. */
+#define CLIPSEG_MAX_PAMR_STEPS 100
+
+/* SCLIP's defaults: sclip, crop 224, stride 112, logit_scale 40, no thresholds,
+ * no refinement. */
 struct clipseg_segment_params clipseg_segment_default_params (void);
 
 /* Whether @params suit @model whatever the image: a valid mode, a crop of 0 or
@@ -320,9 +349,10 @@ gboolean clipseg_segment_size_check (const struct clipseg_model *model, int n_th
  * to classes by the max over synonyms. @probs (may be NULL): [C, out_h, out_w]
  * class probabilities after the area threshold. @labels (may be NULL):
  * [out_h, out_w] argmax class after both thresholds. Fails with
- * CLIPSEG_ENGINE_ERROR_INVALID when out_h·out_w exceeds INT_MAX or
- * clipseg_segment_size_check fails, and with CLIPSEG_ENGINE_ERROR_CANCELLED
- * when the abort callback stops it. */
+ * CLIPSEG_ENGINE_ERROR_INVALID when out_h·out_w exceeds INT_MAX,
+ * clipseg_segment_size_check fails or the scratch that the image, output size
+ * and query count ask for cannot be allocated ("out of memory"), and with
+ * CLIPSEG_ENGINE_ERROR_CANCELLED when the abort callback stops it. */
 gboolean clipseg_state_segment (struct clipseg_state *state, const float *pixels, int height,
     int width, const struct clipseg_queries *queries, const struct clipseg_segment_params *params,
     int out_height, int out_width, float *probs, int32_t *labels, GError **error);

@@ -3,6 +3,7 @@
 
 #include "clipseg-engine.h"
 #include "engine-log.h"
+#include "files.h"
 #include "json-file.h"
 
 static gboolean
@@ -125,17 +126,12 @@ json_parse_object (JsonParser *parser, const char *path, const char *data, gsize
 JsonObject *
 json_load_object (JsonParser *parser, const char *path, GError **error)
 {
-  GError *io_error = NULL;
   char *data = NULL;
   gsize len = 0;
   JsonObject *obj;
 
-  if (!g_file_get_contents (path, &data, &len, &io_error)) {
-    g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_IO, "%s: %s", path,
-        io_error->message);
-    g_error_free (io_error);
+  if (!files_read (path, FILES_MAX_JSON_BYTES, &data, &len, error))
     return NULL;
-  }
   obj = json_parse_object (parser, path, data, len, error);
   g_free (data);
   return obj;

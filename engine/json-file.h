@@ -19,8 +19,9 @@
 JsonObject *json_parse_object (JsonParser *parser, const char *path, const char *data, gsize len,
     GError **error);
 
-/* Reads @path whole and parses it as json_parse_object does; an unreadable file
- * is an IO error. */
+/* Reads @path whole and parses it as json_parse_object does; a file that is
+ * unreadable, not a regular file or larger than FILES_MAX_JSON_BYTES is an IO
+ * error. */
 JsonObject *json_load_object (JsonParser *parser, const char *path, GError **error);
 
 #endif

@@ -6,14 +6,7 @@
 #include <omp.h>
 
 #include "kernels.h"
-
-/* Row kernels are compiled for AVX-512 and AVX2 as well as the baseline, and
- * the loader picks the best the CPU has: the engine ships as one binary. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
-#define ROW_KERNEL __attribute__ ((target_clones ("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define ROW_KERNEL
-#endif
+#include "numeric-inline.h"
 
 /* Element loops below ~64k values run faster on one thread than a fork/join. */
 #define PARALLEL_MIN_WORK 65536
@@ -46,36 +39,6 @@ matmul_nn (const float *a, int lda, const float *b, int ldb, float *c, int ldc,
     int M, int N, int K, float beta)
 {
   cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, a, lda, b, ldb, beta, c, ldc);
-}
-
-/* Cephes-style expf: 2^n · p(r) with r = x - n·ln2 split in two parts; the
- * rounding uses the 1.5·2^23 trick so the loop vectorises without floorf. */
-static inline float
-exp_inline (float x)
-{
-  const float round_magic = 12582912.0f;
-  float n, r, r2, p;
-  int32_t bits;
-  float scale;
-
-  /* written so a NaN lands on -87 (comparisons with NaN are false), keeping
-   * the integer conversion below defined */
-  x = x > -87.0f ? x : -87.0f;
-  x = x < 88.0f ? x : 88.0f;
-  n = (x * 1.44269504088896341f + round_magic) - round_magic;
-  r = x - n * 0.693359375f;
-  r = r + n * 2.12194440e-4f;
-  r2 = r * r;
-  p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r2 + r + 1.0f;
-  bits = ((int32_t) n + 127) << 23;
-  memcpy (&scale, &bits, sizeof scale);
-  return p * scale;
 }
 
 float
@@ -270,15 +233,8 @@ bf16_to_float_n (const guint8 *src, float *dst, size_t n)
 ROW_KERNEL static void
 float_to_bf16_row (const float *x, guint16 *dst, int n)
 {
-  for (int j = 0; j < n; j++) {
-    guint32 u;
-
-    memcpy (&u, &x[j], sizeof u);
-    /* adding 0x7fff plus the lowest kept bit rounds half to even; a NaN's
-     * payload could carry into the exponent, so it is kept quiet instead */
-    dst[j] = (u & 0x7fffffffu) > 0x7f800000u ? (guint16) ((u >> 16) | 0x40u)
-        : (guint16) ((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-  }
+  for (int j = 0; j < n; j++)
+    dst[j] = bf16_round (x[j]);
 }
 
 void

@@ -15,11 +15,11 @@
 void linear (const float *x, int ldx, const float *w, const float *b, float *y, int ldy,
     int M, int N, int K, float beta);
 
-/* c[M,N] = alpha · a[M,K] · b[N,K]ᵀ  (e.g. attention scores Q Kᵀ) */
+/* c[M,N] = alpha · a[M,K] · b[N,K]ᵀ  (e.g. MaskCLIP's key affinities) */
 void matmul_nt (const float *a, int lda, const float *b, int ldb, float *c, int ldc,
     int M, int N, int K, float alpha);
 
-/* c[M,N] = beta·c + a[M,K] · b[K,N]  (e.g. attention output A V) */
+/* c[M,N] = beta·c + a[M,K] · b[K,N] */
 void matmul_nn (const float *a, int lda, const float *b, int ldb, float *c, int ldc,
     int M, int N, int K, float beta);
 

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "clipseg-engine.h"
+#include "files.h"
 
 struct clipseg_labels {
   GPtrArray *classes;          /* char ** (NULL-terminated synonyms), g_strfreev'd */
@@ -90,6 +91,22 @@ struct clipseg_labels *
 clipseg_labels_parse_file_text (const char *text, GError **error)
 {
   return parse (text, "\n", ", ", FALSE, "line", error);
+}
+
+struct clipseg_labels *
+clipseg_labels_load_file (const char *path, GError **error)
+{
+  struct clipseg_labels *labels;
+  char *text;
+
+  g_return_val_if_fail (path != NULL, NULL);
+  if (!files_read (path, FILES_MAX_LABELS_BYTES, &text, NULL, error))
+    return NULL;
+  labels = clipseg_labels_parse_file_text (text, error);
+  if (!labels)
+    g_prefix_error (error, "%s: ", path);
+  g_free (text);
+  return labels;
 }
 
 struct clipseg_labels *

@@ -1,8 +1,13 @@
 /* model.c — finds the files of a checkpoint, loads them and owns the result. */
+#include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
+
+#include <glib/gstdio.h>
 
 #include "checkpoint.h"
 #include "engine-log.h"
+#include "files.h"
 #include "json-file.h"
 #include "model.h"
 
@@ -308,6 +313,7 @@ fill_info (struct clipseg_model *m)
   i->precision = m->gemm.precision;
   i->gemm_library = m->gemm.library;
   i->gemm_isa = m->gemm.isa;
+  i->attention_kernel = attention_kernel_name (m->w.attention);
 }
 
 static gboolean
@@ -323,6 +329,22 @@ check_tokenizer (struct clipseg_model *m, const char *path, GError **error)
   return FALSE;
 }
 
+/* A checkpoint is a safetensors file or a directory: anything else (a
+ * device, a FIFO) is named for what it is, so the user sees the mistake. */
+static gboolean
+check_checkpoint_path (const char *path, GError **error)
+{
+  struct stat st;
+
+  if (g_stat (path, &st) != 0)
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_IO, path, "%s", errno == ENOENT
+        ? "no such checkpoint file or directory" : g_strerror (errno));
+  if (!S_ISREG (st.st_mode) && !S_ISDIR (st.st_mode))
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_IO, path, "is %s, not a checkpoint (a "
+        "safetensors file or a directory with config.json)", files_kind (st.st_mode));
+  return TRUE;
+}
+
 static gboolean
 load_parts (struct clipseg_model *m, const char *path, struct clipseg_model_params params,
     GError **error)
@@ -333,8 +355,8 @@ load_parts (struct clipseg_model *m, const char *path, struct clipseg_model_para
   char *source = is_dir ? NULL : g_strdup (path);
   gboolean ok;
 
-  if (!is_dir && !g_file_test (path, G_FILE_TEST_IS_REGULAR))
-    ok = engine_fail (error, CLIPSEG_ENGINE_ERROR_IO, path, "%s", "no such checkpoint file or directory");
+  if (!check_checkpoint_path (path, error))
+    ok = FALSE;
   else if (is_dir)
     ok = checkpoint_read_hf_config (config_path, &config, error)
         && load_hf_weights (m->st, path, &source, error)
@@ -388,6 +410,7 @@ clipseg_model_load (const char *path, struct clipseg_model_params params, GError
     m->w.activation = params.activation;
   /* packed after the activation is final: it is fused into the MLP's first linear */
   gemm_resolve (params.precision, &m->gemm);
+  m->w.attention = attention_kernel_for (m->gemm.precision);
   if (!checkpoint_pack_linears (&m->w, &m->gemm, m->owned, error)) {
     clipseg_model_unref (m);
     return NULL;

@@ -1,6 +1,7 @@
 /* npy.c — the .npy format: magic, version, a Python-dict header, raw data. */
 #include <string.h>
 
+#include "files.h"
 #include "npy.h"
 
 #define NPY_ERROR (npy_error_quark ())
@@ -39,11 +40,12 @@ dict_value (const char *header, const char *key)
   return p;
 }
 
-static gboolean
+/* NULL when the shape tuple at @p is good, else what is wrong with it. */
+static char *
 parse_shape (const char *p, struct npy_array *a)
 {
   if (!p || *p != '(')
-    return FALSE;
+    return g_strdup ("the header has no shape tuple");
   p++;
   a->n_dims = 0;
   a->n_elements = 1;
@@ -54,36 +56,46 @@ parse_shape (const char *p, struct npy_array *a)
     while (*p == ' ' || *p == ',')
       p++;
     if (*p == ')')
-      return TRUE;
+      return NULL;
     v = g_ascii_strtoll (p, &end, 10);
-    if (end == p || v < 0 || a->n_dims == NPY_MAX_DIMS || (v && a->n_elements > G_MAXINT32 * 16LL / v))
-      return FALSE;
+    if (end == p)
+      return g_strdup_printf ("shape: dimension %d is not a number", a->n_dims + 1);
+    if (v < 0)
+      return g_strdup_printf ("shape: dimension %d is %" G_GINT64_FORMAT ", negative",
+          a->n_dims + 1, v);
+    if (a->n_dims == NPY_MAX_DIMS)
+      return g_strdup_printf ("shape: more than %d dimensions", NPY_MAX_DIMS);
+    if (v && a->n_elements > G_MAXINT32 * 16LL / v)
+      return g_strdup_printf ("shape: more than %" G_GINT64_FORMAT " elements",
+          (gint64) G_MAXINT32 * 16);
     a->shape[a->n_dims++] = v;
     a->n_elements *= v;
     p = end;
   }
 }
 
-static gboolean
+/* NULL when the header describes an array this reader takes, else why not. */
+static char *
 parse_header (const char *header, struct npy_array *a, gboolean *fortran_order)
 {
   const char *descr = dict_value (header, "descr");
   const char *fortran = dict_value (header, "fortran_order");
 
   if (!descr || !fortran)
-    return FALSE;
+    return g_strdup ("the header has no 'descr' or no 'fortran_order'");
   if (strncmp (fortran, "True", 4) == 0)
     *fortran_order = TRUE;
   else if (strncmp (fortran, "False", 5) == 0)
     *fortran_order = FALSE;
   else
-    return FALSE;
+    return g_strdup ("fortran_order is neither True nor False");
   if (strncmp (descr, "'<f4'", 5) == 0)
     a->dtype = NPY_FLOAT32;
   else if (strncmp (descr, "'<i4'", 5) == 0)
     a->dtype = NPY_INT32;
   else
-    return FALSE;
+    return g_strdup_printf ("dtype %.*s is not supported: need little-endian float32 ('<f4') "
+        "or int32 ('<i4')", (int) strcspn (descr, ",}"), descr);
   return parse_shape (dict_value (header, "shape"), a);
 }
 
@@ -110,17 +122,12 @@ gboolean
 npy_read (const char *path, struct npy_array *out, GError **error)
 {
   gboolean fortran_order = FALSE;
-  GError *io_error = NULL;
-  char *bytes = NULL, *header;
+  char *bytes = NULL, *header, *problem;
   gsize size = 0, header_len, offset;
-  gboolean ok;
 
   memset (out, 0, sizeof *out);
-  if (!g_file_get_contents (path, &bytes, &size, &io_error)) {
-    g_set_error (error, NPY_ERROR, 0, "%s", io_error->message);
-    g_error_free (io_error);
+  if (!files_read (path, 0, &bytes, &size, error))
     return FALSE;
-  }
   if (size < 10 || memcmp (bytes, magic, 6) != 0 || bytes[6] < 1 || bytes[6] > 3) {
     g_free (bytes);
     return fail (error, path, "not a .npy file (bad magic or version)");
@@ -138,11 +145,13 @@ npy_read (const char *path, struct npy_array *out, GError **error)
     return fail (error, path, "truncated header");
   }
   header = g_strndup (bytes + offset, header_len);
-  ok = parse_header (header, out, &fortran_order);
+  problem = parse_header (header, out, &fortran_order);
   g_free (header);
-  if (!ok) {
+  if (problem) {
+    fail (error, path, problem);
+    g_free (problem);
     g_free (bytes);
-    return fail (error, path, "unsupported array: need little-endian float32 or int32");
+    return FALSE;
   }
   offset += header_len;
   if ((gsize) out->n_elements * 4 != size - offset) {
@@ -181,7 +190,7 @@ npy_write (const char *path, enum npy_dtype dtype, int n_dims, const int64_t *sh
   g_string_append_c (file, (char) (h->len >> 8));
   g_string_append_len (file, h->str, h->len);
   g_string_append_len (file, data, n * 4);
-  ok = g_file_set_contents (path, file->str, file->len, error);
+  ok = files_write (path, file->str, file->len, error);
   g_string_free (h, TRUE);
   g_string_free (file, TRUE);
   return ok;

@@ -1,8 +1,10 @@
 /* safetensors.c — maps safetensors files and checks every structural rule. */
 #include <string.h>
+#include <unistd.h>
 
 #include "clipseg-engine.h"
 #include "engine-log.h"
+#include "files.h"
 #include "json-file.h"
 #include "safetensors.h"
 
@@ -285,13 +287,18 @@ safetensors_add_file (struct safetensors *st, const char *path, GError **error)
 {
   GError *io_error = NULL;
   GMappedFile *map;
+  int fd;
   const guint8 *bytes;
   uint64_t size, header_size = 0;
   JsonParser *parser;
   JsonObject *header;
   gboolean ok;
 
-  map = g_mapped_file_new (path, FALSE, &io_error);
+  fd = files_open_regular (path, 0, NULL, error);
+  if (fd < 0)
+    return FALSE;
+  map = g_mapped_file_new_from_fd (fd, FALSE, &io_error);
+  close (fd);
   if (!map) {
     g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_IO, "%s: %s", path,
         io_error->message);

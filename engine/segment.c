@@ -10,7 +10,9 @@
 
 #include "engine-log.h"
 #include "kernels.h"
+#include "maskclip-refine.h"
 #include "model.h"
+#include "pamr.h"
 #include "threads.h"
 #include "vision.h"
 
@@ -28,6 +30,9 @@ clipseg_segment_default_params (void)
     /*.logit_scale =*/ 40.0f,
     /*.prob_thd    =*/ 0.0f,
     /*.area_thd    =*/ 0.0f,
+    /*.ks_thresh   =*/ 0.0f,
+    /*.pd_thresh   =*/ 0.0f,
+    /*.pamr_steps  =*/ 0,
   };
   return params;
 }
@@ -155,13 +160,14 @@ windows_per_forward (int N)
 }
 
 /* Encodes windows first + begin .. first + end - 1 into their rows of
- * @features, at most @piece (<= SEG_MAX_CHUNK_WINDOWS) windows per forward. */
+ * @features (and of @keys unless NULL), at most @piece (<=
+ * SEG_MAX_CHUNK_WINDOWS) windows per forward. */
 static void
 encode_range (struct clipseg_state *st, const float *pixels, const struct layout *lo,
     const struct vision_plan *plan, struct vision_scratch *vs, int n_threads, int first,
-    int begin, int end, int piece, float *features)
+    int begin, int end, int piece, float *features, float *keys)
 {
-  int N = lo->gh * lo->gw, E = st->model->w.embed_dim;
+  int N = lo->gh * lo->gw, E = st->model->w.embed_dim, D = st->model->w.vision.tower.width;
   struct window windows[SEG_MAX_CHUNK_WINDOWS];
 
   for (int b = begin; b < end; b += piece) {
@@ -170,7 +176,7 @@ encode_range (struct clipseg_state *st, const float *pixels, const struct layout
     for (int i = 0; i < m; i++)
       windows[i] = window_origin (lo, first + b + i);
     vision_forward (&st->model->w, plan, vs, n_threads, pixels, lo->H, lo->W, windows, m,
-        features + (size_t) b * N * E);
+        features + (size_t) b * N * E, keys ? keys + (size_t) b * N * D : NULL);
   }
 }
 
@@ -181,7 +187,7 @@ encode_range (struct clipseg_state *st, const float *pixels, const struct layout
  * than threads share the threads inside every layer instead. */
 static void
 encode_windows (struct clipseg_state *st, const float *pixels, const struct layout *lo,
-    const struct vision_plan *plan, int first, int n, float *features)
+    const struct vision_plan *plan, int first, int n, float *features, float *keys)
 {
   int T = st->n_threads;
 
@@ -194,38 +200,56 @@ encode_windows (struct clipseg_state *st, const float *pixels, const struct layo
       int t = omp_get_thread_num (), team = omp_get_num_threads ();
 
       encode_range (st, pixels, lo, plan, &st->scratch[t], 1, first, n * t / team,
-          n * (t + 1) / team, windows_per_forward (lo->gh * lo->gw), features);
+          n * (t + 1) / team, windows_per_forward (lo->gh * lo->gw), features, keys);
     }
   } else {
     encode_range (st, pixels, lo, plan, &st->scratch[0], T, first, 0, n, SEG_MAX_CHUNK_WINDOWS,
-        features);
+        features, keys);
   }
 }
 
-/* Runs the windows in rounds and adds each window's upsampled cosines into
- * @sum [sum_h, sum_w, Q]; FALSE when the abort callback stopped it. */
+/* Runs the windows in rounds and adds each window's upsampled cosines (after
+ * MaskCLIP's refinements when asked for) into @sum [sum_h, sum_w, Q]; FALSE
+ * when the abort callback stopped it or the round's scratch found no memory. */
 static gboolean
 accumulate_windows (struct clipseg_state *st, const float *pixels, const struct layout *lo,
-    const struct clipseg_queries *queries, enum clipseg_mode mode, float *sum, GError **error)
+    const struct clipseg_queries *queries, const struct clipseg_segment_params *sp, float *sum,
+    GError **error)
 {
-  int E = st->model->w.embed_dim, Q = clipseg_queries_n_queries (queries);
-  int N = lo->gh * lo->gw, n_windows = lo->rows * lo->cols;
+  int E = st->model->w.embed_dim, D = st->model->w.vision.tower.width;
+  int Q = clipseg_queries_n_queries (queries), N = lo->gh * lo->gw, n_windows = lo->rows * lo->cols;
   int per_round = (int) MIN ((size_t) windows_per_forward (N) * st->n_threads, (size_t) n_windows);
-  float *features = buffer_reserve (&st->features, (size_t) per_round * N * E);
-  float *logits = buffer_reserve (&st->logits, (size_t) per_round * N * Q);
+  float *features = buffer_try_reserve (&st->features, (size_t) per_round * N * E,
+      "window features", error);
+  float *logits = features ? buffer_try_reserve (&st->logits, (size_t) per_round * N * Q,
+      "window cosines", error) : NULL;
+  float *keys = NULL, *refine = NULL;
   struct vision_plan plan;
 
-  vision_plan (st, lo->h, lo->w, mode, &plan);
+  if (!logits)
+    return FALSE;
+  if (sp->ks_thresh > 0.0f
+      && !(keys = buffer_try_reserve (&st->keys, (size_t) per_round * N * D, "window keys", error)))
+    return FALSE;
+  if ((sp->ks_thresh > 0.0f || sp->pd_thresh > 0.0f)
+      && !(refine = buffer_try_reserve (&st->refine, maskclip_refine_scratch_size (N, Q),
+          "MaskCLIP refinement scratch", error)))
+    return FALSE;
+  vision_plan (st, lo->h, lo->w, sp->mode, &plan);
   for (int first = 0; first < n_windows; first += per_round) {
     int n = MIN (per_round, n_windows - first);
 
-    encode_windows (st, pixels, lo, &plan, first, n, features);
+    encode_windows (st, pixels, lo, &plan, first, n, features, keys);
     if (engine_aborted (st, error))
       return FALSE;
     /* cosine of every patch with every query (both unit length) */
     linear (features, E, clipseg_queries_embeddings (queries), NULL, logits, Q, n * N, Q, E, 0.0f);
     for (int b = 0; b < n; b++) {
       struct window win = window_origin (lo, first + b);
+
+      if (refine)
+        maskclip_refine (logits + (size_t) b * N * Q, keys ? keys + (size_t) b * N * D : NULL, N,
+            Q, D, sp->pd_thresh, sp->ks_thresh, refine);
 
       resize_add (logits + (size_t) b * N * Q, lo->gh, lo->gw, Q, sum, lo->sum_w, win.y, win.x,
           lo->up_h, lo->up_w);
@@ -262,6 +286,42 @@ average_windows (const struct layout *lo, int Q, float *sum)
         v[q] *= inv;
     }
   }
+}
+
+/* PAMR on the cosines [oh·ow, Q] at the output size, its affinities from
+ * the pixels resized to that size as SCLIP does; FALSE when the abort
+ * callback stopped it between steps. */
+static gboolean
+refine_pamr (struct clipseg_state *st, const float *pixels, int H, int W, int steps,
+    float *cosines, int oh, int ow, int Q, GError **error)
+{
+  size_t n = (size_t) oh * ow;
+  float *image = buffer_try_reserve (&st->refine, n * (3 + PAMR_NEIGHBOURS + Q), "PAMR scratch",
+      error);
+  float *affinity, *in = cosines, *out;
+
+  if (!image)
+    return FALSE;
+  affinity = image + 3 * n;
+  out = affinity + n * PAMR_NEIGHBOURS;
+  if (H != oh || W != ow) {
+    memset (image, 0, 3 * n * sizeof *image);
+    for (int c = 0; c < 3; c++)
+      resize_add (pixels + (size_t) c * H * W, H, W, 1, image + c * n, ow, 0, 0, oh, ow);
+    pixels = image;
+  }
+  pamr_affinity (pixels, oh, ow, affinity);
+  for (int s = 0; s < steps; s++) {
+    float *t = in;
+
+    if (engine_aborted (st, error))
+      return FALSE;
+    pamr_step (affinity, oh, ow, in, out, Q);
+    in = out, out = t;
+  }
+  if (in != cosines)
+    memcpy (cosines, in, n * Q * sizeof *cosines);
+  return TRUE;
 }
 
 /* Softmax over all queries of logit_scale · cosine, then each class takes the
@@ -323,6 +383,22 @@ clipseg_probs_to_labels (float *probs, int n_classes, int n_pixels, float prob_t
   }
 }
 
+/* MaskCLIP's thresholds and PAMR's steps in range, MaskCLIP's for its mode only. */
+static gboolean
+refinements_check (const struct clipseg_segment_params *sp, GError **error)
+{
+  if (!(sp->ks_thresh >= 0.0f && sp->ks_thresh <= 1.0f))
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "key smoothing threshold %g is not in [0, 1]", sp->ks_thresh);
+  if (!(sp->pd_thresh >= 0.0f && sp->pd_thresh <= 1.0f))
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "prompt denoising threshold %g is not in [0, 1]", sp->pd_thresh);
+  if ((sp->ks_thresh > 0.0f || sp->pd_thresh > 0.0f) && sp->mode != CLIPSEG_MODE_MASKCLIP)
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "key smoothing and prompt denoising are options of mode maskclip, "
+        "not of mode %s", clipseg_mode_name (sp->mode));
+  if (sp->pamr_steps < 0 || sp->pamr_steps > CLIPSEG_MAX_PAMR_STEPS)
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "PAMR steps %d is not in [0, %d]", sp->pamr_steps, CLIPSEG_MAX_PAMR_STEPS);
+  return TRUE;
+}
+
 gboolean
 clipseg_segment_params_check (const struct clipseg_model *model,
     const struct clipseg_segment_params *sp, GError **error)
@@ -341,7 +417,7 @@ clipseg_segment_params_check (const struct clipseg_model *model,
     return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "probability threshold %g is not in [0, 1]", sp->prob_thd);
   if (!(sp->area_thd >= 0.0f && sp->area_thd < 1.0f))
     return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "area threshold %g is not in [0, 1)", sp->area_thd);
-  return TRUE;
+  return refinements_check (sp, error);
 }
 
 /* Bytes one forward of one window of @L tokens takes: its residual stream,
@@ -352,7 +428,8 @@ window_bytes (const struct clip_vision *v, int n_threads, int L)
   int p = v->patch;
 
   return sizeof (float) * ((double) L * v->tower.width + (double) (L - 1) * 3 * p * p
-      + (double) block_scratch_size (L, L, v->tower.width, v->tower.mlp, n_threads));
+      + (double) block_scratch_size (L, L, v->tower.width, v->tower.heads, v->tower.mlp,
+          n_threads));
 }
 
 gboolean
@@ -372,7 +449,9 @@ clipseg_segment_size_check (const struct clipseg_model *model, int n_threads, in
     return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "a %dx%d window has %.0f tokens (at most %d: attention grows with "
         "their square): use sliding windows (a smaller crop)", win_h, win_w, L, CLIPSEG_MAX_WINDOW_TOKENS);
   n_threads = engine_resolve_threads (n_threads);
-  bytes = window_bytes (v, n_threads, (int) L);
+  /* key smoothing adds one window's N x N key similarities */
+  bytes = window_bytes (v, n_threads, (int) L)
+      + (sp->ks_thresh > 0.0f ? sizeof (float) * (L - 1) * (L - 1) : 0.0);
   if (bytes > (double) CLIPSEG_MAX_WINDOW_BYTES)
     return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "a %dx%d window has %.0f tokens, whose forward on %d threads "
         "would take %.0f bytes of scratch (at most %" G_GUINT64_FORMAT "): use sliding windows (a smaller crop) or fewer threads",
@@ -414,23 +493,36 @@ clipseg_state_segment (struct clipseg_state *state, const float *pixels, int hei
   engine_use_threads (state->n_threads);
   plan_windows (params, height, width, out_height, out_width, state->model->w.vision.patch, &lo);
 
-  sum = buffer_reserve (&state->sum, (size_t) lo.sum_h * lo.sum_w * Q);
+  sum = buffer_try_reserve (&state->sum, (size_t) lo.sum_h * lo.sum_w * Q,
+      "summed window cosines", error);
+  if (!sum)
+    return FALSE;
   memset (sum, 0, (size_t) lo.sum_h * lo.sum_w * Q * sizeof *sum);
-  if (!accumulate_windows (state, pixels, &lo, queries, params->mode, sum, error))
+  if (!accumulate_windows (state, pixels, &lo, queries, params, sum, error))
     return FALSE;
   average_windows (&lo, Q, sum);
   cosines = sum;
   if (lo.sum_h != out_height || lo.sum_w != out_width) {
-    cosines = buffer_reserve (&state->resized, n_out * Q);
+    cosines = buffer_try_reserve (&state->resized, n_out * Q, "cosines at the output size",
+        error);
+    if (!cosines)
+      return FALSE;
     memset (cosines, 0, n_out * Q * sizeof *cosines);
     resize_add (sum, lo.sum_h, lo.sum_w, Q, cosines, out_width, 0, 0, out_height, out_width);
   }
+  if (params->pamr_steps > 0 && !refine_pamr (state, pixels, height, width, params->pamr_steps,
+          cosines, out_height, out_width, Q, error))
+    return FALSE;
   if (!probs)
-    probs = buffer_reserve (&state->probs, (size_t) C * n_out);
+    probs = buffer_try_reserve (&state->probs, (size_t) C * n_out, "class probabilities", error);
+  if (!probs)
+    return FALSE;
   classify_pixels (cosines, (int) n_out, queries, params->logit_scale, probs);
   if (labels || params->area_thd > 0.0f) {
     if (!labels)
-      labels = (int32_t *) buffer_reserve (&state->labels, n_out);
+      labels = (int32_t *) buffer_try_reserve (&state->labels, n_out, "label map", error);
+    if (!labels)
+      return FALSE;
     clipseg_probs_to_labels (probs, C, (int) n_out, params->prob_thd, params->area_thd, labels);
   }
   return TRUE;

@@ -4,6 +4,7 @@
 
 #include <omp.h>
 
+#include "engine-log.h"
 #include "model.h"
 #include "threads.h"
 #include "vision.h"
@@ -72,14 +73,26 @@ engine_check_pixels (const float *pixels, int height, int width, GError **error)
 }
 
 float *
-buffer_reserve (struct buffer *b, size_t n)
+buffer_try_reserve (struct buffer *b, size_t n, const char *what, GError **error)
 {
   if (n > b->capacity) {
     g_free (b->data);
-    b->data = g_new (float, n);
-    b->capacity = n;
+    b->data = g_try_new (float, n);
+    b->capacity = b->data ? n : 0;
+    if (!b->data)
+      engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "out of memory: the %s would take %.0f MB", what, n * (double) sizeof (float) / 1e6);
   }
   return b->data;
+}
+
+float *
+buffer_reserve (struct buffer *b, size_t n)
+{
+  float *data = buffer_try_reserve (b, n, "scratch", NULL);
+
+  if (!data)
+    g_error ("out of memory: %zu bytes of scratch", n * sizeof (float));
+  return data;
 }
 
 struct clipseg_state *
@@ -114,7 +127,7 @@ clipseg_state_free (struct clipseg_state *state)
 {
   struct buffer *buffers[] = {
     &state->features, &state->positions, &state->neighbourhood, &state->logits, &state->sum,
-    &state->resized, &state->probs, &state->labels,
+    &state->resized, &state->probs, &state->labels, &state->keys, &state->refine,
   };
 
   if (!state)
@@ -155,6 +168,6 @@ clipseg_state_encode_dense (struct clipseg_state *state, const float *pixels, in
   engine_use_threads (state->n_threads);
   vision_plan (state, height, width, mode, &plan);
   vision_forward (&state->model->w, &plan, &state->scratch[0], state->n_threads, pixels, height,
-      width, &whole, 1, features);
+      width, &whole, 1, features, NULL);
   return !engine_aborted (state, error);
 }

@@ -22,6 +22,9 @@ gboolean engine_aborted (const struct clipseg_state *st, GError **error);
 
 /* @b's data with room for at least @n floats (contents not kept when it grows). */
 float *buffer_reserve (struct buffer *b, size_t n);
+/* The same for sizes that come from the input (frame size, label count): NULL,
+ * with an INVALID error naming @what and the size, when the memory cannot be had. */
+float *buffer_try_reserve (struct buffer *b, size_t n, const char *what, GError **error);
 
 /* Activations of one vision forward over B windows of L tokens. */
 struct vision_scratch {
@@ -50,6 +53,10 @@ struct clipseg_state {
   struct buffer resized;       /* [oh, ow, Q] */
   struct buffer probs;         /* [C, oh, ow] when the caller wants labels only */
   struct buffer labels;        /* [oh, ow] as floats-sized storage for int32 */
+
+  /* MaskCLIP's refinements and PAMR (maskclip-refine.h, pamr.h) */
+  struct buffer keys;          /* [B·N, D] the last block's out_proj(K) */
+  struct buffer refine;        /* key smoothing's, then PAMR's scratch */
 };
 
 #endif

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "clipseg-engine.h"
+#include "files.h"
 
 /* The 80 prompt templates OpenAI evaluated ImageNet with (and SCLIP reuses),
  * in their published order. */
@@ -50,15 +51,13 @@ copy_set (const char *const *set, gsize n)
 static char **
 load_file (const char *path, GError **error)
 {
-  GError *io_error = NULL, *bad = NULL;
+  GError *bad = NULL;
   char *text = NULL, **lines;
   GPtrArray *out;
 
-  if (!g_file_get_contents (path, &text, NULL, &io_error)) {
-    g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_IO,
-        "template set '%s' is not imagenet80, single or none, and cannot be read as a file: %s",
-        path, io_error->message);
-    g_error_free (io_error);
+  if (!files_read (path, FILES_MAX_LABELS_BYTES, &text, NULL, error)) {
+    g_prefix_error (error, "template set '%s' is not imagenet80, single or none, and cannot be "
+        "read as a file: ", path);
     return NULL;
   }
   out = g_ptr_array_new_with_free_func (g_free);

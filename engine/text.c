@@ -42,15 +42,18 @@ fill_template (const char *template, const char *name)
 }
 
 /* Tokens after the first end token cannot influence it through causal
- * attention, so the sequence stops there (and is pooled there). */
-static void
+ * attention, so the sequence stops there (and is pooled there). FALSE when
+ * there is no memory for the ids. */
+static gboolean
 tokenize_prompt (const struct clipseg_model *m, const char *text, struct prompt *p)
 {
   int ctx = m->w.text.context;
   int32_t end = clipseg_tokenizer_end_id (m->tokenizer);
   gboolean truncated = FALSE;
 
-  p->ids = g_new (int32_t, ctx);
+  p->ids = g_try_new (int32_t, ctx);
+  if (!p->ids)
+    return FALSE;
   p->n_ids = clipseg_tokenizer_encode (m->tokenizer, text, p->ids, ctx, &truncated);
   if (truncated)
     engine_log (CLIPSEG_LOG_LEVEL_WARNING,
@@ -61,6 +64,7 @@ tokenize_prompt (const struct clipseg_model *m, const char *text, struct prompt 
       break;
     }
   }
+  return TRUE;
 }
 
 static int
@@ -81,10 +85,11 @@ encode_chunk (const struct clipseg_model *m, const struct prompt *prompts, int n
   int D = t->tower.width, E = m->w.embed_dim, L = prompts[n - 1].n_ids, T = n * L;
   float *x = g_new (float, (size_t) T * D);
   float *pooled = g_new (float, (size_t) n * D);
-  float *mem = g_new (float, block_scratch_size (T, L, D, t->tower.mlp, n_threads));
+  float *mem = g_new (float, block_scratch_size (T, L, D, t->tower.heads, t->tower.mlp, n_threads));
   struct block_scratch s;
 
-  block_scratch_init (&s, mem, T, L, D, t->tower.mlp, n_threads);
+  block_scratch_init (&s, mem, T, L, D, t->tower.heads, t->tower.mlp, n_threads,
+      m->w.attention);
   /* x = token embedding + position embedding; padding repeats the end token */
   for (int p = 0; p < n; p++) {
     for (int i = 0; i < L; i++) {
@@ -169,6 +174,7 @@ clipseg_queries_new_deferred (struct clipseg_model *model, const struct clipseg_
 {
   int n_classes = clipseg_labels_n_classes (labels), n_templates, Q = 0, E = model->w.embed_dim;
   struct clipseg_queries *q;
+  gboolean ok;
 
   g_return_val_if_fail (templates != NULL, NULL);
   n_templates = (int) g_strv_length ((char **) templates);
@@ -187,26 +193,35 @@ clipseg_queries_new_deferred (struct clipseg_model *model, const struct clipseg_
   q->n_queries = Q;
   q->n_classes = n_classes;
   q->embed_dim = E;
-  q->embeddings = g_new0 (float, (size_t) Q * E);
-  q->sums = g_new0 (float, (size_t) Q * E);
-  q->class_index = g_new (int, Q);
   q->model = model;
-  q->n_templates = n_templates;
-  q->prompts = g_new (struct prompt, (size_t) Q * n_templates);
-  for (int c = 0, query = 0; c < n_classes; c++) {
-    for (int s = 0; s < clipseg_labels_n_names (labels, c); s++, query++) {
+  /* the label count sizes these: a failed allocation is the caller's error, not an abort */
+  q->embeddings = g_try_new0 (float, (size_t) Q * E);
+  q->sums = g_try_new0 (float, (size_t) Q * E);
+  q->class_index = g_try_new (int, Q);
+  q->prompts = g_try_new0 (struct prompt, (size_t) Q * n_templates);
+  ok = q->embeddings && q->sums && q->class_index && q->prompts;
+  if (ok)
+    q->n_templates = n_templates;   /* from here clipseg_queries_free frees each prompt */
+  for (int c = 0, query = 0; c < n_classes && ok; c++) {
+    for (int s = 0; s < clipseg_labels_n_names (labels, c) && ok; s++, query++) {
       q->class_index[query] = c;
-      for (int k = 0; k < n_templates; k++) {
+      for (int k = 0; k < n_templates && ok; k++) {
         struct prompt *p = &q->prompts[(size_t) k * Q + query];
         char *text = fill_template (templates[k], clipseg_labels_name (labels, c, s));
 
         p->query = query;
-        tokenize_prompt (model, text, p);
+        ok = tokenize_prompt (model, text, p);
         g_free (text);
       }
     }
   }
-  return q;
+  if (ok)
+    return q;
+  engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "out of memory: %d names x %d templates "
+      "would take %.0f MB of prompts", Q, n_templates,
+      (double) Q * n_templates * (sizeof (struct prompt) + model->w.text.context * sizeof (int32_t)) / 1e6);
+  clipseg_queries_free (q);
+  return NULL;
 }
 
 int

@@ -14,6 +14,7 @@
  * encoding needs no lock; its scratch memory is allocated per call.
  */
 #include "clipseg-engine.h"
+#include "files.h"
 #include "html-entities.h"
 #include "json-file.h"
 
@@ -952,19 +953,6 @@ fail:
 /* ------------------------------------------------------------------------ */
 /* Reading the files                                                        */
 
-static gboolean
-read_file (const char *path, char **data, gsize *len, GError **error)
-{
-  GError *err = NULL;
-
-  if (g_file_get_contents (path, data, len, &err))
-    return TRUE;
-  /* GLib's message names the file and the reason */
-  g_set_error_literal (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_IO, err->message);
-  g_error_free (err);
-  return FALSE;
-}
-
 /* Inflates gzip data, every member in turn as Python's gzip module does, into
  * a NUL-terminated buffer. */
 static gboolean
@@ -999,8 +987,12 @@ gunzip (const char *path, const char *in, gsize in_len, char **out, gsize *out_l
     g_byte_array_append (buf, chunk, sizeof chunk - zs.avail_out);
     if (ret == Z_STREAM_END && zs.avail_in > 0)
       ret = inflateReset (&zs);
-  } while (ret == Z_OK);
-  problem = zs.msg ? zs.msg : "unexpected end of data";
+  } while (ret == Z_OK && buf->len <= FILES_MAX_VOCAB_BYTES);
+  /* a gzip bomb stops at the limit of the text it stands for */
+  problem = buf->len > FILES_MAX_VOCAB_BYTES ? "inflates to more than the 64 MiB a vocabulary may have"
+      : zs.msg ? zs.msg : "unexpected end of data";
+  if (buf->len > FILES_MAX_VOCAB_BYTES)
+    ret = Z_DATA_ERROR;
   inflateEnd (&zs);
 
   if (ret != Z_STREAM_END) {
@@ -1144,7 +1136,7 @@ clipseg_tokenizer_load_bpe (const char *path, GError **error)
 
   g_return_val_if_fail (path != NULL, NULL);
 
-  if (!read_file (path, &data, &len, error))
+  if (!files_read (path, FILES_MAX_VOCAB_BYTES, &data, &len, error))
     return NULL;
   if (len >= 2 && (guint8) data[0] == 0x1F && (guint8) data[1] == 0x8B) {
     g_autofree char *compressed = g_steal_pointer (&data);
@@ -1188,7 +1180,7 @@ load_vocab_json (const char *path, int *n_vocab, GError **error)
   gsize len;
   guint n;
 
-  if (!read_file (path, &data, &len, error)
+  if (!files_read (path, FILES_MAX_VOCAB_BYTES, &data, &len, error)
       || !(object = json_parse_object (parser, path, data, len, error)))
     return NULL;
 
@@ -1242,7 +1234,7 @@ clipseg_tokenizer_load_hf (const char *vocab_json_path, const char *merges_txt_p
   if (!vocab)
     return NULL;
 
-  if (!read_file (merges_txt_path, &data, &len, error))
+  if (!files_read (merges_txt_path, FILES_MAX_VOCAB_BYTES, &data, &len, error))
     return NULL;
   lines = split_lines (merges_txt_path, data, len, error);
   if (!lines)

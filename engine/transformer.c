@@ -8,115 +8,74 @@
 #include "transformer.h"
 
 size_t
-block_scratch_size (int T, int L, int D, int M, int n_threads)
+block_scratch_size (int T, int L, int D, int H, int M, int n_threads)
 {
-  return (size_t) T * D * 5 + (size_t) T * M + (size_t) n_threads * 2 * L * L;
+  size_t attn = (attention_scratch_size (L, D / H) + sizeof (float) - 1) / sizeof (float);
+
+  return (size_t) T * D * 5 + (size_t) T * M + (size_t) n_threads * attn;
 }
 
 void
-block_scratch_init (struct block_scratch *s, float *mem, int T, int L, int D, int M, int n_threads)
+block_scratch_init (struct block_scratch *s, float *mem, int T, int L, int D, int H, int M,
+    int n_threads, enum attention_kernel kernel)
 {
   s->y = mem;
   s->qkv = s->y + (size_t) T * D;
   s->o = s->qkv + (size_t) T * 3 * D;
   s->h = s->o + (size_t) T * D;
   s->attn = s->h + (size_t) T * M;
+  s->attn_floats = (attention_scratch_size (L, D / H) + sizeof (float) - 1) / sizeof (float);
   s->n_threads = n_threads;
+  s->kernel = kernel;
 }
 
 const struct mixing mixing_stock = {ATTENTION_STANDARD, TRUE, NULL};
 const struct mixing mixing_causal = {ATTENTION_CAUSAL, TRUE, NULL};
 
-/* One head of one sequence: q, k, v are [L, d] views with row stride ld. */
-struct head {
-  const float *q, *k, *v;
-  float *out;                  /* [L, d] view into o, row stride ld_out */
-  int ld, ld_out, L, d;
-  float scale;                 /* 1/√d */
-  const float *bias;           /* [L, L] score bias or NULL */
-  float *s1, *s2;              /* [L, L] scratch each */
-};
-
-typedef void (*head_fn) (const struct head *h);
-
-static void
-head_attention (const struct head *h, gboolean causal)
-{
-  matmul_nt (h->q, h->ld, h->k, h->ld, h->s1, h->L, h->L, h->L, h->d, 1.0f);
-  softmax_rows (h->s1, h->L, h->L, h->L, h->scale, causal);
-  matmul_nn (h->s1, h->L, h->v, h->ld, h->out, h->ld_out, h->L, h->d, h->L, 0.0f);
-}
-
-/* stock CLIP */
-static void
-head_standard (const struct head *h)
-{
-  head_attention (h, FALSE);
-}
-
-/* text tower */
-static void
-head_causal (const struct head *h)
-{
-  head_attention (h, TRUE);
-}
-
-/* SCLIP: the two softmaxes are summed, not averaged, so rows sum to 2. */
-static void
-head_csa (const struct head *h)
-{
-  size_t n = (size_t) h->L * h->L;
-
-  matmul_nt (h->q, h->ld, h->q, h->ld, h->s1, h->L, h->L, h->L, h->d, 1.0f);
-  softmax_rows (h->s1, h->L, h->L, h->L, h->scale, FALSE);
-  matmul_nt (h->k, h->ld, h->k, h->ld, h->s2, h->L, h->L, h->L, h->d, 1.0f);
-  softmax_rows (h->s2, h->L, h->L, h->L, h->scale, FALSE);
-  for (size_t i = 0; i < n; i++)
-    h->s1[i] += h->s2[i];
-  matmul_nn (h->s1, h->L, h->v, h->ld, h->out, h->ld_out, h->L, h->d, h->L, 0.0f);
-}
-
-/* ClearCLIP: query-query attention */
-static void
-head_qq (const struct head *h)
-{
-  matmul_nt (h->q, h->ld, h->q, h->ld, h->s1, h->L, h->L, h->L, h->d, 1.0f);
-  softmax_rows (h->s1, h->L, h->L, h->L, h->scale, FALSE);
-  matmul_nn (h->s1, h->L, h->v, h->ld, h->out, h->ld_out, h->L, h->d, h->L, 0.0f);
-}
-
-/* NACLIP: key-key attention plus a spatial bias added after the 1/√d scaling */
-static void
-head_kk_biased (const struct head *h)
-{
-  size_t n = (size_t) h->L * h->L;
-
-  matmul_nt (h->k, h->ld, h->k, h->ld, h->s1, h->L, h->L, h->L, h->d, h->scale);
-  for (size_t i = 0; i < n; i++)
-    h->s1[i] += h->bias[i];
-  softmax_rows (h->s1, h->L, h->L, h->L, 1.0f, FALSE);
-  matmul_nn (h->s1, h->L, h->v, h->ld, h->out, h->ld_out, h->L, h->d, h->L, 0.0f);
-}
-
 /* MaskCLIP: each token keeps its own value. */
 static void
-head_value (const struct head *h)
+copy_values (const struct attention_head *h)
 {
   for (int i = 0; i < h->L; i++)
     memcpy (h->out + (size_t) i * h->ld_out, h->v + (size_t) i * h->ld, h->d * sizeof (float));
 }
 
-static const head_fn head_fns[] = {
-  [ATTENTION_STANDARD] = head_standard,
-  [ATTENTION_CAUSAL] = head_causal,
-  [ATTENTION_CSA] = head_csa,
-  [ATTENTION_VALUE] = head_value,
-  [ATTENTION_QQ] = head_qq,
-  [ATTENTION_KK_BIASED] = head_kk_biased,
-};
+/* One head of one sequence: @h holds its q as A, k as B and v, each mode
+ * picks what it attends with. */
+static void
+mix_head (const struct mixing *mix, struct attention_head *h, enum attention_kernel kernel,
+    void *scratch)
+{
+  const float *q = h->a, *k = h->b;
 
-/* Every (sequence, head) pair is one task on one thread, each with its own
- * single-threaded GEMMs: the products are too small to split further. */
+  switch (mix->kind) {
+    case ATTENTION_STANDARD:   /* softmax(Q Kᵀ/√d) V */
+      break;
+    case ATTENTION_CAUSAL:     /* the text tower's */
+      h->causal = TRUE;
+      break;
+    case ATTENTION_CSA:        /* SCLIP: the two softmaxes summed, rows sum to 2 */
+      h->b = q;
+      attention_run (kernel, h, scratch);
+      h->a = h->b = k;
+      h->accumulate = TRUE;
+      break;
+    case ATTENTION_QQ:         /* ClearCLIP */
+      h->b = q;
+      break;
+    case ATTENTION_KK_BIASED:  /* NACLIP: the bias added after the 1/√d scaling */
+      h->a = k;
+      h->bias = mix->score_bias;
+      break;
+    case ATTENTION_VALUE:      /* MaskCLIP */
+      copy_values (h);
+      return;
+  }
+  attention_run (kernel, h, scratch);
+}
+
+/* Every (sequence, head) pair is one task on one thread: the heads are too
+ * small to split further. */
 static void
 mix_tokens (const struct clip_tower *tw, const struct mixing *mix, int B, int L,
     struct block_scratch *s)
@@ -127,16 +86,14 @@ mix_tokens (const struct clip_tower *tw, const struct mixing *mix, int B, int L,
 #pragma omp parallel for schedule(dynamic) num_threads(s->n_threads)
   for (int task = 0; task < B * H; task++) {
     int b = task / H, hd = task % H;
-    float *scratch = s->attn + (size_t) omp_get_thread_num () * 2 * L * L;
     const float *base = s->qkv + (size_t) b * L * 3 * D + (size_t) hd * d;
-    struct head h = {
-      .q = base, .k = base + D, .v = base + 2 * D,
-      .out = s->o + (size_t) b * L * D + (size_t) hd * d,
-      .ld = 3 * D, .ld_out = D, .L = L, .d = d, .scale = scale, .bias = mix->score_bias,
-      .s1 = scratch, .s2 = scratch + (size_t) L * L,
+    struct attention_head h = {
+      .a = base, .b = base + D, .v = base + 2 * D, .ld = 3 * D,
+      .out = s->o + (size_t) b * L * D + (size_t) hd * d, .ld_out = D,
+      .L = L, .d = d, .scale = scale,
     };
 
-    head_fns[mix->kind] (&h);
+    mix_head (mix, &h, s->kernel, s->attn + (size_t) omp_get_thread_num () * s->attn_floats);
   }
 }
 

@@ -9,6 +9,7 @@
 #ifndef TRANSFORMER_H
 #define TRANSFORMER_H
 
+#include "attention.h"
 #include "checkpoint.h"
 
 enum attention_kind {
@@ -36,15 +37,18 @@ struct block_scratch {
   float *qkv;      /* [T, 3D]  q | k | v */
   float *o;        /* [T, D]   attention output, heads concatenated */
   float *h;        /* [T, M]   MLP hidden layer */
-  float *attn;     /* [n_threads, 2, L, L] per-thread score matrices */
+  float *attn;     /* [n_threads] attention scratch, attn_floats each */
+  size_t attn_floats;
   int n_threads;
+  enum attention_kernel kernel;  /* what runs the attention */
 };
 
-/* Floats needed for T = B·L tokens of width D, MLP width M and n_threads. */
-size_t block_scratch_size (int T, int L, int D, int M, int n_threads);
+/* Floats needed for T = B·L tokens of width D in H heads, MLP width M and
+ * n_threads: linear in L (attention keeps no score matrix). */
+size_t block_scratch_size (int T, int L, int D, int H, int M, int n_threads);
 /* Carves @mem (block_scratch_size floats) into the fields of @s. */
-void block_scratch_init (struct block_scratch *s, float *mem, int T, int L, int D, int M,
-    int n_threads);
+void block_scratch_init (struct block_scratch *s, float *mem, int T, int L, int D, int H, int M,
+    int n_threads, enum attention_kernel kernel);
 
 /* The activation is the one fused into blk->fc1 when it was packed. */
 void transformer_block (const struct clip_block *blk, const struct clip_tower *tw, float eps,

@@ -183,21 +183,35 @@ vision_plan (struct clipseg_state *st, int h, int w, enum clipseg_mode mode,
   plan->st = st;
 }
 
+/* out_proj(K) of every patch token from the last block's q|k|v, which the
+ * block's MLP leaves in place. */
+static void
+last_block_keys (const struct clip_vision *v, const struct block_scratch *s, int B, int L,
+    float *keys)
+{
+  int D = v->tower.width;
+  const struct clip_block *last = &v->tower.blocks[v->tower.layers - 1];
+
+  for (int b = 0; b < B; b++)
+    packed_linear_run (last->out, s->qkv + ((size_t) b * L + 1) * 3 * D + D, 3 * D,
+        keys + (size_t) b * (L - 1) * D, D, L - 1, FALSE);
+}
+
 void
 vision_forward (const struct clip_weights *cw, const struct vision_plan *plan,
     struct vision_scratch *vs, int n_threads, const float *pixels, int H, int W,
-    const struct window *windows, int n_windows, float *features)
+    const struct window *windows, int n_windows, float *features, float *keys)
 {
   const struct clip_vision *v = &cw->vision;
   int D = v->tower.width, E = cw->embed_dim, p = v->patch, gh = plan->gh, gw = plan->gw;
   int N = gh * gw, L = N + 1, B = n_windows, T = B * L;
   float *x = buffer_reserve (&vs->tokens, (size_t) T * D);
   float *patches = buffer_reserve (&vs->patches, (size_t) B * N * 3 * p * p);
-  float *mem = buffer_reserve (&vs->block, block_scratch_size (T, L, D, v->tower.mlp, n_threads));
+  float *mem = buffer_reserve (&vs->block, block_scratch_size (T, L, D, v->tower.heads, v->tower.mlp, n_threads));
   const float *pos = plan->positions;
   struct block_scratch s;
 
-  block_scratch_init (&s, mem, T, L, D, v->tower.mlp, n_threads);
+  block_scratch_init (&s, mem, T, L, D, v->tower.heads, v->tower.mlp, n_threads, cw->attention);
   /* patch embedding: a stride-p convolution as one GEMM */
   im2col (pixels, H, W, windows, B, p, gh, gw, n_threads, patches);
   packed_linear_run (v->patch_embed, patches, 3 * p * p, s.y, D, B * N, FALSE);
@@ -218,6 +232,8 @@ vision_forward (const struct clip_weights *cw, const struct vision_plan *plan,
     transformer_block (&v->tower.blocks[l], &v->tower, cw->ln_eps,
         l == v->tower.layers - 1 ? &plan->last : &mixing_stock, x, B, L, &s);
   }
+  if (keys)
+    last_block_keys (v, &s, B, L, keys);
   /* ln_post on every patch token (CLS dropped), projection, unit length */
   for (int b = 0; b < B; b++)
     layer_norm (x + ((size_t) b * L + 1) * D, D, v->ln_post_w, v->ln_post_b, cw->ln_eps,

@@ -29,11 +29,12 @@ void vision_plan (struct clipseg_state *st, int h, int w, enum clipseg_mode mode
 /* Encodes @n_windows windows of @pixels [3, H, W] with the scratch @vs and
  * @n_threads threads for its own loops (1 when the caller runs several
  * forwards in parallel) and writes L2-normalised patch features
- * [n_windows·N, E] to @features, CLS dropped. Stops between layers once the
- * state's abort callback asks to (the features are then garbage: the caller
- * checks engine_aborted). */
+ * [n_windows·N, E] to @features, CLS dropped, and when @keys is not NULL the
+ * last block's keys after out_proj, [n_windows·N, D], CLS dropped (MaskCLIP's
+ * key smoothing). Stops between layers once the state's abort callback asks
+ * to (the outputs are then garbage: the caller checks engine_aborted). */
 void vision_forward (const struct clip_weights *cw, const struct vision_plan *plan,
     struct vision_scratch *vs, int n_threads, const float *pixels, int H, int W,
-    const struct window *windows, int n_windows, float *features);
+    const struct window *windows, int n_windows, float *features, float *keys);
 
 #endif

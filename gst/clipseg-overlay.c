@@ -96,20 +96,13 @@ clipseg_colors_free (GArray * colors)
 }
 
 gboolean
-clipseg_colors_set (GObject * object, const gchar * value, GArray ** colors,
-    gchar ** text)
+clipseg_colors_set (const gchar * value, GArray ** colors, gchar ** text,
+    GError ** error)
 {
-  GError *error = NULL;
-  GArray *parsed = clipseg_colors_parse (value, &error);
+  GArray *parsed = clipseg_colors_parse (value, error);
 
-  if (!parsed) {
-    GST_WARNING_OBJECT (object, "ignoring colors \"%s\": %s", value,
-        error->message);
-    g_warning ("%s: ignoring colors \"%s\": %s", G_OBJECT_TYPE_NAME (object),
-        value, error->message);
-    g_error_free (error);
+  if (!parsed)
     return FALSE;
-  }
   g_clear_pointer (colors, clipseg_colors_free);
   *colors = parsed;
   g_free (*text);

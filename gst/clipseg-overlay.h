@@ -28,10 +28,10 @@ GArray *clipseg_colors_parse (const gchar * text, GError ** error);
 void clipseg_colors_free (GArray * colors);
 
 /* A colors property's setter: replaces *@colors and *@text by @value's
- * colours, or ignores invalid @value with a warning naming @object (the
- * caller holds its lock). Returns whether they were replaced. */
-gboolean clipseg_colors_set (GObject * object, const gchar * value,
-    GArray ** colors, gchar ** text);
+ * colours, or keeps them and returns FALSE with @error for invalid @value
+ * (which the caller posts as a warning once it released its object lock). */
+gboolean clipseg_colors_set (const gchar * value, GArray ** colors,
+    gchar ** text, GError ** error);
 
 /* ARGB per label: label 0 transparent, the others from a spread-hue palette
  * or @colors, with alpha @alpha (0..1). */

@@ -27,6 +27,11 @@
  * for a real CLIP); in `latest` mode frames pass meanwhile, in `sync` mode the
  * first frame waits for it. A model that cannot be found fails the state
  * change; one that fails to load posts an error when the loader finds out.
+ * A #GstClipseg:model set while running (ViT-B/16 to ViT-L/14, say) loads the
+ * same way while the old model keeps segmenting, and replaces it between two
+ * frames (an info message names it); if it fails to load, a warning says why
+ * and the old model stays. Properties read back what runs: the model in use,
+ * and after a rejected label set the labels that still run.
  * The text queries are encoded on the worker, when the model is loaded and
  * when the labels change: in `latest` mode with the first template at once,
  * so that masks come after seconds, not the minute 80 templates can take
@@ -261,6 +266,9 @@ enum
   PROP_LOGIT_SCALE,
   PROP_THRESHOLD,
   PROP_AREA_THRESHOLD,
+  PROP_KEY_SMOOTHING,
+  PROP_PROMPT_DENOISING,
+  PROP_PAMR_STEPS,
   PROP_INFERENCE_INTERVAL,
   PROP_PROCESSING,
   PROP_SMOOTHING,
@@ -287,6 +295,9 @@ enum
 #define DEFAULT_LOGIT_SCALE 40.0
 #define DEFAULT_THRESHOLD 0.0
 #define DEFAULT_AREA_THRESHOLD 0.0
+#define DEFAULT_KEY_SMOOTHING 0.0
+#define DEFAULT_PROMPT_DENOISING 0.0
+#define DEFAULT_PAMR_STEPS 0
 #define DEFAULT_INFERENCE_INTERVAL 1
 #define DEFAULT_PROCESSING GST_CLIPSEG_PROCESSING_AUTO
 #define DEFAULT_SMOOTHING 0.5
@@ -314,6 +325,15 @@ static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
     GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS (CLIPSEG_CAPS));
 static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE ("src",
     GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS (CLIPSEG_CAPS));
+
+/* The label properties, as set or as last accepted. */
+typedef struct
+{
+  gchar *labels;
+  gchar *labels_file;
+  gchar *background;
+  gchar *templates;
+} GstClipsegLabelProps;
 
 /* What one frame needs from the properties, read at once under the lock. */
 typedef struct
@@ -346,6 +366,9 @@ struct _GstClipseg
   gdouble logit_scale;
   gdouble threshold;
   gdouble area_threshold;
+  gdouble key_smoothing;
+  gdouble prompt_denoising;
+  guint pamr_steps;
   guint interval;
   GstClipsegProcessing processing;
   gdouble smoothing;
@@ -359,6 +382,7 @@ struct _GstClipseg
   gboolean attach_probabilities;
   gboolean qos;
   gboolean labels_dirty;        /* label properties changed while running */
+  GstClipsegLabelProps accepted;        /* the label properties that run */
   guint cookie;                 /* changes with the palette */
   GstClockTime earliest;        /* from QoS: running time already late */
   gint live;                    /* upstream is live: -1 unknown */
@@ -369,7 +393,13 @@ struct _GstClipseg
   ClipsegInfer *infer;          /* once loaded, until stop */
   struct clipseg_model *model;  /* likewise; read without the lock once loaded */
   GThread *loader;              /* from start to stop */
-  gchar **known_classes;        /* likewise: the model's only classes, or NULL */
+  gboolean started;             /* between start and stop */
+  gchar *model_in_use;          /* while started: the path of infer's model */
+  GThread *swapper;             /* loads a model set while started */
+  gboolean swapping;            /* the swapper has not finished */
+  struct clipseg_model *next_model;     /* loaded by the swapper, not in use */
+  ClipsegInfer *next_infer;
+  gchar *next_path;
   gboolean segmenting;          /* the worker has a label set */
 
   /* streaming thread */
@@ -464,16 +494,8 @@ static struct clipseg_labels *
 gst_clipseg_parse_classes (const gchar * labels, const gchar * labels_file,
     GError ** error)
 {
-  struct clipseg_labels *set;
-  gchar *text;
-
-  if (labels_file && *labels_file) {
-    if (!g_file_get_contents (labels_file, &text, NULL, error))
-      return NULL;
-    set = clipseg_labels_parse_file_text (text, error);
-    g_free (text);
-    return set;
-  }
+  if (labels_file && *labels_file)
+    return clipseg_labels_load_file (labels_file, error);
   if (labels && *labels)
     return clipseg_labels_parse_list (labels, error);
 
@@ -501,56 +523,101 @@ gst_clipseg_labels_given (GstClipseg * self)
 /* The shipped world model knows twelve words: labels it has never seen
  * would silently come out as whatever is closest. */
 static void
-gst_clipseg_check_known (GstClipseg * self, const struct clipseg_labels *set)
+gst_clipseg_check_known (GstClipseg * self, const gchar * model_path,
+    const struct clipseg_labels *set)
 {
+  gchar **known = clipseg_known_classes_load (model_path);
   gchar **unknown, *unknown_text, *known_text;
 
-  if (!self->known_classes)
+  unknown = known ? clipseg_known_classes_unknown ((const gchar * const *)
+      known, set) : NULL;
+  if (!unknown) {
+    g_strfreev (known);
     return;
-  unknown = clipseg_known_classes_unknown ((const gchar * const *)
-      self->known_classes, set);
-  if (!unknown)
-    return;
+  }
   unknown_text = g_strjoinv ("\", \"", unknown);
-  known_text = g_strjoinv (", ", self->known_classes);
+  known_text = g_strjoinv (", ", known);
   GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS,
       ("The model knows only %u classes (%s): \"%s\" will not be found. "
           "For other labels give a real CLIP checkpoint as the model "
           "property: scripts/get-model.sh fetches openai/clip-vit-base-patch16 "
           "and prints the model= value.",
-          g_strv_length (self->known_classes), known_text, unknown_text),
+          g_strv_length (known), known_text, unknown_text),
       ("the model lists the classes it was trained on in classes.txt"));
   g_free (known_text);
   g_free (unknown_text);
   g_strfreev (unknown);
+  g_strfreev (known);
+}
+
+static void
+gst_clipseg_label_props_clear (GstClipsegLabelProps * props)
+{
+  g_clear_pointer (&props->labels, g_free);
+  g_clear_pointer (&props->labels_file, g_free);
+  g_clear_pointer (&props->background, g_free);
+  g_clear_pointer (&props->templates, g_free);
+}
+
+/* Remembers @props (taken) as the label properties that run. */
+static void
+gst_clipseg_accept_labels (GstClipseg * self, GstClipsegLabelProps * props)
+{
+  GST_OBJECT_LOCK (self);
+  gst_clipseg_label_props_clear (&self->accepted);
+  self->accepted = *props;
+  GST_OBJECT_UNLOCK (self);
+  memset (props, 0, sizeof (*props));
+}
+
+/* After a rejected label set the properties read back the set that still
+ * runs, unless they were set again meanwhile. */
+static void
+gst_clipseg_restore_labels (GstClipseg * self)
+{
+  GstClipsegLabelProps *ok = &self->accepted;
+
+  GST_OBJECT_LOCK (self);
+  if (!self->labels_dirty) {
+    g_free (self->labels);
+    g_free (self->labels_file);
+    g_free (self->background);
+    g_free (self->templates);
+    self->labels = g_strdup (ok->labels);
+    self->labels_file = g_strdup (ok->labels_file);
+    self->background = g_strdup (ok->background);
+    self->templates = g_strdup (ok->templates);
+  }
+  GST_OBJECT_UNLOCK (self);
 }
 
 /* Parses the label properties and hands them to @infer's worker, which
- * encodes them before its next inference; with no @infer, only checks them. */
+ * encodes them before its next inference, checked against what its model
+ * at @model_path knows; with no @infer, only checks them. */
 static gboolean
 gst_clipseg_load_labels (GstClipseg * self, ClipsegInfer * infer,
-    GError ** error)
+    const gchar * model_path, GError ** error)
 {
   struct clipseg_labels *set;
-  gchar *labels, *labels_file, *background, *templates;
+  GstClipsegLabelProps props;
   gchar **words = NULL, **template_set = NULL;
   guint n_words, n_labels;
 
   GST_OBJECT_LOCK (self);
-  labels = g_strdup (self->labels);
-  labels_file = g_strdup (self->labels_file);
-  background = g_strdup (self->background);
-  templates = g_strdup (self->templates);
+  props.labels = g_strdup (self->labels);
+  props.labels_file = g_strdup (self->labels_file);
+  props.background = g_strdup (self->background);
+  props.templates = g_strdup (self->templates);
   self->labels_dirty = FALSE;
   GST_OBJECT_UNLOCK (self);
 
-  set = gst_clipseg_parse_classes (labels, labels_file, error);
+  set = gst_clipseg_parse_classes (props.labels, props.labels_file, error);
   if (!set)
     goto out;
 
-  if (infer)
-    gst_clipseg_check_known (self, set);
-  words = gst_clipseg_split_words (background);
+  if (model_path)
+    gst_clipseg_check_known (self, model_path, set);
+  words = gst_clipseg_split_words (props.background);
   n_words = g_strv_length (words);
   if (n_words > 0)
     clipseg_labels_prepend_class (set, (const char *const *) words, n_words);
@@ -563,7 +630,7 @@ gst_clipseg_load_labels (GstClipseg * self, ClipsegInfer * infer,
     goto out;
   }
 
-  template_set = clipseg_templates_load (templates, error);
+  template_set = clipseg_templates_load (props.templates, error);
   if (!template_set) {
     g_clear_pointer (&set, clipseg_labels_free);
     goto out;
@@ -582,34 +649,79 @@ gst_clipseg_load_labels (GstClipseg * self, ClipsegInfer * infer,
 
 out:
   g_strfreev (words);
-  g_free (labels);
-  g_free (labels_file);
-  g_free (background);
-  g_free (templates);
+  if (set)
+    gst_clipseg_accept_labels (self, &props);
+  gst_clipseg_label_props_clear (&props);
   return set != NULL;
 }
 
 /* ---- lifecycle ---------------------------------------------------------- */
 
-/* Frees what start() set up, once the model load is over. */
+/* Loads (or shares) the model at @path and starts a worker on it, with the
+ * precision and threads the properties ask for now. */
+static struct clipseg_model *
+gst_clipseg_open_model (GstClipseg * self, const gchar * path,
+    ClipsegInfer ** infer, GError ** error)
+{
+  struct clipseg_model *model;
+  const struct clipseg_model_info *info;
+  GstClipsegPrecision precision;
+  gint n_threads;
+
+  GST_OBJECT_LOCK (self);
+  n_threads = self->n_threads;
+  precision = self->precision;
+  GST_OBJECT_UNLOCK (self);
+
+  model = clipseg_shared_model_acquire (path,
+      (enum clipseg_precision) precision, error);
+  if (!model)
+    return NULL;
+  info = clipseg_model_get_info (model);
+  GST_INFO_OBJECT (self, "model %s loaded: %s, %s, %s, attention %s", path,
+      clipseg_precision_name (info->precision), info->gemm_library,
+      info->gemm_isa, info->attention_kernel);
+  *infer = clipseg_infer_new (model, n_threads);
+  return model;
+}
+
+static void
+gst_clipseg_close_model (struct clipseg_model *model, ClipsegInfer * infer)
+{
+  if (infer)
+    clipseg_infer_free (infer);
+  if (model)
+    clipseg_shared_model_release (model);
+}
+
+/* Frees what start() set up, once the model loads are over. */
 static void
 gst_clipseg_release (GstClipseg * self)
 {
-  ClipsegInfer *infer;
+  ClipsegInfer *infer, *next_infer;
+  struct clipseg_model *next_model;
+  GThread *swapper;
 
+  GST_OBJECT_LOCK (self);
+  self->started = FALSE;        /* no new swapper, the running one ends */
+  swapper = g_steal_pointer (&self->swapper);
+  GST_OBJECT_UNLOCK (self);
+  if (swapper)
+    g_thread_join (swapper);
   if (self->loader)
     g_thread_join (g_steal_pointer (&self->loader));
   GST_OBJECT_LOCK (self);
   infer = g_steal_pointer (&self->infer);
+  next_infer = g_steal_pointer (&self->next_infer);
+  next_model = g_steal_pointer (&self->next_model);
+  g_clear_pointer (&self->next_path, g_free);
+  g_clear_pointer (&self->model_in_use, g_free);
   self->loaded = FALSE;
   self->segmenting = FALSE;
   GST_OBJECT_UNLOCK (self);
-  g_clear_pointer (&self->known_classes, g_strfreev);
 
-  if (infer)
-    clipseg_infer_free (infer);
-  if (self->model)
-    clipseg_shared_model_release (g_steal_pointer (&self->model));
+  gst_clipseg_close_model (next_model, next_infer);
+  gst_clipseg_close_model (g_steal_pointer (&self->model), infer);
   clipseg_pixels_clear (&self->pixels);
   clipseg_overlay_clear (&self->overlay_cache);
   self->short_side = 0;
@@ -632,34 +744,20 @@ gst_clipseg_load (gpointer data)
   struct clipseg_model *model;
   ClipsegInfer *infer = NULL;
   GError *error = NULL;
-  GstClipsegPrecision precision;
   gchar *path;
-  gint n_threads;
 
   GST_OBJECT_LOCK (self);
-  path = g_strdup (self->model_path);
-  n_threads = self->n_threads;
-  precision = self->precision;
+  path = g_strdup (self->model_in_use);
   GST_OBJECT_UNLOCK (self);
 
-  model = clipseg_shared_model_acquire (path,
-      (enum clipseg_precision) precision, &error);
+  model = gst_clipseg_open_model (self, path, &infer, &error);
   if (!model) {
     GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ,
         ("Could not load the model \"%s\".", path), ("%s", error->message));
-  } else {
-    infer = clipseg_infer_new (model, n_threads);
-    if (gst_clipseg_labels_given (self)
-        && !gst_clipseg_load_labels (self, infer, &error))
-      GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("Invalid labels."),
-          ("%s", error->message));
-  }
-  if (model) {
-    const struct clipseg_model_info *info = clipseg_model_get_info (model);
-
-    GST_INFO_OBJECT (self, "model %s loaded: %s, %s, %s", path,
-        clipseg_precision_name (info->precision), info->gemm_library,
-        info->gemm_isa);
+  } else if (gst_clipseg_labels_given (self)
+      && !gst_clipseg_load_labels (self, infer, path, &error)) {
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("Invalid labels."),
+        ("%s", error->message));
   }
 
   GST_OBJECT_LOCK (self);
@@ -699,18 +797,20 @@ gst_clipseg_start (GstBaseTransform * trans)
     goto no_model;
   if (!g_file_test (path, G_FILE_TEST_EXISTS))
     goto model_missing;
-  self->known_classes = clipseg_known_classes_load (path);
   if (!gst_clipseg_labels_given (self))
     GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS, ("No labels: frames pass "
             "through untouched until the labels or labels-file property is "
             "set."), (NULL));
-  else if (!gst_clipseg_load_labels (self, NULL, &error))
+  else if (!gst_clipseg_load_labels (self, NULL, NULL, &error))
     goto bad_labels;
 
   self->frame_count = 0;
   self->posted_id = 0;
+  GST_OBJECT_LOCK (self);
+  self->model_in_use = g_steal_pointer (&path);
+  self->started = TRUE;
+  GST_OBJECT_UNLOCK (self);
   self->loader = g_thread_new ("clipseg-load", gst_clipseg_load, self);
-  g_free (path);
   return TRUE;
 
   /* ERRORS */
@@ -734,7 +834,6 @@ bad_labels:
     GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("Invalid labels."),
         ("%s", error->message));
     g_error_free (error);
-    g_clear_pointer (&self->known_classes, g_strfreev);
     g_free (path);
     return FALSE;
   }
@@ -765,6 +864,130 @@ gst_clipseg_set_flushing (GstClipseg * self, gboolean flushing)
     clipseg_infer_set_flushing (self->infer, flushing);
   g_cond_broadcast (&self->loaded_cond);
   GST_OBJECT_UNLOCK (self);
+}
+
+/* ---- model swap --------------------------------------------------------- */
+
+/* The model path set while started that neither runs nor waits to, or NULL:
+ * then the swapper is done. */
+static gchar *
+gst_clipseg_next_swap_path (GstClipseg * self)
+{
+  const gchar *newest;
+  gchar *path = NULL;
+
+  GST_OBJECT_LOCK (self);
+  newest = self->next_path ? self->next_path : self->model_in_use;
+  if (self->started && g_strcmp0 (self->model_path, newest) != 0)
+    path = g_strdup (self->model_path);
+  else
+    self->swapping = FALSE;
+  GST_OBJECT_UNLOCK (self);
+
+  return path;
+}
+
+/* Loads @path with the current labels for the streaming thread to swap in;
+ * on failure the model that runs stays, and so does the property. */
+static void
+gst_clipseg_load_next (GstClipseg * self, const gchar * path)
+{
+  struct clipseg_model *model, *dropped_model = NULL;
+  ClipsegInfer *infer = NULL, *dropped_infer = NULL;
+  GError *error = NULL;
+  gchar *keep;
+
+  model = gst_clipseg_open_model (self, path, &infer, &error);
+  if (model && gst_clipseg_labels_given (self)
+      && !gst_clipseg_load_labels (self, infer, path, &error)) {
+    gst_clipseg_close_model (model, g_steal_pointer (&infer));
+    model = NULL;
+  }
+
+  GST_OBJECT_LOCK (self);
+  keep = g_strdup (self->next_path ? self->next_path : self->model_in_use);
+  if (model) {
+    dropped_model = self->next_model;
+    dropped_infer = self->next_infer;
+    self->next_model = model;
+    self->next_infer = infer;
+    g_free (self->next_path);
+    self->next_path = g_strdup (path);
+  } else if (g_strcmp0 (self->model_path, path) == 0) {
+    g_free (self->model_path);
+    self->model_path = g_strdup (keep);
+  }
+  GST_OBJECT_UNLOCK (self);
+
+  gst_clipseg_close_model (dropped_model, dropped_infer);
+  if (error) {
+    GST_ELEMENT_WARNING (self, RESOURCE, OPEN_READ,
+        ("Could not load the model \"%s\", keeping \"%s\".", path, keep),
+        ("%s", error->message));
+    g_error_free (error);
+  }
+  g_free (keep);
+}
+
+/* The swapper thread: loads each model path set while started, the newest
+ * last, while the old model keeps running. */
+static gpointer
+gst_clipseg_swap_models (gpointer data)
+{
+  GstClipseg *self = data;
+  gchar *path;
+
+  while ((path = gst_clipseg_next_swap_path (self))) {
+    gst_clipseg_load_next (self, path);
+    g_free (path);
+  }
+  return NULL;
+}
+
+/* Called with the object lock held, after the model property changed. */
+static void
+gst_clipseg_request_swap (GstClipseg * self)
+{
+  if (!self->started || self->swapping)
+    return;                     /* a running swapper reads the new path */
+  if (self->swapper)
+    g_thread_join (self->swapper);      /* it has finished */
+  self->swapping = TRUE;
+  self->swapper = g_thread_new ("clipseg-swap", gst_clipseg_swap_models, self);
+}
+
+/* Puts a model the swapper loaded to work, between two frames so that no
+ * frame sees both. The new worker has no result yet: until its first one,
+ * frames pass as after a start. */
+static void
+gst_clipseg_swap_in (GstClipseg * self)
+{
+  struct clipseg_model *old_model;
+  ClipsegInfer *old_infer;
+  gchar *path;
+
+  GST_OBJECT_LOCK (self);
+  if (!self->next_model) {
+    GST_OBJECT_UNLOCK (self);
+    return;
+  }
+  old_model = self->model;
+  old_infer = self->infer;
+  self->model = g_steal_pointer (&self->next_model);
+  self->infer = g_steal_pointer (&self->next_infer);
+  g_free (self->model_in_use);
+  self->model_in_use = g_steal_pointer (&self->next_path);
+  if (self->flushing)
+    clipseg_infer_set_flushing (self->infer, TRUE);
+  path = g_strdup (self->model_in_use);
+  GST_OBJECT_UNLOCK (self);
+
+  gst_clipseg_close_model (old_model, old_infer);
+  self->short_side = 0;         /* the pixels follow the new model's size */
+  g_clear_pointer (&self->warned_windows, g_free);
+  GST_ELEMENT_INFO (self, RESOURCE, SETTINGS,
+      ("Now segmenting with the model \"%s\".", path), (NULL));
+  g_free (path);
 }
 
 static GstStateChangeReturn
@@ -1112,6 +1335,12 @@ gst_clipseg_snapshot (GstClipseg * self, GstClipsegSnapshot * s, gint live)
   p->logit_scale = self->logit_scale;
   p->prob_thd = self->threshold;
   p->area_thd = self->area_threshold;
+  /* MaskCLIP's refinements only exist in its mode (see the properties) */
+  if (p->mode == CLIPSEG_MODE_MASKCLIP) {
+    p->ks_thresh = self->key_smoothing;
+    p->pd_thresh = self->prompt_denoising;
+  }
+  p->pamr_steps = self->pamr_steps;
   s->job.smoothing = self->smoothing;
   s->job.want_probabilities = self->attach_probabilities;
   GST_OBJECT_UNLOCK (self);
@@ -1345,8 +1574,11 @@ gst_clipseg_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * frame)
     return sync ? GST_FLOW_FLUSHING : GST_FLOW_OK;
   }
 
+  gst_clipseg_swap_in (self);
   gst_clipseg_snapshot (self, &s, live);
-  if (s.labels_dirty && !gst_clipseg_load_labels (self, self->infer, &error)) {
+  /* model_in_use changes only here, in swap_in */
+  if (s.labels_dirty && !gst_clipseg_load_labels (self, self->infer,
+          self->model_in_use, &error)) {
     if (gst_clipseg_segmenting (self))
       GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS,
           ("Invalid labels, keeping the previous ones."), ("%s",
@@ -1356,6 +1588,7 @@ gst_clipseg_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * frame)
           ("Invalid labels, frames pass through untouched."), ("%s",
               error->message));
     g_clear_error (&error);
+    gst_clipseg_restore_labels (self);
   }
   if (!gst_clipseg_segmenting (self))
     return GST_FLOW_OK;
@@ -1420,12 +1653,14 @@ gst_clipseg_set_property (GObject * object, guint prop_id,
     const GValue * value, GParamSpec * pspec)
 {
   GstClipseg *self = GST_CLIPSEG (object);
+  GError *error = NULL;
 
   GST_OBJECT_LOCK (self);
   switch (prop_id) {
     case PROP_MODEL:
       g_free (self->model_path);
       self->model_path = g_value_dup_string (value);
+      gst_clipseg_request_swap (self);
       break;
     case PROP_LABELS:
       gst_clipseg_set_string (self, &self->labels, value);
@@ -1460,6 +1695,15 @@ gst_clipseg_set_property (GObject * object, guint prop_id,
     case PROP_AREA_THRESHOLD:
       self->area_threshold = g_value_get_double (value);
       break;
+    case PROP_KEY_SMOOTHING:
+      self->key_smoothing = g_value_get_double (value);
+      break;
+    case PROP_PROMPT_DENOISING:
+      self->prompt_denoising = g_value_get_double (value);
+      break;
+    case PROP_PAMR_STEPS:
+      self->pamr_steps = g_value_get_uint (value);
+      break;
     case PROP_INFERENCE_INTERVAL:
       self->interval = g_value_get_uint (value);
       break;
@@ -1483,8 +1727,8 @@ gst_clipseg_set_property (GObject * object, guint prop_id,
       self->cookie++;
       break;
     case PROP_COLORS:
-      if (clipseg_colors_set (object, g_value_get_string (value),
-              &self->colors, &self->colors_text))
+      if (clipseg_colors_set (g_value_get_string (value), &self->colors,
+              &self->colors_text, &error))
         self->cookie++;
       break;
     case PROP_POST_MESSAGES:
@@ -1501,6 +1745,13 @@ gst_clipseg_set_property (GObject * object, guint prop_id,
       break;
   }
   GST_OBJECT_UNLOCK (self);
+
+  /* posting takes the object lock */
+  if (error) {
+    GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS,
+        ("Invalid colors, keeping the previous ones."), ("%s", error->message));
+    g_error_free (error);
+  }
 }
 
 static void
@@ -1512,7 +1763,8 @@ gst_clipseg_get_property (GObject * object, guint prop_id, GValue * value,
   GST_OBJECT_LOCK (self);
   switch (prop_id) {
     case PROP_MODEL:
-      g_value_set_string (value, self->model_path);
+      g_value_set_string (value,
+          self->model_in_use ? self->model_in_use : self->model_path);
       break;
     case PROP_LABELS:
       g_value_set_string (value, self->labels);
@@ -1546,6 +1798,15 @@ gst_clipseg_get_property (GObject * object, guint prop_id, GValue * value,
       break;
     case PROP_AREA_THRESHOLD:
       g_value_set_double (value, self->area_threshold);
+      break;
+    case PROP_KEY_SMOOTHING:
+      g_value_set_double (value, self->key_smoothing);
+      break;
+    case PROP_PROMPT_DENOISING:
+      g_value_set_double (value, self->prompt_denoising);
+      break;
+    case PROP_PAMR_STEPS:
+      g_value_set_uint (value, self->pamr_steps);
       break;
     case PROP_INFERENCE_INTERVAL:
       g_value_set_uint (value, self->interval);
@@ -1593,12 +1854,14 @@ gst_clipseg_finalize (GObject * object)
   GstClipseg *self = GST_CLIPSEG (object);
 
   g_free (self->model_path);
+  g_free (self->model_in_use);
   g_free (self->labels);
   g_free (self->labels_file);
   g_free (self->background);
   g_free (self->templates);
   g_free (self->colors_text);
   g_free (self->warned_windows);
+  gst_clipseg_label_props_clear (&self->accepted);
   g_clear_pointer (&self->colors, clipseg_colors_free);
   g_cond_clear (&self->loaded_cond);
 
@@ -1621,9 +1884,12 @@ gst_clipseg_install_model_properties (GObjectClass * gobject_class)
           "model.safetensors, vocab.json, merges.txt) or an OpenCLIP/OpenAI "
           "safetensors file. Instances with the same path share one loaded "
           "model. It loads in the background from the start; live frames "
-          "pass meanwhile. Default: the project's model installed with the "
-          "plugin (share/clipseg/model), else the one in the source tree.",
-          default_model, READY_FLAGS));
+          "pass meanwhile. Set while running, the new model loads in the "
+          "background and replaces the old one between two frames (a "
+          "warning keeps the old one if it fails); reads back the model in "
+          "use. Default: the project's model installed with the plugin "
+          "(share/clipseg/model), else the one in the source tree.",
+          default_model, PLAYING_FLAGS));
   g_free (default_model);
   g_object_class_install_property (gobject_class, PROP_LABELS,
       g_param_spec_string ("labels", "Labels",
@@ -1692,6 +1958,36 @@ gst_clipseg_install_model_properties (GObjectClass * gobject_class)
           "get probability 0, so their pixels go to the next most probable "
           "label (SCLIP's area_thd). Default: 0 (off).", 0.0, 0.99,
           DEFAULT_AREA_THRESHOLD, PLAYING_FLAGS));
+}
+
+static void
+gst_clipseg_install_refinement_properties (GObjectClass * gobject_class)
+{
+  g_object_class_install_property (gobject_class, PROP_KEY_SMOOTHING,
+      g_param_spec_double ("key-smoothing", "Key smoothing",
+          "MaskCLIP's key smoothing, mode maskclip only (other modes ignore "
+          "it): in each window, patches whose best label probability "
+          "(softmax of 100 x cosine) is below this take the key-similarity "
+          "weighted sum of every patch's probabilities, which then stand in "
+          "for the cosines (logit-scale 1 gives MaskCLIP's own "
+          "probabilities). MaskCLIP's setting: 1 (every patch). "
+          "Default: 0 (off).", 0.0, 1.0, DEFAULT_KEY_SMOOTHING, PLAYING_FLAGS));
+  g_object_class_install_property (gobject_class, PROP_PROMPT_DENOISING,
+      g_param_spec_double ("prompt-denoising", "Prompt denoising",
+          "MaskCLIP's prompt denoising, mode maskclip only (other modes "
+          "ignore it): in each window, labels (each name of a label on its "
+          "own) whose probability (softmax of 100 x cosine) stays below this "
+          "at every patch are dropped there. MaskCLIP's setting: 0.5. "
+          "Default: 0 (off).", 0.0, 1.0, DEFAULT_PROMPT_DENOISING,
+          PLAYING_FLAGS));
+  g_object_class_install_property (gobject_class, PROP_PAMR_STEPS,
+      g_param_spec_uint ("pamr-steps", "PAMR steps",
+          "Steps of PAMR, which refines the label scores at the label map's "
+          "size by each pixel's colour affinity to its neighbours 8 and 16 "
+          "pixels away (SCLIP and NACLIP; NACLIP runs 10). Each step costs "
+          "time in proportion to pixels x names. Default: 0 (off, as "
+          "SCLIP).", 0, CLIPSEG_MAX_PAMR_STEPS, DEFAULT_PAMR_STEPS,
+          PLAYING_FLAGS));
 }
 
 static void
@@ -1788,6 +2084,7 @@ gst_clipseg_class_init (GstClipsegClass * klass)
   gobject_class->get_property = gst_clipseg_get_property;
   gobject_class->finalize = gst_clipseg_finalize;
   gst_clipseg_install_model_properties (gobject_class);
+  gst_clipseg_install_refinement_properties (gobject_class);
   gst_clipseg_install_processing_properties (gobject_class);
   gst_clipseg_install_overlay_properties (gobject_class);
 
@@ -1834,6 +2131,9 @@ gst_clipseg_init (GstClipseg * self)
   self->logit_scale = DEFAULT_LOGIT_SCALE;
   self->threshold = DEFAULT_THRESHOLD;
   self->area_threshold = DEFAULT_AREA_THRESHOLD;
+  self->key_smoothing = DEFAULT_KEY_SMOOTHING;
+  self->prompt_denoising = DEFAULT_PROMPT_DENOISING;
+  self->pamr_steps = DEFAULT_PAMR_STEPS;
   self->interval = DEFAULT_INFERENCE_INTERVAL;
   self->processing = DEFAULT_PROCESSING;
   self->smoothing = DEFAULT_SMOOTHING;

@@ -390,6 +390,7 @@ gst_clipseg_mask_set_property (GObject * object, guint prop_id,
     const GValue * value, GParamSpec * pspec)
 {
   GstClipsegMask *self = GST_CLIPSEG_MASK (object);
+  GError *error = NULL;
 
   GST_OBJECT_LOCK (self);
   switch (prop_id) {
@@ -400,14 +401,21 @@ gst_clipseg_mask_set_property (GObject * object, guint prop_id,
       self->format = g_value_get_enum (value);
       break;
     case PROP_COLORS:
-      clipseg_colors_set (G_OBJECT (self), g_value_get_string (value),
-          &self->colors, &self->colors_text);
+      clipseg_colors_set (g_value_get_string (value), &self->colors,
+          &self->colors_text, &error);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
   }
   GST_OBJECT_UNLOCK (self);
+
+  /* posting takes the object lock */
+  if (error) {
+    GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS,
+        ("Invalid colors, keeping the previous ones."), ("%s", error->message));
+    g_error_free (error);
+  }
 }
 
 static void

@@ -9,8 +9,12 @@
  * through the engine's own packed linear, in the model's precision: the large-GEMM
  * rate its linears can reach), linears224, linears448 (every linear of the
  * vision tower at that size through packed linears, distinct weights per layer:
- * the GEMM share of dense224/dense448), dense224, dense448, segment336x448. tests/bench/run-bench.py runs it beside the PyTorch baseline and
- * prints the comparison. Usage:
+ * the GEMM share of dense224/dense448), dense224, dense448, segment336x448
+ * (SCLIP's defaults), segment336x448-pamr10 (the same with 10 PAMR steps, as
+ * NACLIP), segment336x448-maskclip and segment336x448-maskclip-ks1-pd0.5
+ * (MaskCLIP's value path, then with its key smoothing and prompt denoising).
+ * tests/bench/run-bench.py runs it beside the PyTorch baseline and prints the
+ * comparison; tests/bench/bench_refine.py times the refinements. Usage:
  *   bench-engine MODEL [--threads N] [--runs N] [--cases a,b] [--precision auto|fp32|bf16]
  * CLIPSEG_DISABLE_DNNL=1 in the environment times the OpenBLAS linears.
  */
@@ -230,9 +234,11 @@ bench_dense (struct clipseg_model *model, struct clipseg_state *st, int side)
   g_free (ms), g_free (x), g_free (f);
 }
 
-/* 336 x 448: the 224-pixel windows with stride 112 make 2 x 3 = 6 windows. */
+/* 336 x 448 with @sp's mode and refinements: the 224-pixel windows with
+ * stride 112 make 2 x 3 = 6 windows; 8 labels, 10 names. */
 static void
-bench_segment (struct clipseg_model *model, struct clipseg_state *st)
+bench_segment (struct clipseg_model *model, struct clipseg_state *st, const char *name,
+    struct clipseg_segment_params sp)
 {
   const struct clipseg_model_info *info = clipseg_model_get_info (model);
   int H = 336, W = 448;
@@ -241,7 +247,6 @@ bench_segment (struct clipseg_model *model, struct clipseg_state *st)
   char **templates = clipseg_templates_load ("single", &error);
   struct clipseg_queries *q = clipseg_queries_new (model, labels, (const char *const *) templates,
       n_threads, &error);
-  struct clipseg_segment_params sp = clipseg_segment_default_params ();
   float *x = random_pixels (H, W), *probs = g_new (float, (size_t) 8 * H * W);
   int32_t *labels_out = g_new (int32_t, (size_t) H * W);
   double *ms = g_new (double, n_runs);
@@ -254,11 +259,29 @@ bench_segment (struct clipseg_model *model, struct clipseg_state *st)
     clipseg_state_segment (st, x, H, W, q, &sp, H, W, probs, labels_out, NULL);
     ms[r] = (g_get_monotonic_time () - t0) / 1000.0;
   }
-  report ("segment336x448", ms, n_runs, dense_gflop (info, 224, 224, 6));
+  report (name, ms, n_runs, dense_gflop (info, 224, 224, 6));
   g_free (ms), g_free (x), g_free (probs), g_free (labels_out);
   clipseg_queries_free (q);
   g_strfreev (templates);
   clipseg_labels_free (labels);
+}
+
+static void
+bench_segments (struct clipseg_model *model, struct clipseg_state *st)
+{
+  struct clipseg_segment_params sclip = clipseg_segment_default_params (), sp;
+
+  if (wanted ("segment336x448"))
+    bench_segment (model, st, "segment336x448", sclip);
+  sp = sclip, sp.pamr_steps = 10;
+  if (wanted ("segment336x448-pamr10"))
+    bench_segment (model, st, "segment336x448-pamr10", sp);
+  sp = sclip, sp.mode = CLIPSEG_MODE_MASKCLIP;
+  if (wanted ("segment336x448-maskclip"))
+    bench_segment (model, st, "segment336x448-maskclip", sp);
+  sp.ks_thresh = 1.0f, sp.pd_thresh = 0.5f;
+  if (wanted ("segment336x448-maskclip-ks1-pd0.5"))
+    bench_segment (model, st, "segment336x448-maskclip-ks1-pd0.5", sp);
 }
 
 int
@@ -308,8 +331,7 @@ main (int argc, char **argv)
     bench_dense (model, st, 224);
   if (wanted ("dense448"))
     bench_dense (model, st, 448);
-  if (wanted ("segment336x448"))
-    bench_segment (model, st);
+  bench_segments (model, st);
   clipseg_state_free (st);
   clipseg_model_unref (model);
   return 0;

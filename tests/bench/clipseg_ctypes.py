@@ -27,6 +27,23 @@ import numpy as np
 
 LONG_SIDE_MAX = 2048  # gst/gstclipseg.c
 MODES = ("vanilla", "maskclip", "sclip", "clearclip", "naclip")
+# A mode may carry refinements: "maskclip+ks1+pd0.5" (MaskCLIP's key smoothing and prompt
+# denoising thresholds), "sclip+pamr10" (PAMR steps); see mode_spec().
+REFINED_MODES = ("maskclip+ks1+pd0.5", "sclip+pamr10")
+_REFINEMENTS = {"ks": ("ks_thresh", float), "pd": ("pd_thresh", float), "pamr": ("pamr_steps", int)}
+
+
+def mode_spec(spec):
+    """'MODE[+ksT][+pdT][+pamrN]' -> (MODE, {segment params field: value})."""
+    name, *opts = spec.split("+")
+    fields = {}
+    for o in opts:
+        key = next((k for k in sorted(_REFINEMENTS, key=len, reverse=True) if o.startswith(k)), None)
+        if key is None:
+            raise ValueError("unknown refinement %r in mode %r" % (o, spec))
+        field, kind = _REFINEMENTS[key]
+        fields[field] = kind(o[len(key):])
+    return name, fields
 
 # The regression set of tests/world/test_quality.py, measured by quality.py as well: the first
 # scenes of the benchmark's set, sclip at the element's defaults for the 64-px world model
@@ -46,7 +63,8 @@ class ModelParams(ctypes.Structure):
 class SegmentParams(ctypes.Structure):
     _fields_ = [("mode", ctypes.c_int), ("crop", ctypes.c_int), ("stride", ctypes.c_int),
                 ("logit_scale", ctypes.c_float), ("prob_thd", ctypes.c_float),
-                ("area_thd", ctypes.c_float)]
+                ("area_thd", ctypes.c_float), ("ks_thresh", ctypes.c_float),
+                ("pd_thresh", ctypes.c_float), ("pamr_steps", ctypes.c_int)]
 
 
 class ModelInfo(ctypes.Structure):
@@ -61,7 +79,7 @@ class ModelInfo(ctypes.Structure):
                 ("logit_scale", ctypes.c_float), ("image_mean", ctypes.c_float * 3),
                 ("image_std", ctypes.c_float * 3), ("n_params", ctypes.c_int64),
                 ("precision", ctypes.c_int), ("gemm_library", ctypes.c_char_p),
-                ("gemm_isa", ctypes.c_char_p)]
+                ("gemm_isa", ctypes.c_char_p), ("attention_kernel", ctypes.c_char_p)]
 
 
 class EngineError(RuntimeError):
@@ -202,12 +220,15 @@ class Segmenter:
 
     def segment(self, pixels, mode="sclip", window=-1, stride=0, logit_scale=40.0, out_size=None):
         """Label map int32 [oh, ow] of normalised pixels [3,h,w] (out_size (oh, ow), default
-        the input size).  window -1: the model's native size; 0: one whole-image pass;
+        the input size); mode as mode_spec() reads it.  window -1: the model's native size; 0: one whole-image pass;
         stride 0: half the window (the element's meanings)."""
         _, h, w = pixels.shape
         oh, ow = out_size or (h, w)
         p = self.e.lib.clipseg_segment_default_params()
+        mode, refinements = mode_spec(mode)
         p.mode = self.e.mode(mode)
+        for field, value in refinements.items():
+            setattr(p, field, value)
         p.crop = self.info.image_size if window < 0 else window
         p.stride = stride if stride > 0 else max(1, p.crop // 2)
         p.logit_scale = logit_scale

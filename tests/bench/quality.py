@@ -14,7 +14,9 @@ element, and is compared with the full-size ground truth on the frame grid, draw
 element draws its overlay (frame pixel x takes map pixel floor(x * map_w / frame_w)).
 mIoU is the dataset-level one (intersection and union of each class summed over all
 scenes, then the mean over the 12 classes); pixel accuracy alongside.  Measured:
-  - every dense mode (vanilla, maskclip, sclip, clearclip, naclip) for every model, at the
+  - every dense mode (vanilla, maskclip, sclip, clearclip, naclip), and maskclip with
+    MaskCLIP's key smoothing and prompt denoising (maskclip+ks1+pd0.5) and sclip with 10 PAMR
+    steps (sclip+pamr10; clipseg_ctypes.mode_spec), for every model, at the
     element's default resolution (1.5x the model's input size, at least 128) and at
     --alt-resolution;
   - sclip at other resolutions (--resolutions) and window/stride settings (--windows) at
@@ -803,7 +805,7 @@ def main(argv=None):
     g.add_argument("--scenes", type=int, help="N (default 200; --quick 40)")
     g.add_argument("--first-seed", type=int, default=0)
     g.add_argument("--scene-size", type=size, default=(256, 192), help="WxH (default 256x192)")
-    g.add_argument("--modes", type=lambda s: s.split(","), default=list(cc.MODES))
+    g.add_argument("--modes", type=lambda s: s.split(","), default=list(cc.MODES + cc.REFINED_MODES))
     g.add_argument("--alt-resolution", type=ints, default=[160],
                    help="resolutions besides the element's default for the mode table (default 160)")
     g.add_argument("--resolutions", type=ints, default=[64, 96, 128, 160, 192, 256],

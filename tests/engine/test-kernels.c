@@ -61,41 +61,6 @@ test_linear (void)
 }
 
 static void
-test_matmul (void)
-{
-  GRand *rng = g_rand_new_with_seed (2);
-  int M = 21, N = 17, K = 9, lda = 3 * K, ldb = 2 * K, ldc = N + 1;
-  float *a = random_floats (rng, (size_t) M * lda, 1), *bt = random_floats (rng, (size_t) N * ldb, 1);
-  float *bn = random_floats (rng, (size_t) K * ldc, 1), *c = g_new0 (float, (size_t) M * ldc);
-  double *want = g_new (double, (size_t) M * N);
-
-  /* c = 0.5 · a · btᵀ */
-  for (int i = 0; i < M; i++)
-    for (int j = 0; j < N; j++) {
-      double s = 0;
-      for (int k = 0; k < K; k++)
-        s += (double) a[(size_t) i * lda + k] * bt[(size_t) j * ldb + k];
-      want[(size_t) i * N + j] = 0.5 * s;
-    }
-  matmul_nt (a, lda, bt, ldb, c, ldc, M, N, K, 0.5f);
-  g_assert_cmpfloat (max_abs_diff (c, want, M, N, ldc), <, 1e-5);
-
-  /* c = c + a · bn (beta 1 accumulates) */
-  for (int i = 0; i < M; i++)
-    for (int j = 0; j < N; j++) {
-      double s = c[(size_t) i * ldc + j];
-      for (int k = 0; k < K; k++)
-        s += (double) a[(size_t) i * lda + k] * bn[(size_t) k * ldc + j];
-      want[(size_t) i * N + j] = s;
-    }
-  matmul_nn (a, lda, bn, ldc, c, ldc, M, N, K, 1.0f);
-  g_assert_cmpfloat (max_abs_diff (c, want, M, N, ldc), <, 1e-5);
-  g_free (want);
-  g_free (a), g_free (bt), g_free (bn), g_free (c);
-  g_rand_free (rng);
-}
-
-static void
 test_layer_norm (void)
 {
   GRand *rng = g_rand_new_with_seed (3);
@@ -293,7 +258,6 @@ main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/kernels/linear", test_linear);
-  g_test_add_func ("/kernels/matmul", test_matmul);
   g_test_add_func ("/kernels/layer-norm", test_layer_norm);
   g_test_add_func ("/kernels/quick-gelu", test_quick_gelu);
   g_test_add_func ("/kernels/gelu", test_gelu);

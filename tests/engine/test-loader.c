@@ -2540,6 +2540,50 @@ expect_params_rejected (const struct clipseg_segment_params *sp, const char *wha
   g_clear_error (&error);
 }
 
+static void
+check_error_names_mode (const struct clipseg_segment_params *sp, const char *mode)
+{
+  GError *error = NULL;
+
+  g_assert_false (clipseg_segment_params_check (shared_model, sp, &error));
+  check_error ("refinement with another mode", error, INVALID, "mode maskclip", mode, NULL);
+  g_clear_error (&error);
+}
+
+/* MaskCLIP's refinements in range and with mode maskclip only; PAMR's steps
+ * from 0 to CLIPSEG_MAX_PAMR_STEPS with every mode. */
+static void
+test_refinement_params_check (const struct clipseg_segment_params *defaults)
+{
+  struct clipseg_segment_params sp = *defaults;
+  GError *error = NULL;
+
+  sp.mode = CLIPSEG_MODE_MASKCLIP, sp.ks_thresh = 1.0f, sp.pd_thresh = 0.5f;
+  sp.pamr_steps = CLIPSEG_MAX_PAMR_STEPS;
+  if (!clipseg_segment_params_check (shared_model, &sp, &error))
+    check_failed ("MaskCLIP's settings with PAMR rejected: %s", error->message);
+  g_clear_error (&error);
+  sp = *defaults, sp.pamr_steps = 10;
+  if (!clipseg_segment_params_check (shared_model, &sp, &error))
+    check_failed ("PAMR with sclip rejected: %s", error->message);
+  g_clear_error (&error);
+  sp = *defaults, sp.ks_thresh = 1.0f;
+  check_error_names_mode (&sp, "sclip");
+  sp = *defaults, sp.mode = CLIPSEG_MODE_NACLIP, sp.pd_thresh = 0.5f;
+  check_error_names_mode (&sp, "naclip");
+  sp = *defaults, sp.mode = CLIPSEG_MODE_MASKCLIP;
+  sp.ks_thresh = 1.5f;
+  expect_params_rejected (&sp, "key smoothing 1.5", "key smoothing threshold 1.5");
+  sp.ks_thresh = NAN;
+  expect_params_rejected (&sp, "key smoothing nan", "key smoothing threshold nan");
+  sp.ks_thresh = 0.0f, sp.pd_thresh = -0.5f;
+  expect_params_rejected (&sp, "prompt denoising -0.5", "prompt denoising threshold -0.5");
+  sp.pd_thresh = 0.0f, sp.pamr_steps = -1;
+  expect_params_rejected (&sp, "PAMR steps -1", "PAMR steps -1");
+  sp.pamr_steps = CLIPSEG_MAX_PAMR_STEPS + 1;
+  expect_params_rejected (&sp, "PAMR steps 101", "PAMR steps 101");
+}
+
 /* The image-independent checks, callable ahead of segmenting: the defaults
  * pass, and each bad setting fails naming itself. */
 static void
@@ -2559,6 +2603,7 @@ test_segment_params_check (void)
   expect_params_rejected (&sp, "a stride beyond the window", "stride");
   sp = defaults, sp.logit_scale = 0.0f;
   expect_params_rejected (&sp, "logit scale 0", "logit scale");
+  test_refinement_params_check (&defaults);
 }
 
 static void
@@ -2568,7 +2613,7 @@ test_segment_limits (void)
   struct clipseg_state *state;
   float *pixels;
   GError *error = NULL;
-  int H = 27 * PATCH;          /* 730 tokens: 1024 threads need 4.37e9 bytes of scores */
+  int H = 120 * PATCH;         /* 14401 tokens: 1024 threads need 5.7e9 bytes of attention scratch */
 
   if (!have_model ())
     return;
@@ -2583,13 +2628,13 @@ test_segment_limits (void)
   g_clear_error (&error);
   clipseg_state_free (state);
 
-  /* more threads than the cap are capped, and the cap still sizes the scores */
+  /* more threads than the cap are capped, and the cap still sizes the scratch */
   state = clipseg_state_new (shared_model, CLIPSEG_MAX_THREADS * 4);
   sp.crop = 0;
   if (clipseg_state_segment (state, pixels, H, H, shared_queries, &sp, H, H, NULL, NULL, &error))
     check_failed ("whole-image segment on %d threads succeeded", CLIPSEG_MAX_THREADS);
   else
-    check_error ("whole-image segment", error, INVALID, "730 tokens", "1024 threads",
+    check_error ("whole-image segment", error, INVALID, "14401 tokens", "1024 threads",
         "sliding windows", NULL);
   g_clear_error (&error);
   clipseg_state_free (state);

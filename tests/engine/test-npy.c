@@ -72,9 +72,10 @@ test_fortran_order_is_returned_in_c_order (void)
   g_free (path);
 }
 
-/* Reading @path fails with an error that names it, and returns no data. */
+/* Reading @path fails with an error that names it and says @what (unless
+ * NULL), and returns no data. */
 static void
-assert_read_fails (const char *path)
+assert_read_fails (const char *path, const char *what)
 {
   struct npy_array a;
   GError *error = NULL;
@@ -82,17 +83,19 @@ assert_read_fails (const char *path)
   g_assert_false (npy_read (path, &a, &error));
   g_assert_nonnull (error);
   g_assert_nonnull (strstr (error->message, path));
+  if (what && !strstr (error->message, what))
+    g_error ("\"%s\" does not say \"%s\"", error->message, what);
   g_assert_null (a.data);
   g_error_free (error);
 }
 
 static void
-expect_error (const char *name, const char *dict, gsize n_bytes)
+expect_error (const char *name, const char *dict, gsize n_bytes, const char *what)
 {
   guint8 *data = g_malloc0 (n_bytes + 1);
   char *path = write_raw (name, dict, data, n_bytes);
 
-  assert_read_fails (path);
+  assert_read_fails (path, what);
   g_free (data);
   g_free (path);
 }
@@ -100,13 +103,23 @@ expect_error (const char *name, const char *dict, gsize n_bytes)
 static void
 test_bad_files_name_the_file (void)
 {
-  expect_error ("f64.npy", "{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }\n", 16);
-  expect_error ("be.npy", "{'descr': '>f4', 'fortran_order': False, 'shape': (2,), }\n", 8);
-  expect_error ("short.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }\n", 8);
-  expect_error ("long.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }\n", 8);
-  expect_error ("noshape.npy", "{'descr': '<f4', 'fortran_order': False, }\n", 8);
-  expect_error ("order.npy", "{'descr': '<f4', 'fortran_order': Maybe, 'shape': (2,), }\n", 8);
-  expect_error ("neg.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (-2,), }\n", 8);
+  expect_error ("f64.npy", "{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }\n", 16,
+      "dtype '<f8' is not supported");
+  expect_error ("be.npy", "{'descr': '>f4', 'fortran_order': False, 'shape': (2,), }\n", 8,
+      "dtype '>f4' is not supported");
+  expect_error ("short.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }\n", 8,
+      "data size");
+  expect_error ("long.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }\n", 8,
+      "data size");
+  expect_error ("noshape.npy", "{'descr': '<f4', 'fortran_order': False, }\n", 8,
+      "no shape");
+  expect_error ("order.npy", "{'descr': '<f4', 'fortran_order': Maybe, 'shape': (2,), }\n", 8,
+      "fortran_order");
+  expect_error ("neg.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (2, -2), }\n", 8,
+      "dimension 2 is -2, negative");
+  expect_error ("rank.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (1,1,1,1,1,1,1,1,1), }\n",
+      4, "more than 8 dimensions");
+  assert_read_fails ("/dev/zero", "is a character device");
 }
 
 /* A version 2 header length takes 4 bytes after the 8 of magic and version:
@@ -118,7 +131,7 @@ test_truncated_version2_length (void)
     char *path = g_build_filename (dir, "v2.npy", NULL);
 
     g_assert_true (g_file_set_contents (path, "\x93NUMPY\x02\x00\x10\x00\x00", size, NULL));
-    assert_read_fails (path);
+    assert_read_fails (path, NULL);
     g_free (path);
   }
 }

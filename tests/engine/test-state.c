@@ -157,6 +157,37 @@ test_steady_size_allocates_nothing (struct fixture *f, gconstpointer data)
 #endif
 }
 
+/* MaskCLIP's refinements and PAMR keep their scratch in the state too, PAMR
+ * at an output size other than the input's (the pixels resized for it). */
+static void
+test_refinements_allocate_nothing (struct fixture *f, gconstpointer data)
+{
+#ifdef COUNT_ALLOCATIONS
+  struct clipseg_state *st = clipseg_state_new (f->model, 2);
+  int oh = f->H + 8, ow = f->W - 16;
+  float *probs = g_new (float, (size_t) f->C * oh * ow);
+  GError *error = NULL;
+
+  f->sp.mode = CLIPSEG_MODE_MASKCLIP;
+  f->sp.ks_thresh = 1.0f, f->sp.pd_thresh = 0.5f, f->sp.pamr_steps = 3;
+  for (int i = 0; i < 4; i++) {
+    if (i == 1) {
+      g_atomic_int_set (&n_allocations, 0);
+      g_atomic_int_set (&counting, 1);
+    }
+    g_assert_true (clipseg_state_segment (st, f->pixels, f->H, f->W, f->queries, &f->sp, oh, ow,
+            probs, NULL, &error));
+    g_assert_no_error (error);
+  }
+  g_atomic_int_set (&counting, 0);
+  g_assert_cmpint (g_atomic_int_get (&n_allocations), ==, 0);
+  g_free (probs);
+  clipseg_state_free (st);
+#else
+  g_test_skip ("allocation counting is not possible under AddressSanitizer");
+#endif
+}
+
 struct worker {
   struct fixture *f;
   float *probs;
@@ -438,12 +469,97 @@ test_size_check (struct fixture *f, gconstpointer data)
   g_clear_error (&error);
 }
 
+/* Whether an allocation larger than the machine's memory fails, as the
+ * kernel's default heuristic overcommit makes it (mode 1 grants any size). */
+static gboolean
+huge_allocations_fail (void)
+{
+  g_autofree char *mode = NULL;
+
+  if (g_file_get_contents ("/proc/sys/vm/overcommit_memory", &mode, NULL, NULL)
+      && mode[0] == '1') {
+    g_test_skip ("vm.overcommit_memory is 1: the kernel grants any allocation");
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* Names "n0, n1, ..." as labels. */
+static struct clipseg_labels *
+many_labels (int n)
+{
+  GString *list = g_string_new (NULL);
+  struct clipseg_labels *labels;
+  GError *error = NULL;
+
+  for (int i = 0; i < n; i++)
+    g_string_append_printf (list, "%sn%d", i ? ", " : "", i);
+  labels = clipseg_labels_parse_list (list->str, &error);
+  g_assert_no_error (error);
+  g_string_free (list, TRUE);
+  return labels;
+}
+
+/* An output size whose scratch (24 queries x 2.1 G pixels: 200 GB) cannot be
+ * had ends in an error saying so, not an abort, and the state still works. */
+static void
+test_output_too_large_for_memory (struct fixture *f, gconstpointer data)
+{
+  struct clipseg_labels *labels = many_labels (24);
+  const char *none[] = {"{}", NULL};
+  struct clipseg_state *state = clipseg_state_new (f->model, 1);
+  struct clipseg_queries *queries;
+  GError *error = NULL;
+  int32_t *map = g_new (int32_t, f->H * f->W);
+
+  if (!huge_allocations_fail ())
+    goto out;
+  queries = clipseg_queries_new (f->model, labels, none, 1, &error);
+  g_assert_no_error (error);
+  g_assert_false (clipseg_state_segment (state, f->pixels, f->H, f->W, queries, &f->sp, 46000,
+          46000, NULL, NULL, &error));
+  g_assert_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_INVALID);
+  g_assert_nonnull (strstr (error->message, "out of memory"));
+  g_clear_error (&error);
+  g_assert_true (clipseg_state_segment (state, f->pixels, f->H, f->W, queries, &f->sp, f->H, f->W,
+          NULL, map, &error));
+  g_assert_no_error (error);
+  clipseg_queries_free (queries);
+out:
+  g_free (map);
+  clipseg_state_free (state);
+  clipseg_labels_free (labels);
+}
+
+/* Prompts for 50000 names x 500000 templates (400 GB) cannot be had: an error. */
+static void
+test_prompts_too_many_for_memory (struct fixture *f, gconstpointer data)
+{
+  struct clipseg_labels *labels = many_labels (50000);
+  char **templates = g_new0 (char *, 500001);
+  GError *error = NULL;
+
+  for (int i = 0; i < 500000; i++)
+    templates[i] = g_strdup_printf ("%d {}", i);
+  if (huge_allocations_fail ()) {
+    g_assert_null (clipseg_queries_new_deferred (f->model, labels,
+            (const char *const *) templates, &error));
+    g_assert_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_INVALID);
+    g_assert_nonnull (strstr (error->message, "out of memory: 50000 names x 500000 templates"));
+    g_clear_error (&error);
+  }
+  g_strfreev (templates);
+  clipseg_labels_free (labels);
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add ("/state/steady-size-allocates-nothing", struct fixture, NULL, fixture_setup,
       test_steady_size_allocates_nothing, fixture_teardown);
+  g_test_add ("/state/refinements-allocate-nothing", struct fixture, NULL, fixture_setup,
+      test_refinements_allocate_nothing, fixture_teardown);
   g_test_add ("/state/states-share-a-model-across-threads", struct fixture, NULL, fixture_setup,
       test_states_share_a_model_across_threads, fixture_teardown);
   g_test_add ("/state/size-change-matches-a-fresh-state", struct fixture, NULL, fixture_setup,
@@ -458,6 +574,10 @@ main (int argc, char **argv)
       test_abort_stops_between_layers, fixture_teardown);
   g_test_add ("/state/size-check", struct fixture, NULL, fixture_setup, test_size_check,
       fixture_teardown);
+  g_test_add ("/state/output-too-large-for-memory", struct fixture, NULL, fixture_setup,
+      test_output_too_large_for_memory, fixture_teardown);
+  g_test_add ("/state/prompts-too-many-for-memory", struct fixture, NULL, fixture_setup,
+      test_prompts_too_many_for_memory, fixture_teardown);
   g_test_add_func ("/state/probs-to-labels-extremes", test_probs_to_labels_extremes);
   return g_test_run ();
 }

@@ -13,6 +13,8 @@
   corpus-config/       seeds: the real config.json and variants (GELU, legacy
                        *_config_dict keys, no optional fields)
   corpus-labels/       seeds: class files and inline lists
+  corpus-npy/          seeds: .npy arrays (float32, int32, Fortran order, 0-d, empty,
+                       version 2.0 and 3.0 headers)
 
 Usage: make-fuzz-data.py OUTDIR (run by tests/fuzz/meson.build at build time).
 """
@@ -109,6 +111,23 @@ def main():
     write(os.path.join(lab, 'list'), 'sky, person|man|woman, car')
     write(os.path.join(lab, 'unicode'), 'caf\u00e9, \u00fcber|\u0130stanbul\n\u4e2d\u6587, \U0001F600\n')
     write(os.path.join(lab, 'template'), 'a photo of a {}.\n{} in a video game.\r\n')
+
+    npy_seeds(os.path.join(out, 'corpus-npy'))
+
+
+def npy_seeds(d):
+    """numpy's own .npy files in the dtypes and orders the engine's reader takes."""
+    import numpy as np
+    os.makedirs(d)
+    arange = np.arange(24, dtype='<f4').reshape(2, 3, 4)
+    np.save(os.path.join(d, 'f32.npy'), arange)
+    np.save(os.path.join(d, 'i32.npy'), np.arange(6, dtype='<i4').reshape(3, 2))
+    np.save(os.path.join(d, 'fortran.npy'), np.asfortranarray(arange))
+    np.save(os.path.join(d, 'scalar.npy'), np.array(1.5, dtype='<f4'))
+    np.save(os.path.join(d, 'empty.npy'), np.zeros((0, 5), dtype='<f4'))
+    for version in ((2, 0), (3, 0)):
+        with open(os.path.join(d, 'v%d.npy' % version[0]), 'wb') as f:
+            np.lib.format.write_array(f, arange[0], version=version)
 
 
 if __name__ == '__main__':

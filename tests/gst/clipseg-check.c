@@ -107,3 +107,14 @@ pop_error (GstBus * bus, GstMessageType type)
   fail_unless (msg != NULL, "no %s message", gst_message_type_get_name (type));
   return msg;
 }
+
+void
+check_string_property (GstElement * element, const gchar * name,
+    const gchar * expected)
+{
+  gchar *value;
+
+  g_object_get (element, name, &value, NULL);
+  fail_unless_equals_string (value, expected);
+  g_free (value);
+}

@@ -52,6 +52,10 @@ guint8 *copy_label_map (GstClipsegMeta * meta, gsize * size);
 /* (transfer full): the first message of @type on @bus; fails without. */
 GstMessage *pop_error (GstBus * bus, GstMessageType type);
 
+/* Fails unless the string property @name of @element reads @expected. */
+void check_string_property (GstElement * element, const gchar * name,
+    const gchar * expected);
+
 G_END_DECLS
 
 #endif /* __CLIPSEG_CHECK_H__ */

@@ -306,9 +306,9 @@ GST_START_TEST (test_property_flags)
     "templates", "mode", "resolution", "window", "stride", "logit-scale",
     "threshold", "area-threshold", "inference-interval", "processing",
     "smoothing", "overlay", "overlay-alpha", "colors", "post-messages",
-    "attach-probabilities", "qos"
+    "attach-probabilities", "qos", "model"
   };
-  const gchar *ready[] = { "model", "n-threads", "precision" };
+  const gchar *ready[] = { "n-threads", "precision" };
   guint i;
 
   for (i = 0; i < G_N_ELEMENTS (playing); i++) {
@@ -382,8 +382,25 @@ GST_START_TEST (test_property_round_trip)
     g_value_unset (&expected);
   }
 
-  /* invalid colours keep the previous ones */
-  ASSERT_WARNING (g_object_set (element, "colors", "a=blue", NULL));
+  /* invalid colours keep the previous ones, with a warning on the bus and
+   * none through g_warning (fatal under G_DEBUG=fatal-warnings) */
+  {
+    GstBus *bus = gst_bus_new ();
+    GstMessage *msg;
+    GError *error = NULL;
+
+    gst_element_set_bus (element, bus);
+    g_object_set (element, "colors", "a=blue", NULL);
+    msg = pop_error (bus, GST_MESSAGE_WARNING);
+    gst_message_parse_warning (msg, &error, NULL);
+    fail_unless (strstr (error->message, "colors") != NULL);
+    g_error_free (error);
+    gst_message_unref (msg);
+    fail_unless (gst_bus_pop (bus) == NULL, "more than one message");
+    check_string_property (element, "colors", "a=#ff0000");
+    gst_element_set_bus (element, NULL);
+    gst_object_unref (bus);
+  }
   gst_object_unref (element);
 }
 
@@ -1246,6 +1263,79 @@ GST_START_TEST (test_runtime_property_changes)
 
 GST_END_TEST;
 
+/* The probabilities of frame @index with the element's current settings. */
+static gfloat *
+infer_probabilities (GstHarness * h, guint index, gsize * n)
+{
+  GstBuffer *out;
+  gfloat *probs = copy_probabilities (push_inferred (h, index, &out), n);
+
+  gst_buffer_unref (out);
+  return probs;
+}
+
+static gboolean
+probabilities_differ (const gfloat * a, const gfloat * b, gsize n)
+{
+  gsize i;
+
+  for (i = 0; i < n; i++)
+    if (ABS (a[i] - b[i]) > 1e-3)
+      return TRUE;
+  return FALSE;
+}
+
+/* MaskCLIP's refinements and PAMR: off by default, mutable while playing,
+ * their largest values accepted by the engine, and each reaches it (the
+ * same frame's probabilities change); key smoothing and prompt denoising
+ * left set are ignored in another mode, not an error. */
+GST_START_TEST (test_refinement_properties)
+{
+  GstHarness *h = harness_for (make_clipseg ("smoothing", 0.0,
+          "attach-probabilities", TRUE, NULL), RGBX_CAPS);
+  const gchar *names[] = { "key-smoothing", "prompt-denoising", "pamr-steps" };
+  gfloat *plain, *refined;
+  gsize n, m;
+  guint i;
+
+  for (i = 0; i < G_N_ELEMENTS (names); i++) {
+    GParamSpec *pspec = g_object_class_find_property (G_OBJECT_GET_CLASS
+        (h->element), names[i]);
+    GValue value = G_VALUE_INIT;
+
+    fail_unless (pspec != NULL, "no property %s", names[i]);
+    fail_unless (pspec->flags & GST_PARAM_MUTABLE_PLAYING, "%s", names[i]);
+    g_value_init (&value, pspec->value_type);
+    g_object_get_property (G_OBJECT (h->element), names[i], &value);
+    fail_unless (g_param_value_defaults (pspec, &value), "%s", names[i]);
+    fail_unless (pspec->value_type == G_TYPE_UINT ?
+        g_value_get_uint (&value) == 0 : g_value_get_double (&value) == 0.0);
+    g_value_unset (&value);
+  }
+
+  gst_util_set_object_arg (G_OBJECT (h->element), "mode", "maskclip");
+  plain = infer_probabilities (h, 0, &n);
+  g_object_set (h->element, "pamr-steps", G_PARAM_SPEC_UINT
+      (g_object_class_find_property (G_OBJECT_GET_CLASS (h->element),
+              "pamr-steps"))->maximum, NULL);
+  refined = infer_probabilities (h, 0, &m);
+  fail_unless (m == n && probabilities_differ (plain, refined, n));
+  g_free (refined);
+  g_object_set (h->element, "pamr-steps", 0, "key-smoothing", 1.0,
+      "prompt-denoising", 1.0, NULL);
+  refined = infer_probabilities (h, 0, &m);
+  fail_unless (m == n && probabilities_differ (plain, refined, n));
+  g_free (refined);
+  g_free (plain);
+
+  gst_util_set_object_arg (G_OBJECT (h->element), "mode", "sclip");
+  g_object_set (h->element, "pamr-steps", 3, NULL);
+  gst_buffer_unref (gst_harness_push_and_pull (h, make_frame (1, FALSE)));
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
 /* A window below the patch size, a stride beyond the window, or a whole-frame
  * pass too large for the engine (window 0 at resolution 1024: 21761 tokens)
  * is a warning (once per setting) and the default windows, never a stopped
@@ -1287,6 +1377,94 @@ GST_START_TEST (test_runtime_bad_windows_warn_and_continue)
 
 GST_END_TEST;
 
+/* Pushes frames until the element says it segments with @path (or fails to
+ * load it), returning the first inferred buffer after that. */
+static GstBuffer *
+push_until_message (GstHarness * h, GstBus * bus, GstMessageType type,
+    const gchar * text, guint * index)
+{
+  GstMessage *msg = NULL;
+  GError *error = NULL;
+  GstBuffer *out;
+  guint i;
+
+  for (i = 0; i < 600 && !msg; i++) {
+    gst_buffer_unref (gst_harness_push_and_pull (h, make_frame ((*index)++,
+                FALSE)));
+    msg = gst_bus_pop_filtered (bus, type);
+    if (!msg)
+      g_usleep (10000);
+  }
+  fail_unless (msg != NULL, "no %s message", gst_message_type_get_name (type));
+  if (type == GST_MESSAGE_INFO)
+    gst_message_parse_info (msg, &error, NULL);
+  else
+    gst_message_parse_warning (msg, &error, NULL);
+  fail_unless (strstr (error->message, text) != NULL, "%s", error->message);
+  g_error_free (error);
+  gst_message_unref (msg);
+  out = gst_harness_push_and_pull (h, make_frame ((*index)++, FALSE));
+  fail_unless (!get_meta (out)->reused);
+  return out;
+}
+
+/* The score of every label on frame @index, by a fresh element on @model. */
+static gdouble *
+fresh_scores (const gchar * model, guint index)
+{
+  GstHarness *h = harness_for (make_clipseg ("model", model, NULL), RGBX_CAPS);
+  GstBuffer *out = gst_harness_push_and_pull (h, make_frame (index, FALSE));
+  GstClipsegMeta *meta = get_meta (out);
+  gdouble *scores = g_memdup2 (meta->score, meta->n_labels * sizeof (gdouble));
+
+  gst_buffer_unref (out);
+  gst_harness_teardown (h);
+  return scores;
+}
+
+/* model set while playing: the old model runs until the new one is loaded,
+ * then the new one segments; the property reads back the model in use, and
+ * a model that fails to load leaves the running one with a warning. */
+GST_START_TEST (test_model_swap_while_playing)
+{
+  GstElement *element = make_clipseg ("smoothing", 0.0, NULL);
+  GstBus *bus = gst_bus_new ();
+  GstClipsegMeta *meta;
+  GstHarness *h;
+  GstBuffer *out;
+  gdouble *expected;
+  guint index = 0, k;
+
+  gst_element_set_bus (element, bus);
+  h = harness_for (element, RGBX_CAPS);
+  gst_buffer_unref (gst_harness_push_and_pull (h, make_frame (index++, FALSE)));
+
+  g_object_set (h->element, "model", TEST_OTHER_MODEL, NULL);
+  out = push_until_message (h, bus, GST_MESSAGE_INFO, TEST_OTHER_MODEL, &index);
+  check_string_property (h->element, "model", TEST_OTHER_MODEL);
+  meta = get_meta (out);
+  fail_unless_equals_int (meta->n_labels, 4);
+  expected = fresh_scores (TEST_OTHER_MODEL, index - 1);
+  for (k = 0; k < meta->n_labels; k++)
+    fail_unless_equals_float (meta->score[k], expected[k]);
+  g_free (expected);
+  gst_buffer_unref (out);
+
+  g_object_set (h->element, "model", "/nonexistent/model", NULL);
+  out = push_until_message (h, bus, GST_MESSAGE_WARNING, "/nonexistent/model",
+      &index);
+  check_string_property (h->element, "model", TEST_OTHER_MODEL);
+  gst_buffer_unref (out);
+  fail_unless (gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR) == NULL,
+      "an error after a failed swap");
+
+  gst_harness_teardown (h);
+  gst_bus_set_flushing (bus, TRUE);
+  gst_object_unref (bus);
+}
+
+GST_END_TEST;
+
 GST_START_TEST (test_runtime_bad_labels_keep_previous)
 {
   GstElement *element = make_clipseg (NULL);
@@ -1305,8 +1483,19 @@ GST_START_TEST (test_runtime_bad_labels_keep_previous)
   fail_unless_equals_string (get_meta (out)->labels[2], "green");
   msg = pop_error (bus, GST_MESSAGE_WARNING);
   gst_message_unref (msg);
-
   gst_buffer_unref (out);
+  check_string_property (h->element, "labels", LABELS);
+
+  /* a rejected file reads back as unset, the labels that run stay */
+  g_object_set (h->element, "labels-file", "/nonexistent/classes.txt",
+      "templates", "single", NULL);
+  out = gst_harness_push_and_pull (h, make_frame (2, FALSE));
+  fail_unless_equals_string (get_meta (out)->labels[2], "green");
+  gst_message_unref (pop_error (bus, GST_MESSAGE_WARNING));
+  gst_buffer_unref (out);
+  check_string_property (h->element, "labels-file", NULL);
+  check_string_property (h->element, "labels", LABELS);
+
   gst_harness_teardown (h);
   gst_bus_set_flushing (bus, TRUE);
   gst_object_unref (bus);
@@ -1871,7 +2060,9 @@ clipseg_suite (void)
   tcase_add_test (tc, test_latency_reports_inference_time);
   tcase_add_test (tc, test_smoothing_is_an_ema);
   tcase_add_test (tc, test_runtime_property_changes);
+  tcase_add_test (tc, test_refinement_properties);
   tcase_add_test (tc, test_runtime_bad_labels_keep_previous);
+  tcase_add_test (tc, test_model_swap_while_playing);
   tcase_add_test (tc, test_runtime_bad_windows_warn_and_continue);
   tcase_add_test (tc, test_long_inference_is_cancelled);
   tcase_add_test (tc, test_overlay_blend_changes_only_labelled_pixels);

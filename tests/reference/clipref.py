@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Independent numpy reference of the clipseg engine, written from
-/work/shared/reference/algorithms.md (sections 1, 2.1, 5, 6, 7) and design.md.
+/work/shared/reference/algorithms.md (sections 1, 2.1, 2.3, 5, 6, 7), more-methods.md
+(NACLIP, ClearCLIP, PAMR) and design.md.
 
 Everything is computed in float64 from the values stored in the checkpoint
 (F16/BF16 are widened exactly), with the checkpoint's own activation and
@@ -16,6 +17,8 @@ Pieces (all usable from Python):
   Model.class_queries(names, templates) -> [Q, E] L2-normalised
   Model.encode_dense(x, mode)       [(H/p)(W/p), E] L2-normalised patch features
   Model.segment(x, queries, class_index, ...) -> (probs [C,H,W], labels [H,W])
+  maskclip_refine(logits, keys, pd_thresh, ks_thresh)  MaskCLIP's refine_output (2.3)
+  pamr(image, logits, steps)        PAMR (1.6), dilations 8 and 16
   interp_pos_bicubic(grid, h0, w0)  SCLIP's positional-embedding resize
   resize_bilinear(x, h, w)          PyTorch bilinear, align_corners=False
 
@@ -496,6 +499,86 @@ def resize_bilinear(x, h, w):
     return _bilinear_matrix(x.shape[1], h) @ x @ _bilinear_matrix(x.shape[2], w).T
 
 
+# ---------------------------------------------------------------- refinements (2.3, 1.6)
+
+class AmbiguousThreshold(Exception):
+    """A refinement threshold lies within float32's error of a probability, where the
+    engine's decision may differ from this reference's: choose other inputs."""
+
+
+def log_softmax100(x):
+    """log softmax(100 x) over axis 0 of x [Q, N], as 100 (x - max) - log1p(tail) with
+    tail the sum over every query but the first best: exact for probabilities too close
+    to 1 for floating point (P < 1 whenever tail > 0; MaskCLIP's float32 code rounds
+    them to 1)."""
+    z = 100.0 * (x - x.max(0, keepdims=True))
+    e = np.exp(z)
+    e[x.argmax(0), np.arange(x.shape[1])] = 0.0
+    return z - np.log1p(e.sum(0, keepdims=True))
+
+
+def below_threshold(log_p, thresh):
+    """log_p < log(thresh); raises AmbiguousThreshold when they are closer than the
+    float32 cosines' error times 100 could bridge (at threshold 1 the comparison is
+    tail > 0, never ambiguous)."""
+    t = math.log(thresh)
+    if thresh < 1.0 and (np.abs(log_p - t) < 1e-3).any():
+        raise AmbiguousThreshold('log probability %.9g is within 1e-3 of log(%g)'
+                                 % (log_p[np.abs(log_p - t) < 1e-3][0], thresh))
+    return log_p < t
+
+
+def maskclip_refine(logits, keys, pd_thresh=0.0, ks_thresh=0.0):
+    """MaskCLIP's refine_output on one window: logits [Q, h, w] cosines, keys [h*w, D]
+    (the last block's out_proj(K) of the patch tokens). Prompt denoising, then key
+    smoothing; the result replaces the logits."""
+    Q, h, w = logits.shape
+    out = np.array(logits, dtype=np.float64)
+    if pd_thresh > 0:
+        dropped = below_threshold(log_softmax100(out.reshape(Q, -1)).max(1), pd_thresh)
+        out[dropped] = -100.0
+    if ks_thresh > 0:
+        P = softmax(100.0 * out, axis=0).reshape(Q, -1).T          # [N, Q]
+        # F.normalize(k, p=2) of [1, N, D] keys: dim 1, each channel over the patches
+        k = keys / np.maximum(np.linalg.norm(keys, axis=0, keepdims=True), 1e-12)
+        smoothed = (k @ k.T) @ P
+        sel = below_threshold(log_softmax100(out.reshape(Q, -1)).max(0), ks_thresh)
+        P[sel] = smoothed[sel]
+        out = P.T.reshape(Q, h, w)
+    return out
+
+
+PAMR_DILATIONS = (8, 16)
+
+
+def _pamr_shifts(img, d):
+    """img [K, H, W] -> [K, 9, H, W]: the 3x3 pattern at dilation d, row by row
+    (centre at index 4), replicate padding."""
+    K, H, W = img.shape
+    pad = np.pad(img, ((0, 0), (d, d), (d, d)), mode='edge')
+    return np.stack([pad[:, d + dy:d + dy + H, d + dx:d + dx + W]
+                     for dy in (-d, 0, d) for dx in (-d, 0, d)], 1)
+
+
+def pamr(image, logits, steps, dilations=PAMR_DILATIONS):
+    """PAMR (pamr.py): image [3, H, W] (normalised pixels at the logits' size), logits
+    [Q, H, W]. sigma = unbiased std over the 3x3 patterns of every dilation (centre
+    included each time) per channel; affinity -|I(i) - I(n)| / (1e-8 + 0.1 sigma),
+    mean over channels, softmax over the 8 * len(dilations) neighbours; each step
+    m(i) = sum_n a_n(i) m(n)."""
+    image = np.asarray(image, np.float64)
+    pats = [_pamr_shifts(image, d) for d in dilations]
+    sigma = np.concatenate(pats, 1).std(1, ddof=1)                    # [3, H, W]
+    nb = np.concatenate([np.delete(p, 4, 1) for p in pats], 1)        # [3, 16, H, W]
+    a = -np.abs(image[:, None] - nb) / (1e-8 + 0.1 * sigma[:, None])
+    a = softmax(a.mean(0), axis=0)                                     # [16, H, W]
+    m = np.asarray(logits, np.float64)
+    for _ in range(steps):
+        nbm = np.concatenate([np.delete(_pamr_shifts(m, d), 4, 1) for d in dilations], 1)
+        m = (a[None] * nbm).sum(1)
+    return m
+
+
 # ---------------------------------------------------------------- model (section 5)
 
 HF_TO_CANON = {
@@ -658,10 +741,21 @@ class Model:
         new = interp_pos_bicubic(grid, h0, w0).reshape(h0 * w0, -1)
         return np.concatenate([pos[:1], new], 0)
 
-    def encode_dense(self, x, mode='sclip', normalise=True):
+    def last_keys(self, t):
+        """MaskCLIP's k (2.1, 2.3): out_proj applied to the last block's keys
+        K = LN1(t) Wk^T + bk, patch tokens only. t: the last block's input [L, D]."""
+        W, c = self.W, self.cfg
+        pre = 'visual.transformer.resblocks.%d.' % (c['vision_layers'] - 1)
+        D = t.shape[1]
+        y = layer_norm(t, W[pre + 'ln_1.weight'], W[pre + 'ln_1.bias'], self.eps)
+        K = y @ W[pre + 'attn.in_proj_weight'][D:2 * D].T + W[pre + 'attn.in_proj_bias'][D:2 * D]
+        k = K @ W[pre + 'attn.out_proj.weight'].T + W[pre + 'attn.out_proj.bias']
+        return k[1:]
+
+    def encode_dense(self, x, mode='sclip', normalise=True, keys=False):
         """x float [3, H, W] -> [(H//p)(W//p), E] patch features (L2-normalised),
         CLS dropped. Pixels beyond the last whole patch are ignored (the stride-p
-        convolution floors)."""
+        convolution floors). keys=True: (features, last_keys)."""
         W, c = self.W, self.cfg
         p = c['patch_size']
         h0, w0 = x.shape[1] // p, x.shape[2] // p
@@ -673,20 +767,24 @@ class Model:
         t = layer_norm(t, W['visual.ln_pre.weight'], W['visual.ln_pre.bias'], self.eps)
         L = c['vision_layers']
         for i in range(L):
+            if keys and i == L - 1:
+                k = self.last_keys(t)
             t = self._block('visual.transformer.resblocks.%d.' % i, t, c['vision_heads'],
                             mode=mode if i == L - 1 else 'vanilla', grid=(h0, w0))
         t = layer_norm(t, W['visual.ln_post.weight'], W['visual.ln_post.bias'], self.eps)
         f = t @ W['visual.proj']
         if normalise:
             f = l2n(f)
-        return f[1:]
+        return (f[1:], k) if keys else f[1:]
 
     # ------------------------------------------------ segmentation (1.3, 1.4)
-    def window_logits(self, x, queries, mode):
+    def window_logits(self, x, queries, mode, ks_thresh=0.0, pd_thresh=0.0):
         p = self.cfg['patch_size']
         h, w = x.shape[1], x.shape[2]
-        f = self.encode_dense(x, mode)
+        f, k = self.encode_dense(x, mode, keys=True)
         lg = (f @ queries.T).T.reshape(-1, h // p, w // p)
+        if ks_thresh > 0 or pd_thresh > 0:
+            lg = maskclip_refine(lg, k, pd_thresh, ks_thresh)
         return resize_bilinear(lg, h, w)
 
     @staticmethod
@@ -704,21 +802,28 @@ class Model:
                 out.append((y1, y2, x1, x2))
         return out
 
-    def segment_logits(self, x, queries, mode='sclip', crop=224, stride=112, out_size=None):
+    def segment_logits(self, x, queries, mode='sclip', crop=224, stride=112, out_size=None,
+                       ks_thresh=0.0, pd_thresh=0.0, pamr_steps=0):
         _, H, W = x.shape
         acc = np.zeros((queries.shape[0], H, W))
         cnt = np.zeros((H, W))
         for y1, y2, x1, x2 in self.windows(H, W, crop, stride):
-            acc[:, y1:y2, x1:x2] += self.window_logits(x[:, y1:y2, x1:x2], queries, mode)
+            acc[:, y1:y2, x1:x2] += self.window_logits(x[:, y1:y2, x1:x2], queries, mode,
+                                                       ks_thresh, pd_thresh)
             cnt[y1:y2, x1:x2] += 1
         assert (cnt > 0).all()
         acc /= cnt
         oh, ow = out_size or (H, W)
-        return resize_bilinear(acc, oh, ow)
+        logits = resize_bilinear(acc, oh, ow)
+        if pamr_steps > 0:  # SCLIP: the input image resized to the logits' size
+            logits = pamr(resize_bilinear(np.asarray(x, np.float64), oh, ow), logits, pamr_steps)
+        return logits
 
     def segment(self, x, queries, class_index, mode='sclip', crop=224, stride=112,
-                logit_scale=40.0, prob_thd=0.0, area_thd=0.0, out_size=None, details=False):
-        logits = self.segment_logits(x, queries, mode, crop, stride, out_size)
+                logit_scale=40.0, prob_thd=0.0, area_thd=0.0, out_size=None, details=False,
+                ks_thresh=0.0, pd_thresh=0.0, pamr_steps=0):
+        logits = self.segment_logits(x, queries, mode, crop, stride, out_size, ks_thresh,
+                                     pd_thresh, pamr_steps)
         probs_q = softmax(logit_scale * logits, axis=0)
         class_index = np.asarray(class_index)
         C = int(class_index.max()) + 1
@@ -856,6 +961,9 @@ def main(argv=None):
     s.add_argument('--logit-scale', type=float, default=40.0)
     s.add_argument('--prob-thd', type=float, default=0.0)
     s.add_argument('--area-thd', type=float, default=0.0)
+    s.add_argument('--key-smoothing', type=float, default=0.0)
+    s.add_argument('--prompt-denoising', type=float, default=0.0)
+    s.add_argument('--pamr-steps', type=int, default=0)
     a = ap.parse_args(argv)
     m = load_model(a.model, a.vocab, a.activation)
     if a.cmd == 'info':
@@ -873,7 +981,8 @@ def main(argv=None):
         else:
             x = np.load(a.input)
             probs, labels = m.segment(x, q, idx, a.mode, a.crop, a.stride, a.logit_scale,
-                                      a.prob_thd, a.area_thd)
+                                      a.prob_thd, a.area_thd, ks_thresh=a.key_smoothing,
+                                      pd_thresh=a.prompt_denoising, pamr_steps=a.pamr_steps)
             _npy_save(a.out, probs.astype(np.float32))
             if a.pred:
                 _npy_save(a.pred, labels.astype(np.int32))

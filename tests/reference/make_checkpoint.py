@@ -24,9 +24,11 @@ Every tensor is stored in one dtype (F32, F16 or BF16); Hugging Face files may
 also carry the int64 position_ids buffers older checkpoints have.
 
 Vocabulary: "full" is CLIP's own (49408 ids, from the shared
-bpe_simple_vocab_16e6.txt.gz), "small" keeps the first K merges with ids in the
-same layout (256 byte symbols, 256 with </w>, K merges, <|startoftext|>,
-<|endoftext|>) so the token embedding stays small.
+bpe_simple_vocab_16e6.txt.gz; VocabularyMissing without it), "small" keeps the
+first K merges with ids in the same layout (256 byte symbols, 256 with </w>, K
+merges, <|startoftext|>, <|endoftext|>) so the token embedding stays small. Its
+merges are CLIP's when ../shared holds them, else the world model's BPE
+(engine/world/model/merges.txt) padded with synthetic merges of byte pairs.
 
 Library use:
     from make_checkpoint import make_checkpoint
@@ -54,6 +56,7 @@ SHARED_DEFAULT = os.path.normpath(os.path.join(HERE, '..', '..', '..', 'shared')
 BPE_GZ_NAME = 'bpe_simple_vocab_16e6.txt.gz'
 FULL_MERGES = 49152 - 256 - 2  # 48894 merges used by CLIP
 OPENCLIP_FILE = 'open_clip_model.safetensors'
+WORLD_MERGES = os.path.join(HERE, '..', '..', 'engine', 'world', 'model', 'merges.txt')
 CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
 CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
 
@@ -111,17 +114,52 @@ def build_vocab(merges):
     return encoder, len(vocab)
 
 
+class VocabularyMissing(FileNotFoundError):
+    """CLIP's own vocabulary was asked for (vocab='full') and ../shared does not hold it."""
+
+
+def world_merges():
+    """The merges of the shipped world model's BPE (engine/world/model/merges.txt)."""
+    with open(WORLD_MERGES, encoding='utf-8') as f:
+        lines = [line.rstrip('\n') for line in f]
+    return [tuple(line.split(' ')) for line in lines if line and not line.startswith('#version')]
+
+
+def synthetic_merges(merges, n_merges):
+    """@merges padded to @n_merges with merges of two byte symbols whose result is not a
+    token yet (letters first), so every merge keeps its own id as CLIP's layout requires."""
+    base = list(bytes_to_unicode().values())
+    tokens = set(base) | {b + '</w>' for b in base} | {a + b for a, b in merges}
+    out = list(merges[:n_merges])
+    for a in base:
+        for b in base + [c + '</w>' for c in base]:
+            if len(out) >= n_merges:
+                return out
+            if a + b not in tokens:
+                out.append((a, b))
+                tokens.add(a + b)
+    return out
+
+
 def vocabulary(kind, n_merges, shared):
+    """(merges, encoder, vocab size, CLIP's gz file or None). "small" is cut from CLIP's
+    vocabulary when ../shared holds it, else from the world's BPE padded with synthetic
+    merges: checkpoints for engine tests need no shared data."""
     gz = os.path.join(shared, 'clip-vocab', BPE_GZ_NAME)
-    if not os.path.exists(gz):
-        raise FileNotFoundError('CLIP BPE vocabulary not found: %s (set CLIPSEG_SHARED_DIR)' % gz)
-    merges = read_bpe_merges(gz)
-    if kind == 'small':
-        if not 0 <= n_merges <= FULL_MERGES:
-            raise ValueError('merges must be in 0..%d' % FULL_MERGES)
-        merges = merges[:n_merges]
-    elif kind != 'full':
+    have_clip = os.path.exists(gz)
+    if kind == 'full' and not have_clip:
+        raise VocabularyMissing('CLIP BPE vocabulary not found: %s (set CLIPSEG_SHARED_DIR; '
+                                'only --vocab small works without it)' % gz)
+    if kind not in ('full', 'small'):
         raise ValueError('vocab must be full or small, not %r' % kind)
+    if kind == 'small' and not 0 <= n_merges <= FULL_MERGES:
+        raise ValueError('merges must be in 0..%d' % FULL_MERGES)
+    if have_clip:
+        merges = read_bpe_merges(gz)
+        if kind == 'small':
+            merges = merges[:n_merges]
+    else:
+        merges, gz = synthetic_merges(world_merges(), n_merges), None
     encoder, size = build_vocab(merges)
     return merges, encoder, size, gz
 
