@@ -86,13 +86,15 @@
  *     filesink location=out.mp4
  * ]|
  *
- * Exporting the label maps as a PNG sequence (pipelines/export-masks.sh),
- * through the example application that reads #GstClipsegMeta:
+ * Exporting the label maps as a PNG sequence and the results as JSON lines
+ * (pipelines/export-masks.sh), with the plugin's clipsegmask and
+ * clipsegjsonsink:
  * |[
- * clipseg-read-meta --masks masks/ "filesrc location=in.mp4 ! qtdemux ! \
- *     h264parse ! avdec_h264 ! videoconvert ! \
- *     clipseg labels=\"person, car|truck, bicycle\" processing=sync ! \
- *     appsink name=sink sync=false"
+ * gst-launch-1.0 -e filesrc location=in.mp4 ! qtdemux ! h264parse ! \
+ *     avdec_h264 ! videoconvert ! \
+ *     clipseg labels="person, car|truck, bicycle" processing=sync ! tee name=t \
+ *   t. ! queue ! clipsegmask ! pngenc ! multifilesink location=mask-%05d.png \
+ *   t. ! queue ! clipsegjsonsink location=frames.jsonl
  * ]|
  *
  * Frame skipping with the newest result on every buffer:
@@ -114,6 +116,7 @@
 #include "gstclipsegmeta.h"
 #include "gstclipsegresultmeta.h"
 #include "clipseg-infer.h"
+#include "clipseg-known-classes.h"
 #include "clipseg-overlay.h"
 #include "clipseg-pixels.h"
 
@@ -401,6 +404,7 @@ struct _GstClipseg
   struct clipseg_model *next_model;     /* loaded by the swapper, not in use */
   ClipsegInfer *next_infer;
   gchar *next_path;
+  gboolean segmenting;          /* the worker has a label set */
 
   /* streaming thread */
   ClipsegPixels pixels;
@@ -439,9 +443,35 @@ gst_clipseg_engine_log (enum clipseg_log_level level, const char *message,
 
 /* ---- model and labels --------------------------------------------------- */
 
+/* The model installed beside this plugin, wherever the installation is
+ * now, or NULL. */
+static gchar *
+gst_clipseg_model_beside_plugin (void)
+{
+  GstPlugin *plugin = gst_registry_find_plugin (gst_registry_get (), "clipseg");
+  const gchar *file = plugin ? gst_plugin_get_filename (plugin) : NULL;
+  gchar *dir, *relative, *path = NULL;
+
+  if (file) {
+    dir = g_path_get_dirname (file);
+    relative = g_build_filename (dir, CLIPSEG_MODEL_FROM_PLUGIN_DIR, NULL);
+    path = g_canonicalize_filename (relative, NULL);
+    g_free (relative);
+    g_free (dir);
+    if (!g_file_test (path, G_FILE_TEST_IS_DIR))
+      g_clear_pointer (&path, g_free);
+  }
+  gst_clear_object (&plugin);
+  return path;
+}
+
 static gchar *
 gst_clipseg_default_model (void)
 {
+  gchar *beside = gst_clipseg_model_beside_plugin ();
+
+  if (beside)
+    return beside;
   if (g_file_test (CLIPSEG_MODEL_INSTALL_DIR, G_FILE_TEST_IS_DIR))
     return g_strdup (CLIPSEG_MODEL_INSTALL_DIR);
   return g_strdup (CLIPSEG_MODEL_SOURCE_DIR);
@@ -477,6 +507,52 @@ gst_clipseg_parse_classes (const gchar * labels, const gchar * labels_file,
   g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_INVALID,
       "no labels: set the labels or labels-file property");
   return NULL;
+}
+
+/* Whether a label property is set: without, frames pass untouched (and
+ * the labels are no longer waiting to be loaded). */
+static gboolean
+gst_clipseg_labels_given (GstClipseg * self)
+{
+  gboolean given;
+
+  GST_OBJECT_LOCK (self);
+  given = (self->labels_file && *self->labels_file)
+      || (self->labels && *self->labels);
+  if (!given)
+    self->labels_dirty = FALSE;
+  GST_OBJECT_UNLOCK (self);
+  return given;
+}
+
+/* The shipped world model knows twelve words: labels it has never seen
+ * would silently come out as whatever is closest. */
+static void
+gst_clipseg_check_known (GstClipseg * self, const gchar * model_path,
+    const struct clipseg_labels *set)
+{
+  gchar **known = clipseg_known_classes_load (model_path);
+  gchar **unknown, *unknown_text, *known_text;
+
+  unknown = known ? clipseg_known_classes_unknown ((const gchar * const *)
+      known, set) : NULL;
+  if (!unknown) {
+    g_strfreev (known);
+    return;
+  }
+  unknown_text = g_strjoinv ("\", \"", unknown);
+  known_text = g_strjoinv (", ", known);
+  GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS,
+      ("The model knows only %u classes (%s): \"%s\" will not be found. "
+          "For other labels give a real CLIP checkpoint as the model "
+          "property: scripts/get-model.sh fetches openai/clip-vit-base-patch16 "
+          "and prints the model= value.",
+          g_strv_length (known), known_text, unknown_text),
+      ("the model lists the classes it was trained on in classes.txt"));
+  g_free (known_text);
+  g_free (unknown_text);
+  g_strfreev (unknown);
+  g_strfreev (known);
 }
 
 static void
@@ -521,10 +597,11 @@ gst_clipseg_restore_labels (GstClipseg * self)
 }
 
 /* Parses the label properties and hands them to @infer's worker, which
- * encodes them before its next inference; with no @infer, only checks them. */
+ * encodes them before its next inference, checked against what its model
+ * at @model_path knows; with no @infer, only checks them. */
 static gboolean
 gst_clipseg_load_labels (GstClipseg * self, ClipsegInfer * infer,
-    GError ** error)
+    const gchar * model_path, GError ** error)
 {
   struct clipseg_labels *set;
   GstClipsegLabelProps props;
@@ -543,6 +620,8 @@ gst_clipseg_load_labels (GstClipseg * self, ClipsegInfer * infer,
   if (!set)
     goto out;
 
+  if (model_path)
+    gst_clipseg_check_known (self, model_path, set);
   words = gst_clipseg_split_words (props.background);
   n_words = g_strv_length (words);
   if (n_words > 0)
@@ -567,6 +646,9 @@ gst_clipseg_load_labels (GstClipseg * self, ClipsegInfer * infer,
   /* the worker owns them from here on */
   if (infer) {
     clipseg_infer_set_labels (infer, set, n_words > 0, template_set);
+    GST_OBJECT_LOCK (self);
+    self->segmenting = TRUE;
+    GST_OBJECT_UNLOCK (self);
   } else {
     clipseg_labels_free (set);
     g_strfreev (template_set);
@@ -642,6 +724,7 @@ gst_clipseg_release (GstClipseg * self)
   g_clear_pointer (&self->next_path, g_free);
   g_clear_pointer (&self->model_in_use, g_free);
   self->loaded = FALSE;
+  self->segmenting = FALSE;
   GST_OBJECT_UNLOCK (self);
 
   gst_clipseg_close_model (next_model, next_infer);
@@ -678,7 +761,8 @@ gst_clipseg_load (gpointer data)
   if (!model) {
     GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ,
         ("Could not load the model \"%s\".", path), ("%s", error->message));
-  } else if (!gst_clipseg_load_labels (self, infer, &error)) {
+  } else if (gst_clipseg_labels_given (self)
+      && !gst_clipseg_load_labels (self, infer, path, &error)) {
     GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("Invalid labels."),
         ("%s", error->message));
   }
@@ -721,7 +805,11 @@ gst_clipseg_start (GstBaseTransform * trans)
     goto no_model;
   if (!g_file_test (path, G_FILE_TEST_EXISTS))
     goto model_missing;
-  if (!gst_clipseg_load_labels (self, NULL, &error))
+  if (!gst_clipseg_labels_given (self))
+    GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS, ("No labels: frames pass "
+            "through untouched until the labels or labels-file property is "
+            "set."), (NULL));
+  else if (!gst_clipseg_load_labels (self, NULL, NULL, &error))
     goto bad_labels;
 
   self->frame_count = 0;
@@ -818,7 +906,8 @@ gst_clipseg_load_next (GstClipseg * self, const gchar * path)
   gchar *keep;
 
   model = gst_clipseg_open_model (self, path, &infer, &error);
-  if (model && !gst_clipseg_load_labels (self, infer, &error)) {
+  if (model && gst_clipseg_labels_given (self)
+      && !gst_clipseg_load_labels (self, infer, path, &error)) {
     gst_clipseg_close_model (model, g_steal_pointer (&infer));
     model = NULL;
   }
@@ -1468,6 +1557,17 @@ gst_clipseg_warn_not_finite (GstClipseg * self, GError * error)
   g_error_free (error);
 }
 
+static gboolean
+gst_clipseg_segmenting (GstClipseg * self)
+{
+  gboolean segmenting;
+
+  GST_OBJECT_LOCK (self);
+  segmenting = self->segmenting;
+  GST_OBJECT_UNLOCK (self);
+  return segmenting;
+}
+
 static GstFlowReturn
 gst_clipseg_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * frame)
 {
@@ -1498,12 +1598,22 @@ gst_clipseg_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * frame)
 
   gst_clipseg_swap_in (self);
   gst_clipseg_snapshot (self, &s, live);
-  if (s.labels_dirty && !gst_clipseg_load_labels (self, self->infer, &error)) {
-    GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS,
-        ("Invalid labels, keeping the previous ones."), ("%s", error->message));
+  /* model_in_use changes only here, in swap_in */
+  if (s.labels_dirty && !gst_clipseg_load_labels (self, self->infer,
+          self->model_in_use, &error)) {
+    if (gst_clipseg_segmenting (self))
+      GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS,
+          ("Invalid labels, keeping the previous ones."), ("%s",
+              error->message));
+    else
+      GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS,
+          ("Invalid labels, frames pass through untouched."), ("%s",
+              error->message));
     g_clear_error (&error);
     gst_clipseg_restore_labels (self);
   }
+  if (!gst_clipseg_segmenting (self))
+    return GST_FLOW_OK;
   if (s.short_side != self->short_side) {
     gst_clipseg_setup_pixels (self, &filter->in_info, s.short_side);
     clipseg_infer_reset (self->infer);
@@ -1826,8 +1936,8 @@ gst_clipseg_install_model_properties (GObjectClass * gobject_class)
           "pass meanwhile. Set while running, the new model loads in the "
           "background and replaces the old one between two frames (a "
           "warning keeps the old one if it fails); reads back the model in "
-          "use. Default: the project's model installed in "
-          CLIPSEG_MODEL_INSTALL_DIR ", else the one in the source tree.",
+          "use. Default: the project's model installed with the plugin "
+          "(share/clipseg/model), else the one in the source tree.",
           default_model, PLAYING_FLAGS));
   g_free (default_model);
   g_object_class_install_property (gobject_class, PROP_LABELS,
@@ -1836,7 +1946,8 @@ gst_clipseg_install_model_properties (GObjectClass * gobject_class)
           "joined by '|' (e.g. \"person|man, car|truck, dog\"). They become "
           "labels 1, 2, ... in order. Ignored when labels-file is set. "
           "Changing them while playing re-encodes the text queries on the "
-          "worker thread and restarts smoothing. Default: none (required).",
+          "worker thread and restarts smoothing. Default: none (frames pass "
+          "through untouched, with a warning, until labels are set).",
           NULL, PLAYING_FLAGS));
   g_object_class_install_property (gobject_class, PROP_LABELS_FILE,
       g_param_spec_string ("labels-file", "Labels file",

@@ -8,7 +8,8 @@
 # meson first if needed and bringing it up to date. Installed, they add the plugin
 # directory of the installation (a prefix GStreamer may not search itself).
 
-# Set when meson installs this file; a placeholder in the source tree.
+# Set when meson installs this file, relative to this file's folder; a
+# placeholder in the source tree.
 clipseg_plugin_dir='@PLUGINDIR@'
 
 clipseg_env() {
@@ -24,7 +25,8 @@ clipseg_env() {
   if [ ! -f "$src/meson.build" ] || ! grep -q "project('clipseg'" "$src/meson.build"; then
     case $clipseg_plugin_dir in
       @*) ;;
-      *) export GST_PLUGIN_PATH="$clipseg_plugin_dir${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}" ;;
+      /*) export GST_PLUGIN_PATH="$clipseg_plugin_dir${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}" ;;
+      *) export GST_PLUGIN_PATH="$here/$clipseg_plugin_dir${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}" ;;
     esac
     return 0
   fi

@@ -54,7 +54,7 @@ setup() {
   fi
 }
 
-if setup build && meson compile -C build; then
+if setup build -Dpkgconfig.relocatable=true && meson compile -C build; then
   run_suites build --no-suite bench --no-suite quality --no-suite soak
 else
   echo "test.sh: the build failed"

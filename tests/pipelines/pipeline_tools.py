@@ -1,8 +1,11 @@
 """What the pipeline tests share: where the scripts are, running one against a build,
-rendering a world clip and decoding an H.264 MP4 with GStreamer (Debian's python3-gi)."""
+rendering a world clip, the clips of ../shared/media (or world clips in their place) and
+decoding an H.264 MP4 with GStreamer (Debian's python3-gi)."""
 import os
 import subprocess
 import sys
+import tempfile
+import zlib
 
 import gi
 
@@ -14,6 +17,8 @@ Gst.init(None)
 SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PIPELINES = os.path.join(SRC, "pipelines")
 WORLD = os.path.join(SRC, "engine", "world", "world.py")
+SHARED = os.environ.get("CLIPSEG_SHARED_DIR", os.path.join(SRC, "..", "shared"))
+WORLD_CLIPS = tempfile.TemporaryDirectory(prefix="clipseg-world-clips-")
 
 
 def run_script(build_dir, name, *args, cwd=None, unset=(), timeout=600):
@@ -62,4 +67,17 @@ def world_clip(path, seed, size=(320, 240), frames=30):
     world.stdout.close()
     if world.wait() != 0 or enc.returncode != 0:
         raise RuntimeError("rendering world clip %s failed: %s" % (path, enc.stderr[-1000:]))
+    return path
+
+
+def media(name):
+    """The clip @name of ../shared/media, or in its absence a world clip rendered once (its
+    seed from the name, so each name has its own video)."""
+    path = os.path.join(SHARED, "media", name)
+    if os.path.exists(path):
+        return path
+    path = os.path.join(WORLD_CLIPS.name, name)
+    if not os.path.exists(path):
+        print("%s is absent: using a world clip instead" % os.path.join(SHARED, "media", name))
+        world_clip(path, seed=zlib.crc32(name.encode()) % 1000)
     return path

@@ -6,13 +6,15 @@
     frames.jsonl, one line per frame;
   - export-json.sh writes one JSON object per frame whose coverage sums to 1;
   - export-masks.sh --rgb --frame-size writes colour masks at the frame's size;
-  - gst-launch-1.0 -m prints the label names of clipseg's messages.
+  - gst-launch-1.0 -m prints the label names of clipseg's messages;
+  - scripts/get-model.sh fetches and checks a checkpoint (from a local folder here) and
+    fails naming what is missing when it cannot.
 
-The clips come from ../shared/media (the tests skip without them). Both sides of the
+The clips come from ../shared/media (world clips without it). Both sides of the
 comparison run with n-threads=1: several threads may sum in another order from run to run,
 which flips the odd pixel whose two best labels tie.
 
-Usage: test_apps.py BUILD_DIR; ends with 'N passed, N failed, N skipped'.
+Usage: test_apps.py BUILD_DIR; ends with 'N passed, N failed'.
 """
 import json
 import os
@@ -24,23 +26,11 @@ import traceback
 import matplotlib.image as mpimg
 import numpy as np
 
-from pipeline_tools import PIPELINES, SRC, mp4_frames, run_script
+from pipeline_tools import PIPELINES, SRC, media, mp4_frames, run_script
 
-SHARED = os.environ.get("CLIPSEG_SHARED_DIR", os.path.join(SRC, "..", "shared"))
 LABELS = "grass, water, car|truck"
 # the shipped model's world has no background words: without them label 0 stays empty
 NO_BACKGROUND = 'background=""'
-
-
-class Skip(Exception):
-    pass
-
-
-def media(name):
-    path = os.path.join(SHARED, "media", name)
-    if not os.path.exists(path):
-        raise Skip("%s is absent (../shared/media beside the checkout)" % path)
-    return path
 
 
 def script(name, *args, **kwargs):
@@ -138,23 +128,54 @@ def test_messages_name_labels():
     assert "labels=(GValueArray)< background, sky, grass >" in r.stdout, r.stdout[-2000:]
 
 
+def get_model(url, outdir):
+    env = dict(os.environ, CLIPSEG_MODEL_URL=url)
+    return subprocess.run([os.path.join(SRC, "scripts", "get-model.sh"), outdir], env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_get_model():
+    """Fetches the four files (here from the shipped model's folder), checks them, prints
+    model=; an unreachable source or a file that is not what it says fails, naming it."""
+    world = "file://" + os.path.join(SRC, "engine", "world", "model")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "clip")
+        r = get_model(world, out)
+        assert r.returncode == 0 and r.stdout == "model=%s\n" % out, (r.stdout, r.stderr[-1000:])
+        assert sorted(os.listdir(out)) == ["config.json", "merges.txt", "model.safetensors",
+                                           "vocab.json"], os.listdir(out)
+        env = dict(os.environ, GST_PLUGIN_PATH=os.path.join(BUILD_DIR, "gst"))
+        r = subprocess.run(["gst-launch-1.0", "videotestsrc", "num-buffers=2", "!", "videoconvert",
+                            "!", "clipseg", "labels=grass", r.stdout.strip(), "!", "fakesink"],
+                           env=env, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr[-1000:]
+        r = get_model("file:///nonexistent", os.path.join(tmp, "offline"))
+        assert r.returncode == 1 and "cannot fetch file:///nonexistent/config.json" in r.stderr \
+            and "model.safetensors" in r.stderr, r.stderr[-1000:]
+        bad = os.path.join(tmp, "bad")
+        os.mkdir(bad)
+        for d in (bad, out):
+            with open(os.path.join(d, "config.json"), "w") as f:
+                f.write("{}")
+        r = get_model("file://" + bad, out)
+        assert r.returncode == 1 and "config.json is not a valid config.json" in r.stderr, \
+            r.stderr[-1000:]
+
+
 def main():
     global BUILD_DIR
     BUILD_DIR = os.path.abspath(sys.argv[1])
-    passed = failed = skipped = 0
+    passed = failed = 0
     for name, fn in [(k, v) for k, v in globals().items() if k.startswith("test_")]:
         try:
             fn()
             passed += 1
             print("ok %s" % name)
-        except Skip as e:
-            skipped += 1
-            print("skip %s: %s" % (name, e))
         except Exception:
             failed += 1
             print("FAIL %s" % name)
             traceback.print_exc()
-    print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
+    print("%d passed, %d failed" % (passed, failed))
     return 1 if failed else 0
 
 
