@@ -257,6 +257,24 @@ visible_keys (const struct attention_head *h, int i, int j0, int nk)
   return h->causal ? CLAMP (i - j0 + 1, 0, nk) : nk;
 }
 
+/* s[0, nv) += the bias between query token i and key tokens j0.. */
+static void
+add_grid_bias (const struct attention_grid_bias *b, int i, int j0, int nv, float *s)
+{
+  int yi = (i - 1) / b->gw, xi = (i - 1) % b->gw, j = 0, y, x;
+
+  if (i == 0)
+    return;
+  if (j0 == 0)
+    j = 1;                     /* the class token */
+  y = (j0 + j - 1) / b->gw, x = (j0 + j - 1) % b->gw;
+  for (; j < nv; j++) {
+    s[j] += b->gy[ABS (yi - y)] * b->gx[ABS (xi - x)];
+    if (++x == b->gw)
+      x = 0, y++;
+  }
+}
+
 /* Folds the scores s of keys j0..j0+nk into the running max m, sum l and
  * accumulators o of rows i0..i0+rows, and turns s into probabilities (zero
  * for keys a row does not see). The loops run over whole tile rows, masked,
@@ -277,12 +295,8 @@ softmax_tile (const struct attention_head *h, int i0, int rows, int j0, int nk,
 #pragma omp simd
     for (int j = 0; j < ATTENTION_TILE_K; j++)
       s[j] = j < nv ? s[j] * scale : -INFINITY;
-    if (h->bias) {
-      const float *bias = h->bias + (size_t) (i0 + r) * h->L + j0;
-
-      for (int j = 0; j < nv; j++)
-        s[j] += bias[j];
-    }
+    if (h->bias)
+      add_grid_bias (h->bias, i0 + r, j0, nv, s);
 #pragma omp simd reduction(max:mx)
     for (int j = 0; j < ATTENTION_TILE_K; j++)
       mx = s[j] > mx ? s[j] : mx;

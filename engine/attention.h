@@ -1,7 +1,7 @@
 /* attention.h — internal: fused, tiled attention of one head.
  *
- * out = softmax(scale · A Bᵀ + bias) V, row by row, without the [L, L] score
- * matrix: queries go in tiles of ATTENTION_TILE_Q rows and keys in tiles of
+ * out = softmax(scale · A Bᵀ + bias) V, row by row, without any [L, L] matrix
+ * (scores or bias): queries go in tiles of ATTENTION_TILE_Q rows and keys in tiles of
  * ATTENTION_TILE_K; each query row keeps the running max and sum of its
  * exponentials (online softmax) and rescales its fp32 accumulator when the max
  * grows. A is the query side and B the key side: q and k for CLIP's own
@@ -29,6 +29,15 @@ enum attention_kernel {
   ATTENTION_KERNEL_AVX512_BF16,  /* AVX512-BF16 vdpbf16ps, bf16 products */
 };
 
+/* A score bias that depends on where two tokens sit on a patch grid (NACLIP's
+ * Gaussian neighbourhood), never stored token by token: token 0 is the class
+ * token (no bias), token 1 + y·gw + x the patch at row y, column x, and
+ * patches (y, x) and (y', x') get gy[|y - y'|] · gx[|x - x'|]. */
+struct attention_grid_bias {
+  int gw;                      /* grid columns */
+  const float *gy, *gx;        /* [grid rows], [gw] */
+};
+
 /* One head. */
 struct attention_head {
   const float *a, *b, *v;      /* [L, d] each, row stride ld */
@@ -37,7 +46,7 @@ struct attention_head {
   int ld_out;
   int L, d;
   float scale;                 /* on A Bᵀ, before the bias */
-  const float *bias;           /* [L, L] added to the scaled scores, or NULL */
+  const struct attention_grid_bias *bias;  /* added to the scaled scores, or NULL */
   gboolean causal;             /* row i attends to keys 0..i only */
   gboolean accumulate;         /* out += the result, else out = the result */
 };

@@ -6,6 +6,7 @@
 #ifndef STATE_H
 #define STATE_H
 
+#include "attention.h"
 #include "clipseg-engine.h"
 
 struct buffer {
@@ -44,7 +45,8 @@ struct clipseg_state {
   struct buffer features;      /* [B·N, E] */
   struct buffer positions;     /* [1 + gh·gw, D] interpolated position embedding */
   int pos_gh, pos_gw;          /* grid the positions are for; 0 = none yet */
-  struct buffer neighbourhood; /* [L, L] NACLIP's Gaussian score bias */
+  struct buffer neighbourhood; /* [gh + gw] NACLIP's Gaussian per grid axis */
+  struct attention_grid_bias nb_bias;  /* on it */
   int nb_gh, nb_gw;            /* grid it is for; 0 = none yet */
 
   /* segmentation */

@@ -25,7 +25,7 @@ enum attention_kind {
 struct mixing {
   enum attention_kind kind;
   gboolean residual_and_mlp;   /* FALSE: the block's output is out_proj(mixing) alone */
-  const float *score_bias;     /* [L, L] for ATTENTION_KK_BIASED, else NULL */
+  const struct attention_grid_bias *score_bias;  /* for ATTENTION_KK_BIASED, else NULL */
 };
 
 extern const struct mixing mixing_stock;   /* CLIP's own block */

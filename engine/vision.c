@@ -117,30 +117,27 @@ im2col (const float *pixels, int H, int W, const struct window *windows, int n_w
 
 /* NACLIP's spatial prior: a Gaussian of the distance between two patches on
  * the grid (sigma 5 patches, peak 1, never truncated); the class token gets
- * none. Built once per grid. */
+ * none. exp(-(dy² + dx²)/2σ²) is kept as its two factors, one per axis, built
+ * once per grid. */
 #define NACLIP_SIGMA 5.0f
 
-static const float *
+static const struct attention_grid_bias *
 neighbourhood_for (struct clipseg_state *st, int gh, int gw)
 {
-  int L = 1 + gh * gw;
-  float *bias;
+  float *g;
 
   if (st->nb_gh == gh && st->nb_gw == gw)
-    return st->neighbourhood.data;
-  bias = buffer_reserve (&st->neighbourhood, (size_t) L * L);
-  memset (bias, 0, (size_t) L * L * sizeof *bias);
-  for (int p = 0; p < gh * gw; p++) {
-    for (int q = 0; q < gh * gw; q++) {
-      float dy = (float) (p / gw - q / gw), dx = (float) (p % gw - q % gw);
+    return &st->nb_bias;
+  g = buffer_reserve (&st->neighbourhood, (size_t) gh + gw);
+  for (int k = 0; k < gh + gw; k++) {
+    float d = (float) (k < gh ? k : k - gh);
 
-      bias[(size_t) (1 + p) * L + 1 + q] =
-          expf (-(dy * dy + dx * dx) / (2.0f * NACLIP_SIGMA * NACLIP_SIGMA));
-    }
+    g[k] = expf (-(d * d) / (2.0f * NACLIP_SIGMA * NACLIP_SIGMA));
   }
+  st->nb_bias = (struct attention_grid_bias) {gw, g, g + gh};
   st->nb_gh = gh;
   st->nb_gw = gw;
-  return bias;
+  return &st->nb_bias;
 }
 
 static struct mixing
