@@ -480,15 +480,28 @@ def refinement_effect(ck, x, q, idx, p, rp):
     return ', refinements move probs by up to %.3f' % moved
 
 
+def reference_segment(ck, h, w, seed, q, idx, p, tries=8):
+    """The reference's segmentation of the scenario's image, or of the next seed's when a
+    probability lands so close to a threshold that float32 rounding could decide it either
+    way (which vocabulary the checkpoint has, shared or the clone's, moves every logit)."""
+    for k in range(tries):
+        x = mc.make_image(h, w, seed + 7919 * k)
+        try:
+            return x, ck.model.segment(
+                x.astype(np.float64), q, idx, p['mode'], p['crop'], p['stride'],
+                p['logit_scale'], p['prob_thd'], p['area_thd'], details=True,
+                ks_thresh=p['ks_thresh'], pd_thresh=p['pd_thresh'], pamr_steps=p['pamr_steps'])
+        except clipref.AmbiguousThreshold as e:
+            last = e
+    raise CaseFailure('every one of %d images has a probability at a threshold: %s'
+                      % (tries, last))
+
+
 def stage_segment(tool, ck, work, scenario, mode):
     h, w, flags, labels, seed = (SEG_SCENARIOS[scenario] if scenario in SEG_SCENARIOS
                                  else REFINE_SCENARIOS[scenario][:5])
-    x = mc.make_image(h, w, seed)
-    xf = os.path.join(work, 'x.npy')
-    np.save(xf, x)
     lf = write(os.path.join(work, 'labels.txt'), labels)
     pf, lbf = os.path.join(work, 'p.npy'), os.path.join(work, 'l.npy')
-    args = ['segment', ck.path, '--input', xf, '--labels-file', lf, '--out', pf, '--pred', lbf]
     if flags is None:  # every default: sclip, imagenet80, crop 224 / stride 112, scale 40
         p = dict(mode='sclip', templates='imagenet80', crop=224, stride=112, logit_scale=40.0,
                  prob_thd=0.0, area_thd=0.0, ks_thresh=0.0, pd_thresh=0.0, pamr_steps=0)
@@ -496,6 +509,13 @@ def stage_segment(tool, ck, work, scenario, mode):
         p = dict(mode=mode, templates='single', crop=0, stride=0, logit_scale=40.0, prob_thd=0.0,
                  area_thd=0.0, ks_thresh=0.0, pd_thresh=0.0, pamr_steps=0)
         p.update(flags)
+    names, idx = clipref.parse_labels_file(labels)
+    q = ck.queries(names, clipref.load_templates(p['templates']))
+    x, (rp, rl, det) = reference_segment(ck, h, w, seed, q, idx, p)
+    xf = os.path.join(work, 'x.npy')
+    np.save(xf, x)
+    args = ['segment', ck.path, '--input', xf, '--labels-file', lf, '--out', pf, '--pred', lbf]
+    if flags is not None:
         args += ['--mode', p['mode'], '--templates', p['templates'], '--crop', str(p['crop'])]
         if p['crop']:
             args += ['--stride', str(p['stride'])]
@@ -504,12 +524,6 @@ def stage_segment(tool, ck, work, scenario, mode):
                 args += [flag, repr(p[k])]
     _, _, dt = tool.run(args, ck.vocab_arg, extra_flags(tool, ck),
                         vocab_first=ck.vocab_first)
-    names, idx = clipref.parse_labels_file(labels)
-    q = ck.queries(names, clipref.load_templates(p['templates']))
-    rp, rl, det = ck.model.segment(x.astype(np.float64), q, idx, p['mode'], p['crop'], p['stride'],
-                                   p['logit_scale'], p['prob_thd'], p['area_thd'], details=True,
-                                   ks_thresh=p['ks_thresh'], pd_thresh=p['pd_thresh'],
-                                   pamr_steps=p['pamr_steps'])
     C = rp.shape[0]
     gp = load_npy(pf, np.float32, (C, h, w))
     gl = load_npy(lbf, np.int32, (h, w))
