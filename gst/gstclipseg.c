@@ -320,15 +320,15 @@ enum
 #define OVERLAY_FEATURE GST_CAPS_FEATURE_META_GST_VIDEO_OVERLAY_COMPOSITION
 #define SYSMEM_OVERLAY_FEATURES \
     GST_CAPS_FEATURE_MEMORY_SYSTEM_MEMORY ", " OVERLAY_FEATURE
-#define CLIPSEG_CAPS \
+#define GST_CLIPSEG_CAPS \
     GST_VIDEO_CAPS_MAKE (FORMATS) ";" \
     GST_VIDEO_CAPS_MAKE_WITH_FEATURES (SYSMEM_OVERLAY_FEATURES, FORMATS) ";" \
     GST_VIDEO_CAPS_MAKE_WITH_FEATURES (OVERLAY_FEATURE, FORMATS)
 
 static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
-    GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS (CLIPSEG_CAPS));
+    GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS (GST_CLIPSEG_CAPS));
 static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE ("src",
-    GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS (CLIPSEG_CAPS));
+    GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS (GST_CLIPSEG_CAPS));
 
 /* The label properties, as set or as last accepted. */
 typedef struct
@@ -350,7 +350,7 @@ typedef struct
   gint short_side;
   GstClockTime earliest;
   guint cookie;
-  ClipsegJob job;
+  GstClipsegJob job;
 } GstClipsegSnapshot;
 
 struct _GstClipseg
@@ -394,7 +394,7 @@ struct _GstClipseg
   gboolean flushing;            /* no waiting for the model load */
   gboolean loaded, load_failed; /* model and infer are set (or failed) */
   GCond loaded_cond;
-  ClipsegInfer *infer;          /* once loaded, until stop */
+  GstClipsegInfer *infer;       /* once loaded, until stop */
   struct clipseg_model *model;  /* likewise; read without the lock once loaded */
   GThread *loader;              /* from start to stop */
   gboolean started;             /* between start and stop */
@@ -402,15 +402,15 @@ struct _GstClipseg
   GThread *swapper;             /* loads a model set while started */
   gboolean swapping;            /* the swapper has not finished */
   struct clipseg_model *next_model;     /* loaded by the swapper, not in use */
-  ClipsegInfer *next_infer;
+  GstClipsegInfer *next_infer;
   gchar *next_path;
   gboolean segmenting;          /* the worker has a label set */
 
   /* streaming thread */
-  ClipsegPixels pixels;
+  GstClipsegPixels pixels;
   gint short_side;              /* the pixels were set up for */
-  ClipsegOverlay overlay_cache;
-  guint32 palette[CLIPSEG_MAX_LABELS];
+  GstClipsegOverlay overlay_cache;
+  guint32 palette[GST_CLIPSEG_MAX_LABELS];
   gint check_composition;       /* atomic: set from upstream events too */
   gboolean downstream_composition;
   guint64 frame_count;
@@ -531,10 +531,10 @@ static void
 gst_clipseg_check_known (GstClipseg * self, const gchar * model_path,
     const struct clipseg_labels *set)
 {
-  gchar **known = clipseg_known_classes_load (model_path);
+  gchar **known = gst_clipseg_known_classes_load (model_path);
   gchar **unknown, *unknown_text, *known_text;
 
-  unknown = known ? clipseg_known_classes_unknown ((const gchar * const *)
+  unknown = known ? gst_clipseg_known_classes_unknown ((const gchar * const *)
       known, set) : NULL;
   if (!unknown) {
     g_strfreev (known);
@@ -600,7 +600,7 @@ gst_clipseg_restore_labels (GstClipseg * self)
  * encodes them before its next inference, checked against what its model
  * at @model_path knows; with no @infer, only checks them. */
 static gboolean
-gst_clipseg_load_labels (GstClipseg * self, ClipsegInfer * infer,
+gst_clipseg_load_labels (GstClipseg * self, GstClipsegInfer * infer,
     const gchar * model_path, GError ** error)
 {
   struct clipseg_labels *set;
@@ -627,10 +627,10 @@ gst_clipseg_load_labels (GstClipseg * self, ClipsegInfer * infer,
   if (n_words > 0)
     clipseg_labels_prepend_class (set, (const char *const *) words, n_words);
   n_labels = clipseg_labels_n_classes (set) + (n_words > 0 ? 0 : 1);
-  if (n_labels > CLIPSEG_MAX_LABELS) {
+  if (n_labels > GST_CLIPSEG_MAX_LABELS) {
     g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_INVALID,
         "%u labels (background included), at most %d are supported",
-        n_labels, CLIPSEG_MAX_LABELS);
+        n_labels, GST_CLIPSEG_MAX_LABELS);
     g_clear_pointer (&set, clipseg_labels_free);
     goto out;
   }
@@ -645,7 +645,7 @@ gst_clipseg_load_labels (GstClipseg * self, ClipsegInfer * infer,
 
   /* the worker owns them from here on */
   if (infer) {
-    clipseg_infer_set_labels (infer, set, n_words > 0, template_set);
+    gst_clipseg_infer_set_labels (infer, set, n_words > 0, template_set);
     GST_OBJECT_LOCK (self);
     self->segmenting = TRUE;
     GST_OBJECT_UNLOCK (self);
@@ -668,7 +668,7 @@ out:
  * precision and threads the properties ask for now. */
 static struct clipseg_model *
 gst_clipseg_open_model (GstClipseg * self, const gchar * path,
-    ClipsegInfer ** infer, GError ** error)
+    GstClipsegInfer ** infer, GError ** error)
 {
   struct clipseg_model *model;
   const struct clipseg_model_info *info;
@@ -680,7 +680,7 @@ gst_clipseg_open_model (GstClipseg * self, const gchar * path,
   precision = self->precision;
   GST_OBJECT_UNLOCK (self);
 
-  model = clipseg_shared_model_acquire (path,
+  model = gst_clipseg_shared_model_acquire (path,
       (enum clipseg_precision) precision, error);
   if (!model)
     return NULL;
@@ -688,24 +688,24 @@ gst_clipseg_open_model (GstClipseg * self, const gchar * path,
   GST_INFO_OBJECT (self, "model %s loaded: %s, %s, %s, attention %s", path,
       clipseg_precision_name (info->precision), info->gemm_library,
       info->gemm_isa, info->attention_kernel);
-  *infer = clipseg_infer_new (model, n_threads);
+  *infer = gst_clipseg_infer_new (model, n_threads);
   return model;
 }
 
 static void
-gst_clipseg_close_model (struct clipseg_model *model, ClipsegInfer * infer)
+gst_clipseg_close_model (struct clipseg_model *model, GstClipsegInfer * infer)
 {
   if (infer)
-    clipseg_infer_free (infer);
+    gst_clipseg_infer_free (infer);
   if (model)
-    clipseg_shared_model_release (model);
+    gst_clipseg_shared_model_release (model);
 }
 
 /* Frees what start() set up, once the model loads are over. */
 static void
 gst_clipseg_release (GstClipseg * self)
 {
-  ClipsegInfer *infer, *next_infer;
+  GstClipsegInfer *infer, *next_infer;
   struct clipseg_model *next_model;
   GThread *swapper;
 
@@ -729,8 +729,8 @@ gst_clipseg_release (GstClipseg * self)
 
   gst_clipseg_close_model (next_model, next_infer);
   gst_clipseg_close_model (g_steal_pointer (&self->model), infer);
-  clipseg_pixels_clear (&self->pixels);
-  clipseg_overlay_clear (&self->overlay_cache);
+  gst_clipseg_pixels_clear (&self->pixels);
+  gst_clipseg_overlay_clear (&self->overlay_cache);
   self->short_side = 0;
 }
 
@@ -749,7 +749,7 @@ gst_clipseg_load (gpointer data)
 {
   GstClipseg *self = data;
   struct clipseg_model *model;
-  ClipsegInfer *infer = NULL;
+  GstClipsegInfer *infer = NULL;
   GError *error = NULL;
   gchar *path;
 
@@ -773,7 +773,7 @@ gst_clipseg_load (gpointer data)
   self->loaded = TRUE;
   self->load_failed = error != NULL;
   if (infer && self->flushing)
-    clipseg_infer_set_flushing (infer, TRUE);
+    gst_clipseg_infer_set_flushing (infer, TRUE);
   g_cond_broadcast (&self->loaded_cond);
   GST_OBJECT_UNLOCK (self);
 
@@ -869,7 +869,7 @@ gst_clipseg_set_flushing (GstClipseg * self, gboolean flushing)
   GST_OBJECT_LOCK (self);
   self->flushing = flushing;
   if (self->infer)
-    clipseg_infer_set_flushing (self->infer, flushing);
+    gst_clipseg_infer_set_flushing (self->infer, flushing);
   g_cond_broadcast (&self->loaded_cond);
   GST_OBJECT_UNLOCK (self);
 }
@@ -901,7 +901,7 @@ static void
 gst_clipseg_load_next (GstClipseg * self, const gchar * path)
 {
   struct clipseg_model *model, *dropped_model = NULL;
-  ClipsegInfer *infer = NULL, *dropped_infer = NULL;
+  GstClipsegInfer *infer = NULL, *dropped_infer = NULL;
   GError *error = NULL;
   gchar *keep;
 
@@ -971,7 +971,7 @@ static void
 gst_clipseg_swap_in (GstClipseg * self)
 {
   struct clipseg_model *old_model;
-  ClipsegInfer *old_infer;
+  GstClipsegInfer *old_infer;
   gchar *path;
 
   GST_OBJECT_LOCK (self);
@@ -986,7 +986,7 @@ gst_clipseg_swap_in (GstClipseg * self)
   g_free (self->model_in_use);
   self->model_in_use = g_steal_pointer (&self->next_path);
   if (self->flushing)
-    clipseg_infer_set_flushing (self->infer, TRUE);
+    gst_clipseg_infer_set_flushing (self->infer, TRUE);
   path = g_strdup (self->model_in_use);
   GST_OBJECT_UNLOCK (self);
 
@@ -1076,7 +1076,7 @@ gst_clipseg_setup_pixels (GstClipseg * self, const GstVideoInfo * info,
       GST_VIDEO_INFO_HEIGHT (info), short_side, LONG_SIDE_MAX, &width, &height);
   width = MAX (width, model_info->patch_size);
   height = MAX (height, model_info->patch_size);
-  clipseg_pixels_init (&self->pixels, info, width, height,
+  gst_clipseg_pixels_init (&self->pixels, info, width, height,
       model_info->image_mean, model_info->image_std);
   self->short_side = short_side;
   GST_INFO_OBJECT (self, "inference at %dx%d", width, height);
@@ -1091,7 +1091,7 @@ gst_clipseg_set_info (GstVideoFilter * filter, GstCaps * incaps,
   /* the next frame sets the pixels up for the new size (once the model is
    * loaded) and drops the result of the old one */
   self->short_side = 0;
-  clipseg_overlay_clear (&self->overlay_cache);
+  gst_clipseg_overlay_clear (&self->overlay_cache);
   g_atomic_int_set (&self->check_composition, TRUE);
   self->frame_count = 0;
 
@@ -1277,7 +1277,7 @@ gst_clipseg_query (GstBaseTransform * trans, GstPadDirection direction,
   GST_OBJECT_LOCK (self);
   self->live = live;
   if (self->infer && gst_clipseg_resolves_sync (self->processing, live)) {
-    extra = clipseg_infer_get_average_time (self->infer);
+    extra = gst_clipseg_infer_get_average_time (self->infer);
     if (!GST_CLOCK_TIME_IS_VALID (extra))
       extra = 0;
   }
@@ -1298,7 +1298,7 @@ gst_clipseg_query (GstBaseTransform * trans, GstPadDirection direction,
 static void
 gst_clipseg_check_latency (GstClipseg * self)
 {
-  GstClockTime average = clipseg_infer_get_average_time (self->infer);
+  GstClockTime average = gst_clipseg_infer_get_average_time (self->infer);
   GstClockTime reported;
 
   GST_OBJECT_LOCK (self);
@@ -1406,17 +1406,17 @@ static gboolean
 gst_clipseg_infer_frame (GstClipseg * self, GstVideoFrame * frame,
     guint64 serial, GstClipsegSnapshot * s, gboolean sync)
 {
-  gfloat *planes = clipseg_infer_reserve (self->infer,
+  gfloat *planes = gst_clipseg_infer_reserve (self->infer,
       self->pixels.out_width, self->pixels.out_height);
 
-  clipseg_pixels_convert (&self->pixels, frame, planes);
+  gst_clipseg_pixels_convert (&self->pixels, frame, planes);
   s->job.waits = sync;
   s->job.serial = serial;
   s->job.pts = GST_BUFFER_PTS (frame->buffer);
-  clipseg_infer_submit (self->infer, &s->job);
+  gst_clipseg_infer_submit (self->infer, &s->job);
 
   if (sync) {
-    if (!clipseg_infer_wait (self->infer))
+    if (!gst_clipseg_infer_wait (self->infer))
       return FALSE;
     gst_clipseg_check_latency (self);
   }
@@ -1425,7 +1425,7 @@ gst_clipseg_infer_frame (GstClipseg * self, GstVideoFrame * frame,
 
 static void
 gst_clipseg_attach_meta (GstClipseg * self, GstVideoFrame * frame,
-    const ClipsegResult * r, guint64 serial)
+    const GstClipsegResult * r, guint64 serial)
 {
   gint width = GST_VIDEO_FRAME_WIDTH (frame);
   gint height = GST_VIDEO_FRAME_HEIGHT (frame);
@@ -1489,7 +1489,7 @@ gst_clipseg_attach_composition (GstBuffer * buffer,
 
 static void
 gst_clipseg_draw (GstClipseg * self, GstVideoFrame * frame,
-    const ClipsegResult * r, const GstClipsegSnapshot * s)
+    const GstClipsegResult * r, const GstClipsegSnapshot * s)
 {
   GstClipsegOverlayMode mode = s->overlay;
 
@@ -1497,7 +1497,7 @@ gst_clipseg_draw (GstClipseg * self, GstVideoFrame * frame,
     return;
 
   GST_OBJECT_LOCK (self);
-  clipseg_palette_fill (self->palette, (const gchar * const *) r->labels,
+  gst_clipseg_palette_fill (self->palette, (const gchar * const *) r->labels,
       r->n_labels, self->colors, self->overlay_alpha);
   GST_OBJECT_UNLOCK (self);
 
@@ -1512,17 +1512,17 @@ gst_clipseg_draw (GstClipseg * self, GstVideoFrame * frame,
 
   if (mode == GST_CLIPSEG_OVERLAY_COMPOSITION)
     gst_clipseg_attach_composition (frame->buffer,
-        clipseg_overlay_get_composition (&self->overlay_cache, r,
+        gst_clipseg_overlay_get_composition (&self->overlay_cache, r,
             self->palette, s->cookie, GST_VIDEO_FRAME_WIDTH (frame),
             GST_VIDEO_FRAME_HEIGHT (frame)));
   else
-    clipseg_overlay_blend (&self->overlay_cache, frame, r, self->palette,
+    gst_clipseg_overlay_blend (&self->overlay_cache, frame, r, self->palette,
         s->cookie);
 }
 
 static void
 gst_clipseg_post_result (GstClipseg * self, GstBuffer * buffer,
-    const ClipsegResult * r, guint64 serial)
+    const GstClipsegResult * r, guint64 serial)
 {
   GstSegment *segment = &GST_BASE_TRANSFORM (self)->segment;
   GstClockTime timestamp = GST_BUFFER_PTS (buffer);
@@ -1576,7 +1576,7 @@ gst_clipseg_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * frame)
   gint live = gst_clipseg_upstream_live (self);
   GstClipsegProcessing processing;
   GstClipsegSnapshot s;
-  ClipsegResult *result;
+  GstClipsegResult *result;
   GError *error = NULL;
   gboolean sync;
 
@@ -1616,7 +1616,7 @@ gst_clipseg_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * frame)
     return GST_FLOW_OK;
   if (s.short_side != self->short_side) {
     gst_clipseg_setup_pixels (self, &filter->in_info, s.short_side);
-    clipseg_infer_reset (self->infer);
+    gst_clipseg_infer_reset (self->infer);
   }
   gst_clipseg_check_windows (self, &s);
 
@@ -1625,21 +1625,21 @@ gst_clipseg_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * frame)
    * would starve the worker. */
   if (serial % s.interval == 0) {
     if (sync && gst_clipseg_is_late (self, frame->buffer, &s)
-        && clipseg_infer_has_result (self->infer))
+        && gst_clipseg_infer_has_result (self->infer))
       GST_DEBUG_OBJECT (self, "frame %" G_GUINT64_FORMAT " is late, "
           "inference skipped", serial);
     else if (!gst_clipseg_infer_frame (self, frame, serial, &s, sync))
       return GST_FLOW_FLUSHING;
   }
 
-  error = clipseg_infer_take_error (self->infer);
+  error = gst_clipseg_infer_take_error (self->infer);
   if (error && g_error_matches (error, CLIPSEG_ENGINE_ERROR,
           CLIPSEG_ENGINE_ERROR_NOT_FINITE))
     gst_clipseg_warn_not_finite (self, error);
   else if (error)
     goto inference_failed;
 
-  result = clipseg_infer_get_result (self->infer);
+  result = gst_clipseg_infer_get_result (self->infer);
   if (!result)
     return GST_FLOW_OK;
 
@@ -1649,7 +1649,7 @@ gst_clipseg_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * frame)
     gst_clipseg_post_result (self, frame->buffer, result, serial);
     self->posted_id = result->id;
   }
-  clipseg_result_unref (result);
+  gst_clipseg_result_unref (result);
 
   return GST_FLOW_OK;
 
@@ -1776,7 +1776,7 @@ gst_clipseg_set_property (GObject * object, guint prop_id,
       self->cookie++;
       break;
     case PROP_COLORS:
-      if (clipseg_colors_set (g_value_get_string (value), &self->colors,
+      if (gst_clipseg_colors_set (g_value_get_string (value), &self->colors,
               &self->colors_text, &error))
         self->cookie++;
       break;
@@ -1911,7 +1911,7 @@ gst_clipseg_finalize (GObject * object)
   g_free (self->colors_text);
   g_free (self->warned_windows);
   gst_clipseg_label_props_clear (&self->accepted);
-  g_clear_pointer (&self->colors, clipseg_colors_free);
+  g_clear_pointer (&self->colors, gst_clipseg_colors_free);
   g_cond_clear (&self->loaded_cond);
 
   G_OBJECT_CLASS (parent_class)->finalize (object);
