@@ -291,17 +291,19 @@ enum
     "mountain, sands, desk, bed, building, cloud, lamp, door, window, " \
     "wardrobe, ceiling, shelf, curtain, stair, floor, hill, rail, fence"
 #define DEFAULT_TEMPLATES "imagenet80"
-#define DEFAULT_MODE GST_CLIPSEG_MODE_SCLIP
 #define DEFAULT_RESOLUTION 0
 #define RESOLUTION_MIN_DEFAULT 128
 #define DEFAULT_WINDOW -1
 #define DEFAULT_STRIDE 0
-#define DEFAULT_LOGIT_SCALE 40.0
-#define DEFAULT_THRESHOLD 0.0
-#define DEFAULT_AREA_THRESHOLD 0.0
-#define DEFAULT_KEY_SMOOTHING 0.0
-#define DEFAULT_PROMPT_DENOISING 0.0
-#define DEFAULT_PAMR_STEPS 0
+/* what the element shares with the engine's segmentation takes its defaults */
+#define ENGINE_DEFAULT(field) (clipseg_segment_default_params ().field)
+#define DEFAULT_MODE ((GstClipsegMode) ENGINE_DEFAULT (mode))
+#define DEFAULT_LOGIT_SCALE ENGINE_DEFAULT (logit_scale)
+#define DEFAULT_THRESHOLD ENGINE_DEFAULT (prob_thd)
+#define DEFAULT_AREA_THRESHOLD ENGINE_DEFAULT (area_thd)
+#define DEFAULT_KEY_SMOOTHING ENGINE_DEFAULT (ks_thresh)
+#define DEFAULT_PROMPT_DENOISING ENGINE_DEFAULT (pd_thresh)
+#define DEFAULT_PAMR_STEPS ENGINE_DEFAULT (pamr_steps)
 #define DEFAULT_INFERENCE_INTERVAL 1
 #define DEFAULT_PROCESSING GST_CLIPSEG_PROCESSING_AUTO
 #define DEFAULT_SMOOTHING 0.5
@@ -315,6 +317,8 @@ enum
 
 /* SCLIP's keep-ratio resize: Resize(scale=(2048, S)) */
 #define LONG_SIDE_MAX 2048
+/* most pixels the resolution, window and stride properties take */
+#define SIDE_MAX 4096
 
 #define FORMATS "{ RGB, BGR, RGBA, BGRA, RGBx, BGRx, xRGB, xBGR, I420, NV12 }"
 #define OVERLAY_FEATURE GST_CAPS_FEATURE_META_GST_VIDEO_OVERLAY_COMPOSITION
@@ -1318,6 +1322,16 @@ gst_clipseg_check_latency (GstClipseg * self)
 
 /* ---- per frame ---------------------------------------------------------- */
 
+/* Windows of side @crop (0: the whole frame) with the stride property's
+ * value @stride (0: half the window). */
+static void
+gst_clipseg_set_windows (struct clipseg_segment_params *p, gint crop,
+    gint stride)
+{
+  p->crop = crop;
+  p->stride = stride > 0 ? stride : MAX (1, crop / 2);
+}
+
 static void
 gst_clipseg_snapshot (GstClipseg * self, GstClipsegSnapshot * s, gint live)
 {
@@ -1338,8 +1352,8 @@ gst_clipseg_snapshot (GstClipseg * self, GstClipsegSnapshot * s, gint live)
 
   *p = clipseg_segment_default_params ();
   p->mode = (enum clipseg_mode) self->mode;
-  p->crop = self->window >= 0 ? self->window : light ? 0 : info->image_size;
-  p->stride = self->stride > 0 ? self->stride : MAX (1, p->crop / 2);
+  gst_clipseg_set_windows (p, self->window >= 0 ? self->window : light ? 0 :
+      info->image_size, self->stride);
   p->logit_scale = self->logit_scale;
   p->prob_thd = self->threshold;
   p->area_thd = self->area_threshold;
@@ -1380,8 +1394,7 @@ gst_clipseg_check_windows (GstClipseg * self, GstClipsegSnapshot * s)
     self->warned_windows = g_strdup (error->message);
   }
   g_error_free (error);
-  p->crop = info->image_size;
-  p->stride = p->crop / 2;
+  gst_clipseg_set_windows (p, info->image_size, DEFAULT_STRIDE);
 }
 
 static gboolean
@@ -1922,6 +1935,28 @@ gst_clipseg_finalize (GObject * object)
 #define READY_FLAGS (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | \
     GST_PARAM_MUTABLE_READY)
 
+/* A blurb with values filled in, kept for the process's life as the static
+ * strings of the param specs must be. */
+static const gchar *
+gst_clipseg_blurb (const gchar * format, ...)
+G_GNUC_PRINTF (1, 2);
+
+     static const gchar *gst_clipseg_blurb (const gchar * format, ...)
+{
+  va_list args;
+  gchar *text;
+  const gchar *interned;
+
+  va_start (args, format);
+  text = g_strdup_vprintf (format, args);
+  va_end (args);
+  interned = g_intern_string (text);
+  g_free (text);
+  return interned;
+}
+
+#define BOOLEAN_NAME(value) ((value) ? "true" : "false")
+
 static void
 gst_clipseg_install_model_properties (GObjectClass * gobject_class)
 {
@@ -1966,46 +2001,56 @@ gst_clipseg_install_model_properties (GObjectClass * gobject_class)
           "\"imagenet80\" (OpenAI's 80 ImageNet templates), \"single\" "
           "(\"a photo of a {}.\"), \"none\" (the label alone) or the path of "
           "a file with one template containing {} per line. "
-          "Default: \"imagenet80\".", DEFAULT_TEMPLATES, PLAYING_FLAGS));
+          "Default: \"" DEFAULT_TEMPLATES "\".", DEFAULT_TEMPLATES,
+          PLAYING_FLAGS));
   g_object_class_install_property (gobject_class, PROP_MODE,
       g_param_spec_enum ("mode", "Mode",
-          "How the last vision block keeps patches local. Default: sclip.",
+          gst_clipseg_blurb ("How the last vision block keeps patches "
+              "local. Default: %s.", clipseg_mode_name (ENGINE_DEFAULT (mode))),
           GST_TYPE_CLIPSEG_MODE, DEFAULT_MODE, PLAYING_FLAGS));
   g_object_class_install_property (gobject_class, PROP_RESOLUTION,
       g_param_spec_int ("resolution", "Resolution",
           "Short side, in pixels, that frames are resized to for inference "
-          "(keeping the aspect ratio, long side at most 2048); the label map "
-          "has this size too. 0: 1.5 times the model's native image size, at "
-          "least 128 (336 for 224-pixel CLIPs, as SCLIP); for a live source "
-          "with window -1 too, the native size (at least 128) in one "
-          "whole-frame pass, several times faster (a ViT-B/16 refreshes masks "
-          "at 2-3 Hz on two cores) at some cost in accuracy (README). "
-          "Default: 0.", 0, 4096, DEFAULT_RESOLUTION, PLAYING_FLAGS));
+          "(keeping the aspect ratio, long side at most "
+          G_STRINGIFY (LONG_SIDE_MAX) "); the label map has this size too. "
+          "0: 1.5 times the model's native image size, at least "
+          G_STRINGIFY (RESOLUTION_MIN_DEFAULT) " (336 for 224-pixel CLIPs, as "
+          "SCLIP); for a live source with window -1 too, the native size (at "
+          "least " G_STRINGIFY (RESOLUTION_MIN_DEFAULT) ") in one whole-frame "
+          "pass, several times faster (a ViT-B/16 refreshes masks at 2-3 Hz "
+          "on two cores) at some cost in accuracy (README). "
+          "Default: " G_STRINGIFY (DEFAULT_RESOLUTION) ".", 0, SIDE_MAX,
+          DEFAULT_RESOLUTION, PLAYING_FLAGS));
   g_object_class_install_property (gobject_class, PROP_WINDOW,
       g_param_spec_int ("window", "Window",
           "Side in pixels of the sliding windows the resized frame is "
           "segmented in. -1: the model's native image size, or one pass over "
           "the whole frame for a live source with resolution 0 (see "
-          "resolution); 0: one pass over the whole frame. Default: -1.", -1,
-          4096, DEFAULT_WINDOW, PLAYING_FLAGS));
+          "resolution); 0: one pass over the whole frame. "
+          "Default: " G_STRINGIFY (DEFAULT_WINDOW) ".", -1, SIDE_MAX,
+          DEFAULT_WINDOW, PLAYING_FLAGS));
   g_object_class_install_property (gobject_class, PROP_STRIDE,
       g_param_spec_int ("stride", "Stride",
           "Step in pixels between sliding windows. 0: half the window. "
-          "Default: 0.", 0, 4096, DEFAULT_STRIDE, PLAYING_FLAGS));
+          "Default: " G_STRINGIFY (DEFAULT_STRIDE) ".", 0, SIDE_MAX,
+          DEFAULT_STRIDE, PLAYING_FLAGS));
   g_object_class_install_property (gobject_class, PROP_LOGIT_SCALE,
       g_param_spec_double ("logit-scale", "Logit scale",
-          "Factor on the patch-text cosines before the softmax over labels; "
-          "higher makes decisions sharper. Default: 40 (SCLIP).", 0.001, 1000.0,
+          gst_clipseg_blurb ("Factor on the patch-text cosines before the "
+              "softmax over labels; higher makes decisions sharper. "
+              "Default: %g (SCLIP's).", DEFAULT_LOGIT_SCALE), 0.001, 1000.0,
           DEFAULT_LOGIT_SCALE, PLAYING_FLAGS));
   g_object_class_install_property (gobject_class, PROP_THRESHOLD,
       g_param_spec_double ("threshold", "Threshold",
-          "Pixels whose best class probability is below this go to label 0. "
-          "Default: 0 (off).", 0.0, 1.0, DEFAULT_THRESHOLD, PLAYING_FLAGS));
+          gst_clipseg_blurb ("Pixels whose best class probability is below "
+              "this go to label 0; 0: off. Default: %g.", DEFAULT_THRESHOLD),
+          0.0, 1.0, DEFAULT_THRESHOLD, PLAYING_FLAGS));
   g_object_class_install_property (gobject_class, PROP_AREA_THRESHOLD,
       g_param_spec_double ("area-threshold", "Area threshold",
-          "Labels covering at most this share of the labelled (non-0) pixels "
-          "get probability 0, so their pixels go to the next most probable "
-          "label (SCLIP's area_thd). Default: 0 (off).", 0.0, 0.99,
+          gst_clipseg_blurb ("Labels covering at most this share of the "
+              "labelled (non-0) pixels get probability 0, so their pixels go "
+              "to the next most probable label (SCLIP's area_thd); 0: off. "
+              "Default: %g.", DEFAULT_AREA_THRESHOLD), 0.0, 0.99,
           DEFAULT_AREA_THRESHOLD, PLAYING_FLAGS));
 }
 
@@ -2014,29 +2059,33 @@ gst_clipseg_install_refinement_properties (GObjectClass * gobject_class)
 {
   g_object_class_install_property (gobject_class, PROP_KEY_SMOOTHING,
       g_param_spec_double ("key-smoothing", "Key smoothing",
-          "MaskCLIP's key smoothing, mode maskclip only (other modes ignore "
-          "it): in each window, patches whose best label probability "
-          "(softmax of 100 x cosine) is below this take the key-similarity "
-          "weighted sum of every patch's probabilities, which then stand in "
-          "for the cosines (logit-scale 1 gives MaskCLIP's own "
-          "probabilities). MaskCLIP's setting: 1 (every patch). "
-          "Default: 0 (off).", 0.0, 1.0, DEFAULT_KEY_SMOOTHING, PLAYING_FLAGS));
+          gst_clipseg_blurb ("MaskCLIP's key smoothing, mode maskclip only "
+              "(other modes ignore it): in each window, patches whose best "
+              "label probability (softmax of 100 x cosine) is below this take "
+              "the key-similarity weighted sum of every patch's "
+              "probabilities, which then stand in for the cosines "
+              "(logit-scale 1 gives MaskCLIP's own probabilities). MaskCLIP's "
+              "setting: 1 (every patch); 0: off. Default: %g.",
+              DEFAULT_KEY_SMOOTHING), 0.0, 1.0, DEFAULT_KEY_SMOOTHING,
+          PLAYING_FLAGS));
   g_object_class_install_property (gobject_class, PROP_PROMPT_DENOISING,
       g_param_spec_double ("prompt-denoising", "Prompt denoising",
-          "MaskCLIP's prompt denoising, mode maskclip only (other modes "
-          "ignore it): in each window, labels (each name of a label on its "
-          "own) whose probability (softmax of 100 x cosine) stays below this "
-          "at every patch are dropped there. MaskCLIP's setting: 0.5. "
-          "Default: 0 (off).", 0.0, 1.0, DEFAULT_PROMPT_DENOISING,
+          gst_clipseg_blurb ("MaskCLIP's prompt denoising, mode maskclip "
+              "only (other modes ignore it): in each window, labels (each "
+              "name of a label on its own) whose probability (softmax of 100 "
+              "x cosine) stays below this at every patch are dropped there. "
+              "MaskCLIP's setting: 0.5; 0: off. Default: %g.",
+              DEFAULT_PROMPT_DENOISING), 0.0, 1.0, DEFAULT_PROMPT_DENOISING,
           PLAYING_FLAGS));
   g_object_class_install_property (gobject_class, PROP_PAMR_STEPS,
       g_param_spec_uint ("pamr-steps", "PAMR steps",
-          "Steps of PAMR, which refines the label scores at the label map's "
-          "size by each pixel's colour affinity to its neighbours 8 and 16 "
-          "pixels away (SCLIP and NACLIP; NACLIP runs 10). Each step costs "
-          "time in proportion to pixels x names. Default: 0 (off, as "
-          "SCLIP).", 0, CLIPSEG_MAX_PAMR_STEPS, DEFAULT_PAMR_STEPS,
-          PLAYING_FLAGS));
+          gst_clipseg_blurb
+          ("Steps of PAMR, which refines the label scores at the label map's "
+              "size by each pixel's colour affinity to its neighbours 8 and 16 "
+              "pixels away (SCLIP and NACLIP; NACLIP runs 10). Each step costs "
+              "time in proportion to pixels x names. 0: off. Default: %d (as "
+              "SCLIP).", DEFAULT_PAMR_STEPS), 0, CLIPSEG_MAX_PAMR_STEPS,
+          DEFAULT_PAMR_STEPS, PLAYING_FLAGS));
 }
 
 static void
@@ -2046,8 +2095,9 @@ gst_clipseg_install_processing_properties (GObjectClass * gobject_class)
       g_param_spec_uint ("inference-interval", "Inference interval",
           "Infer every Nth frame: 1 = every frame, 5 = frames 0, 5, 10, ... "
           "(DL Streamer's meaning). Frames in between carry the newest "
-          "result, flagged as reused. Default: 1.", 1, G_MAXUINT,
-          DEFAULT_INFERENCE_INTERVAL, PLAYING_FLAGS));
+          "result, flagged as reused. "
+          "Default: " G_STRINGIFY (DEFAULT_INFERENCE_INTERVAL) ".", 1,
+          G_MAXUINT, DEFAULT_INFERENCE_INTERVAL, PLAYING_FLAGS));
   g_object_class_install_property (gobject_class, PROP_PROCESSING,
       g_param_spec_enum ("processing", "Processing",
           "Whether a frame chosen for inference waits for it (sync: every "
@@ -2062,13 +2112,15 @@ gst_clipseg_install_processing_properties (GObjectClass * gobject_class)
       g_param_spec_double ("smoothing", "Smoothing",
           "Temporal smoothing: weight of the past in an exponential moving "
           "average of the class probabilities over inferred frames, reset on "
-          "caps changes, flushes and label changes. 0 = off. Default: 0.5.",
-          0.0, 0.99, DEFAULT_SMOOTHING, PLAYING_FLAGS));
+          "caps changes, flushes and label changes. 0 = off. " "Default: "
+          G_STRINGIFY (DEFAULT_SMOOTHING) ".", 0.0, 0.99, DEFAULT_SMOOTHING,
+          PLAYING_FLAGS));
   g_object_class_install_property (gobject_class, PROP_N_THREADS,
       g_param_spec_int ("n-threads", "Threads",
           "Threads one inference uses. 0: all cores. More than the CPUs the "
-          "process may use are clamped to them, with a warning. Default: 0.",
-          0, 1024, DEFAULT_N_THREADS, READY_FLAGS));
+          "process may use are clamped to them, with a warning. " "Default: "
+          G_STRINGIFY (DEFAULT_N_THREADS) ".", 0, CLIPSEG_MAX_THREADS,
+          DEFAULT_N_THREADS, READY_FLAGS));
   g_object_class_install_property (gobject_class, PROP_PRECISION,
       g_param_spec_enum ("precision", "Precision",
           "Number format of the model's linear layers: bf16 runs them 2-4 "
@@ -2078,22 +2130,27 @@ gst_clipseg_install_processing_properties (GObjectClass * gobject_class)
           GST_TYPE_CLIPSEG_PRECISION, DEFAULT_PRECISION, READY_FLAGS));
   g_object_class_install_property (gobject_class, PROP_ATTACH_PROBABILITIES,
       g_param_spec_boolean ("attach-probabilities", "Attach probabilities",
-          "Also attach the smoothed class probabilities (float32 planes, one "
-          "per label, at the label map's size) to GstClipsegMeta. "
-          "Default: false.", DEFAULT_ATTACH_PROBABILITIES, PLAYING_FLAGS));
+          gst_clipseg_blurb ("Also attach the smoothed class probabilities "
+              "(float32 planes, one per label, at the label map's size) to "
+              "GstClipsegMeta. Default: %s.",
+              BOOLEAN_NAME (DEFAULT_ATTACH_PROBABILITIES)),
+          DEFAULT_ATTACH_PROBABILITIES, PLAYING_FLAGS));
   g_object_class_install_property (gobject_class, PROP_POST_MESSAGES,
       g_param_spec_boolean ("post-messages", "Post messages",
-          "Post an element message \"clipseg\" on the bus for every new "
-          "result, with the first buffer that carries it (timestamps, labels, "
-          "per-label coverage and score, inference time). Default: false.",
-          DEFAULT_POST_MESSAGES, PLAYING_FLAGS));
+          gst_clipseg_blurb ("Post an element message \"clipseg\" on the "
+              "bus for every new result, with the first buffer that carries "
+              "it (timestamps, labels, per-label coverage and score, "
+              "inference time). Default: %s.",
+              BOOLEAN_NAME (DEFAULT_POST_MESSAGES)), DEFAULT_POST_MESSAGES,
+          PLAYING_FLAGS));
   /* shadows GstBaseTransform's qos, which would drop late frames */
   g_object_class_install_property (gobject_class, PROP_QOS,
       g_param_spec_boolean ("qos", "QoS",
-          "In sync mode, skip the inference of frames that downstream QoS "
-          "events report as late; the frames themselves always pass (latest "
-          "mode never skips: its frames do not wait). Default: true.",
-          DEFAULT_QOS, PLAYING_FLAGS));
+          gst_clipseg_blurb
+          ("In sync mode, skip the inference of frames that downstream QoS "
+              "events report as late; the frames themselves always pass (latest "
+              "mode never skips: its frames do not wait). Default: %s.",
+              BOOLEAN_NAME (DEFAULT_QOS)), DEFAULT_QOS, PLAYING_FLAGS));
 }
 
 static void
@@ -2109,7 +2166,8 @@ gst_clipseg_install_overlay_properties (GObjectClass * gobject_class)
   g_object_class_install_property (gobject_class, PROP_OVERLAY_ALPHA,
       g_param_spec_double ("overlay-alpha", "Overlay alpha",
           "Opacity of the overlay colours, 0 (invisible) to 1 (opaque). "
-          "Default: 0.5.", 0.0, 1.0, DEFAULT_OVERLAY_ALPHA, PLAYING_FLAGS));
+          "Default: " G_STRINGIFY (DEFAULT_OVERLAY_ALPHA) ".", 0.0, 1.0,
+          DEFAULT_OVERLAY_ALPHA, PLAYING_FLAGS));
   g_object_class_install_property (gobject_class, PROP_COLORS,
       g_param_spec_string ("colors", "Colors",
           "Overlay colours that replace the default spread-hue palette, as "
