@@ -458,7 +458,7 @@ gst_clipseg_model_beside_plugin (void)
 
   if (file) {
     dir = g_path_get_dirname (file);
-    relative = g_build_filename (dir, CLIPSEG_MODEL_FROM_PLUGIN_DIR, NULL);
+    relative = g_build_filename (dir, GST_CLIPSEG_MODEL_FROM_PLUGIN_DIR, NULL);
     path = g_canonicalize_filename (relative, NULL);
     g_free (relative);
     g_free (dir);
@@ -476,9 +476,9 @@ gst_clipseg_default_model (void)
 
   if (beside)
     return beside;
-  if (g_file_test (CLIPSEG_MODEL_INSTALL_DIR, G_FILE_TEST_IS_DIR))
-    return g_strdup (CLIPSEG_MODEL_INSTALL_DIR);
-  return g_strdup (CLIPSEG_MODEL_SOURCE_DIR);
+  if (g_file_test (GST_CLIPSEG_MODEL_INSTALL_DIR, G_FILE_TEST_IS_DIR))
+    return g_strdup (GST_CLIPSEG_MODEL_INSTALL_DIR);
+  return g_strdup (GST_CLIPSEG_MODEL_SOURCE_DIR);
 }
 
 /* Splits "sky, wall, tree" into trimmed words, dropping empty ones. */
