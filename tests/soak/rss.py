@@ -12,6 +12,7 @@ Prints an RSS sample every --sample-every frames and the medians; ends 'N passed
 Usage: rss.py BUILD_DIR [--frames 10000] [--label-every 50] [--inference-interval 5]
 """
 import argparse
+import collections
 import os
 import statistics
 import sys
@@ -32,6 +33,18 @@ def rss_mb():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024.0
     raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+def drain_bus(bus, state):
+    """Pops every message as an application's bus watch would (messages nobody pops stay
+    queued and would count as the element's memory) until EOS or an error; counts them by
+    type in state['messages']."""
+    counts = state["messages"] = collections.Counter()
+    while True:
+        msg = bus.timed_pop(Gst.CLOCK_TIME_NONE)
+        counts[Gst.MessageType.get_name(msg.type)] += 1
+        if msg.type in (Gst.MessageType.EOS, Gst.MessageType.ERROR):
+            return msg
 
 
 def main():
@@ -67,8 +80,7 @@ def main():
     pipeline.get_by_name("sink").get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, on_buffer)
     t0 = time.monotonic()
     pipeline.set_state(Gst.State.PLAYING)
-    msg = pipeline.get_bus().timed_pop_filtered(Gst.CLOCK_TIME_NONE,
-                                                Gst.MessageType.EOS | Gst.MessageType.ERROR)
+    msg = drain_bus(pipeline.get_bus(), state)
     pipeline.set_state(Gst.State.NULL)
     if msg.type == Gst.MessageType.ERROR:
         print("error: %s" % msg.parse_error()[0].message)
@@ -86,6 +98,7 @@ def main():
              second, samples[fifth][0], samples[2 * fifth - 1][0], last, samples[-fifth][0],
              samples[-1][0], last - second, a.slack, min(mb for _, mb in samples[fifth:]),
              max(mb for _, mb in samples[fifth:])))
+    print("bus messages: %s" % ", ".join("%s %d" % kv for kv in sorted(state["messages"].items())))
     print("%d passed, %d failed" % (ok, not ok))
     return 0 if ok else 1
 
