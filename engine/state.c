@@ -15,6 +15,7 @@ static const char *const mode_names[CLIPSEG_MODE_COUNT] = {
   [CLIPSEG_MODE_SCLIP] = "sclip",
   [CLIPSEG_MODE_CLEARCLIP] = "clearclip",
   [CLIPSEG_MODE_NACLIP] = "naclip",
+  [CLIPSEG_MODE_SCCLIP] = "scclip",
 };
 
 const char *
@@ -138,6 +139,7 @@ clipseg_state_free (struct clipseg_state *state)
     g_free (state->scratch[t].tokens.data);
     g_free (state->scratch[t].block.data);
     g_free (state->scratch[t].patches.data);
+    g_free (state->scratch[t].scclip.data);
   }
   g_free (state->scratch);
   clipseg_model_unref (state->model);

@@ -32,6 +32,7 @@ struct vision_scratch {
   struct buffer tokens;        /* [B·L, D] residual stream */
   struct buffer block;         /* block_scratch_size() */
   struct buffer patches;       /* [B·N, 3·p·p] */
+  struct buffer scclip;        /* scclip_scratch_size(), mode scclip only */
 };
 
 struct clipseg_state {

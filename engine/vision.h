@@ -3,6 +3,7 @@
 #define VISION_H
 
 #include "checkpoint.h"
+#include "scclip.h"
 #include "state.h"
 #include "transformer.h"
 
@@ -17,6 +18,8 @@ struct vision_plan {
   int gh, gw;                  /* its patch grid: floor(h/p) x floor(w/p), as a stride-p conv takes */
   const float *positions;      /* [1 + gh·gw, D] */
   struct mixing last;          /* the last block's token mixing for the mode */
+  gboolean scclip;             /* SC-CLIP's last block instead (scclip.h) */
+  struct scclip_layers layers; /* the blocks it reads */
   const struct clipseg_state *st;  /* polled for an abort between layers */
 };
 

@@ -133,6 +133,8 @@ segment (struct fixture *f, struct clipseg_state *st, const float *pixels, int H
   g_assert_no_error (error);
 }
 
+/* @data: the mode (SC-CLIP keeps its block outputs and similarities in the
+ * state's scratch too). */
 static void
 test_steady_size_allocates_nothing (struct fixture *f, gconstpointer data)
 {
@@ -140,6 +142,8 @@ test_steady_size_allocates_nothing (struct fixture *f, gconstpointer data)
   struct clipseg_state *st = clipseg_state_new (f->model, 2);
   float *probs = g_new (float, (size_t) f->C * f->H * f->W);
   int32_t *labels = g_new (int32_t, (size_t) f->H * f->W);
+
+  f->sp.mode = *(const enum clipseg_mode *) data;
 
   /* the first frame sizes the scratch (and warms up the thread pool and BLAS) */
   segment (f, st, f->pixels, f->H, f->W, probs, labels);
@@ -534,8 +538,12 @@ out:
 int
 main (int argc, char **argv)
 {
+  static const enum clipseg_mode sclip = CLIPSEG_MODE_SCLIP, scclip = CLIPSEG_MODE_SCCLIP;
+
   g_test_init (&argc, &argv, NULL);
-  g_test_add ("/state/steady-size-allocates-nothing", struct fixture, NULL, fixture_setup,
+  g_test_add ("/state/steady-size-allocates-nothing", struct fixture, &sclip, fixture_setup,
+      test_steady_size_allocates_nothing, fixture_teardown);
+  g_test_add ("/state/steady-size-allocates-nothing/scclip", struct fixture, &scclip, fixture_setup,
       test_steady_size_allocates_nothing, fixture_teardown);
   g_test_add ("/state/refinements-allocate-nothing", struct fixture, NULL, fixture_setup,
       test_refinements_allocate_nothing, fixture_teardown);
