@@ -63,9 +63,11 @@ static const GOptionEntry out_entries[] = {
   {NULL}
 };
 
+#define MODE_USAGE "--mode must be vanilla, maskclip, sclip, clearclip, naclip or scclip"
+
 static const GOptionEntry image_entries[] = {
   {"input", 0, 0, G_OPTION_ARG_FILENAME, &opt.input, "Normalised pixels, float32 [3, H, W]", "X.npy"},
-  {"mode", 0, 0, G_OPTION_ARG_STRING, &opt.mode, "Dense mode: vanilla, maskclip, sclip (default), clearclip or naclip", "M"},
+  {"mode", 0, 0, G_OPTION_ARG_STRING, &opt.mode, "Dense mode: vanilla, maskclip, sclip (default), clearclip, naclip or scclip", "M"},
   {NULL}
 };
 
@@ -248,7 +250,7 @@ cmd_dense (struct clipseg_model *model, int argc, char **argv)
   if (!opt.input || !opt.out)
     return usage ("dense needs --input and --out");
   if (!parse_mode (&mode))
-    return usage ("--mode must be vanilla, maskclip, sclip, clearclip or naclip");
+    return usage (MODE_USAGE);
   if (!read_pixels (&x, &error))
     return fail (error);
   n = (x.shape[1] / p) * (x.shape[2] / p);
@@ -278,7 +280,7 @@ cmd_segment (struct clipseg_model *model, int argc, char **argv)
   if (!opt.input || !opt.out || !opt.labels_file)
     return usage ("segment needs --input, --labels-file and --out");
   if (!parse_mode (&sp.mode))
-    return usage ("--mode must be vanilla, maskclip, sclip, clearclip or naclip");
+    return usage (MODE_USAGE);
   sp.crop = opt.crop, sp.stride = opt.stride;
   sp.logit_scale = (float) opt.logit_scale;
   sp.prob_thd = (float) opt.prob_thd, sp.area_thd = (float) opt.area_thd;

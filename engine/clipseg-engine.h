@@ -276,19 +276,23 @@ const int *clipseg_queries_class_index (const struct clipseg_queries *queries);
 
 /* ---- per-thread state and the vision side ------------------------------- */
 
-/* How the last vision block mixes tokens (all earlier blocks are stock CLIP).
- * SCLIP and MaskCLIP keep the block's residual connection and MLP; ClearCLIP
- * and NACLIP drop both, so the block's output is out_proj of the mixing. */
+/* How the last vision block mixes tokens (all earlier blocks are stock CLIP;
+ * SC-CLIP also reads their outputs). SCLIP and MaskCLIP keep the block's
+ * residual connection and MLP; ClearCLIP, NACLIP and SC-CLIP drop both, so
+ * the block's output is out_proj of the mixing. */
 enum clipseg_mode {
   CLIPSEG_MODE_VANILLA,   /* unchanged CLIP */
   CLIPSEG_MODE_MASKCLIP,  /* attention replaced by out_proj(V) */
   CLIPSEG_MODE_SCLIP,     /* softmax(QQ^T/sqrt d) + softmax(KK^T/sqrt d) */
   CLIPSEG_MODE_CLEARCLIP, /* softmax(QQ^T/sqrt d), no residual, no MLP */
   CLIPSEG_MODE_NACLIP,    /* softmax(KK^T/sqrt d + Gaussian(sigma 5 patches)), no residual, no MLP */
+  CLIPSEG_MODE_SCCLIP,    /* SC-CLIP: LOF anomaly fixing, block-9 similarity prior and aggregation
+                           * + softmax(KK^T/sqrt d), halved; no residual, no MLP, + 0.3 CLS;
+                           * block-4 aggregation; multi-level fusion of blocks 4-10 */
   CLIPSEG_MODE_COUNT,
 };
 
-/* "vanilla", "maskclip", "sclip", "clearclip", "naclip"; NULL for an invalid mode. */
+/* "vanilla", "maskclip", "sclip", "clearclip", "naclip", "scclip"; NULL for an invalid mode. */
 const char *clipseg_mode_name (enum clipseg_mode mode);
 /* Parses a mode name; returns FALSE (and leaves *mode) when unknown. */
 gboolean clipseg_mode_from_name (const char *name, enum clipseg_mode *mode);

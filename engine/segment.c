@@ -464,9 +464,12 @@ clipseg_segment_size_check (const struct clipseg_model *model, int n_threads, in
     return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "a %dx%d window has %.0f tokens (at most %d: attention grows with "
         "their square): use sliding windows (a smaller crop)", win_h, win_w, L, CLIPSEG_MAX_WINDOW_TOKENS);
   n_threads = engine_resolve_threads (n_threads);
-  /* key smoothing adds one window's N x N key similarities */
+  /* key smoothing adds one window's N x N key similarities, SC-CLIP two and
+   * its kept block outputs */
   bytes = window_bytes (v, n_threads, (int) L)
-      + (sp->ks_thresh > 0.0f ? sizeof (float) * (L - 1) * (L - 1) : 0.0);
+      + (sp->ks_thresh > 0.0f ? sizeof (float) * (L - 1) * (L - 1) : 0.0)
+      + (sp->mode == CLIPSEG_MODE_SCCLIP ? sizeof (float) * (double) scclip_scratch_size (1,
+              (int) L - 1, v->tower.width) : 0.0);
   if (bytes > (double) CLIPSEG_MAX_WINDOW_BYTES)
     return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "a %dx%d window has %.0f tokens, whose forward on %d threads "
         "would take %.0f bytes of scratch (at most %" G_GUINT64_FORMAT "): use sliding windows (a smaller crop) or fewer threads",

@@ -13,6 +13,7 @@ static const char *const mode_names[CLIPSEG_MODE_COUNT] = {
   [CLIPSEG_MODE_SCLIP] = "sclip",
   [CLIPSEG_MODE_CLEARCLIP] = "clearclip",
   [CLIPSEG_MODE_NACLIP] = "naclip",
+  [CLIPSEG_MODE_SCCLIP] = "scclip",
 };
 
 const char *

@@ -4,9 +4,9 @@
  * mixing differs between the variants (enum attention_kind): the stock
  * attention, its causal form for text, and the dense modes' last blocks
  * (SCLIP's correlative self-attention, MaskCLIP's value path, ClearCLIP's
- * query-query and NACLIP's biased key-key attention). Whether a block keeps
- * the residual connection and the MLP is struct mixing's residual_and_mlp
- * (vision.c says which modes drop them).
+ * query-query and NACLIP's biased key-key attention; SC-CLIP's key-key half,
+ * scclip.c). Whether a block keeps the residual connection and the MLP is
+ * struct mixing's residual_and_mlp (vision.c says which modes drop them).
  */
 #ifndef TRANSFORMER_H
 #define TRANSFORMER_H

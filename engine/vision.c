@@ -180,6 +180,7 @@ vision_cache_clear (struct vision_cache *cache)
     buffer_clear (&cache->threads[t].tokens);
     buffer_clear (&cache->threads[t].block);
     buffer_clear (&cache->threads[t].patches);
+    buffer_clear (&cache->threads[t].scclip);
   }
   g_clear_pointer (&cache->threads, g_free);
   buffer_clear (&cache->positions);
@@ -197,6 +198,8 @@ vision_plan (const struct clip_weights *cw, struct vision_cache *cache, int h, i
   plan->gh = h / p, plan->gw = w / p;
   plan->positions = positions_for (&cw->vision, cache, plan->gh, plan->gw);
   plan->last = last_block_mixing (cache, mode, plan->gh, plan->gw);
+  plan->scclip = mode == CLIPSEG_MODE_SCCLIP;
+  scclip_layers_for (cw->vision.tower.layers, &plan->layers);
   plan->abort = abort;
   plan->abort_data = abort_data;
 }
@@ -227,6 +230,8 @@ vision_forward (const struct clip_weights *cw, const struct vision_plan *plan,
   float *patches = buffer_reserve (&vs->patches, (size_t) B * N * 3 * p * p);
   float *mem = buffer_reserve (&vs->block, block_scratch_size (T, L, D, v->tower.heads, v->tower.mlp, n_threads));
   const float *pos = plan->positions;
+  float *sc = plan->scclip ? buffer_reserve (&vs->scclip, scclip_scratch_size (B, N, D)) : NULL;
+  int last = v->tower.layers - 1;
   struct block_scratch s;
 
   block_scratch_init (&s, mem, T, L, D, v->tower.heads, v->tower.mlp, n_threads, cw->attention);
@@ -243,13 +248,19 @@ vision_forward (const struct clip_weights *cw, const struct vision_plan *plan,
       seq[D + i] = s.y[(size_t) b * N * D + i] + pos[D + i];
   }
   layer_norm (x, D, v->ln_pre_w, v->ln_pre_b, cw->ln_eps, x, D, T, D);
-  /* stock blocks, then the last one in the dense mode */
-  for (int l = 0; l < v->tower.layers; l++) {
+  /* stock blocks (SC-CLIP keeping what it reads), then the last one in the dense mode */
+  for (int l = -1; l < last; l++) {
+    if (l >= 0)
+      transformer_block (&v->tower.blocks[l], &v->tower, cw->ln_eps, &mixing_stock, x, B, L, &s);
+    if (sc)
+      scclip_keep (&plan->layers, l, x, B, N, D, sc);
     if (plan->abort && plan->abort (plan->abort_data))
       return;
-    transformer_block (&v->tower.blocks[l], &v->tower, cw->ln_eps,
-        l == v->tower.layers - 1 ? &plan->last : &mixing_stock, x, B, L, &s);
   }
+  if (sc)
+    scclip_last_block (&v->tower, cw->ln_eps, gh, gw, x, B, &s, sc);
+  else
+    transformer_block (&v->tower.blocks[last], &v->tower, cw->ln_eps, &plan->last, x, B, L, &s);
   if (keys)
     last_block_keys (v, &s, B, L, keys);
   /* ln_post on every patch token (CLS dropped), projection, unit length */

@@ -11,6 +11,7 @@
 #include "buffer.h"
 #include "checkpoint.h"
 #include "clipseg-engine.h"
+#include "scclip.h"
 #include "transformer.h"
 
 /* Top-left corner of one window inside the image. */
@@ -23,6 +24,7 @@ struct vision_scratch {
   struct buffer tokens;        /* [B·L, D] residual stream */
   struct buffer block;         /* block_scratch_size() */
   struct buffer patches;       /* [B·N, 3·p·p] */
+  struct buffer scclip;        /* scclip_scratch_size(), mode scclip only */
 };
 
 /* What the vision tower keeps between frames, owned by one state. */
@@ -45,6 +47,8 @@ struct vision_plan {
   int gh, gw;                  /* its patch grid: floor(h/p) x floor(w/p), as a stride-p conv takes */
   const float *positions;      /* [1 + gh·gw, D] */
   struct mixing last;          /* the last block's token mixing for the mode */
+  gboolean scclip;             /* SC-CLIP's last block instead (scclip.h) */
+  struct scclip_layers layers; /* the blocks it reads */
   clipseg_abort_func abort;    /* polled between layers; NULL: never stop */
   void *abort_data;
 };

@@ -135,6 +135,7 @@ typedef enum
   GST_CLIPSEG_MODE_SCLIP = CLIPSEG_MODE_SCLIP,
   GST_CLIPSEG_MODE_CLEARCLIP = CLIPSEG_MODE_CLEARCLIP,
   GST_CLIPSEG_MODE_NACLIP = CLIPSEG_MODE_NACLIP,
+  GST_CLIPSEG_MODE_SCCLIP = CLIPSEG_MODE_SCCLIP,
 } GstClipsegMode;
 
 typedef enum
@@ -168,6 +169,9 @@ gst_clipseg_mode_get_type (void)
     {GST_CLIPSEG_MODE_NACLIP,
           "NACLIP: key-key attention with a Gaussian neighbourhood, no residual or MLP in the last block",
         "naclip"},
+    {GST_CLIPSEG_MODE_SCCLIP,
+          "SC-CLIP: anomaly fixing, intermediate-similarity attention and aggregation, multi-level fusion",
+        "scclip"},
     {0, NULL, NULL}
   };
 

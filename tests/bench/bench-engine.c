@@ -12,7 +12,8 @@
  * the GEMM share of dense224/dense448), dense224, dense448, segment336x448
  * (SCLIP's defaults), segment336x448-pamr10 (the same with 10 PAMR steps, as
  * NACLIP), segment336x448-maskclip and segment336x448-maskclip-ks1-pd0.5
- * (MaskCLIP's value path, then with its key smoothing and prompt denoising).
+ * (MaskCLIP's value path, then with its key smoothing and prompt denoising),
+ * segment336x448-scclip (SC-CLIP's last block).
  * tests/bench/run-bench.py runs it beside the PyTorch baseline and prints the
  * comparison; tests/bench/bench_refine.py times the refinements. Usage:
  *   bench-engine MODEL [--threads N] [--runs N] [--cases a,b] [--precision auto|fp32|bf16]
@@ -282,6 +283,9 @@ bench_segments (struct clipseg_model *model, struct clipseg_state *st)
   sp.ks_thresh = 1.0f, sp.pd_thresh = 0.5f;
   if (wanted ("segment336x448-maskclip-ks1-pd0.5"))
     bench_segment (model, st, "segment336x448-maskclip-ks1-pd0.5", sp);
+  sp = sclip, sp.mode = CLIPSEG_MODE_SCCLIP;
+  if (wanted ("segment336x448-scclip"))
+    bench_segment (model, st, "segment336x448-scclip", sp);
 }
 
 int

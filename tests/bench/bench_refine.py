@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""What MaskCLIP's refinements and PAMR cost per frame, on a random checkpoint with the
+"""What MaskCLIP's refinements, PAMR and SC-CLIP's last block cost per frame, on a random checkpoint with the
 exact ViT-B/16 shapes (vitb16.py): bench-engine's segment336x448 cases (SCLIP's 224/112
 windows, 6 per frame, 8 labels with 10 names, label map at the input size 336x448):
 
@@ -7,6 +7,7 @@ windows, 6 per frame, 8 labels with 10 names, label map at the input size 336x44
   segment336x448-pamr10               the same with 10 PAMR steps (NACLIP's setting)
   segment336x448-maskclip             MaskCLIP's value path
   segment336x448-maskclip-ks1-pd0.5   the same with key smoothing 1 and prompt denoising 0.5
+  segment336x448-scclip               SC-CLIP (mode scclip)
 
 Each round runs bench-engine once with every case (--runs timed runs each, median per
 process); the cost of an option is the median over rounds of the difference of the
@@ -31,10 +32,11 @@ _spec.loader.exec_module(run_bench)
 median, run = run_bench.median, run_bench.run
 
 CASES = ('segment336x448', 'segment336x448-pamr10', 'segment336x448-maskclip',
-         'segment336x448-maskclip-ks1-pd0.5')
+         'segment336x448-maskclip-ks1-pd0.5', 'segment336x448-scclip')
 OPTIONS = (('PAMR, 10 steps', 'segment336x448', 'segment336x448-pamr10'),
            ('key smoothing 1 + prompt denoising 0.5', 'segment336x448-maskclip',
-            'segment336x448-maskclip-ks1-pd0.5'))
+            'segment336x448-maskclip-ks1-pd0.5'),
+           ('SC-CLIP instead of SCLIP', 'segment336x448', 'segment336x448-scclip'))
 
 
 def main():

@@ -26,7 +26,7 @@ import os
 import numpy as np
 
 LONG_SIDE_MAX = 2048  # gst/gstclipseg.c
-MODES = ("vanilla", "maskclip", "sclip", "clearclip", "naclip")
+MODES = ("vanilla", "maskclip", "sclip", "clearclip", "naclip", "scclip")
 # A mode may carry refinements: "maskclip+ks1+pd0.5" (MaskCLIP's key smoothing and prompt
 # denoising thresholds), "sclip+pamr10" (PAMR steps); see mode_spec().
 REFINED_MODES = ("maskclip+ks1+pd0.5", "sclip+pamr10")
@@ -204,8 +204,9 @@ class Segmenter:
         self.close()
 
     def inference_size(self, width, height, resolution):
-        """(w, h) the element infers at: 0 = 1.5x the native size, as the element's default."""
-        short = resolution if resolution > 0 else self.info.image_size * 3 // 2
+        """(w, h) the element infers at: 0 = 1.5x the native size, at least 128, as the
+        element's default."""
+        short = resolution if resolution > 0 else max(self.info.image_size * 3 // 2, 128)
         w, h = self.e.resize_dims(width, height, short)
         p = self.info.patch_size
         return max(w, p), max(h, p)

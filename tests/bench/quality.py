@@ -14,7 +14,7 @@ element, and is compared with the full-size ground truth on the frame grid, draw
 element draws its overlay (frame pixel x takes map pixel floor(x * map_w / frame_w)).
 mIoU is the dataset-level one (intersection and union of each class summed over all
 scenes, then the mean over the 12 classes); pixel accuracy alongside.  Measured:
-  - every dense mode (vanilla, maskclip, sclip, clearclip, naclip), and maskclip with
+  - every dense mode (vanilla, maskclip, sclip, clearclip, naclip, scclip), and maskclip with
     MaskCLIP's key smoothing and prompt denoising (maskclip+ks1+pd0.5) and sclip with 10 PAMR
     steps (sclip+pamr10; clipseg_ctypes.mode_spec), for every model, at the
     element's default resolution (1.5x the model's input size, at least 128) and at
@@ -32,8 +32,9 @@ frames at 320x240) are rendered once each and piped into
     clipseg model=... labels-file=... background=\\"\\" processing=sync
     inference-interval=N smoothing=S n-threads=T ! appsink name=sink sync=false"
 for every inference-interval in --intervals x smoothing in --smoothings at --video-resolution
-(default: the element's), and interval 1 x every smoothing at --video-extra-resolutions
-(default 128).  Every frame's label map (8-bit PNG at the inference size; value = class + 1,
+(default: the element's), interval 1 x every smoothing at --video-extra-resolutions
+(default 128), and every --modes at interval 1 without smoothing (mode=..., key-smoothing,
+prompt-denoising, pamr-steps).  Every frame's label map (8-bit PNG at the inference size; value = class + 1,
 0 unused without background) is compared with the ground truth sampled to the label map's size (for each map pixel, the
 middle one of the frame pixels the element paints with it): mIoU, pixel accuracy, and
 flicker = share of pixels whose predicted label changes between consecutive frames among
@@ -41,7 +42,8 @@ the pixels whose ground truth does not change (all consecutive pairs of all vide
 consistency check segments the first video with the engine through ctypes and reports how
 many label-map pixels agree with the element's (interval 1, smoothing 0).
 
-Writes OUT.md (Markdown tables, every cell measured, with date, commit, model paths and
+Writes OUT.md (first every mode side by side: scene mIoU, object IoU, accuracy, engine ms;
+video mIoU, object IoU, flicker, ms per frame; then Markdown tables, every cell measured, with date, commit, model paths and
 checksums, N/M and run times), OUT.png (mIoU per mode and model; sclip mIoU against
 resolution; video mIoU against flicker) and, with --json, all numbers.
 
@@ -224,11 +226,20 @@ def read_summary(text):
     return {}
 
 
+# The element's properties for the refinements of a mode spec (clipseg_ctypes.mode_spec).
+ELEMENT_REFINEMENTS = {"ks_thresh": "key-smoothing", "pd_thresh": "prompt-denoising", "pamr_steps": "pamr-steps"}
+
+
+def mode_props(spec):
+    mode, fields = cc.mode_spec(spec)
+    return ["mode=%s" % mode] + ["%s=%s" % (ELEMENT_REFINEMENTS[f], v) for f, v in fields.items()]
+
+
 def run_element(a, model_path, raw_path, w, h, frames, interval, smoothing, resolution, out_dir, env,
-                classes_file):
+                classes_file, mode="sclip"):
     props = ["model=\"%s\"" % model_path, "labels-file=\"%s\"" % classes_file, "background=\"\"",
              "processing=sync", "inference-interval=%d" % interval, "smoothing=%g" % smoothing,
-             "n-threads=%d" % a.threads, "precision=%s" % a.precision]
+             "n-threads=%d" % a.threads, "precision=%s" % a.precision] + mode_props(mode)
     if resolution:
         props.append("resolution=%d" % resolution)
     launch = ("fdsrc fd=0 ! rawvideoparse format=rgb width=%d height=%d framerate=30/1 ! videoconvert ! "
@@ -270,7 +281,8 @@ def add_video(r, maps, gtm, stable, summary, wall):
 
 def run_videos(a, engine, video_model, tmp):
     """grid[(interval, smoothing)] at --video-resolution; extra[(resolution, smoothing)] at
-    interval 1 for each of --video-extra-resolutions."""
+    interval 1 for each of --video-extra-resolutions; modes[mode] at interval 1, smoothing 0
+    and --video-resolution for every --modes (sclip's is grid[(1, 0)])."""
     name, path = video_model
     w, h = a.video_size
     env = dict(os.environ)
@@ -284,14 +296,15 @@ def run_videos(a, engine, video_model, tmp):
     acc = {g: new_video_acc() for g in grid}
     extra_res = [r for r in a.video_extra_resolutions if r != a.video_resolution]
     extra = {(r, s): new_video_acc() for r in extra_res for s in a.smoothings}
+    modes = {m: new_video_acc() for m in a.modes if m != "sclip"}
     map_sizes = {}
     check = None
     t_all = time.time()
 
-    def element(res, interval, smoothing, tag):
+    def element(res, interval, smoothing, tag, mode="sclip"):
         out_dir = os.path.join(tmp, "masks-" + tag)
         maps, summary, wall = run_element(a, path, raw, w, h, a.frames, interval, smoothing, res, out_dir, env,
-                                          classes_file)
+                                          classes_file, mode)
         for fn in os.listdir(out_dir):
             os.unlink(os.path.join(out_dir, fn))
         os.rmdir(out_dir)
@@ -319,12 +332,16 @@ def run_videos(a, engine, video_model, tmp):
                                      for t in range(a.frames)]
                             check = {"min": min(agree), "mean": float(np.mean(agree)), "frames": a.frames,
                                      "seed": seed}
+                    for m in modes:
+                        maps, summary, wall = element(res, 1, 0.0, "%d-%s" % (v, m), m)
+                        add_video(modes[m], maps, gtm, stable, summary, wall)
                 else:
                     for sm in a.smoothings:
                         maps, summary, wall = element(res, 1, sm, "r%d-%d-%g" % (res, v, sm))
                         add_video(extra[(res, sm)], maps, gtm, stable, summary, wall)
             log("video %d/%d (seed %d, %dx%d): %.0f s so far" % (v + 1, a.videos, seed, w, h, time.time() - t_all))
-    return {"grid": acc, "extra": extra, "check": check, "seconds": time.time() - t_all,
+    modes["sclip"] = acc[(1, 0.0)]
+    return {"grid": acc, "extra": extra, "modes": modes, "check": check, "seconds": time.time() - t_all,
             "map_size": map_sizes[a.video_resolution], "map_sizes": {str(r): ms for r, ms in map_sizes.items()},
             "model": name}
 
@@ -443,6 +460,51 @@ def conclusions(a, models, sres, vres, cmp):
     return out
 
 
+def object_iou(conf):
+    """Mean IoU over the world's object classes (the stuff classes left out)."""
+    iou = conf.iou()
+    return float(np.nanmean([iou[CLASSES.index(c)] for c in world.OBJECTS]))
+
+
+def side_by_side(a, names, sres, vres):
+    """Every mode and option in one table: scenes through the engine at the element's default
+    resolution, videos through the element at interval 1 without smoothing."""
+    L = ["## Every mode side by side", ""]
+    L.append("Scenes (%d, through the engine): mIoU, object IoU (mean over the %d object classes), pixel "
+             "accuracy and engine ms per %dx%d scene at the element's default resolution, window and stride "
+             "(one thread, shared machine). Videos (%s frames through the element, interval 1, no smoothing): "
+             "mIoU, flicker and pipeline wall-clock ms per frame (including model load and text encoding, "
+             "about 1 s per video)." % (a.scenes, len(world.OBJECTS), a.scene_size[0], a.scene_size[1],
+                                         "%d x %d" % (a.videos, a.frames) if vres else "no"))
+    L.append("EVA02 (CLIPSelf's released tower, `mode=maskclip` on an EVA02 checkpoint) cannot be in this "
+             "table: no EVA02 world model exists.")
+    L.append("")
+    head = ["mode"]
+    for n in names:
+        head += ["%s mIoU" % n, "%s object IoU" % n, "%s acc" % n, "%s ms" % n]
+    vmodes = vres.get("modes", {}) if vres else {}
+    if vmodes:
+        head += ["video mIoU (%s)" % vres["model"], "video object IoU", "video flicker", "video ms/frame"]
+    L.append("| " + " | ".join(head) + " |")
+    L.append("|" + " --- |" * len(head))
+    for m in a.modes:
+        row = [m]
+        for n in names:
+            R = sres[n]
+            isz = R["image_size"]
+            c = R["configs"][(m, R["main_res"][0], isz, isz // 2)]
+            row += [f3(c["conf"].miou()), f3(object_iou(c["conf"])), f3(c["conf"].accuracy()),
+                    "%.0f" % (1000 * c["seconds"] / a.scenes)]
+        if vmodes:
+            r = vmodes.get(m)
+            row += ["", "", "", ""] if r is None else [
+                f3(r["conf"].miou()), f3(object_iou(r["conf"])), "%.2f%%" % (100 * r["changed"] / max(r["stable"], 1)),
+                "%.1f" % (1000 * r["wall"] / max(r["frames"], 1))]
+        L.append("| " + " | ".join(row) + " |")
+    L.append("")
+    return L
+
+
 def write_md(a, path, models, sres, regression, vres, meta):
     L = []
     L.append("# Segmentation quality on the procedural world")
@@ -482,6 +544,7 @@ def write_md(a, path, models, sres, regression, vres, meta):
     L.append("")
 
     names = [n for n, _ in models]
+    L.extend(side_by_side(a, names, sres, vres))
     L.append("## Scenes: dense modes (through the engine)")
     L.append("")
     L.append("mIoU (pixel accuracy) over %d scenes; window = the model's input size, stride half of it. "
@@ -719,7 +782,11 @@ def to_json(a, models, sres, regression, vres, meta):
             "extra": [{"resolution": res, "smoothing": s, "miou": r["conf"].miou(), "pixel_acc": r["conf"].accuracy(),
                        "flicker": r["changed"] / max(r["stable"], 1), "changed": r["changed"], "stable": r["stable"],
                        "inferred": r["inferred"], "frames": r["frames"], "wall": r["wall"], "label0": r["label0"],
-                       "confusion": conf(r["conf"])} for (res, s), r in sorted(vres["extra"].items())]}
+                       "confusion": conf(r["conf"])} for (res, s), r in sorted(vres["extra"].items())],
+            "modes": [{"mode": m, "miou": r["conf"].miou(), "pixel_acc": r["conf"].accuracy(),
+                       "flicker": r["changed"] / max(r["stable"], 1), "changed": r["changed"], "stable": r["stable"],
+                       "inferred": r["inferred"], "frames": r["frames"], "wall": r["wall"], "label0": r["label0"],
+                       "confusion": conf(r["conf"])} for m, r in vres["modes"].items()]}
     return out
 
 
@@ -746,7 +813,8 @@ def from_json(path, a):
         vres = {"model": V["model"], "map_size": V["map_size"], "seconds": V["seconds"], "check": V["check"],
                 "grid": {(g["interval"], g["smoothing"]): dict(g, conf=conf(g["confusion"])) for g in V["grid"]},
                 "map_sizes": V["map_sizes"],
-                "extra": {(g["resolution"], g["smoothing"]): dict(g, conf=conf(g["confusion"])) for g in V["extra"]}}
+                "extra": {(g["resolution"], g["smoothing"]): dict(g, conf=conf(g["confusion"])) for g in V["extra"]},
+                "modes": {g["mode"]: dict(g, conf=conf(g["confusion"])) for g in V.get("modes", [])}}
     return models, sres, regression, vres, d["meta"]
 
 

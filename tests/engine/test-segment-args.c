@@ -52,6 +52,16 @@ expect_dense_error (int h, int w, int mode, const char *what)
   clipseg_state_free (state);
 }
 
+/* What an error names for the first value past the last mode. */
+static const char *
+past_last_mode (void)
+{
+  static char text[32];
+
+  g_snprintf (text, sizeof text, "mode %d", (int) CLIPSEG_MODE_COUNT);
+  return text;
+}
+
 static void
 test_dense_args (void)
 {
@@ -62,7 +72,7 @@ test_dense_args (void)
   expect_dense_error (4, 4, CLIPSEG_MODE_SCLIP, "4x4");
   expect_dense_error (0, 32, CLIPSEG_MODE_SCLIP, "0x32");
   expect_dense_error (-8, 32, CLIPSEG_MODE_SCLIP, "-8x32");
-  expect_dense_error (32, 32, CLIPSEG_MODE_COUNT, "mode 5");
+  expect_dense_error (32, 32, CLIPSEG_MODE_COUNT, past_last_mode ());
   expect_dense_error (32, 32, -1, "mode -1");
   expect_dense_error (32, 32, 1000, "mode 1000");
 }
@@ -111,7 +121,7 @@ test_segment_args (void)
   sp = d, sp.stride = -8;
   expect_segment_error (32, 32, sp, 32, 32, "stride -8");
   sp = d, sp.mode = CLIPSEG_MODE_COUNT;
-  expect_segment_error (32, 32, sp, 32, 32, "mode 5");
+  expect_segment_error (32, 32, sp, 32, 32, past_last_mode ());
   sp = d, sp.mode = (enum clipseg_mode) -1;
   expect_segment_error (32, 32, sp, 32, 32, "mode -1");
   sp = d, sp.logit_scale = NAN;

@@ -152,8 +152,9 @@ steady_frame_allocations (struct fixture *f, struct clipseg_state *st, float *pr
 
 /* Each module's promise (vision.h, segment.h, clipseg_probs_to_labels): the
  * vision cache's interpolated positions (a whole-image grid other than the
- * checkpoint's) and NACLIP's bias, the segmentation scratch with the area
- * threshold and the label map it then needs when the caller wants none. */
+ * checkpoint's) and NACLIP's bias, SC-CLIP's kept block outputs and
+ * similarities, the segmentation scratch with the area threshold and the
+ * label map it then needs when the caller wants none. */
 static void
 test_steady_size_allocates_nothing (struct fixture *f, gconstpointer data)
 {
@@ -169,6 +170,8 @@ test_steady_size_allocates_nothing (struct fixture *f, gconstpointer data)
     {CLIPSEG_MODE_SCLIP, 32, 0.3f, FALSE, TRUE},
     {CLIPSEG_MODE_NACLIP, 0, 0.3f, TRUE, TRUE},
     {CLIPSEG_MODE_CLEARCLIP, 0, 0.0f, FALSE, TRUE},
+    {CLIPSEG_MODE_SCCLIP, 32, 0.0f, TRUE, TRUE},
+    {CLIPSEG_MODE_SCCLIP, 0, 0.0f, FALSE, TRUE},
   };
   size_t n = (size_t) f->H * f->W;
   float *probs = g_new (float, f->C * n);

@@ -1419,6 +1419,38 @@ GST_START_TEST (test_refinement_properties)
 
 GST_END_TEST;
 
+/* Every value of the mode property reaches the engine as a mode of its own:
+ * the same frame's probabilities differ from one mode to the next. */
+GST_START_TEST (test_every_mode_runs)
+{
+  GstHarness *h = harness_for (make_clipseg ("smoothing", 0.0,
+          "attach-probabilities", TRUE, NULL), RGBX_CAPS);
+  GEnumClass *modes = g_type_class_ref (G_PARAM_SPEC_VALUE_TYPE
+      (g_object_class_find_property (G_OBJECT_GET_CLASS (h->element),
+              "mode")));
+  gfloat *previous = NULL, *probs;
+  gsize n, m = 0;
+  guint i;
+
+  fail_unless (g_enum_get_value_by_nick (modes, "scclip") != NULL);
+  for (i = 0; i < modes->n_values; i++) {
+    gst_util_set_object_arg (G_OBJECT (h->element), "mode",
+        modes->values[i].value_nick);
+    probs = infer_probabilities (h, 0, &n);
+    if (previous)
+      fail_unless (n == m && probabilities_differ (previous, probs, n),
+          "mode %s gives mode %s's probabilities", modes->values[i].value_nick,
+          modes->values[i - 1].value_nick);
+    g_free (previous);
+    previous = probs, m = n;
+  }
+  g_free (previous);
+  g_type_class_unref (modes);
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
 /* A window below the patch size, a stride beyond the window, or a whole-frame
  * pass too large for the engine (window 0 at resolution 1024: 21761 tokens)
  * is a warning (once per setting) and the default windows, never a stopped
@@ -2146,6 +2178,7 @@ clipseg_suite (void)
   tcase_add_test (tc, test_smoothing_is_an_ema);
   tcase_add_test (tc, test_runtime_property_changes);
   tcase_add_test (tc, test_refinement_properties);
+  tcase_add_test (tc, test_every_mode_runs);
   tcase_add_test (tc, test_runtime_bad_labels_keep_previous);
   tcase_add_test (tc, test_model_swap_while_playing);
   tcase_add_test (tc, test_runtime_bad_windows_warn_and_continue);

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Independent numpy reference of the clipseg engine, written from
 /work/shared/reference/algorithms.md (sections 1, 2.1, 2.3, 5, 6, 7), more-methods.md
-(NACLIP, ClearCLIP, PAMR) and design.md.
+(NACLIP, ClearCLIP, PAMR, SC-CLIP) and design.md.
 
 Everything is computed in float64 from the values stored in the checkpoint
 (F16/BF16 are widened exactly), with the checkpoint's own activation and
@@ -599,6 +599,106 @@ HF_LAYER = {'layer_norm1': 'ln_1', 'layer_norm2': 'ln_2', 'mlp.fc1': 'mlp.c_fc',
             'mlp.fc2': 'mlp.c_proj', 'self_attn.out_proj': 'attn.out_proj'}
 
 
+# ---------------------------------------------------------------- SC-CLIP (more-methods.md 3)
+
+SCCLIP_LOF_K = 30            # LOF neighbours
+SCCLIP_TOP = 0.05            # share of the patches that are anomalies
+SCCLIP_COSINE = 0.4          # similarities below weigh 0 in the aggregations
+SCCLIP_CLS = 0.3             # weight of the class token added to the last block's output
+# Near-tie margins, within which float32 rounding could take a threshold either way
+# (AmbiguousThreshold: choose another image). The engine's cosines differ from these
+# by about 1e-7: with a margin of 1e-9 one flipped at 448x448 (features 3e-5 apart).
+SCCLIP_COSINE_MARGIN = 1e-6  # cosine (or cosine minus its mean) against its threshold
+SCCLIP_LOF_MARGIN = 1e-5        # relative, LOF scores and neighbour distances
+
+
+def scclip_blocks(n):
+    """ViT-B/16's blocks 4, 9 and 10 (1-based, of 12) scaled to a depth of n blocks,
+    as indices into the list of block outputs (0: the tokens after ln_pre, i: after
+    block i), never the last block's. The description names the ViT-B/16 blocks;
+    scaling them is this project's choice for other depths."""
+    def f(b):
+        return min(max((b * n + 6) // 12, 0), n - 1)
+    return f(4), f(9), f(10)
+
+
+def _near(values, threshold, margin, what):
+    close = np.abs(values - threshold) < margin
+    if close.any():
+        raise AmbiguousThreshold('%s %.9g is within %g of %g' % (what, values[close][0], margin,
+                                                                threshold))
+
+
+def scclip_anomalies(X):
+    """Boolean mask of the patches whose local outlier factor is among the top 5%:
+    the ceil((N-1)/20) highest (torch.quantile(0.95) with a strict '>'), with LOF as
+    SC-CLIP's code computes it on squared Euclidean distances: the reach distance is
+    the point's own k-distance, so LOF(p) = mean over its k nearest o of
+    kd(p)/kd(o), k = min(30, N-1). Raises AmbiguousThreshold when float32 rounding
+    could change which patches are chosen."""
+    N = X.shape[0]
+    k, n_out = min(SCCLIP_LOF_K, N - 1), -(-(N - 1) // 20)
+    mask = np.zeros(N, bool)
+    if k < 1 or n_out < 1:
+        return mask
+    sq = (X * X).sum(1)
+    d = np.maximum(sq[:, None] + sq[None, :] - 2.0 * X @ X.T, 0.0)
+    np.fill_diagonal(d, np.inf)
+    order = np.argsort(d, axis=1, kind='stable')
+    ds = np.take_along_axis(d, order, 1)
+    kd = ds[:, k - 1]
+    nb = order[:, :k]
+    lof = (kd[:, None] / kd[nb]).mean(1)
+    # a k-th and (k+1)-th neighbour at almost the same distance may swap: the score
+    # then lies anywhere between the two choices
+    lo, hi = lof.copy(), lof.copy()
+    if k < N - 1:
+        swap = ds[:, k] - ds[:, k - 1] <= SCCLIP_LOF_MARGIN * ds[:, k - 1]
+        alt = lof + (kd / kd[order[:, k]] - kd / kd[order[:, k - 1]]) / k
+        lo[swap] = np.minimum(lof, alt)[swap]
+        hi[swap] = np.maximum(lof, alt)[swap]
+    top = np.argsort(-lof, kind='stable')[:n_out]
+    mask[top] = True
+    if n_out < N and lo[mask].min() <= hi[~mask].max() * (1 + SCCLIP_LOF_MARGIN):
+        raise AmbiguousThreshold('LOF scores %.9g (anomaly) and %.9g (not) are within %g'
+                                 % (lo[mask].min(), hi[~mask].max(), SCCLIP_LOF_MARGIN))
+    return mask
+
+
+def scclip_fix(X, mask, h, w):
+    """Each anomaly (mask) of X [h*w, D] becomes the mean of its 3x3 grid neighbours
+    that are inside the grid and not anomalies; with none it stays."""
+    out = X.copy()
+    g = mask.reshape(h, w)
+    for i in np.flatnonzero(mask):
+        r, c = divmod(int(i), w)
+        nb = [y * w + x for y in range(max(r - 1, 0), min(r + 2, h))
+              for x in range(max(c - 1, 0), min(c + 2, w)) if not g[y, x]]
+        if nb:
+            out[i] = X[nb].mean(0)
+    return out
+
+
+def scclip_cosines(F):
+    F = l2n(F)
+    return F @ F.T
+
+
+def scclip_aggregation(S):
+    """Similarities below 0.4 weigh 0, rows normalised by their sum + 1e-6."""
+    _near(S, SCCLIP_COSINE, SCCLIP_COSINE_MARGIN, 'cosine')
+    A = np.where(S < SCCLIP_COSINE, 0.0, S)
+    return A / (A.sum(1, keepdims=True) + 1e-6)
+
+
+def scclip_prior(S):
+    """softmax over each row of 3 (S - mean(S)), its negative entries -inf."""
+    Z = 3.0 * (S - S.mean())
+    _near(Z / 3.0, 0.0, SCCLIP_COSINE_MARGIN, 'cosine minus the mean')
+    Z = np.where(Z < 0, -np.inf, Z)
+    return softmax(Z, axis=1)
+
+
 def _hf_tensors(path):
     idx = os.path.join(path, 'model.safetensors.index.json')
     if os.path.exists(idx):
@@ -752,6 +852,35 @@ class Model:
         k = K @ W[pre + 'attn.out_proj.weight'].T + W[pre + 'attn.out_proj.bias']
         return k[1:]
 
+    def _scclip_attention(self, pre, t, prior, cls):
+        """SC-CLIP's last block on patch tokens t [N, D]: out_proj(1/2 [prior +
+        softmax(s K K^T)] V) from ln_1(t), no residual, no MLP, + 0.3 cls."""
+        W = self.W
+        y = layer_norm(t, W[pre + 'ln_1.weight'], W[pre + 'ln_1.bias'], self.eps)
+        q, k, v, d = self._attn_qkv(pre, y, self.cfg['vision_heads'])
+        a = 0.5 * (prior[None] + softmax(k @ k.transpose(0, 2, 1) / math.sqrt(d)))
+        return self._merge_out(pre, a @ v) + SCCLIP_CLS * cls
+
+    def _scclip_last(self, outs, grid):
+        """SC-CLIP (more-methods.md 3) from the block outputs outs (outs[0] after
+        ln_pre, outs[i] after block i, the last one the last block's input): returns
+        [1 + N, D] with the patch rows replaced (the class-token row unused)."""
+        h, w = grid
+        n = self.cfg['vision_layers']
+        pre = 'visual.transformer.resblocks.%d.' % (n - 1)
+        i4, i9, i10 = scclip_blocks(n)
+        t = outs[-1]
+        cls, X = t[0], t[1:]
+        mask = scclip_anomalies(X)
+        X = scclip_fix(X, mask, h, w)
+        S9 = scclip_cosines(scclip_fix(outs[i9][1:], mask, h, w))
+        prior = scclip_prior(S9)
+        A4 = scclip_aggregation(scclip_cosines(outs[i4][1:]))
+        y = self._scclip_attention(pre, scclip_aggregation(S9) @ X, prior, cls)
+        fused = sum(outs[i] for i in range(i4, i10 + 1))
+        z = self._scclip_attention(pre, fused[1:], prior, fused[0])
+        return np.concatenate([t[:1], A4 @ y + A4 @ z], 0)
+
     def encode_dense(self, x, mode='sclip', normalise=True, keys=False):
         """x float [3, H, W] -> [(H//p)(W//p), E] patch features (L2-normalised),
         CLS dropped. Pixels beyond the last whole patch are ignored (the stride-p
@@ -766,11 +895,16 @@ class Model:
         t = np.concatenate([W['visual.class_embedding'][None], tok], 0) + self.positional(h0, w0)
         t = layer_norm(t, W['visual.ln_pre.weight'], W['visual.ln_pre.bias'], self.eps)
         L = c['vision_layers']
+        outs = [t]
         for i in range(L):
             if keys and i == L - 1:
                 k = self.last_keys(t)
+            if mode == 'scclip' and i == L - 1:
+                t = self._scclip_last(outs, (h0, w0))
+                break
             t = self._block('visual.transformer.resblocks.%d.' % i, t, c['vision_heads'],
                             mode=mode if i == L - 1 else 'vanilla', grid=(h0, w0))
+            outs.append(t)
         t = layer_norm(t, W['visual.ln_post.weight'], W['visual.ln_post.bias'], self.eps)
         f = t @ W['visual.proj']
         if normalise:

@@ -82,7 +82,7 @@ class Soak:
             ("labels-file", lambda: rng.choice([None, self.labels_file(rng)])),
             ("background", lambda: rng.choice(["", "sky", "sky, wall, tree"])),
             ("templates", lambda: rng.choice(["single", "none", "imagenet80", self.templates_file()])),
-            ("mode", lambda: rng.choice(["vanilla", "maskclip", "sclip", "clearclip", "naclip"])),
+            ("mode", lambda: rng.choice(["vanilla", "maskclip", "sclip", "clearclip", "naclip", "scclip"])),
             ("resolution", lambda: rng.choice([0, 16, 32, 48, 64, 96, 128])),
             # windows of one 8-pixel patch at strides of half a patch made thousands of windows
             # per frame: sync frames then waited over 30 s for them on a loaded machine
