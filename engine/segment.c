@@ -429,7 +429,7 @@ window_bytes (const struct clip_vision *v, int n_threads, int L)
   int p = v->patch;
 
   return sizeof (float) * ((double) L * v->tower.width + (double) (L - 1) * 3 * p * p
-      + (double) block_scratch_size (L, L, v->tower.width, v->tower.heads, v->tower.mlp,
+      + (double) block_scratch_size (L, L, v->tower.width, v->tower.heads, tower_hidden_width (&v->tower),
           n_threads));
 }
 
