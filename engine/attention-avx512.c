@@ -4,9 +4,11 @@
  * Compiled with AVX-512 flags; attention.c calls it only on CPUs that have
  * them. Layouts: attention-kernels.h. */
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 #include "attention-kernels.h"
+#include "numeric-inline.h"
 
 #define ROWS 6
 #define ALWAYS_INLINE static inline __attribute__ ((always_inline))
@@ -212,10 +214,71 @@ accumulate_bf16 (const void *p, const void *v, float *o, int rows, int nk, int d
     }
 }
 
+/* exp(x) for x <= 0 as exp_inline computes it (Cephes' polynomial), with
+ * the power of two applied by vscalefps, which also takes x below -87 to 0
+ * without a clamp on the exponent. */
+ALWAYS_INLINE __m512
+exp_nonpositive (__m512 x)
+{
+  __m512 n, r, r2, p;
+
+  x = _mm512_max_ps (x, _mm512_set1_ps (-104.0f));
+  n = _mm512_roundscale_ps (_mm512_mul_ps (x, _mm512_set1_ps (1.44269504088896341f)),
+      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  r = _mm512_fnmadd_ps (n, _mm512_set1_ps (0.693359375f), x);
+  r = _mm512_fmadd_ps (n, _mm512_set1_ps (2.12194440e-4f), r);
+  r2 = _mm512_mul_ps (r, r);
+  p = _mm512_set1_ps (1.9875691500e-4f);
+  p = _mm512_fmadd_ps (p, r, _mm512_set1_ps (1.3981999507e-3f));
+  p = _mm512_fmadd_ps (p, r, _mm512_set1_ps (8.3334519073e-3f));
+  p = _mm512_fmadd_ps (p, r, _mm512_set1_ps (4.1665795894e-2f));
+  p = _mm512_fmadd_ps (p, r, _mm512_set1_ps (1.6666665459e-1f));
+  p = _mm512_fmadd_ps (p, r, _mm512_set1_ps (5.0000001201e-1f));
+  p = _mm512_add_ps (_mm512_fmadd_ps (p, r2, r), _mm512_set1_ps (1.0f));
+  return _mm512_scalef_ps (p, n);
+}
+
+/* The row in registers, 4 vectors of 16 keys; lanes past nv are masked out
+ * of the max and written as zero. */
+static float
+softmax_row (float *s, guint16 *p, int nv, float scale, const float *bias, float *m, float *l)
+{
+  __m512 t[4], mx = _mm512_set1_ps (*m), sum = _mm512_setzero_ps ();
+  __mmask16 k[4];
+  float top, corr;
+
+#pragma GCC unroll 4
+  for (int v = 0; v < 4; v++) {
+    int left = CLAMP (nv - 16 * v, 0, 16);
+
+    k[v] = (__mmask16) ((1u << left) - 1);
+    t[v] = _mm512_mul_ps (_mm512_load_ps (s + 16 * v), _mm512_set1_ps (scale));
+    if (bias)
+      t[v] = _mm512_add_ps (t[v], _mm512_loadu_ps (bias + 16 * v));
+    mx = _mm512_mask_max_ps (mx, k[v], mx, t[v]);
+  }
+  top = _mm512_reduce_max_ps (mx);
+#pragma GCC unroll 4
+  for (int v = 0; v < 4; v++) {
+    __m512 e = _mm512_maskz_mov_ps (k[v],
+        exp_nonpositive (_mm512_sub_ps (t[v], _mm512_set1_ps (top))));
+
+    sum = _mm512_add_ps (sum, e);
+    if (p)
+      _mm256_storeu_si256 ((__m256i *) (p + 16 * v), (__m256i) _mm512_cvtneps_pbh (e));
+    else
+      _mm512_store_ps (s + 16 * v, e);
+  }
+  corr = *m == -INFINITY ? 0.0f : exp_inline (*m - top);
+  *m = top;
+  *l = *l * corr + _mm512_reduce_add_ps (sum);
+  return corr;
+}
+
 const struct attention_tile_ops attention_avx512_ops = {
-  FALSE, scores_f32, accumulate_f32,
+  FALSE, scores_f32, accumulate_f32, softmax_row,
 };
 
 const struct attention_tile_ops attention_avx512_bf16_ops = {
-  TRUE, scores_bf16, accumulate_bf16,
+  TRUE, scores_bf16, accumulate_bf16, softmax_row,
 };

@@ -19,6 +19,13 @@ struct attention_tile_ops {
   void (*scores) (const void *a, const void *bt, float *s, int rows, int nk, int dp);
   /* o[rows, dp] += P · V over the first nk keys */
   void (*accumulate) (const void *p, const void *v, float *o, int rows, int nk, int dp);
+  /* One query row of a tile, 1 <= nv <= TILE_K keys visible: folds
+   * t = scale · s[0, nv) (+ bias[0, nv) when not NULL) into the row's running
+   * max *m and sum *l, writes exp(t - max) to p[0, TILE_K) (bf16 kernels) or
+   * s[0, TILE_K) (zero past nv) and returns exp(old max - new max), the factor
+   * the row's accumulators must be scaled by. */
+  float (*softmax_row) (float *s, guint16 *p, int nv, float scale, const float *bias, float *m,
+      float *l);
 };
 
 #ifdef HAVE_ATTENTION_AVX512

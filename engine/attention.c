@@ -51,8 +51,34 @@ portable_accumulate (const void *p_, const void *v_, float *o, int rows, int nk,
   }
 }
 
+ROW_KERNEL static float
+portable_softmax_row (float *s, guint16 *p, int nv, float scale, const float *bias, float *m,
+    float *l)
+{
+  float mx = *m, corr, sum = 0.0f;
+
+  (void) p;
+#pragma omp simd
+  for (int j = 0; j < ATTENTION_TILE_K; j++)
+    s[j] = j < nv ? s[j] * scale + (bias ? bias[j] : 0.0f) : -INFINITY;
+#pragma omp simd reduction(max:mx)
+  for (int j = 0; j < ATTENTION_TILE_K; j++)
+    mx = s[j] > mx ? s[j] : mx;
+#pragma omp simd reduction(+:sum)
+  for (int j = 0; j < ATTENTION_TILE_K; j++) {
+    float e = exp_inline (s[j] - mx);
+
+    s[j] = j < nv ? e : 0.0f;
+    sum += s[j];
+  }
+  corr = *m == -INFINITY ? 0.0f : exp_inline (*m - mx);
+  *m = mx;
+  *l = *l * corr + sum;
+  return corr;
+}
+
 static const struct attention_tile_ops portable_ops = {
-  FALSE, portable_scores, portable_accumulate,
+  FALSE, portable_scores, portable_accumulate, portable_softmax_row,
 };
 
 /* ---- choice of kernel --------------------------------------------------- */
@@ -123,6 +149,7 @@ struct layout {
   guint16 *p;                  /* [TILE_Q, TILE_K] probabilities in bf16 */
   float *o;                    /* [TILE_Q, dp] accumulators */
   float *m, *l;                /* [TILE_Q] running max and sum */
+  float *bias;                 /* [TILE_K] one row's score bias */
   guint16 *rows;               /* [2, dp] rows rounded to bf16 on their way into a layout */
 };
 
@@ -132,7 +159,7 @@ layout_carve (struct layout *lo, int L, int d, char *base)
 {
   size_t at = 0;
   void **parts[] = {&lo->a, &lo->bt, &lo->v, (void **) &lo->s, (void **) &lo->p, (void **) &lo->o,
-    (void **) &lo->m, (void **) &lo->l, (void **) &lo->rows};
+    (void **) &lo->m, (void **) &lo->l, (void **) &lo->bias, (void **) &lo->rows};
   size_t bytes[G_N_ELEMENTS (parts)];
 
   lo->dp = ROUND_UP (d, ATTENTION_PAD);
@@ -145,7 +172,8 @@ layout_carve (struct layout *lo, int L, int d, char *base)
   bytes[4] = ATTENTION_TILE_Q * ATTENTION_TILE_K * sizeof (guint16);
   bytes[5] = (size_t) ATTENTION_TILE_Q * lo->dp * sizeof (float);
   bytes[6] = bytes[7] = ATTENTION_TILE_Q * sizeof (float);
-  bytes[8] = 2 * (size_t) lo->dp * sizeof (guint16);
+  bytes[8] = ATTENTION_TILE_K * sizeof (float);
+  bytes[9] = 2 * (size_t) lo->dp * sizeof (guint16);
   for (guint i = 0; i < G_N_ELEMENTS (parts); i++) {
     *parts[i] = base ? base + at : NULL;
     at += ROUND_UP (bytes[i], 64);     /* every part starts on a cache line */
@@ -275,64 +303,40 @@ add_grid_bias (const struct attention_grid_bias *b, int i, int j0, int nv, float
   }
 }
 
-/* Folds the scores s of keys j0..j0+nk into the running max m, sum l and
- * accumulators o of rows i0..i0+rows, and turns s into probabilities (zero
- * for keys a row does not see). The loops run over whole tile rows, masked,
- * so that they vectorise without remainders. */
 ROW_KERNEL static void
-softmax_tile (const struct attention_head *h, int i0, int rows, int j0, int nk,
-    const struct layout *lo)
+scale_row (float *o, int n, float by)
+{
+#pragma omp simd
+  for (int c = 0; c < n; c++)
+    o[c] *= by;
+}
+
+/* Folds the scores of keys j0..j0+nk into the running max, sum and
+ * accumulators of rows i0..i0+rows and turns them into the probabilities the
+ * accumulation reads (zero for keys a row does not see). */
+static void
+softmax_tile (const struct attention_tile_ops *ops, const struct attention_head *h, int i0,
+    int rows, int j0, int nk, const struct layout *lo)
 {
   for (int r = 0; r < rows; r++) {
     float *s = lo->s + (size_t) r * ATTENTION_TILE_K, *o = lo->o + (size_t) r * lo->dp;
+    guint16 *p = ops->bf16 ? lo->p + (size_t) r * ATTENTION_TILE_K : NULL;
     int nv = visible_keys (h, i0 + r, j0, nk);
-    float scale = h->scale, mx = lo->m[r], corr, sum = 0.0f;
+    float corr;
 
     if (nv == 0) {
       memset (s, 0, ATTENTION_TILE_K * sizeof *s);
+      if (p)
+        memset (p, 0, ATTENTION_TILE_K * sizeof *p);
       continue;
     }
-#pragma omp simd
-    for (int j = 0; j < ATTENTION_TILE_K; j++)
-      s[j] = j < nv ? s[j] * scale : -INFINITY;
-    if (h->bias)
-      add_grid_bias (h->bias, i0 + r, j0, nv, s);
-#pragma omp simd reduction(max:mx)
-    for (int j = 0; j < ATTENTION_TILE_K; j++)
-      mx = s[j] > mx ? s[j] : mx;
-#pragma omp simd reduction(+:sum)
-    for (int j = 0; j < ATTENTION_TILE_K; j++) {
-      float e = exp_inline (s[j] - mx);
-
-      s[j] = j < nv ? e : 0.0f;
-      sum += s[j];
+    if (h->bias) {
+      memset (lo->bias, 0, ATTENTION_TILE_K * sizeof *lo->bias);
+      add_grid_bias (h->bias, i0 + r, j0, nv, lo->bias);
     }
-    corr = lo->m[r] == -INFINITY ? 0.0f : exp_inline (lo->m[r] - mx);
-    lo->m[r] = mx;
-    lo->l[r] = lo->l[r] * corr + sum;
+    corr = ops->softmax_row (s, p, nv, h->scale, h->bias ? lo->bias : NULL, &lo->m[r], &lo->l[r]);
     if (corr != 1.0f)
-#pragma omp simd
-      for (int c = 0; c < lo->dp; c++)
-        o[c] *= corr;
-  }
-}
-
-/* The probabilities are finite and non-negative: round to nearest even
- * without bf16_round's NaN case, which keeps the loop vectorised. */
-ROW_KERNEL static void
-probabilities_to_bf16 (const float *s, guint16 *p, int rows, int nk16)
-{
-  for (int r = 0; r < rows; r++) {
-    const float *src = s + (size_t) r * ATTENTION_TILE_K;
-    guint16 *dst = p + (size_t) r * ATTENTION_TILE_K;
-
-#pragma omp simd
-    for (int j = 0; j < nk16; j++) {
-      guint32 u;
-
-      memcpy (&u, &src[j], sizeof u);
-      dst[j] = (guint16) ((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-    }
+      scale_row (o, lo->dp, corr);
   }
 }
 
@@ -376,9 +380,7 @@ attention_run (enum attention_kernel kernel, const struct attention_head *h, voi
 
       ops->scores ((char *) lo.a + (size_t) i0 * lo.dp * es, (char *) lo.bt + at, lo.s, rows,
           nk16, lo.dp);
-      softmax_tile (h, i0, rows, j0, nk, &lo);
-      if (ops->bf16)
-        probabilities_to_bf16 (lo.s, lo.p, rows, nk16);
+      softmax_tile (ops, h, i0, rows, j0, nk, &lo);
       ops->accumulate (ops->bf16 ? (void *) lo.p : (void *) lo.s, (char *) lo.v + at, lo.o,
           rows, nk16, lo.dp);
     }

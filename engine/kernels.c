@@ -242,6 +242,7 @@ bf16_to_float_n (const guint8 *src, float *dst, size_t n)
 ROW_KERNEL static void
 float_to_bf16_row (const float *x, guint16 *dst, int n)
 {
+#pragma omp simd
   for (int j = 0; j < n; j++)
     dst[j] = bf16_round (x[j]);
 }
