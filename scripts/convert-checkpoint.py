@@ -315,9 +315,8 @@ def convert(src, out_dir, vocab=None, activation=None):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
-                                 epilog='See the module docstring (--help of the source) for '
-                                        'the formats.')
+    ap = argparse.ArgumentParser(description=__doc__.split('\n', 3)[3],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('input', metavar='IN')
     ap.add_argument('out_dir', metavar='OUT_DIR')
     ap.add_argument('--vocab', help='%s, or a directory with it or with vocab.json + merges.txt'
