@@ -6,7 +6,8 @@ Usage: convert-checkpoint.py IN OUT_DIR [--vocab PATH] [--activation quick_gelu|
 IN is one of
   * OpenAI's TorchScript archive (ViT-B-16.pt, ViT-L-14.pt: what clip.load and
     SCLIP read), QuickGELU;
-  * an open_clip state dict (.pt or .bin, torch pickle) with OpenAI names; it
+  * an open_clip state dict (.pt or .bin, torch pickle) with OpenAI names (the
+    text tower possibly under 'text.', as CustomTextCLIP saves it); it
     does not record its activation, so --activation is required (quick_gelu for
     OpenAI's weights and *-quickgelu models, gelu for open_clip's own configs
     such as the LAION ViT-B-16);
@@ -118,7 +119,10 @@ def count_blocks(sd, prefix):
 # ---------------------------------------------------------------- OpenAI -> Hugging Face
 
 def openai_to_hf(path, sd):
-    """OpenAI names -> transformers' CLIPModel names (algorithms.md 5.2)."""
+    """OpenAI names -> transformers' CLIPModel names (algorithms.md 5.2). open_clip's
+    CustomTextCLIP keeps the same text tower under 'text.'."""
+    if 'text.token_embedding.weight' in sd:
+        sd = {(k[5:] if k.startswith('text.') else k): v for k, v in sd.items()}
     H = {}
     simple = {
         'visual.class_embedding': 'vision_model.embeddings.class_embedding',
@@ -157,22 +161,26 @@ def openai_to_hf(path, sd):
     return H, sorted(set(sd) - used)
 
 
-def openai_config(sd, act, vocab_size):
-    conv, pos = sd['visual.conv1.weight'], sd['visual.positional_embedding']
-    vw, tw = conv.shape[0], sd['ln_final.weight'].shape[0]
+def openai_config(H, act, vocab_size):
+    """config.json of the Hugging Face tensors @H; heads = width / 64 as OpenAI's
+    build_model infers them."""
+    conv = H['vision_model.embeddings.patch_embedding.weight']
+    pos = H['vision_model.embeddings.position_embedding.weight']
+    vw = conv.shape[0]
+    tw = H['text_model.final_layer_norm.weight'].shape[0]
     g = int(round((pos.shape[0] - 1) ** 0.5))
     common = dict(hidden_act=act, layer_norm_eps=1e-5)
     text = dict(common, hidden_size=tw, num_attention_heads=tw // 64,
-                num_hidden_layers=count_blocks(sd, 'transformer.resblocks.'),
-                intermediate_size=sd['transformer.resblocks.0.mlp.c_fc.weight'].shape[0],
-                max_position_embeddings=sd['positional_embedding'].shape[0],
+                num_hidden_layers=count_blocks(H, 'text_model.encoder.layers.'),
+                intermediate_size=H['text_model.encoder.layers.0.mlp.fc1.weight'].shape[0],
+                max_position_embeddings=H['text_model.embeddings.position_embedding.weight'].shape[0],
                 vocab_size=vocab_size)
     vision = dict(common, hidden_size=vw, num_attention_heads=vw // 64,
-                  num_hidden_layers=count_blocks(sd, 'visual.transformer.resblocks.'),
-                  intermediate_size=sd['visual.transformer.resblocks.0.mlp.c_fc.weight'].shape[0],
+                  num_hidden_layers=count_blocks(H, 'vision_model.encoder.layers.'),
+                  intermediate_size=H['vision_model.encoder.layers.0.mlp.fc1.weight'].shape[0],
                   image_size=conv.shape[-1] * g, patch_size=conv.shape[-1])
     return dict(architectures=['CLIPModel'], model_type='clip',
-                projection_dim=sd['text_projection'].shape[1], text_config=text,
+                projection_dim=H['text_projection.weight'].shape[0], text_config=text,
                 vision_config=vision)
 
 
@@ -300,9 +308,9 @@ def convert(src, out_dir, vocab=None, activation=None):
         config = eva02_config(sd, activation or 'gelu', rows, 16)
     else:
         tensors, dropped = openai_to_hf(src, sd)
-        rows = sd['token_embedding.weight'].shape[0]
+        rows = tensors['text_model.embeddings.token_embedding.weight'].shape[0]
         size = write_vocab(out_dir, vocab, src, rows)
-        config = openai_config(sd, activation or 'quick_gelu', rows)
+        config = openai_config(tensors, activation or 'quick_gelu', rows)
     write_safetensors(os.path.join(out_dir, 'model.safetensors'), tensors, torch)
     with open(os.path.join(out_dir, 'config.json'), 'w') as f:
         json.dump(config, f, indent=2)
