@@ -35,7 +35,8 @@ struct clip_block {
   const float *ffn_ln_w, *ffn_ln_b;  /* [M]  EVA02 mlp.ffn_ln: on the hidden layer, before fc2 */
   struct packed_linear *qkv;   /* q|k|v: [T, D] -> [T, 3D] */
   struct packed_linear *out;   /* [T, D] -> [T, D] */
-  struct packed_linear *fc1;   /* [T, D] -> [T, M], activation fused; EVA02: fc1|gate -> [T, 2M] */
+  struct packed_linear *fc1;   /* [T, D] -> [T, M], activation fused (EVA02: none) */
+  struct packed_linear *gate;  /* EVA02: [T, D] -> [T, M]; NULL for CLIP */
   struct packed_linear *fc2;   /* [T, M] -> [T, D] */
 };
 

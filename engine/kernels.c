@@ -108,11 +108,11 @@ swiglu_row (float *a, const float *gate, int n)
 }
 
 void
-swiglu (float *h, int ldh, int M, int N)
+swiglu (float *a, const float *gate, int M, int N)
 {
 #pragma omp parallel for if ((long) M * N >= PARALLEL_MIN_WORK && !omp_in_parallel ())
   for (int i = 0; i < M; i++)
-    swiglu_row (h + (size_t) i * ldh, h + (size_t) i * ldh + N, N);
+    swiglu_row (a + (size_t) i * N, gate + (size_t) i * N, N);
 }
 
 ROW_KERNEL static void

@@ -33,14 +33,18 @@ pack_block (struct packer *p, struct clip_block *blk, int D, int M, enum gemm_ep
 {
   struct linear_rows qkv[3] = {{blk->q_w, blk->q_b, D}, {blk->k_w, blk->k_b, D},
     {blk->v_w, blk->v_b, D}};
-  /* SwiGLU's two inputs come out of one GEMM, its product is computed after */
-  struct linear_rows fc1[2] = {{blk->fc1_w, blk->fc1_b, M}, {blk->gate_w, blk->gate_b, M}};
+  /* SwiGLU's gate is its own linear: fused with fc1 into one [T, 2M] output,
+   * fc2 would read its product with a row stride of 2M, which oneDNN runs on
+   * its slow reference path */
   gboolean gated = blk->gate_w != NULL;
 
   if (!pack (p, &blk->qkv, qkv, 3, D, GEMM_EPILOGUE_NONE)
       || !pack (p, &blk->out, &(struct linear_rows) {blk->out_w, blk->out_b, D}, 1, D,
           GEMM_EPILOGUE_NONE)
-      || !pack (p, &blk->fc1, fc1, gated ? 2 : 1, D, gated ? GEMM_EPILOGUE_NONE : act)
+      || !pack (p, &blk->fc1, &(struct linear_rows) {blk->fc1_w, blk->fc1_b, M}, 1, D,
+          gated ? GEMM_EPILOGUE_NONE : act)
+      || (gated && !pack (p, &blk->gate, &(struct linear_rows) {blk->gate_w, blk->gate_b, M}, 1,
+              D, GEMM_EPILOGUE_NONE))
       || !pack (p, &blk->fc2, &(struct linear_rows) {blk->fc2_w, blk->fc2_b, D}, 1, M,
           GEMM_EPILOGUE_NONE))
     return FALSE;
@@ -94,7 +98,7 @@ free_tower (struct clip_tower *tw)
 {
   for (int l = 0; tw->blocks && l < tw->layers; l++) {
     struct packed_linear **linears[] = {&tw->blocks[l].qkv, &tw->blocks[l].out,
-      &tw->blocks[l].fc1, &tw->blocks[l].fc2};
+      &tw->blocks[l].fc1, &tw->blocks[l].gate, &tw->blocks[l].fc2};
 
     for (guint i = 0; i < G_N_ELEMENTS (linears); i++)
       g_clear_pointer (linears[i], packed_linear_free);

@@ -121,11 +121,14 @@ transformer_block (const struct clip_block *blk, const struct clip_tower *tw, fl
     return;
   layer_norm (x, D, blk->ln2_w, blk->ln2_b, eps, s->y, D, T, D);
   if (tw->swiglu) {
-    /* x += w3(ffn_ln(silu(w1 y) · w2 y)) */
-    packed_linear_run (blk->fc1, s->y, D, s->h, 2 * M, T, FALSE);
-    swiglu (s->h, 2 * M, T, M);
-    layer_norm (s->h, 2 * M, blk->ffn_ln_w, blk->ffn_ln_b, eps, s->h, 2 * M, T, M);
-    packed_linear_run (blk->fc2, s->h, 2 * M, x, D, T, TRUE);
+    /* x += w3(ffn_ln(silu(w1 y) · w2 y)), every matrix dense for the GEMMs */
+    float *gate = s->h + (size_t) T * M;
+
+    packed_linear_run (blk->fc1, s->y, D, s->h, M, T, FALSE);
+    packed_linear_run (blk->gate, s->y, D, gate, M, T, FALSE);
+    swiglu (s->h, gate, T, M);
+    layer_norm (s->h, M, blk->ffn_ln_w, blk->ffn_ln_b, eps, s->h, M, T, M);
+    packed_linear_run (blk->fc2, s->h, M, x, D, T, TRUE);
     return;
   }
   /* x += c_proj(act(c_fc(ln_2(x)))), the activation fused into c_fc */

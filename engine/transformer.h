@@ -40,7 +40,7 @@ struct block_scratch {
   float *y;        /* [T, D]   layer-norm output */
   float *qkv;      /* [T, 3D]  q | k | v */
   float *o;        /* [T, D]   attention output, heads concatenated */
-  float *h;        /* [T, M]   MLP hidden layer ([T, 2M] for SwiGLU) */
+  float *h;        /* [T, M]   MLP hidden layer (SwiGLU: then its gate, [T, M]) */
   float *attn;     /* [n_threads] attention scratch, attn_floats each */
   size_t attn_floats;
   int n_threads;
@@ -48,7 +48,7 @@ struct block_scratch {
   const struct rope_grid *rope;  /* EVA02's rotary embedding, else NULL */
 };
 
-/* Floats per token of @tw's MLP hidden layer: M, or 2M for SwiGLU's two halves. */
+/* Floats per token of @tw's MLP hidden layer: M, or 2M for SwiGLU's two inputs. */
 static inline int
 tower_hidden_width (const struct clip_tower *tw)
 {
