@@ -2,7 +2,9 @@
  *
  * The engine turns CLIP into a per-pixel classifier without training: the last
  * block of the vision tower is run in a dense mode (SCLIP's correlative
- * self-attention by default, MaskCLIP's value path, or unchanged CLIP), every
+ * self-attention by default, MaskCLIP's value path, ClearCLIP's query-query
+ * attention, NACLIP's neighbourhood-biased key-key attention, or unchanged
+ * CLIP: enum clipseg_mode), every
  * patch feature is compared by cosine with text embeddings of the user's
  * labels, and SCLIP's sliding-window procedure turns the cosines into class
  * probabilities and a label map.
@@ -391,11 +393,17 @@ gboolean clipseg_state_segment (struct clipseg_state *state, const float *pixels
     int width, const struct clipseg_queries *queries, const struct clipseg_segment_params *params,
     int out_height, int out_width, float *probs, int32_t *labels, GError **error);
 
+/* Most classes clipseg_probs_to_labels decides on without allocating: a
+ * label set's (one name each at most) and a background class its caller adds. */
+#define CLIPSEG_MAX_CLASSES (CLIPSEG_MAX_NAMES + 1)
+
 /* SCLIP's decision on class probabilities [C, n_pixels], shared by every caller
  * that post-processes probabilities itself (e.g. after temporal smoothing):
  * with @area_thd > 0, foreground classes whose argmax area is <= area_thd of
  * all foreground argmax pixels get probability 0 everywhere (in place); then
- * @labels = argmax, or 0 where the best probability is below @prob_thd. */
+ * @labels = argmax, or 0 where the best probability is below @prob_thd.
+ * With @n_classes up to CLIPSEG_MAX_CLASSES it allocates nothing, so a
+ * caller running it on every frame allocates nothing for it. */
 void clipseg_probs_to_labels (float *probs, int n_classes, int n_pixels, float prob_thd,
     float area_thd, int32_t *labels);
 

@@ -1,7 +1,9 @@
 /* segment.c — SCLIP's segmentation procedure on top of the dense features.
  *
  * Cosines are kept pixel-major ([pixel, query]) from the window upsampling to
- * the softmax, so every inner loop runs over contiguous queries.
+ * the softmax, so every inner loop runs over contiguous queries. Its scratch is
+ * the state's segment_scratch (segment.h), the vision tower's the state's
+ * vision_cache (vision.h); this file also holds the dense-feature entry point.
  */
 #include <math.h>
 #include <string.h>
@@ -14,8 +16,8 @@
 #include "maskclip-refine.h"
 #include "model.h"
 #include "pamr.h"
+#include "state.h"
 #include "threads.h"
-#include "vision.h"
 
 /* Windows per forward: bounded by tokens so scratch stays small for big images. */
 #define SEG_CHUNK_TOKENS 2400
@@ -200,11 +202,11 @@ encode_windows (struct clipseg_state *st, const float *pixels, const struct layo
        * actually run, whose numbers stay below T for the scratch. */
       int t = omp_get_thread_num (), team = omp_get_num_threads ();
 
-      encode_range (st, pixels, lo, plan, &st->scratch[t], 1, first, n * t / team,
+      encode_range (st, pixels, lo, plan, &st->vision.threads[t], 1, first, n * t / team,
           n * (t + 1) / team, windows_per_forward (lo->gh * lo->gw), features, keys);
     }
   } else {
-    encode_range (st, pixels, lo, plan, &st->scratch[0], T, first, 0, n, SEG_MAX_CHUNK_WINDOWS,
+    encode_range (st, pixels, lo, plan, &st->vision.threads[0], T, first, 0, n, SEG_MAX_CHUNK_WINDOWS,
         features, keys);
   }
 }
@@ -220,9 +222,9 @@ accumulate_windows (struct clipseg_state *st, const float *pixels, const struct 
   int E = st->model->w.embed_dim, D = st->model->w.vision.tower.width;
   int Q = clipseg_queries_n_queries (queries), N = lo->gh * lo->gw, n_windows = lo->rows * lo->cols;
   int per_round = (int) MIN ((size_t) windows_per_forward (N) * st->n_threads, (size_t) n_windows);
-  float *features = buffer_try_reserve (&st->features, (size_t) per_round * N * E,
+  float *features = buffer_try_reserve (&st->segment.features, (size_t) per_round * N * E,
       "window features", error);
-  float *logits = features ? buffer_try_reserve (&st->logits, (size_t) per_round * N * Q,
+  float *logits = features ? buffer_try_reserve (&st->segment.logits, (size_t) per_round * N * Q,
       "window cosines", error) : NULL;
   float *keys = NULL, *refine = NULL;
   struct vision_plan plan;
@@ -230,13 +232,14 @@ accumulate_windows (struct clipseg_state *st, const float *pixels, const struct 
   if (!logits)
     return FALSE;
   if (sp->ks_thresh > 0.0f
-      && !(keys = buffer_try_reserve (&st->keys, (size_t) per_round * N * D, "window keys", error)))
+      && !(keys = buffer_try_reserve (&st->segment.keys, (size_t) per_round * N * D, "window keys", error)))
     return FALSE;
   if ((sp->ks_thresh > 0.0f || sp->pd_thresh > 0.0f)
-      && !(refine = buffer_try_reserve (&st->refine, maskclip_refine_scratch_size (N, Q),
+      && !(refine = buffer_try_reserve (&st->segment.refine, maskclip_refine_scratch_size (N, Q),
           "MaskCLIP refinement scratch", error)))
     return FALSE;
-  vision_plan (st, lo->h, lo->w, sp->mode, &plan);
+  vision_plan (&st->model->w, &st->vision, lo->h, lo->w, sp->mode, st->abort, st->abort_data,
+      &plan);
   for (int first = 0; first < n_windows; first += per_round) {
     int n = MIN (per_round, n_windows - first);
 
@@ -297,7 +300,7 @@ refine_pamr (struct clipseg_state *st, const float *pixels, int H, int W, int st
     float *cosines, int oh, int ow, int Q, GError **error)
 {
   size_t n = (size_t) oh * ow;
-  float *image = buffer_try_reserve (&st->refine, n * (3 + PAMR_NEIGHBOURS + Q), "PAMR scratch",
+  float *image = buffer_try_reserve (&st->segment.refine, n * (3 + PAMR_NEIGHBOURS + Q), "PAMR scratch",
       error);
   float *affinity, *in = cosines, *out;
 
@@ -348,6 +351,29 @@ classify_pixels (float *cosines, int n, const struct clipseg_queries *queries, f
   }
 }
 
+/* Foreground classes covering <= @area_thd of the foreground of the argmax
+ * @labels get probability 0 everywhere. The counts live on the stack for
+ * every label set (n_pixels <= INT_MAX, so 32 bits hold them); only a caller
+ * with more classes than CLIPSEG_MAX_CLASSES gets them from the heap. */
+static void
+drop_small_classes (float *probs, int C, int n, float area_thd, const int32_t *labels)
+{
+  uint32_t on_stack[CLIPSEG_MAX_CLASSES];
+  uint32_t *area = C <= CLIPSEG_MAX_CLASSES ? on_stack : g_new (uint32_t, C);
+  int64_t total = 0;
+
+  memset (area, 0, C * sizeof *area);
+  for (int i = 0; i < n; i++)
+    area[labels[i]]++;
+  for (int c = 1; c < C; c++)
+    total += area[c];
+  for (int c = 1; c < C; c++)
+    if (!((double) area[c] > (double) area_thd * (double) total))
+      memset (probs + (size_t) c * n, 0, n * sizeof *probs);
+  if (area != on_stack)
+    g_free (area);
+}
+
 void
 clipseg_probs_to_labels (float *probs, int n_classes, int n_pixels, float prob_thd,
     float area_thd, int32_t *labels)
@@ -367,20 +393,8 @@ clipseg_probs_to_labels (float *probs, int n_classes, int n_pixels, float prob_t
           best = c;
       labels[i] = pass == 1 && probs[(size_t) best * n + i] < prob_thd ? 0 : best;
     }
-    if (pass == 0) {
-      /* foreground classes covering <= area_thd of the foreground are dropped */
-      int64_t *area = g_new0 (int64_t, C);
-      int64_t total = 0;
-
-      for (int i = 0; i < n; i++)
-        area[labels[i]]++;
-      for (int c = 1; c < C; c++)
-        total += area[c];
-      for (int c = 1; c < C; c++)
-        if (!((double) area[c] > (double) area_thd * (double) total))
-          memset (probs + (size_t) c * n, 0, n * sizeof *probs);
-      g_free (area);
-    }
+    if (pass == 0)
+      drop_small_classes (probs, C, n, area_thd, labels);
   }
 }
 
@@ -460,6 +474,25 @@ clipseg_segment_size_check (const struct clipseg_model *model, int n_threads, in
   return TRUE;
 }
 
+/* FALSE with an INVALID error naming the first NaN or infinite value of the
+ * [3, height, width] pixels: they would poison every cosine of their window. */
+static gboolean
+check_pixels (const float *pixels, int height, int width, GError **error)
+{
+  size_t n = (size_t) 3 * height * width, bad = n;
+
+#pragma omp parallel for reduction(min:bad)
+  for (size_t i = 0; i < n; i++)
+    if (!isfinite (pixels[i]) && i < bad)
+      bad = i;
+  if (bad == n)
+    return TRUE;
+  g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_INVALID,
+      "pixel (channel %zu, row %zu, column %zu) is %g, not a finite number", bad / ((size_t) height * width),
+      bad / width % height, bad % width, pixels[bad]);
+  return FALSE;
+}
+
 static gboolean
 check_segment_args (const struct clipseg_state *st, int H, int W,
     const struct clipseg_queries *queries, const struct clipseg_segment_params *sp, int out_h,
@@ -491,12 +524,12 @@ clipseg_state_segment (struct clipseg_state *state, const float *pixels, int hei
   float *sum, *cosines;
 
   if (!check_segment_args (state, height, width, queries, params, out_height, out_width, error)
-      || !engine_check_pixels (pixels, height, width, error))
+      || !check_pixels (pixels, height, width, error))
     return FALSE;
   engine_use_threads (state->n_threads);
   plan_windows (params, height, width, out_height, out_width, state->model->w.vision.patch, &lo);
 
-  sum = buffer_try_reserve (&state->sum, (size_t) lo.sum_h * lo.sum_w * Q,
+  sum = buffer_try_reserve (&state->segment.sum, (size_t) lo.sum_h * lo.sum_w * Q,
       "summed window cosines", error);
   if (!sum)
     return FALSE;
@@ -509,7 +542,7 @@ clipseg_state_segment (struct clipseg_state *state, const float *pixels, int hei
     return FALSE;
   cosines = sum;
   if (lo.sum_h != out_height || lo.sum_w != out_width) {
-    cosines = buffer_try_reserve (&state->resized, n_out * Q, "cosines at the output size",
+    cosines = buffer_try_reserve (&state->segment.resized, n_out * Q, "cosines at the output size",
         error);
     if (!cosines)
       return FALSE;
@@ -520,16 +553,58 @@ clipseg_state_segment (struct clipseg_state *state, const float *pixels, int hei
           cosines, out_height, out_width, Q, error))
     return FALSE;
   if (!probs)
-    probs = buffer_try_reserve (&state->probs, (size_t) C * n_out, "class probabilities", error);
+    probs = buffer_try_reserve (&state->segment.probs, (size_t) C * n_out, "class probabilities", error);
   if (!probs)
     return FALSE;
   classify_pixels (cosines, (int) n_out, queries, params->logit_scale, probs);
   if (labels || params->area_thd > 0.0f) {
     if (!labels)
-      labels = (int32_t *) buffer_try_reserve (&state->labels, n_out, "label map", error);
+      labels = label_buffer_try_reserve (&state->segment.labels, n_out, "label map", error);
     if (!labels)
       return FALSE;
     clipseg_probs_to_labels (probs, C, (int) n_out, params->prob_thd, params->area_thd, labels);
   }
   return TRUE;
+}
+
+gboolean
+clipseg_state_encode_dense (struct clipseg_state *state, const float *pixels, int height,
+    int width, enum clipseg_mode mode, float *features, GError **error)
+{
+  int p = state->model->w.vision.patch;
+  struct clipseg_segment_params whole_image = clipseg_segment_default_params ();
+  struct window whole = {0, 0};
+  struct vision_plan plan;
+
+  whole_image.mode = mode;
+  whole_image.crop = 0;
+  if (!clipseg_segment_size_check (state->model, state->n_threads, height, width, &whole_image, error))
+    return FALSE;
+  if (height % p || width % p) {
+    g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_INVALID,
+        "image size %dx%d (height x width) is not a positive multiple of the patch size %d",
+        height, width, p);
+    return FALSE;
+  }
+  if (!check_pixels (pixels, height, width, error))
+    return FALSE;
+  engine_use_threads (state->n_threads);
+  vision_plan (&state->model->w, &state->vision, height, width, mode, state->abort,
+      state->abort_data, &plan);
+  vision_forward (&state->model->w, &plan, &state->vision.threads[0], state->n_threads, pixels,
+      height, width, &whole, 1, features, NULL);
+  return !engine_aborted (state, error);
+}
+
+void
+segment_scratch_clear (struct segment_scratch *scratch)
+{
+  struct buffer *buffers[] = {
+    &scratch->features, &scratch->keys, &scratch->logits, &scratch->sum, &scratch->resized,
+    &scratch->refine, &scratch->probs,
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (buffers); i++)
+    buffer_clear (buffers[i]);
+  label_buffer_clear (&scratch->labels);
 }

@@ -1,12 +1,15 @@
 /* transformer.h — internal: one pre-LN residual block, shared by both towers.
  *
  * x holds B sequences of L tokens each, stacked as [B·L, D]. Only the token
- * mixing differs between the variants: the stock attention, its causal form
- * for text, SCLIP's correlative self-attention and MaskCLIP's value path.
- * SCLIP and MaskCLIP keep the residual connection and the MLP; ClearCLIP and
- * NACLIP drop both. EVA02's block (eva02.h) is the same with a layer norm
- * after the heads, RoPE on q and k before the mixing (MaskCLIP's value path
- * skips it: q and k go unused) and a SwiGLU MLP.
+ * mixing differs between the variants (enum attention_kind): the stock
+ * attention, its causal form for text, and the dense modes' last blocks
+ * (SCLIP's correlative self-attention, MaskCLIP's value path, ClearCLIP's
+ * query-query and NACLIP's biased key-key attention). Whether a block keeps
+ * the residual connection and the MLP is struct mixing's residual_and_mlp
+ * (vision.c says which modes drop them).
+ * EVA02's block (eva02.h) is the same with a layer norm after the heads,
+ * RoPE on q and k before the mixing (MaskCLIP's value path skips it: q and k
+ * go unused) and a SwiGLU MLP.
  */
 #ifndef TRANSFORMER_H
 #define TRANSFORMER_H

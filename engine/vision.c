@@ -4,7 +4,6 @@
 
 #include "eva02.h"
 #include "kernels.h"
-#include "model.h"
 #include "vision.h"
 
 /* PyTorch's cubic convolution kernel (A = -0.75): weights of the taps at
@@ -79,20 +78,19 @@ interpolate_positions (const float *pos, int g0, int gh, int gw, int D, gboolean
 /* The position embedding for a gh x gw grid: the checkpoint's own when the
  * grid matches, else interpolated once and kept until the grid changes. */
 static const float *
-positions_for (struct clipseg_state *st, int gh, int gw)
+positions_for (const struct clip_vision *v, struct vision_cache *cache, int gh, int gw)
 {
-  const struct clip_vision *v = &st->model->w.vision;
   int D = v->tower.width;
   float *out;
 
   if (gh == v->grid && gw == v->grid)
     return v->pos_emb;
-  if (st->pos_gh == gh && st->pos_gw == gw)
-    return st->positions.data;
-  out = buffer_reserve (&st->positions, (size_t) (1 + gh * gw) * D);
+  if (cache->pos_gh == gh && cache->pos_gw == gw)
+    return cache->positions.data;
+  out = buffer_reserve (&cache->positions, (size_t) (1 + gh * gw) * D);
   interpolate_positions (v->pos_emb, v->grid, gh, gw, D, v->rope_seq > 0, out);
-  st->pos_gh = gh;
-  st->pos_gw = gw;
+  cache->pos_gh = gh;
+  cache->pos_gw = gw;
   return out;
 }
 
@@ -126,26 +124,26 @@ im2col (const float *pixels, int H, int W, const struct window *windows, int n_w
 #define NACLIP_SIGMA 5.0f
 
 static const struct attention_grid_bias *
-neighbourhood_for (struct clipseg_state *st, int gh, int gw)
+neighbourhood_for (struct vision_cache *cache, int gh, int gw)
 {
   float *g;
 
-  if (st->nb_gh == gh && st->nb_gw == gw)
-    return &st->nb_bias;
-  g = buffer_reserve (&st->neighbourhood, (size_t) gh + gw);
+  if (cache->nb_gh == gh && cache->nb_gw == gw)
+    return &cache->nb_bias;
+  g = buffer_reserve (&cache->neighbourhood, (size_t) gh + gw);
   for (int k = 0; k < gh + gw; k++) {
     float d = (float) (k < gh ? k : k - gh);
 
     g[k] = expf (-(d * d) / (2.0f * NACLIP_SIGMA * NACLIP_SIGMA));
   }
-  st->nb_bias = (struct attention_grid_bias) {gw, g, g + gh};
-  st->nb_gh = gh;
-  st->nb_gw = gw;
-  return &st->nb_bias;
+  cache->nb_bias = (struct attention_grid_bias) {gw, g, g + gh};
+  cache->nb_gh = gh;
+  cache->nb_gw = gw;
+  return &cache->nb_bias;
 }
 
 static struct mixing
-last_block_mixing (struct clipseg_state *st, enum clipseg_mode mode, int gh, int gw)
+last_block_mixing (struct vision_cache *cache, enum clipseg_mode mode, int gh, int gw)
 {
   struct mixing mix = mixing_stock;
 
@@ -163,7 +161,7 @@ last_block_mixing (struct clipseg_state *st, enum clipseg_mode mode, int gh, int
     case CLIPSEG_MODE_NACLIP:
       mix.kind = ATTENTION_KK_BIASED;
       mix.residual_and_mlp = FALSE;
-      mix.score_bias = neighbourhood_for (st, gh, gw);
+      mix.score_bias = neighbourhood_for (cache, gh, gw);
       break;
     default:
       break;
@@ -172,16 +170,39 @@ last_block_mixing (struct clipseg_state *st, enum clipseg_mode mode, int gh, int
 }
 
 void
-vision_plan (struct clipseg_state *st, int h, int w, enum clipseg_mode mode,
-    struct vision_plan *plan)
+vision_cache_init (struct vision_cache *cache, int n_threads)
 {
-  int p = st->model->w.vision.patch;
+  *cache = (struct vision_cache) {0};
+  cache->threads = g_new0 (struct vision_scratch, n_threads);
+  cache->n_threads = n_threads;
+}
+
+void
+vision_cache_clear (struct vision_cache *cache)
+{
+  for (int t = 0; t < cache->n_threads; t++) {
+    buffer_clear (&cache->threads[t].tokens);
+    buffer_clear (&cache->threads[t].block);
+    buffer_clear (&cache->threads[t].patches);
+  }
+  g_clear_pointer (&cache->threads, g_free);
+  buffer_clear (&cache->positions);
+  buffer_clear (&cache->neighbourhood);
+  *cache = (struct vision_cache) {0};
+}
+
+void
+vision_plan (const struct clip_weights *cw, struct vision_cache *cache, int h, int w,
+    enum clipseg_mode mode, clipseg_abort_func abort, void *abort_data, struct vision_plan *plan)
+{
+  int p = cw->vision.patch;
 
   plan->h = h, plan->w = w;
   plan->gh = h / p, plan->gw = w / p;
-  plan->positions = positions_for (st, plan->gh, plan->gw);
-  plan->last = last_block_mixing (st, mode, plan->gh, plan->gw);
-  plan->st = st;
+  plan->positions = positions_for (&cw->vision, cache, plan->gh, plan->gw);
+  plan->last = last_block_mixing (cache, mode, plan->gh, plan->gw);
+  plan->abort = abort;
+  plan->abort_data = abort_data;
 }
 
 /* out_proj(K) of every patch token from the last block's q|k|v, which the
@@ -244,7 +265,7 @@ vision_forward (const struct clip_weights *cw, const struct vision_plan *plan,
     layer_norm (x, D, v->ln_pre_w, v->ln_pre_b, v->ln_eps, x, D, T, D);
   /* stock blocks, then the last one in the dense mode */
   for (int l = 0; l < v->tower.layers; l++) {
-    if (engine_aborted (plan->st, NULL))
+    if (plan->abort && plan->abort (plan->abort_data))
       return;
     transformer_block (&v->tower.blocks[l], &v->tower, v->ln_eps,
         l == v->tower.layers - 1 ? &plan->last : &mixing_stock, x, B, L, &s);

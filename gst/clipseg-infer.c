@@ -35,7 +35,7 @@ typedef enum
   SLOT_IDLE,                    /* nobody: free to reserve */
   SLOT_FILLING,                 /* the streaming thread, until it submits */
   SLOT_QUEUED,                  /* a job waits to start; a newer frame may replace it */
-} ClipsegSlot;
+} GstClipsegSlot;
 
 /* Input planes of one frame. There are two: the worker infers from one while
  * the streaming thread fills the other, so the next inference starts the
@@ -44,9 +44,9 @@ typedef struct
 {
   gfloat *planes;               /* [3, height, width] */
   gint width, height;
-} ClipsegFrame;
+} GstClipsegFrame;
 
-struct _ClipsegInfer
+struct _GstClipsegInfer
 {
   GMutex lock;
   GCond cond;
@@ -56,18 +56,18 @@ struct _ClipsegInfer
 
   /* under lock */
   gboolean quit;
-  ClipsegFrame frames[2];
+  GstClipsegFrame frames[2];
   gint next;                    /* frames[next] is the one to fill and queue */
-  ClipsegSlot slot;             /* of frames[next] */
+  GstClipsegSlot slot;          /* of frames[next] */
   gboolean running;             /* the worker infers from frames[1 - next] */
   gboolean flushing;
   guint epoch;                  /* results of jobs from older epochs are dropped */
-  ClipsegJob job;
+  GstClipsegJob job;
   guint job_epoch;
   struct clipseg_labels *pending_labels;
   gchar **pending_templates;
   gboolean pending_background;
-  ClipsegResult *newest;
+  GstClipsegResult *newest;
   GError *error;
   GstClockTime average_time;
 
@@ -75,7 +75,7 @@ struct _ClipsegInfer
   struct clipseg_state *state;
   struct clipseg_model *model;
   gint n_threads;
-  ClipsegSharedQueries *shared;
+  GstClipsegSharedQueries *shared;
   struct clipseg_queries *queries;      /* shared's, read and stepped in turns */
   gint pending;                 /* its prompts left to encode, as of our last turn */
   gboolean has_background;
@@ -117,7 +117,7 @@ shared_model_free (gpointer data)
 }
 
 struct clipseg_model *
-clipseg_shared_model_acquire (const gchar * path,
+gst_clipseg_shared_model_acquire (const gchar * path,
     enum clipseg_precision precision, GError ** error)
 {
   gchar *key = g_strdup_printf ("%s\n%s", path,
@@ -161,7 +161,7 @@ shared_model_is (gpointer key, gpointer value, gpointer user_data)
 }
 
 void
-clipseg_shared_model_release (struct clipseg_model *model)
+gst_clipseg_shared_model_release (struct clipseg_model *model)
 {
   g_mutex_lock (&shared_models_lock);
   g_hash_table_foreach_remove (shared_models, shared_model_is, model);
@@ -171,7 +171,7 @@ clipseg_shared_model_release (struct clipseg_model *model)
 /* ---- results ------------------------------------------------------------ */
 
 static void
-clipseg_result_clear (ClipsegResult * result)
+gst_clipseg_result_clear (GstClipsegResult * result)
 {
   g_strfreev (result->labels);
   g_free (result->coverage);
@@ -181,21 +181,22 @@ clipseg_result_clear (ClipsegResult * result)
   gst_clear_buffer (&result->probabilities);
 }
 
-ClipsegResult *
-clipseg_result_ref (ClipsegResult * result)
+GstClipsegResult *
+gst_clipseg_result_ref (GstClipsegResult * result)
 {
   return g_atomic_rc_box_acquire (result);
 }
 
 void
-clipseg_result_unref (ClipsegResult * result)
+gst_clipseg_result_unref (GstClipsegResult * result)
 {
-  g_atomic_rc_box_release_full (result, (GDestroyNotify) clipseg_result_clear);
+  g_atomic_rc_box_release_full (result,
+      (GDestroyNotify) gst_clipseg_result_clear);
 }
 
 /* Coverage, mean probability and bounding box of every label. */
 static void
-clipseg_result_measure (ClipsegResult * result, const gfloat * probs)
+gst_clipseg_result_measure (GstClipsegResult * result, const gfloat * probs)
 {
   gsize n_pixels = (gsize) result->width * result->height;
   gint *x0 = g_new (gint, result->n_labels);
@@ -241,11 +242,11 @@ clipseg_result_measure (ClipsegResult * result, const gfloat * probs)
   g_free (count);
 }
 
-static ClipsegResult *
-clipseg_result_new (ClipsegInfer * infer, const ClipsegJob * job,
+static GstClipsegResult *
+gst_clipseg_result_new (GstClipsegInfer * infer, const GstClipsegJob * job,
     GstClockTime inference_time)
 {
-  ClipsegResult *result = g_atomic_rc_box_new0 (ClipsegResult);
+  GstClipsegResult *result = g_atomic_rc_box_new0 (GstClipsegResult);
   gsize n_pixels = (gsize) infer->width * infer->height;
   gsize offset[GST_VIDEO_MAX_PLANES] = { 0, };
   gint stride[GST_VIDEO_MAX_PLANES] = { infer->width, };
@@ -278,7 +279,7 @@ clipseg_result_new (ClipsegInfer * infer, const ClipsegJob * job,
         gst_buffer_new_wrapped (g_memdup2 (infer->smoothed, size), size);
   }
 
-  clipseg_result_measure (result, infer->smoothed);
+  gst_clipseg_result_measure (result, infer->smoothed);
 
   return result;
 }
@@ -286,24 +287,24 @@ clipseg_result_new (ClipsegInfer * infer, const ClipsegJob * job,
 /* ---- worker ------------------------------------------------------------- */
 
 static gboolean
-clipseg_infer_update_queries (ClipsegInfer * infer,
+gst_clipseg_infer_update_queries (GstClipsegInfer * infer,
     struct clipseg_labels *labels, gboolean has_background,
     gchar ** templates, GError ** error)
 {
-  ClipsegSharedQueries *shared;
+  GstClipsegSharedQueries *shared;
   gint n_classes = clipseg_labels_n_classes (labels);
   gint offset = has_background ? 0 : 1;
   gint c;
 
-  shared = clipseg_shared_queries_acquire (infer->model, labels, templates,
+  shared = gst_clipseg_shared_queries_acquire (infer->model, labels, templates,
       error);
   if (!shared)
     return FALSE;
 
-  g_clear_pointer (&infer->shared, clipseg_shared_queries_release);
+  g_clear_pointer (&infer->shared, gst_clipseg_shared_queries_release);
   g_strfreev (infer->names);
   infer->shared = shared;
-  infer->queries = clipseg_shared_queries_get (shared);
+  infer->queries = gst_clipseg_shared_queries_get (shared);
   infer->has_background = has_background;
   infer->n_labels = n_classes + offset;
   infer->names = g_new0 (gchar *, infer->n_labels + 1);
@@ -318,7 +319,7 @@ clipseg_infer_update_queries (ClipsegInfer * infer,
 }
 
 static void
-clipseg_infer_ensure_buffers (ClipsegInfer * infer, gsize n_pixels)
+gst_clipseg_infer_ensure_buffers (GstClipsegInfer * infer, gsize n_pixels)
 {
   gsize n = infer->n_labels * n_pixels;
 
@@ -339,7 +340,8 @@ clipseg_infer_ensure_buffers (ClipsegInfer * infer, gsize n_pixels)
 /* Exponential moving average of the class probabilities: the past keeps the
  * weight @smoothing, the new frame the rest. */
 static void
-clipseg_infer_smooth (ClipsegInfer * infer, gdouble smoothing, guint epoch)
+gst_clipseg_infer_smooth (GstClipsegInfer * infer, gdouble smoothing,
+    guint epoch)
 {
   gsize i;
 
@@ -359,9 +361,9 @@ clipseg_infer_smooth (ClipsegInfer * infer, gdouble smoothing, guint epoch)
 /* Polled by the engine between layers: a flush, caps change or state change
  * ends an inference whose result nobody will see within a layer's time. */
 static gboolean
-clipseg_infer_should_abort (void *data)
+gst_clipseg_infer_should_abort (void *data)
 {
-  ClipsegInfer *infer = data;
+  GstClipsegInfer *infer = data;
 
   return g_atomic_int_get (&infer->cancel) || g_atomic_int_get (&infer->stale);
 }
@@ -369,16 +371,16 @@ clipseg_infer_should_abort (void *data)
 /* Polled by label encoding: a first step of thousands of names takes
  * seconds, and a state change must not wait for it. */
 static gboolean
-clipseg_infer_should_quit (void *data)
+gst_clipseg_infer_should_quit (void *data)
 {
-  ClipsegInfer *infer = data;
+  GstClipsegInfer *infer = data;
 
   return g_atomic_int_get (&infer->cancel);
 }
 
-static ClipsegResult *
-clipseg_infer_run (ClipsegInfer * infer, const ClipsegJob * job, guint epoch,
-    GError ** error)
+static GstClipsegResult *
+gst_clipseg_infer_run (GstClipsegInfer * infer, const GstClipsegJob * job,
+    guint epoch, GError ** error)
 {
   struct clipseg_segment_params params = job->params;
   gsize n_pixels = (gsize) infer->width * infer->height;
@@ -391,7 +393,7 @@ clipseg_infer_run (ClipsegInfer * infer, const ClipsegJob * job, guint epoch,
         "no labels to segment");
     return NULL;
   }
-  clipseg_infer_ensure_buffers (infer, n_pixels);
+  gst_clipseg_infer_ensure_buffers (infer, n_pixels);
 
   /* Thresholds come after smoothing, so the engine returns raw probabilities. */
   params.prob_thd = 0.0;
@@ -416,18 +418,18 @@ clipseg_infer_run (ClipsegInfer * infer, const ClipsegJob * job, guint epoch,
   if (offset)
     memset (infer->probs, 0, offset * sizeof (gfloat));
 
-  clipseg_infer_smooth (infer, job->smoothing, epoch);
+  gst_clipseg_infer_smooth (infer, job->smoothing, epoch);
   memcpy (infer->scratch, infer->smoothed, infer->n_alloc * sizeof (gfloat));
   clipseg_probs_to_labels (infer->scratch, infer->n_labels, n_pixels,
       job->params.prob_thd, job->params.area_thd, infer->labels);
 
   GST_LOG ("inferred frame %" G_GUINT64_FORMAT " (%dx%d) in %" GST_TIME_FORMAT,
       job->serial, infer->width, infer->height, GST_TIME_ARGS (elapsed));
-  return clipseg_result_new (infer, job, elapsed);
+  return gst_clipseg_result_new (infer, job, elapsed);
 }
 
 static void
-clipseg_infer_publish (ClipsegInfer * infer, ClipsegResult * result,
+gst_clipseg_infer_publish (GstClipsegInfer * infer, GstClipsegResult * result,
     guint epoch, GError * error)
 {
   if (error) {
@@ -447,10 +449,10 @@ clipseg_infer_publish (ClipsegInfer * infer, ClipsegResult * result,
         (3 * infer->average_time + result->inference_time) / 4;
 
   if (epoch == infer->epoch) {
-    g_clear_pointer (&infer->newest, clipseg_result_unref);
+    g_clear_pointer (&infer->newest, gst_clipseg_result_unref);
     infer->newest = result;
   } else {
-    clipseg_result_unref (result);
+    gst_clipseg_result_unref (result);
   }
 }
 
@@ -465,7 +467,7 @@ clipseg_infer_publish (ClipsegInfer * infer, ClipsegResult * result,
  * while the masks sharpen. Called in a turn and returns with the lock held,
  * released while encoding. */
 static void
-clipseg_infer_encode_step (ClipsegInfer * infer)
+gst_clipseg_infer_encode_step (GstClipsegInfer * infer)
 {
   gint budget = 1, before = clipseg_queries_n_pending (infer->queries), left;
   gint64 start;
@@ -483,7 +485,7 @@ clipseg_infer_encode_step (ClipsegInfer * infer)
     gint chunk = MIN (budget - (before - left), ENCODE_CHUNK);
 
     left = clipseg_queries_encode_step_abortable (infer->queries,
-        MAX (chunk, 1), infer->n_threads, clipseg_infer_should_quit, infer);
+        MAX (chunk, 1), infer->n_threads, gst_clipseg_infer_should_quit, infer);
   } while (left > 0 && before - left < budget
       && !g_atomic_int_get (&infer->cancel));
   if (left < before)
@@ -497,23 +499,23 @@ clipseg_infer_encode_step (ClipsegInfer * infer)
  * another element has; called and returns with the lock held, released
  * while encoding. */
 static void
-clipseg_infer_encode (ClipsegInfer * infer)
+gst_clipseg_infer_encode (GstClipsegInfer * infer)
 {
   struct clipseg_labels *labels = g_steal_pointer (&infer->pending_labels);
   gchar **templates = g_steal_pointer (&infer->pending_templates);
   GError *error = NULL;
 
-  if (!clipseg_infer_update_queries (infer, labels, infer->pending_background,
-          templates, &error))
-    clipseg_infer_publish (infer, NULL, 0, error);
+  if (!gst_clipseg_infer_update_queries (infer, labels,
+          infer->pending_background, templates, &error))
+    gst_clipseg_infer_publish (infer, NULL, 0, error);
   else if (clipseg_queries_n_pending (infer->queries) > 0)
-    clipseg_infer_encode_step (infer);
+    gst_clipseg_infer_encode_step (infer);
   clipseg_labels_free (labels);
   g_strfreev (templates);
 }
 
 static gboolean
-clipseg_infer_encoding (ClipsegInfer * infer)
+gst_clipseg_infer_encoding (GstClipsegInfer * infer)
 {
   return infer->queries && infer->pending > 0;
 }
@@ -522,9 +524,9 @@ clipseg_infer_encoding (ClipsegInfer * infer)
  * with the templates encoded so far while the rest follow; a frame that
  * waits for its result gets the whole label set. */
 static gboolean
-clipseg_infer_step_now (ClipsegInfer * infer)
+gst_clipseg_infer_step_now (GstClipsegInfer * infer)
 {
-  if (!clipseg_infer_encoding (infer))
+  if (!gst_clipseg_infer_encoding (infer))
     return FALSE;
   return infer->slot != SLOT_QUEUED || infer->job.waits || infer->step_next;
 }
@@ -532,12 +534,12 @@ clipseg_infer_step_now (ClipsegInfer * infer)
 /* Runs the queued job, if it is still there; called and returns with the
  * lock held, released while inferring. */
 static void
-clipseg_infer_run_queued (ClipsegInfer * infer)
+gst_clipseg_infer_run_queued (GstClipsegInfer * infer)
 {
-  ClipsegResult *result;
-  ClipsegFrame *frame;
+  GstClipsegResult *result;
+  GstClipsegFrame *frame;
   GError *error = NULL;
-  ClipsegJob job;
+  GstClipsegJob job;
   guint epoch;
 
   /* the streaming thread is replacing the frame: a conversion's wait */
@@ -557,47 +559,47 @@ clipseg_infer_run_queued (ClipsegInfer * infer)
   job = infer->job;
   epoch = infer->job_epoch;
   g_mutex_unlock (&infer->lock);
-  result = clipseg_infer_run (infer, &job, epoch, &error);
+  result = gst_clipseg_infer_run (infer, &job, epoch, &error);
   g_mutex_lock (&infer->lock);
-  clipseg_infer_publish (infer, result, epoch, error);
+  gst_clipseg_infer_publish (infer, result, epoch, error);
   infer->running = FALSE;
 }
 
 static gpointer
-clipseg_infer_loop (gpointer data)
+gst_clipseg_infer_loop (gpointer data)
 {
-  ClipsegInfer *infer = data;
+  GstClipsegInfer *infer = data;
 
   g_mutex_lock (&infer->lock);
   while (TRUE) {
     gboolean turn;
 
     while (!infer->quit && !infer->pending_labels
-        && infer->slot != SLOT_QUEUED && !clipseg_infer_encoding (infer))
+        && infer->slot != SLOT_QUEUED && !gst_clipseg_infer_encoding (infer))
       g_cond_wait (&infer->cond, &infer->lock);
     if (infer->quit)
       break;
 
     g_mutex_unlock (&infer->lock);
-    turn = clipseg_turn_acquire (&infer->cancel);
+    turn = gst_clipseg_turn_acquire (&infer->cancel);
     g_mutex_lock (&infer->lock);
     if (!turn)
       continue;
 
     /* labels first: a queued frame needs the queries of its label set */
     if (infer->pending_labels) {
-      clipseg_infer_encode (infer);
-    } else if (clipseg_infer_step_now (infer)) {
-      clipseg_infer_encode_step (infer);
+      gst_clipseg_infer_encode (infer);
+    } else if (gst_clipseg_infer_step_now (infer)) {
+      gst_clipseg_infer_encode_step (infer);
       infer->step_next = FALSE;
     } else {
-      clipseg_infer_run_queued (infer);
+      gst_clipseg_infer_run_queued (infer);
       infer->step_next = TRUE;
     }
     /* other workers' steps advance shared queries too */
     if (infer->queries)
       infer->pending = clipseg_queries_n_pending (infer->queries);
-    clipseg_turn_release ();
+    gst_clipseg_turn_release ();
     g_cond_broadcast (&infer->cond);
   }
   g_mutex_unlock (&infer->lock);
@@ -607,39 +609,39 @@ clipseg_infer_loop (gpointer data)
 
 /* ---- API ---------------------------------------------------------------- */
 
-ClipsegInfer *
-clipseg_infer_new (struct clipseg_model *model, gint n_threads)
+GstClipsegInfer *
+gst_clipseg_infer_new (struct clipseg_model *model, gint n_threads)
 {
-  ClipsegInfer *infer = g_new0 (ClipsegInfer, 1);
+  GstClipsegInfer *infer = g_new0 (GstClipsegInfer, 1);
 
   g_mutex_init (&infer->lock);
   g_cond_init (&infer->cond);
   infer->model = model;
   infer->n_threads = n_threads;
   infer->state = clipseg_state_new (model, n_threads);
-  clipseg_state_set_abort (infer->state, clipseg_infer_should_abort, infer);
+  clipseg_state_set_abort (infer->state, gst_clipseg_infer_should_abort, infer);
   infer->average_time = GST_CLOCK_TIME_NONE;
-  infer->thread = g_thread_new ("clipseg-infer", clipseg_infer_loop, infer);
+  infer->thread = g_thread_new ("clipseg-infer", gst_clipseg_infer_loop, infer);
 
   return infer;
 }
 
 void
-clipseg_infer_free (ClipsegInfer * infer)
+gst_clipseg_infer_free (GstClipsegInfer * infer)
 {
   g_mutex_lock (&infer->lock);
   infer->quit = TRUE;
   g_atomic_int_set (&infer->cancel, TRUE);
   g_cond_broadcast (&infer->cond);
   g_mutex_unlock (&infer->lock);
-  clipseg_turn_interrupt ();
+  gst_clipseg_turn_interrupt ();
   g_thread_join (infer->thread);
 
-  g_clear_pointer (&infer->newest, clipseg_result_unref);
+  g_clear_pointer (&infer->newest, gst_clipseg_result_unref);
   g_clear_error (&infer->error);
   g_clear_pointer (&infer->pending_labels, clipseg_labels_free);
   g_strfreev (infer->pending_templates);
-  g_clear_pointer (&infer->shared, clipseg_shared_queries_release);
+  g_clear_pointer (&infer->shared, gst_clipseg_shared_queries_release);
   g_strfreev (infer->names);
   clipseg_state_free (infer->state);
   g_free (infer->frames[0].planes);
@@ -654,8 +656,8 @@ clipseg_infer_free (ClipsegInfer * infer)
 }
 
 void
-clipseg_infer_set_labels (ClipsegInfer * infer, struct clipseg_labels *labels,
-    gboolean has_background, gchar ** templates)
+gst_clipseg_infer_set_labels (GstClipsegInfer * infer,
+    struct clipseg_labels *labels, gboolean has_background, gchar ** templates)
 {
   g_mutex_lock (&infer->lock);
   g_clear_pointer (&infer->pending_labels, clipseg_labels_free);
@@ -668,9 +670,9 @@ clipseg_infer_set_labels (ClipsegInfer * infer, struct clipseg_labels *labels,
 }
 
 gfloat *
-clipseg_infer_reserve (ClipsegInfer * infer, gint width, gint height)
+gst_clipseg_infer_reserve (GstClipsegInfer * infer, gint width, gint height)
 {
-  ClipsegFrame *frame;
+  GstClipsegFrame *frame;
 
   g_mutex_lock (&infer->lock);
   g_assert (infer->slot != SLOT_FILLING);
@@ -687,7 +689,7 @@ clipseg_infer_reserve (ClipsegInfer * infer, gint width, gint height)
 }
 
 void
-clipseg_infer_submit (ClipsegInfer * infer, const ClipsegJob * job)
+gst_clipseg_infer_submit (GstClipsegInfer * infer, const GstClipsegJob * job)
 {
   g_mutex_lock (&infer->lock);
   g_assert (infer->slot == SLOT_FILLING);
@@ -699,7 +701,7 @@ clipseg_infer_submit (ClipsegInfer * infer, const ClipsegJob * job)
 }
 
 gboolean
-clipseg_infer_wait (ClipsegInfer * infer)
+gst_clipseg_infer_wait (GstClipsegInfer * infer)
 {
   gboolean ret;
 
@@ -712,21 +714,21 @@ clipseg_infer_wait (ClipsegInfer * infer)
   return ret;
 }
 
-ClipsegResult *
-clipseg_infer_get_result (ClipsegInfer * infer)
+GstClipsegResult *
+gst_clipseg_infer_get_result (GstClipsegInfer * infer)
 {
-  ClipsegResult *result = NULL;
+  GstClipsegResult *result = NULL;
 
   g_mutex_lock (&infer->lock);
   if (infer->newest)
-    result = clipseg_result_ref (infer->newest);
+    result = gst_clipseg_result_ref (infer->newest);
   g_mutex_unlock (&infer->lock);
 
   return result;
 }
 
 gboolean
-clipseg_infer_has_result (ClipsegInfer * infer)
+gst_clipseg_infer_has_result (GstClipsegInfer * infer)
 {
   gboolean ret;
 
@@ -740,37 +742,37 @@ clipseg_infer_has_result (ClipsegInfer * infer)
 /* A new epoch: the newest result and a frame still queued belong to the
  * old one. Called with the lock held. */
 static void
-clipseg_infer_forget (ClipsegInfer * infer)
+gst_clipseg_infer_forget (GstClipsegInfer * infer)
 {
   infer->epoch++;
   g_atomic_int_set (&infer->stale, TRUE);
-  g_clear_pointer (&infer->newest, clipseg_result_unref);
+  g_clear_pointer (&infer->newest, gst_clipseg_result_unref);
   if (infer->slot == SLOT_QUEUED)
     infer->slot = SLOT_IDLE;
   g_cond_broadcast (&infer->cond);
 }
 
 void
-clipseg_infer_reset (ClipsegInfer * infer)
+gst_clipseg_infer_reset (GstClipsegInfer * infer)
 {
   g_mutex_lock (&infer->lock);
-  clipseg_infer_forget (infer);
+  gst_clipseg_infer_forget (infer);
   g_mutex_unlock (&infer->lock);
 }
 
 void
-clipseg_infer_set_flushing (ClipsegInfer * infer, gboolean flushing)
+gst_clipseg_infer_set_flushing (GstClipsegInfer * infer, gboolean flushing)
 {
   g_mutex_lock (&infer->lock);
   infer->flushing = flushing;
   if (flushing)
-    clipseg_infer_forget (infer);
+    gst_clipseg_infer_forget (infer);
   g_cond_broadcast (&infer->cond);
   g_mutex_unlock (&infer->lock);
 }
 
 GError *
-clipseg_infer_take_error (ClipsegInfer * infer)
+gst_clipseg_infer_take_error (GstClipsegInfer * infer)
 {
   GError *error;
 
@@ -782,7 +784,7 @@ clipseg_infer_take_error (ClipsegInfer * infer)
 }
 
 GstClockTime
-clipseg_infer_get_average_time (ClipsegInfer * infer)
+gst_clipseg_infer_get_average_time (GstClipsegInfer * infer)
 {
   GstClockTime time;
 

@@ -6,8 +6,8 @@
  * License as published by the Free Software Foundation; either
  * version 2.1 of the License, or (at your option) any later version.
  */
-#ifndef __CLIPSEG_INFER_H__
-#define __CLIPSEG_INFER_H__
+#ifndef __GST_CLIPSEG_INFER_H__
+#define __GST_CLIPSEG_INFER_H__
 
 #include <gst/gst.h>
 #include <gst/video/video.h>
@@ -17,7 +17,7 @@
 G_BEGIN_DECLS
 
 /* Label 0 is always "background"; the maps are bytes. */
-#define CLIPSEG_MAX_LABELS 256
+#define GST_CLIPSEG_MAX_LABELS 256
 
 /* One finished inference, immutable and shared by every buffer that carries
  * it (reference counted). */
@@ -38,10 +38,10 @@ typedef struct
   GstBuffer *label_map;         /* GRAY8 with GstVideoMeta, stride = width */
   const guint8 *map;            /* label_map's bytes */
   GstBuffer *probabilities;     /* float [n_labels, height, width] or NULL */
-} ClipsegResult;
+} GstClipsegResult;
 
-ClipsegResult *clipseg_result_ref (ClipsegResult * result);
-void clipseg_result_unref (ClipsegResult * result);
+GstClipsegResult *gst_clipseg_result_ref (GstClipsegResult * result);
+void gst_clipseg_result_unref (GstClipsegResult * result);
 
 /* What one inference should do, besides the pixels. */
 typedef struct
@@ -52,18 +52,19 @@ typedef struct
   gdouble smoothing;            /* EMA weight of the past, 0 = off */
   gboolean want_probabilities;
   gboolean waits;               /* a frame waits for it: use every template */
-} ClipsegJob;
+} GstClipsegJob;
 
-typedef struct _ClipsegInfer ClipsegInfer;
+typedef struct _GstClipsegInfer GstClipsegInfer;
 
 /* One loaded model per path and precision, shared by every element
  * instance. */
-struct clipseg_model *clipseg_shared_model_acquire (const gchar * path,
+struct clipseg_model *gst_clipseg_shared_model_acquire (const gchar * path,
     enum clipseg_precision precision, GError ** error);
-void clipseg_shared_model_release (struct clipseg_model *model);
+void gst_clipseg_shared_model_release (struct clipseg_model *model);
 
-ClipsegInfer *clipseg_infer_new (struct clipseg_model *model, gint n_threads);
-void clipseg_infer_free (ClipsegInfer * infer);
+GstClipsegInfer *gst_clipseg_infer_new (struct clipseg_model *model,
+    gint n_threads);
+void gst_clipseg_infer_free (GstClipsegInfer * infer);
 
 /* Replaces the label set (takes ownership of both). The worker encodes the
  * text queries with the first template in its next turn, before any further
@@ -71,35 +72,38 @@ void clipseg_infer_free (ClipsegInfer * infer);
  * the new labels replaces it. The other templates follow in steps of an eighth
  * of an inference's time, between inferences, unless a job waits: that one
  * runs with all of them. */
-void clipseg_infer_set_labels (ClipsegInfer * infer,
+void gst_clipseg_infer_set_labels (GstClipsegInfer * infer,
     struct clipseg_labels *labels, gboolean has_background, gchar ** templates);
 
 /* Returns the [3, height, width] input planes of the next frame to fill.
- * They stay reserved until clipseg_infer_submit; a frame submitted earlier
+ * They stay reserved until gst_clipseg_infer_submit; a frame submitted earlier
  * that has not started yet is replaced. The worker infers from other planes
  * meanwhile. */
-gfloat *clipseg_infer_reserve (ClipsegInfer * infer, gint width, gint height);
-void clipseg_infer_submit (ClipsegInfer * infer, const ClipsegJob * job);
+gfloat *gst_clipseg_infer_reserve (GstClipsegInfer * infer, gint width,
+    gint height);
+void gst_clipseg_infer_submit (GstClipsegInfer * infer,
+    const GstClipsegJob * job);
 
 /* Blocks until the submitted frame is inferred; FALSE when flushing. */
-gboolean clipseg_infer_wait (ClipsegInfer * infer);
+gboolean gst_clipseg_infer_wait (GstClipsegInfer * infer);
 
 /* (transfer full) (nullable): the newest finished result. */
-ClipsegResult *clipseg_infer_get_result (ClipsegInfer * infer);
-gboolean clipseg_infer_has_result (ClipsegInfer * infer);
+GstClipsegResult *gst_clipseg_infer_get_result (GstClipsegInfer * infer);
+gboolean gst_clipseg_infer_has_result (GstClipsegInfer * infer);
 
 /* Forgets the newest result, drops the one in flight and restarts smoothing
  * (flush, caps change). While flushing, waits return at once. */
-void clipseg_infer_reset (ClipsegInfer * infer);
-void clipseg_infer_set_flushing (ClipsegInfer * infer, gboolean flushing);
+void gst_clipseg_infer_reset (GstClipsegInfer * infer);
+void gst_clipseg_infer_set_flushing (GstClipsegInfer * infer,
+    gboolean flushing);
 
 /* The first error the worker hit, if any (transfer full). */
-GError *clipseg_infer_take_error (ClipsegInfer * infer);
+GError *gst_clipseg_infer_take_error (GstClipsegInfer * infer);
 
 /* Moving average of the inference time, GST_CLOCK_TIME_NONE before the
  * first inference. */
-GstClockTime clipseg_infer_get_average_time (ClipsegInfer * infer);
+GstClockTime gst_clipseg_infer_get_average_time (GstClipsegInfer * infer);
 
 G_END_DECLS
 
-#endif /* __CLIPSEG_INFER_H__ */
+#endif /* __GST_CLIPSEG_INFER_H__ */

@@ -10,7 +10,7 @@
 #include "clipseg-known-classes.h"
 
 gchar **
-clipseg_known_classes_load (const gchar * model_path)
+gst_clipseg_known_classes_load (const gchar * model_path)
 {
   gchar *dir, *path, *text = NULL;
   gchar **lines, **known;
@@ -43,7 +43,7 @@ clipseg_known_classes_load (const gchar * model_path)
 }
 
 gchar **
-clipseg_known_classes_unknown (const gchar * const *known,
+gst_clipseg_known_classes_unknown (const gchar * const *known,
     const struct clipseg_labels *labels)
 {
   GPtrArray *unknown = g_ptr_array_new ();

@@ -6,8 +6,8 @@
  * License as published by the Free Software Foundation; either
  * version 2.1 of the License, or (at your option) any later version.
  */
-#ifndef __CLIPSEG_KNOWN_CLASSES_H__
-#define __CLIPSEG_KNOWN_CLASSES_H__
+#ifndef __GST_CLIPSEG_KNOWN_CLASSES_H__
+#define __GST_CLIPSEG_KNOWN_CLASSES_H__
 
 #include <glib.h>
 
@@ -19,13 +19,13 @@ G_BEGIN_DECLS
  * them in classes.txt beside its config.json, one per line. Returns them,
  * NULL-terminated, or NULL for a model without such a list (a real CLIP,
  * which knows any word). */
-gchar **clipseg_known_classes_load (const gchar * model_path);
+gchar **gst_clipseg_known_classes_load (const gchar * model_path);
 
 /* The names in @labels, synonyms included, that are not among @known,
  * NULL-terminated, or NULL when every name is known. */
-gchar **clipseg_known_classes_unknown (const gchar * const *known,
+gchar **gst_clipseg_known_classes_unknown (const gchar * const *known,
     const struct clipseg_labels *labels);
 
 G_END_DECLS
 
-#endif /* __CLIPSEG_KNOWN_CLASSES_H__ */
+#endif /* __GST_CLIPSEG_KNOWN_CLASSES_H__ */

@@ -80,10 +80,10 @@ typedef union { orc_int64 i; double f; orc_int32 x2[2]; float x2f[2]; orc_int16 
 #ifndef DISABLE_ORC
 #include <orc/orc.h>
 #endif
-void clipseg_orc_lerp_u8 (guint8 * ORC_RESTRICT d1, const guint8 * ORC_RESTRICT s1, const guint8 * ORC_RESTRICT s2, int p1, int p2, int n);
-void clipseg_orc_resample_bilinear_u32 (guint8 * ORC_RESTRICT d1, const guint8 * ORC_RESTRICT s1, int p1, int p2, int n);
-void clipseg_orc_pixel_to_plane (float * ORC_RESTRICT d1, const guint32 * ORC_RESTRICT s1, float p1, float p2, float p3, float p4, int n);
-void clipseg_orc_blend_u8 (guint8 * ORC_RESTRICT d1, int d1_stride, const guint8 * ORC_RESTRICT s1, int s1_stride, const guint8 * ORC_RESTRICT s2, int s2_stride, int n, int m);
+void gst_clipseg_orc_lerp_u8 (guint8 * ORC_RESTRICT d1, const guint8 * ORC_RESTRICT s1, const guint8 * ORC_RESTRICT s2, int p1, int p2, int n);
+void gst_clipseg_orc_resample_bilinear_u32 (guint8 * ORC_RESTRICT d1, const guint8 * ORC_RESTRICT s1, int p1, int p2, int n);
+void gst_clipseg_orc_pixel_to_plane (float * ORC_RESTRICT d1, const guint32 * ORC_RESTRICT s1, float p1, float p2, float p3, float p4, int n);
+void gst_clipseg_orc_blend_u8 (guint8 * ORC_RESTRICT d1, int d1_stride, const guint8 * ORC_RESTRICT s1, int s1_stride, const guint8 * ORC_RESTRICT s2, int s2_stride, int n, int m);
 
 
 /* begin Orc C target preamble */
@@ -130,10 +130,10 @@ void clipseg_orc_blend_u8 (guint8 * ORC_RESTRICT d1, int d1_stride, const guint8
 
 
 
-/* clipseg_orc_lerp_u8 */
+/* gst_clipseg_orc_lerp_u8 */
 #ifdef DISABLE_ORC
 void
-clipseg_orc_lerp_u8 (guint8 * ORC_RESTRICT d1, const guint8 * ORC_RESTRICT s1, const guint8 * ORC_RESTRICT s2, int p1, int p2, int n){
+gst_clipseg_orc_lerp_u8 (guint8 * ORC_RESTRICT d1, const guint8 * ORC_RESTRICT s1, const guint8 * ORC_RESTRICT s2, int p1, int p2, int n){
   int i;
   orc_int8 * ORC_RESTRICT ptr0;
   const orc_int8 * ORC_RESTRICT ptr4;
@@ -196,7 +196,7 @@ clipseg_orc_lerp_u8 (guint8 * ORC_RESTRICT d1, const guint8 * ORC_RESTRICT s1, c
 
 #else
 static void
-_backup_clipseg_orc_lerp_u8 (OrcExecutor * ORC_RESTRICT ex)
+_backup_gst_clipseg_orc_lerp_u8 (OrcExecutor * ORC_RESTRICT ex)
 {
   int i;
   int n = ex->n;
@@ -260,7 +260,7 @@ _backup_clipseg_orc_lerp_u8 (OrcExecutor * ORC_RESTRICT ex)
 }
 
 void
-clipseg_orc_lerp_u8 (guint8 * ORC_RESTRICT d1, const guint8 * ORC_RESTRICT s1, const guint8 * ORC_RESTRICT s2, int p1, int p2, int n)
+gst_clipseg_orc_lerp_u8 (guint8 * ORC_RESTRICT d1, const guint8 * ORC_RESTRICT s1, const guint8 * ORC_RESTRICT s2, int p1, int p2, int n)
 {
   OrcExecutor _ex, *ex = &_ex;
   static volatile int p_inited = 0;
@@ -274,19 +274,19 @@ clipseg_orc_lerp_u8 (guint8 * ORC_RESTRICT d1, const guint8 * ORC_RESTRICT s1, c
 
 #if 1
       static const orc_uint8 bc[] = {
-        1, 9, 19, 99, 108, 105, 112, 115, 101, 103, 95, 111, 114, 99, 95, 108, 
-        101, 114, 112, 95, 117, 56, 11, 1, 1, 12, 1, 1, 12, 1, 1, 14, 
-        2, 128, 0, 0, 0, 14, 2, 8, 0, 0, 0, 16, 2, 16, 2, 20, 
-        2, 20, 2, 150, 32, 4, 150, 33, 5, 89, 32, 32, 24, 89, 33, 33, 
-        25, 70, 32, 32, 33, 70, 32, 32, 16, 95, 32, 32, 17, 157, 0, 32, 
-        2, 0, 
+        1, 9, 23, 103, 115, 116, 95, 99, 108, 105, 112, 115, 101, 103, 95, 111, 
+        114, 99, 95, 108, 101, 114, 112, 95, 117, 56, 11, 1, 1, 12, 1, 1, 
+        12, 1, 1, 14, 2, 128, 0, 0, 0, 14, 2, 8, 0, 0, 0, 16, 
+        2, 16, 2, 20, 2, 20, 2, 150, 32, 4, 150, 33, 5, 89, 32, 32, 
+        24, 89, 33, 33, 25, 70, 32, 32, 33, 70, 32, 32, 16, 95, 32, 32, 
+        17, 157, 0, 32, 2, 0, 
       };
       p = orc_program_new_from_static_bytecode (bc);
-      orc_program_set_backup_function (p, _backup_clipseg_orc_lerp_u8);
+      orc_program_set_backup_function (p, _backup_gst_clipseg_orc_lerp_u8);
 #else
       p = orc_program_new ();
-      orc_program_set_name (p, "clipseg_orc_lerp_u8");
-      orc_program_set_backup_function (p, _backup_clipseg_orc_lerp_u8);
+      orc_program_set_name (p, "gst_clipseg_orc_lerp_u8");
+      orc_program_set_backup_function (p, _backup_gst_clipseg_orc_lerp_u8);
       orc_program_add_destination (p, 1, "d1");
       orc_program_add_source (p, 1, "s1");
       orc_program_add_source (p, 1, "s2");
@@ -330,10 +330,10 @@ clipseg_orc_lerp_u8 (guint8 * ORC_RESTRICT d1, const guint8 * ORC_RESTRICT s1, c
 #endif
 
 
-/* clipseg_orc_resample_bilinear_u32 */
+/* gst_clipseg_orc_resample_bilinear_u32 */
 #ifdef DISABLE_ORC
 void
-clipseg_orc_resample_bilinear_u32 (guint8 * ORC_RESTRICT d1, const guint8 * ORC_RESTRICT s1, int p1, int p2, int n){
+gst_clipseg_orc_resample_bilinear_u32 (guint8 * ORC_RESTRICT d1, const guint8 * ORC_RESTRICT s1, int p1, int p2, int n){
   int i;
   orc_union32 * ORC_RESTRICT ptr0;
   const orc_union32 * ORC_RESTRICT ptr4;
@@ -362,7 +362,7 @@ clipseg_orc_resample_bilinear_u32 (guint8 * ORC_RESTRICT d1, const guint8 * ORC_
 
 #else
 static void
-_backup_clipseg_orc_resample_bilinear_u32 (OrcExecutor * ORC_RESTRICT ex)
+_backup_gst_clipseg_orc_resample_bilinear_u32 (OrcExecutor * ORC_RESTRICT ex)
 {
   int i;
   int n = ex->n;
@@ -392,7 +392,7 @@ _backup_clipseg_orc_resample_bilinear_u32 (OrcExecutor * ORC_RESTRICT ex)
 }
 
 void
-clipseg_orc_resample_bilinear_u32 (guint8 * ORC_RESTRICT d1, const guint8 * ORC_RESTRICT s1, int p1, int p2, int n)
+gst_clipseg_orc_resample_bilinear_u32 (guint8 * ORC_RESTRICT d1, const guint8 * ORC_RESTRICT s1, int p1, int p2, int n)
 {
   OrcExecutor _ex, *ex = &_ex;
   static volatile int p_inited = 0;
@@ -406,17 +406,17 @@ clipseg_orc_resample_bilinear_u32 (guint8 * ORC_RESTRICT d1, const guint8 * ORC_
 
 #if 1
       static const orc_uint8 bc[] = {
-        1, 9, 33, 99, 108, 105, 112, 115, 101, 103, 95, 111, 114, 99, 95, 114, 
-        101, 115, 97, 109, 112, 108, 101, 95, 98, 105, 108, 105, 110, 101, 97, 114, 
-        95, 117, 51, 50, 11, 4, 4, 12, 4, 4, 16, 4, 16, 4, 51, 0, 
-        4, 24, 25, 2, 0, 
+        1, 9, 37, 103, 115, 116, 95, 99, 108, 105, 112, 115, 101, 103, 95, 111, 
+        114, 99, 95, 114, 101, 115, 97, 109, 112, 108, 101, 95, 98, 105, 108, 105, 
+        110, 101, 97, 114, 95, 117, 51, 50, 11, 4, 4, 12, 4, 4, 16, 4, 
+        16, 4, 51, 0, 4, 24, 25, 2, 0, 
       };
       p = orc_program_new_from_static_bytecode (bc);
-      orc_program_set_backup_function (p, _backup_clipseg_orc_resample_bilinear_u32);
+      orc_program_set_backup_function (p, _backup_gst_clipseg_orc_resample_bilinear_u32);
 #else
       p = orc_program_new ();
-      orc_program_set_name (p, "clipseg_orc_resample_bilinear_u32");
-      orc_program_set_backup_function (p, _backup_clipseg_orc_resample_bilinear_u32);
+      orc_program_set_name (p, "gst_clipseg_orc_resample_bilinear_u32");
+      orc_program_set_backup_function (p, _backup_gst_clipseg_orc_resample_bilinear_u32);
       orc_program_add_destination (p, 4, "d1");
       orc_program_add_source (p, 4, "s1");
       orc_program_add_parameter (p, 4, "p1");
@@ -447,10 +447,10 @@ clipseg_orc_resample_bilinear_u32 (guint8 * ORC_RESTRICT d1, const guint8 * ORC_
 #endif
 
 
-/* clipseg_orc_pixel_to_plane */
+/* gst_clipseg_orc_pixel_to_plane */
 #ifdef DISABLE_ORC
 void
-clipseg_orc_pixel_to_plane (float * ORC_RESTRICT d1, const guint32 * ORC_RESTRICT s1, float p1, float p2, float p3, float p4, int n){
+gst_clipseg_orc_pixel_to_plane (float * ORC_RESTRICT d1, const guint32 * ORC_RESTRICT s1, float p1, float p2, float p3, float p4, int n){
   int i;
   orc_union32 * ORC_RESTRICT ptr0;
   const orc_union32 * ORC_RESTRICT ptr4;
@@ -609,7 +609,7 @@ clipseg_orc_pixel_to_plane (float * ORC_RESTRICT d1, const guint32 * ORC_RESTRIC
 
 #else
 static void
-_backup_clipseg_orc_pixel_to_plane (OrcExecutor * ORC_RESTRICT ex)
+_backup_gst_clipseg_orc_pixel_to_plane (OrcExecutor * ORC_RESTRICT ex)
 {
   int i;
   int n = ex->n;
@@ -769,7 +769,7 @@ _backup_clipseg_orc_pixel_to_plane (OrcExecutor * ORC_RESTRICT ex)
 }
 
 void
-clipseg_orc_pixel_to_plane (float * ORC_RESTRICT d1, const guint32 * ORC_RESTRICT s1, float p1, float p2, float p3, float p4, int n)
+gst_clipseg_orc_pixel_to_plane (float * ORC_RESTRICT d1, const guint32 * ORC_RESTRICT s1, float p1, float p2, float p3, float p4, int n)
 {
   OrcExecutor _ex, *ex = &_ex;
   static volatile int p_inited = 0;
@@ -783,20 +783,22 @@ clipseg_orc_pixel_to_plane (float * ORC_RESTRICT d1, const guint32 * ORC_RESTRIC
 
 #if 1
       static const orc_uint8 bc[] = {
-        1, 9, 26, 99, 108, 105, 112, 115, 101, 103, 95, 111, 114, 99, 95, 112, 
-        105, 120, 101, 108, 95, 116, 111, 95, 112, 108, 97, 110, 101, 11, 4, 4, 
-        12, 4, 4, 17, 4, 17, 4, 17, 4, 17, 4, 20, 2, 20, 2, 20, 
-        1, 20, 1, 20, 1, 20, 2, 20, 4, 20, 4, 20, 4, 190, 33, 4, 
-        191, 32, 4, 189, 34, 33, 199, 36, 35, 32, 150, 37, 34, 154, 38, 37, 
-        211, 39, 38, 202, 40, 39, 24, 200, 40, 40, 27, 150, 37, 35, 154, 38, 
-        37, 211, 39, 38, 202, 39, 39, 25, 200, 40, 40, 39, 150, 37, 36, 154, 
-        38, 37, 211, 39, 38, 202, 39, 39, 26, 200, 0, 40, 39, 2, 0,       };
+        1, 9, 30, 103, 115, 116, 95, 99, 108, 105, 112, 115, 101, 103, 95, 111, 
+        114, 99, 95, 112, 105, 120, 101, 108, 95, 116, 111, 95, 112, 108, 97, 110, 
+        101, 11, 4, 4, 12, 4, 4, 17, 4, 17, 4, 17, 4, 17, 4, 20, 
+        2, 20, 2, 20, 1, 20, 1, 20, 1, 20, 2, 20, 4, 20, 4, 20, 
+        4, 190, 33, 4, 191, 32, 4, 189, 34, 33, 199, 36, 35, 32, 150, 37, 
+        34, 154, 38, 37, 211, 39, 38, 202, 40, 39, 24, 200, 40, 40, 27, 150, 
+        37, 35, 154, 38, 37, 211, 39, 38, 202, 39, 39, 25, 200, 40, 40, 39, 
+        150, 37, 36, 154, 38, 37, 211, 39, 38, 202, 39, 39, 26, 200, 0, 40, 
+        39, 2, 0, 
+      };
       p = orc_program_new_from_static_bytecode (bc);
-      orc_program_set_backup_function (p, _backup_clipseg_orc_pixel_to_plane);
+      orc_program_set_backup_function (p, _backup_gst_clipseg_orc_pixel_to_plane);
 #else
       p = orc_program_new ();
-      orc_program_set_name (p, "clipseg_orc_pixel_to_plane");
-      orc_program_set_backup_function (p, _backup_clipseg_orc_pixel_to_plane);
+      orc_program_set_name (p, "gst_clipseg_orc_pixel_to_plane");
+      orc_program_set_backup_function (p, _backup_gst_clipseg_orc_pixel_to_plane);
       orc_program_add_destination (p, 4, "d1");
       orc_program_add_source (p, 4, "s1");
       orc_program_add_parameter_float (p, 4, "p1");
@@ -874,10 +876,10 @@ clipseg_orc_pixel_to_plane (float * ORC_RESTRICT d1, const guint32 * ORC_RESTRIC
 #endif
 
 
-/* clipseg_orc_blend_u8 */
+/* gst_clipseg_orc_blend_u8 */
 #ifdef DISABLE_ORC
 void
-clipseg_orc_blend_u8 (guint8 * ORC_RESTRICT d1, int d1_stride, const guint8 * ORC_RESTRICT s1, int s1_stride, const guint8 * ORC_RESTRICT s2, int s2_stride, int n, int m){
+gst_clipseg_orc_blend_u8 (guint8 * ORC_RESTRICT d1, int d1_stride, const guint8 * ORC_RESTRICT s1, int s1_stride, const guint8 * ORC_RESTRICT s2, int s2_stride, int n, int m){
   int i;
   int j;
   orc_int8 * ORC_RESTRICT ptr0;
@@ -943,7 +945,7 @@ clipseg_orc_blend_u8 (guint8 * ORC_RESTRICT d1, int d1_stride, const guint8 * OR
 
 #else
 static void
-_backup_clipseg_orc_blend_u8 (OrcExecutor * ORC_RESTRICT ex)
+_backup_gst_clipseg_orc_blend_u8 (OrcExecutor * ORC_RESTRICT ex)
 {
   int i;
   int j;
@@ -1011,7 +1013,7 @@ _backup_clipseg_orc_blend_u8 (OrcExecutor * ORC_RESTRICT ex)
 }
 
 void
-clipseg_orc_blend_u8 (guint8 * ORC_RESTRICT d1, int d1_stride, const guint8 * ORC_RESTRICT s1, int s1_stride, const guint8 * ORC_RESTRICT s2, int s2_stride, int n, int m)
+gst_clipseg_orc_blend_u8 (guint8 * ORC_RESTRICT d1, int d1_stride, const guint8 * ORC_RESTRICT s1, int s1_stride, const guint8 * ORC_RESTRICT s2, int s2_stride, int n, int m)
 {
   OrcExecutor _ex, *ex = &_ex;
   static volatile int p_inited = 0;
@@ -1025,20 +1027,20 @@ clipseg_orc_blend_u8 (guint8 * ORC_RESTRICT d1, int d1_stride, const guint8 * OR
 
 #if 1
       static const orc_uint8 bc[] = {
-        1, 7, 9, 20, 99, 108, 105, 112, 115, 101, 103, 95, 111, 114, 99, 95, 
-        98, 108, 101, 110, 100, 95, 117, 56, 11, 1, 1, 12, 1, 1, 12, 1, 
-        1, 14, 2, 255, 0, 0, 0, 20, 2, 20, 2, 20, 2, 20, 2, 150, 
-        34, 5, 98, 35, 16, 34, 150, 32, 0, 89, 32, 32, 35, 150, 33, 4, 
-        89, 33, 33, 34, 70, 32, 32, 33, 80, 32, 32, 157, 0, 32, 2, 0, 
-
+        1, 7, 9, 24, 103, 115, 116, 95, 99, 108, 105, 112, 115, 101, 103, 95, 
+        111, 114, 99, 95, 98, 108, 101, 110, 100, 95, 117, 56, 11, 1, 1, 12, 
+        1, 1, 12, 1, 1, 14, 2, 255, 0, 0, 0, 20, 2, 20, 2, 20, 
+        2, 20, 2, 150, 34, 5, 98, 35, 16, 34, 150, 32, 0, 89, 32, 32, 
+        35, 150, 33, 4, 89, 33, 33, 34, 70, 32, 32, 33, 80, 32, 32, 157, 
+        0, 32, 2, 0, 
       };
       p = orc_program_new_from_static_bytecode (bc);
-      orc_program_set_backup_function (p, _backup_clipseg_orc_blend_u8);
+      orc_program_set_backup_function (p, _backup_gst_clipseg_orc_blend_u8);
 #else
       p = orc_program_new ();
       orc_program_set_2d (p);
-      orc_program_set_name (p, "clipseg_orc_blend_u8");
-      orc_program_set_backup_function (p, _backup_clipseg_orc_blend_u8);
+      orc_program_set_name (p, "gst_clipseg_orc_blend_u8");
+      orc_program_set_backup_function (p, _backup_gst_clipseg_orc_blend_u8);
       orc_program_add_destination (p, 1, "d1");
       orc_program_add_source (p, 1, "s1");
       orc_program_add_source (p, 1, "s2");

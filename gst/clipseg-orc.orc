@@ -4,7 +4,7 @@
 
 # Vertical bilinear step: d = (s1 * p1 + s2 * p2 + 128) >> 8 per byte,
 # p1 + p2 = 256.
-.function clipseg_orc_lerp_u8
+.function gst_clipseg_orc_lerp_u8
 .dest 1 d1 guint8
 .source 1 s1 guint8
 .source 1 s2 guint8
@@ -25,7 +25,7 @@ convwb d1, a
 # Horizontal bilinear resampling of 32-bit pixels: output pixel i reads the
 # source at (p1 + i * p2) / 65536, interpolating the four bytes separately.
 # Reads one pixel past the last one it lands on.
-.function clipseg_orc_resample_bilinear_u32
+.function gst_clipseg_orc_resample_bilinear_u32
 .dest 4 d1 guint8
 .source 4 s1 guint8
 .param 4 p1
@@ -36,7 +36,7 @@ ldreslinl d1, s1, p1, p2
 # One normalised float plane from unpacked ARGB or AYUV pixels: bytes 1, 2, 3
 # (R G B or Y U V) weighted by p1, p2, p3, plus p4. The weights hold the
 # YUV->RGB matrix and the model's (x / 255 - mean) / std together.
-.function clipseg_orc_pixel_to_plane
+.function gst_clipseg_orc_pixel_to_plane
 .dest 4 d1 float
 .source 4 s1 guint32
 .floatparam 4 p1
@@ -75,7 +75,7 @@ addf d1, acc, f
 
 # Overlay blend over a plane: d = (d * (255 - a) + c * a) / 255 per byte,
 # with colours c in s1 and alphas a in s2 laid out like the frame's plane.
-.function clipseg_orc_blend_u8
+.function gst_clipseg_orc_blend_u8
 .flags 2d
 .dest 1 d1 guint8
 .source 1 s1 guint8

@@ -28,7 +28,7 @@
 /* ---- colours ------------------------------------------------------------ */
 
 static gboolean
-clipseg_color_parse_rgb (const gchar * text, guint32 * rgb)
+gst_clipseg_color_parse_rgb (const gchar * text, guint32 * rgb)
 {
   gchar *end;
   guint64 value;
@@ -47,32 +47,32 @@ clipseg_color_parse_rgb (const gchar * text, guint32 * rgb)
 }
 
 static void
-clipseg_color_clear (ClipsegColor * color)
+gst_clipseg_color_clear (GstClipsegColor * color)
 {
   g_free (color->key);
 }
 
 GArray *
-clipseg_colors_parse (const gchar * text, GError ** error)
+gst_clipseg_colors_parse (const gchar * text, GError ** error)
 {
-  GArray *colors = g_array_new (FALSE, FALSE, sizeof (ClipsegColor));
+  GArray *colors = g_array_new (FALSE, FALSE, sizeof (GstClipsegColor));
   gchar **entries;
   guint i;
 
-  g_array_set_clear_func (colors, (GDestroyNotify) clipseg_color_clear);
+  g_array_set_clear_func (colors, (GDestroyNotify) gst_clipseg_color_clear);
   if (!text)
     return colors;
 
   entries = g_strsplit (text, ",", -1);
   for (i = 0; entries[i]; i++) {
     gchar **kv;
-    ClipsegColor color;
+    GstClipsegColor color;
 
     if (*g_strstrip (entries[i]) == '\0')
       continue;
     kv = g_strsplit (entries[i], "=", 2);
     if (!kv[1] || *g_strstrip (kv[0]) == '\0'
-        || !clipseg_color_parse_rgb (g_strstrip (kv[1]), &color.rgb)) {
+        || !gst_clipseg_color_parse_rgb (g_strstrip (kv[1]), &color.rgb)) {
       g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_INVALID,
           "colour entry %u \"%s\" is not LABEL=RRGGBB", i + 1, entries[i]);
       g_strfreev (kv);
@@ -90,20 +90,20 @@ clipseg_colors_parse (const gchar * text, GError ** error)
 }
 
 void
-clipseg_colors_free (GArray * colors)
+gst_clipseg_colors_free (GArray * colors)
 {
   g_array_unref (colors);
 }
 
 gboolean
-clipseg_colors_set (const gchar * value, GArray ** colors, gchar ** text,
+gst_clipseg_colors_set (const gchar * value, GArray ** colors, gchar ** text,
     GError ** error)
 {
-  GArray *parsed = clipseg_colors_parse (value, error);
+  GArray *parsed = gst_clipseg_colors_parse (value, error);
 
   if (!parsed)
     return FALSE;
-  g_clear_pointer (colors, clipseg_colors_free);
+  g_clear_pointer (colors, gst_clipseg_colors_free);
   *colors = parsed;
   g_free (*text);
   *text = g_strdup (value);
@@ -112,7 +112,7 @@ clipseg_colors_set (const gchar * value, GArray ** colors, gchar ** text,
 
 /* Golden-angle hue steps keep neighbouring labels far apart in colour. */
 static guint32
-clipseg_palette_default (guint label)
+gst_clipseg_palette_default (guint label)
 {
   gdouble h = fmod (label * 0.6180339887, 1.0) * 6.0;
   gdouble s = 0.85, v = 0.95;
@@ -129,7 +129,7 @@ clipseg_palette_default (guint label)
 }
 
 static gboolean
-clipseg_color_matches (const ClipsegColor * color, const gchar * label,
+gst_clipseg_color_matches (const GstClipsegColor * color, const gchar * label,
     guint index)
 {
   gchar *end;
@@ -142,7 +142,7 @@ clipseg_color_matches (const ClipsegColor * color, const gchar * label,
 }
 
 void
-clipseg_palette_fill (guint32 * palette, const gchar * const *labels,
+gst_clipseg_palette_fill (guint32 * palette, const gchar * const *labels,
     guint n_labels, const GArray * colors, gdouble alpha)
 {
   guint32 a = (guint32) lrint (CLAMP (alpha, 0.0, 1.0) * 255.0) << 24;
@@ -150,12 +150,13 @@ clipseg_palette_fill (guint32 * palette, const gchar * const *labels,
 
   palette[0] = 0;
   for (k = 1; k < n_labels; k++) {
-    guint32 rgb = clipseg_palette_default (k);
+    guint32 rgb = gst_clipseg_palette_default (k);
 
     for (i = 0; colors && i < colors->len; i++) {
-      const ClipsegColor *color = &g_array_index (colors, ClipsegColor, i);
+      const GstClipsegColor *color =
+          &g_array_index (colors, GstClipsegColor, i);
 
-      if (clipseg_color_matches (color, labels[k], k))
+      if (gst_clipseg_color_matches (color, labels[k], k))
         rgb = color->rgb;
     }
     palette[k] = a | rgb;
@@ -166,8 +167,8 @@ clipseg_palette_fill (guint32 * palette, const gchar * const *labels,
 
 /* The palette in the frame's components (R, G, B or Y, U, V), per label. */
 static void
-clipseg_overlay_components (const GstVideoInfo * info, const guint32 * palette,
-    guint n_labels, guint8 (*comp)[3])
+gst_clipseg_overlay_components (const GstVideoInfo * info,
+    const guint32 * palette, guint n_labels, guint8 (*comp)[3])
 {
   gint offset[GST_VIDEO_MAX_COMPONENTS], scale[GST_VIDEO_MAX_COMPONENTS];
   gdouble kr = 0.299, kb = 0.114;
@@ -203,8 +204,8 @@ clipseg_overlay_components (const GstVideoInfo * info, const guint32 * palette,
 /* Writes colour and alpha of one colour component into its plane bytes;
  * a subsampled component takes the label of its top-left frame pixel. */
 static void
-clipseg_overlay_fill_component (ClipsegOverlay * overlay, gint c,
-    const ClipsegResult * result, const guint32 * palette, guint8 (*comp)[3])
+gst_clipseg_overlay_fill_component (GstClipsegOverlay * overlay, gint c,
+    const GstClipsegResult * result, const guint32 * palette, guint8 (*comp)[3])
 {
   const GstVideoInfo *info = &overlay->info;
   const GstVideoFormatInfo *finfo = info->finfo;
@@ -235,8 +236,8 @@ clipseg_overlay_fill_component (ClipsegOverlay * overlay, gint c,
 }
 
 static void
-clipseg_overlay_build_planes (ClipsegOverlay * overlay,
-    const ClipsegResult * result, const guint32 * palette)
+gst_clipseg_overlay_build_planes (GstClipsegOverlay * overlay,
+    const GstClipsegResult * result, const guint32 * palette)
 {
   const GstVideoInfo *info = &overlay->info;
   guint8 (*comp)[3] = g_malloc_n (result->n_labels, sizeof (*comp));
@@ -252,14 +253,14 @@ clipseg_overlay_build_planes (ClipsegOverlay * overlay,
     overlay->alpha[p] = g_malloc0 (size);
   }
 
-  clipseg_overlay_components (info, palette, result->n_labels, comp);
+  gst_clipseg_overlay_components (info, palette, result->n_labels, comp);
   for (c = 0; c < 3; c++)
-    clipseg_overlay_fill_component (overlay, c, result, palette, comp);
+    gst_clipseg_overlay_fill_component (overlay, c, result, palette, comp);
   g_free (comp);
 }
 
 static void
-clipseg_overlay_clear_planes (ClipsegOverlay * overlay)
+gst_clipseg_overlay_clear_planes (GstClipsegOverlay * overlay)
 {
   gint p;
 
@@ -270,53 +271,53 @@ clipseg_overlay_clear_planes (ClipsegOverlay * overlay)
 }
 
 void
-clipseg_overlay_clear (ClipsegOverlay * overlay)
+gst_clipseg_overlay_clear (GstClipsegOverlay * overlay)
 {
-  clipseg_overlay_clear_planes (overlay);
+  gst_clipseg_overlay_clear_planes (overlay);
   g_clear_pointer (&overlay->composition, gst_video_overlay_composition_unref);
-  g_clear_pointer (&overlay->result, clipseg_result_unref);
+  g_clear_pointer (&overlay->result, gst_clipseg_result_unref);
 }
 
 /* Drops what was built for another result or palette. */
 static void
-clipseg_overlay_update_key (ClipsegOverlay * overlay,
-    const ClipsegResult * result, guint cookie)
+gst_clipseg_overlay_update_key (GstClipsegOverlay * overlay,
+    const GstClipsegResult * result, guint cookie)
 {
   if (overlay->result == result && overlay->cookie == cookie)
     return;
 
-  clipseg_overlay_clear (overlay);
-  overlay->result = clipseg_result_ref ((ClipsegResult *) result);
+  gst_clipseg_overlay_clear (overlay);
+  overlay->result = gst_clipseg_result_ref ((GstClipsegResult *) result);
   overlay->cookie = cookie;
 }
 
 void
-clipseg_overlay_blend (ClipsegOverlay * overlay, GstVideoFrame * frame,
-    const ClipsegResult * result, const guint32 * palette, guint cookie)
+gst_clipseg_overlay_blend (GstClipsegOverlay * overlay, GstVideoFrame * frame,
+    const GstClipsegResult * result, const guint32 * palette, guint cookie)
 {
   const GstVideoInfo *info = &frame->info;
   guint p;
 
-  clipseg_overlay_update_key (overlay, result, cookie);
+  gst_clipseg_overlay_update_key (overlay, result, cookie);
   if (overlay->colour[0] && (GST_VIDEO_INFO_FORMAT (&overlay->info) !=
           GST_VIDEO_INFO_FORMAT (info)
           || GST_VIDEO_INFO_WIDTH (&overlay->info) !=
           GST_VIDEO_INFO_WIDTH (info)
           || GST_VIDEO_INFO_HEIGHT (&overlay->info) !=
           GST_VIDEO_INFO_HEIGHT (info)))
-    clipseg_overlay_clear_planes (overlay);
+    gst_clipseg_overlay_clear_planes (overlay);
   if (!overlay->colour[0]) {
     gst_video_info_set_interlaced_format (&overlay->info,
         GST_VIDEO_INFO_FORMAT (info), GST_VIDEO_INTERLACE_MODE_PROGRESSIVE,
         GST_VIDEO_INFO_WIDTH (info), GST_VIDEO_INFO_HEIGHT (info));
     overlay->info.colorimetry = info->colorimetry;
-    clipseg_overlay_build_planes (overlay, result, palette);
+    gst_clipseg_overlay_build_planes (overlay, result, palette);
   }
 
   for (p = 0; p < GST_VIDEO_FRAME_N_PLANES (frame); p++) {
     gint c = p ? 1 : 0;         /* the first component stored in plane p */
 
-    clipseg_orc_blend_u8 (GST_VIDEO_FRAME_PLANE_DATA (frame, p),
+    gst_clipseg_orc_blend_u8 (GST_VIDEO_FRAME_PLANE_DATA (frame, p),
         GST_VIDEO_FRAME_PLANE_STRIDE (frame, p), overlay->colour[p],
         overlay->stride[p], overlay->alpha[p], overlay->stride[p],
         GST_VIDEO_FRAME_COMP_WIDTH (frame, c) *
@@ -328,8 +329,8 @@ clipseg_overlay_blend (ClipsegOverlay * overlay, GstVideoFrame * frame,
 /* ---- composition -------------------------------------------------------- */
 
 GstVideoOverlayComposition *
-clipseg_overlay_get_composition (ClipsegOverlay * overlay,
-    const ClipsegResult * result, const guint32 * palette, guint cookie,
+gst_clipseg_overlay_get_composition (GstClipsegOverlay * overlay,
+    const GstClipsegResult * result, const guint32 * palette, guint cookie,
     gint width, gint height)
 {
   GstVideoOverlayRectangle *rect;
@@ -338,7 +339,7 @@ clipseg_overlay_get_composition (ClipsegOverlay * overlay,
   guint32 *argb;
   gsize i, n = (gsize) result->width * result->height;
 
-  clipseg_overlay_update_key (overlay, result, cookie);
+  gst_clipseg_overlay_update_key (overlay, result, cookie);
   if (overlay->composition)
     return overlay->composition;
 

@@ -6,8 +6,8 @@
  * License as published by the Free Software Foundation; either
  * version 2.1 of the License, or (at your option) any later version.
  */
-#ifndef __CLIPSEG_OVERLAY_H__
-#define __CLIPSEG_OVERLAY_H__
+#ifndef __GST_CLIPSEG_OVERLAY_H__
+#define __GST_CLIPSEG_OVERLAY_H__
 
 #include <gst/video/video.h>
 
@@ -20,28 +20,29 @@ typedef struct
 {
   gchar *key;
   guint32 rgb;
-} ClipsegColor;
+} GstClipsegColor;
 
 /* Parses "person=#ff0000, 2=00ff00" (hex RGB with an optional '#' or "0x").
- * Returns the entries (free with clipseg_colors_free) or NULL with @error. */
-GArray *clipseg_colors_parse (const gchar * text, GError ** error);
-void clipseg_colors_free (GArray * colors);
+ * Returns the entries (free with gst_clipseg_colors_free) or NULL with
+ * @error. */
+GArray *gst_clipseg_colors_parse (const gchar * text, GError ** error);
+void gst_clipseg_colors_free (GArray * colors);
 
 /* A colors property's setter: replaces *@colors and *@text by @value's
  * colours, or keeps them and returns FALSE with @error for invalid @value
  * (which the caller posts as a warning once it released its object lock). */
-gboolean clipseg_colors_set (const gchar * value, GArray ** colors,
+gboolean gst_clipseg_colors_set (const gchar * value, GArray ** colors,
     gchar ** text, GError ** error);
 
 /* ARGB per label: label 0 transparent, the others from a spread-hue palette
  * or @colors, with alpha @alpha (0..1). */
-void clipseg_palette_fill (guint32 * palette, const gchar * const *labels,
+void gst_clipseg_palette_fill (guint32 * palette, const gchar * const *labels,
     guint n_labels, const GArray * colors, gdouble alpha);
 
 /* Caches the colourised map of one result for one palette. */
 typedef struct
 {
-  ClipsegResult *result;        /* the key, with the palette's cookie */
+  GstClipsegResult *result;     /* the key, with the palette's cookie */
   guint cookie;
 
   GstVideoInfo info;            /* blend planes, in the frame's layout */
@@ -50,21 +51,22 @@ typedef struct
   gint stride[GST_VIDEO_MAX_PLANES];
 
   GstVideoOverlayComposition *composition;
-} ClipsegOverlay;
+} GstClipsegOverlay;
 
-void clipseg_overlay_clear (ClipsegOverlay * overlay);
+void gst_clipseg_overlay_clear (GstClipsegOverlay * overlay);
 
 /* Blends the colourised map of @result into @frame; only pixels with a label
  * other than 0 change. @cookie identifies the palette. */
-void clipseg_overlay_blend (ClipsegOverlay * overlay, GstVideoFrame * frame,
-    const ClipsegResult * result, const guint32 * palette, guint cookie);
+void gst_clipseg_overlay_blend (GstClipsegOverlay * overlay,
+    GstVideoFrame * frame, const GstClipsegResult * result,
+    const guint32 * palette, guint cookie);
 
 /* (transfer none): an ARGB rectangle of the colourised map covering a frame
  * of @width x @height. */
-GstVideoOverlayComposition *clipseg_overlay_get_composition (ClipsegOverlay *
-    overlay, const ClipsegResult * result, const guint32 * palette,
-    guint cookie, gint width, gint height);
+GstVideoOverlayComposition *gst_clipseg_overlay_get_composition
+    (GstClipsegOverlay * overlay, const GstClipsegResult * result,
+    const guint32 * palette, guint cookie, gint width, gint height);
 
 G_END_DECLS
 
-#endif /* __CLIPSEG_OVERLAY_H__ */
+#endif /* __GST_CLIPSEG_OVERLAY_H__ */

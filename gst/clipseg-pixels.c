@@ -26,7 +26,7 @@
 /* Weights of R, G, B in [0, 1] as functions of the unpacked components, in
  * the form value = w[0] * c1 + w[1] * c2 + w[2] * c3 + w[3]. */
 static void
-clipseg_pixels_rgb_weights (const GstVideoInfo * info, gfloat rgb[3][4])
+gst_clipseg_pixels_rgb_weights (const GstVideoInfo * info, gfloat rgb[3][4])
 {
   gint offset[GST_VIDEO_MAX_COMPONENTS], scale[GST_VIDEO_MAX_COMPONENTS];
   gdouble kr, kb, kg, ys, cs, luma_off;
@@ -67,7 +67,7 @@ clipseg_pixels_rgb_weights (const GstVideoInfo * info, gfloat rgb[3][4])
 }
 
 void
-clipseg_pixels_init (ClipsegPixels * px, const GstVideoInfo * info,
+gst_clipseg_pixels_init (GstClipsegPixels * px, const GstVideoInfo * info,
     gint out_width, gint out_height, const gfloat mean[3], const gfloat std[3])
 {
   gint in_width = GST_VIDEO_INFO_WIDTH (info);
@@ -75,12 +75,12 @@ clipseg_pixels_init (ClipsegPixels * px, const GstVideoInfo * info,
   gdouble first = 0.5 * scale - 0.5;
   gint c, k;
 
-  clipseg_pixels_clear (px);
+  gst_clipseg_pixels_clear (px);
   px->info = *info;
   px->out_width = out_width;
   px->out_height = out_height;
 
-  clipseg_pixels_rgb_weights (info, px->coef);
+  gst_clipseg_pixels_rgb_weights (info, px->coef);
   for (c = 0; c < 3; c++) {
     for (k = 0; k < 4; k++)
       px->coef[c][k] /= std[c];
@@ -102,7 +102,7 @@ clipseg_pixels_init (ClipsegPixels * px, const GstVideoInfo * info,
 }
 
 void
-clipseg_pixels_clear (ClipsegPixels * px)
+gst_clipseg_pixels_clear (GstClipsegPixels * px)
 {
   g_clear_pointer (&px->rows[0], g_free);
   g_clear_pointer (&px->rows[1], g_free);
@@ -113,8 +113,8 @@ clipseg_pixels_clear (ClipsegPixels * px)
 /* Source row @y unpacked, from the two-row cache when there; @keep is the
  * row the caller still needs, so it is not evicted. */
 static const guint32 *
-clipseg_pixels_row (ClipsegPixels * px, const GstVideoFrame * frame, gint y,
-    gint keep)
+gst_clipseg_pixels_row (GstClipsegPixels * px, const GstVideoFrame * frame,
+    gint y, gint keep)
 {
   const GstVideoFormatInfo *finfo = frame->info.finfo;
   gint width = GST_VIDEO_FRAME_WIDTH (frame);
@@ -138,7 +138,7 @@ clipseg_pixels_row (ClipsegPixels * px, const GstVideoFrame * frame, gint y,
 }
 
 void
-clipseg_pixels_convert (ClipsegPixels * px, const GstVideoFrame * frame,
+gst_clipseg_pixels_convert (GstClipsegPixels * px, const GstVideoFrame * frame,
     gfloat * planes)
 {
   gint in_width = GST_VIDEO_FRAME_WIDTH (frame);
@@ -154,23 +154,23 @@ clipseg_pixels_convert (ClipsegPixels * px, const GstVideoFrame * frame,
     gint y0 = MIN ((gint) fy, in_height - 1);
     gint y1 = MIN (y0 + 1, in_height - 1);
     gint weight = lrint ((fy - y0) * 256.0);
-    const guint32 *row0 = clipseg_pixels_row (px, frame, y0, y1);
+    const guint32 *row0 = gst_clipseg_pixels_row (px, frame, y0, y1);
     const guint32 *src = row0;
 
     if (weight > 0 && y1 != y0) {
-      const guint32 *row1 = clipseg_pixels_row (px, frame, y1, y0);
+      const guint32 *row1 = gst_clipseg_pixels_row (px, frame, y1, y0);
 
-      clipseg_orc_lerp_u8 ((guint8 *) px->mixed, (const guint8 *) row0,
+      gst_clipseg_orc_lerp_u8 ((guint8 *) px->mixed, (const guint8 *) row0,
           (const guint8 *) row1, 256 - weight, weight, (in_width + 2) * 4);
       src = px->mixed;
     }
-    clipseg_orc_resample_bilinear_u32 ((guint8 *) px->resampled,
+    gst_clipseg_orc_resample_bilinear_u32 ((guint8 *) px->resampled,
         (const guint8 *) (src + px->x_start), px->x_offset, px->x_increment,
         px->out_width);
 
     for (c = 0; c < 3; c++)
-      clipseg_orc_pixel_to_plane (planes + c * plane_size + y * px->out_width,
-          px->resampled, px->coef[c][0], px->coef[c][1], px->coef[c][2],
-          px->coef[c][3], px->out_width);
+      gst_clipseg_orc_pixel_to_plane (planes + c * plane_size +
+          y * px->out_width, px->resampled, px->coef[c][0], px->coef[c][1],
+          px->coef[c][2], px->coef[c][3], px->out_width);
   }
 }

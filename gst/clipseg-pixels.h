@@ -6,8 +6,8 @@
  * License as published by the Free Software Foundation; either
  * version 2.1 of the License, or (at your option) any later version.
  */
-#ifndef __CLIPSEG_PIXELS_H__
-#define __CLIPSEG_PIXELS_H__
+#ifndef __GST_CLIPSEG_PIXELS_H__
+#define __GST_CLIPSEG_PIXELS_H__
 
 #include <gst/video/video.h>
 
@@ -27,14 +27,14 @@ typedef struct
   gint row_index[2];
   guint32 *mixed;               /* the two rows interpolated */
   guint32 *resampled;           /* mixed, resized to out_width */
-} ClipsegPixels;
+} GstClipsegPixels;
 
-void clipseg_pixels_init (ClipsegPixels * px, const GstVideoInfo * info,
+void gst_clipseg_pixels_init (GstClipsegPixels * px, const GstVideoInfo * info,
     gint out_width, gint out_height, const gfloat mean[3], const gfloat std[3]);
-void clipseg_pixels_clear (ClipsegPixels * px);
-void clipseg_pixels_convert (ClipsegPixels * px, const GstVideoFrame * frame,
-    gfloat * planes);
+void gst_clipseg_pixels_clear (GstClipsegPixels * px);
+void gst_clipseg_pixels_convert (GstClipsegPixels * px,
+    const GstVideoFrame * frame, gfloat * planes);
 
 G_END_DECLS
 
-#endif /* __CLIPSEG_PIXELS_H__ */
+#endif /* __GST_CLIPSEG_PIXELS_H__ */

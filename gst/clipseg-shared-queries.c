@@ -9,7 +9,7 @@
 
 #include "clipseg-shared-queries.h"
 
-struct _ClipsegSharedQueries
+struct _GstClipsegSharedQueries
 {
   gchar *key;
   struct clipseg_queries *queries;
@@ -17,12 +17,12 @@ struct _ClipsegSharedQueries
 };
 
 static GMutex lock;
-static GHashTable *table;       /* key -> ClipsegSharedQueries */
+static GHashTable *table;       /* key -> GstClipsegSharedQueries */
 
 /* Names the model, every name of every class in order and the templates:
  * equal keys give equal queries. */
 static gchar *
-clipseg_shared_queries_key (struct clipseg_model *model,
+gst_clipseg_shared_queries_key (struct clipseg_model *model,
     const struct clipseg_labels *labels, gchar ** templates)
 {
   GString *key = g_string_new (NULL);
@@ -41,12 +41,12 @@ clipseg_shared_queries_key (struct clipseg_model *model,
   return g_string_free (key, FALSE);
 }
 
-ClipsegSharedQueries *
-clipseg_shared_queries_acquire (struct clipseg_model *model,
+GstClipsegSharedQueries *
+gst_clipseg_shared_queries_acquire (struct clipseg_model *model,
     const struct clipseg_labels *labels, gchar ** templates, GError ** error)
 {
-  gchar *key = clipseg_shared_queries_key (model, labels, templates);
-  ClipsegSharedQueries *shared;
+  gchar *key = gst_clipseg_shared_queries_key (model, labels, templates);
+  GstClipsegSharedQueries *shared;
 
   g_mutex_lock (&lock);
   if (!table)
@@ -61,7 +61,7 @@ clipseg_shared_queries_acquire (struct clipseg_model *model,
       g_free (key);
       return NULL;
     }
-    shared = g_new0 (ClipsegSharedQueries, 1);
+    shared = g_new0 (GstClipsegSharedQueries, 1);
     shared->key = g_steal_pointer (&key);
     shared->queries = queries;
     g_hash_table_insert (table, shared->key, shared);
@@ -74,7 +74,7 @@ clipseg_shared_queries_acquire (struct clipseg_model *model,
 }
 
 void
-clipseg_shared_queries_release (ClipsegSharedQueries * shared)
+gst_clipseg_shared_queries_release (GstClipsegSharedQueries * shared)
 {
   g_mutex_lock (&lock);
   if (--shared->users == 0) {
@@ -87,7 +87,7 @@ clipseg_shared_queries_release (ClipsegSharedQueries * shared)
 }
 
 struct clipseg_queries *
-clipseg_shared_queries_get (ClipsegSharedQueries * shared)
+gst_clipseg_shared_queries_get (GstClipsegSharedQueries * shared)
 {
   return shared->queries;
 }

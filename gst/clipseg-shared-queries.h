@@ -6,8 +6,8 @@
  * License as published by the Free Software Foundation; either
  * version 2.1 of the License, or (at your option) any later version.
  */
-#ifndef __CLIPSEG_SHARED_QUERIES_H__
-#define __CLIPSEG_SHARED_QUERIES_H__
+#ifndef __GST_CLIPSEG_SHARED_QUERIES_H__
+#define __GST_CLIPSEG_SHARED_QUERIES_H__
 
 #include <glib.h>
 
@@ -20,18 +20,18 @@ G_BEGIN_DECLS
  * encodes them once: each worker's encoding steps advance the same queries.
  * The queries are only read or stepped inside a turn (clipseg-turn.h), which
  * keeps any two workers from doing so at once. */
-typedef struct _ClipsegSharedQueries ClipsegSharedQueries;
+typedef struct _GstClipsegSharedQueries GstClipsegSharedQueries;
 
 /* The queries of @labels with @templates, deferred (see
  * clipseg_queries_new_deferred) when they are new; NULL with @error set. */
-ClipsegSharedQueries *clipseg_shared_queries_acquire (struct clipseg_model
-    *model, const struct clipseg_labels *labels, gchar ** templates,
-    GError ** error);
-void clipseg_shared_queries_release (ClipsegSharedQueries * shared);
+GstClipsegSharedQueries *gst_clipseg_shared_queries_acquire
+    (struct clipseg_model *model, const struct clipseg_labels *labels,
+    gchar ** templates, GError ** error);
+void gst_clipseg_shared_queries_release (GstClipsegSharedQueries * shared);
 
-struct clipseg_queries *clipseg_shared_queries_get (ClipsegSharedQueries *
-    shared);
+struct clipseg_queries *gst_clipseg_shared_queries_get
+    (GstClipsegSharedQueries * shared);
 
 G_END_DECLS
 
-#endif /* __CLIPSEG_SHARED_QUERIES_H__ */
+#endif /* __GST_CLIPSEG_SHARED_QUERIES_H__ */

@@ -15,7 +15,7 @@ static GQueue line = G_QUEUE_INIT;      /* of waiters' cancel flags */
 static gboolean taken;
 
 gboolean
-clipseg_turn_acquire (const gint * cancel)
+gst_clipseg_turn_acquire (const gint * cancel)
 {
   GList place = { (gpointer) cancel, NULL, NULL };
   gboolean ret;
@@ -36,7 +36,7 @@ clipseg_turn_acquire (const gint * cancel)
 }
 
 void
-clipseg_turn_release (void)
+gst_clipseg_turn_release (void)
 {
   g_mutex_lock (&lock);
   taken = FALSE;
@@ -45,7 +45,7 @@ clipseg_turn_release (void)
 }
 
 void
-clipseg_turn_interrupt (void)
+gst_clipseg_turn_interrupt (void)
 {
   g_mutex_lock (&lock);
   g_cond_broadcast (&cond);

@@ -6,8 +6,8 @@
  * License as published by the Free Software Foundation; either
  * version 2.1 of the License, or (at your option) any later version.
  */
-#ifndef __CLIPSEG_TURN_H__
-#define __CLIPSEG_TURN_H__
+#ifndef __GST_CLIPSEG_TURN_H__
+#define __GST_CLIPSEG_TURN_H__
 
 #include <glib.h>
 
@@ -20,14 +20,14 @@ G_BEGIN_DECLS
  * served gives each of N busy workers every Nth run.
  *
  * Waits until the caller is first in line and the turn is free, or until
- * *@cancel is set (with g_atomic_int_set, then clipseg_turn_interrupt):
+ * *@cancel is set (with g_atomic_int_set, then gst_clipseg_turn_interrupt):
  * returns FALSE then, without the turn. */
-gboolean clipseg_turn_acquire (const gint * cancel);
-void clipseg_turn_release (void);
+gboolean gst_clipseg_turn_acquire (const gint * cancel);
+void gst_clipseg_turn_release (void);
 
 /* Wakes every waiter to check its cancel flag. */
-void clipseg_turn_interrupt (void);
+void gst_clipseg_turn_interrupt (void);
 
 G_END_DECLS
 
-#endif /* __CLIPSEG_TURN_H__ */
+#endif /* __GST_CLIPSEG_TURN_H__ */

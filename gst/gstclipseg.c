@@ -291,17 +291,19 @@ enum
     "mountain, sands, desk, bed, building, cloud, lamp, door, window, " \
     "wardrobe, ceiling, shelf, curtain, stair, floor, hill, rail, fence"
 #define DEFAULT_TEMPLATES "imagenet80"
-#define DEFAULT_MODE GST_CLIPSEG_MODE_SCLIP
 #define DEFAULT_RESOLUTION 0
 #define RESOLUTION_MIN_DEFAULT 128
 #define DEFAULT_WINDOW -1
 #define DEFAULT_STRIDE 0
-#define DEFAULT_LOGIT_SCALE 40.0
-#define DEFAULT_THRESHOLD 0.0
-#define DEFAULT_AREA_THRESHOLD 0.0
-#define DEFAULT_KEY_SMOOTHING 0.0
-#define DEFAULT_PROMPT_DENOISING 0.0
-#define DEFAULT_PAMR_STEPS 0
+/* what the element shares with the engine's segmentation takes its defaults */
+#define ENGINE_DEFAULT(field) (clipseg_segment_default_params ().field)
+#define DEFAULT_MODE ((GstClipsegMode) ENGINE_DEFAULT (mode))
+#define DEFAULT_LOGIT_SCALE ENGINE_DEFAULT (logit_scale)
+#define DEFAULT_THRESHOLD ENGINE_DEFAULT (prob_thd)
+#define DEFAULT_AREA_THRESHOLD ENGINE_DEFAULT (area_thd)
+#define DEFAULT_KEY_SMOOTHING ENGINE_DEFAULT (ks_thresh)
+#define DEFAULT_PROMPT_DENOISING ENGINE_DEFAULT (pd_thresh)
+#define DEFAULT_PAMR_STEPS ENGINE_DEFAULT (pamr_steps)
 #define DEFAULT_INFERENCE_INTERVAL 1
 #define DEFAULT_PROCESSING GST_CLIPSEG_PROCESSING_AUTO
 #define DEFAULT_SMOOTHING 0.5
@@ -315,20 +317,22 @@ enum
 
 /* SCLIP's keep-ratio resize: Resize(scale=(2048, S)) */
 #define LONG_SIDE_MAX 2048
+/* most pixels the resolution, window and stride properties take */
+#define SIDE_MAX 4096
 
 #define FORMATS "{ RGB, BGR, RGBA, BGRA, RGBx, BGRx, xRGB, xBGR, I420, NV12 }"
 #define OVERLAY_FEATURE GST_CAPS_FEATURE_META_GST_VIDEO_OVERLAY_COMPOSITION
 #define SYSMEM_OVERLAY_FEATURES \
     GST_CAPS_FEATURE_MEMORY_SYSTEM_MEMORY ", " OVERLAY_FEATURE
-#define CLIPSEG_CAPS \
+#define GST_CLIPSEG_CAPS \
     GST_VIDEO_CAPS_MAKE (FORMATS) ";" \
     GST_VIDEO_CAPS_MAKE_WITH_FEATURES (SYSMEM_OVERLAY_FEATURES, FORMATS) ";" \
     GST_VIDEO_CAPS_MAKE_WITH_FEATURES (OVERLAY_FEATURE, FORMATS)
 
 static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
-    GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS (CLIPSEG_CAPS));
+    GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS (GST_CLIPSEG_CAPS));
 static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE ("src",
-    GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS (CLIPSEG_CAPS));
+    GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS (GST_CLIPSEG_CAPS));
 
 /* The label properties, as set or as last accepted. */
 typedef struct
@@ -350,7 +354,7 @@ typedef struct
   gint short_side;
   GstClockTime earliest;
   guint cookie;
-  ClipsegJob job;
+  GstClipsegJob job;
 } GstClipsegSnapshot;
 
 struct _GstClipseg
@@ -394,7 +398,7 @@ struct _GstClipseg
   gboolean flushing;            /* no waiting for the model load */
   gboolean loaded, load_failed; /* model and infer are set (or failed) */
   GCond loaded_cond;
-  ClipsegInfer *infer;          /* once loaded, until stop */
+  GstClipsegInfer *infer;       /* once loaded, until stop */
   struct clipseg_model *model;  /* likewise; read without the lock once loaded */
   GThread *loader;              /* from start to stop */
   gboolean started;             /* between start and stop */
@@ -402,15 +406,15 @@ struct _GstClipseg
   GThread *swapper;             /* loads a model set while started */
   gboolean swapping;            /* the swapper has not finished */
   struct clipseg_model *next_model;     /* loaded by the swapper, not in use */
-  ClipsegInfer *next_infer;
+  GstClipsegInfer *next_infer;
   gchar *next_path;
   gboolean segmenting;          /* the worker has a label set */
 
   /* streaming thread */
-  ClipsegPixels pixels;
+  GstClipsegPixels pixels;
   gint short_side;              /* the pixels were set up for */
-  ClipsegOverlay overlay_cache;
-  guint32 palette[CLIPSEG_MAX_LABELS];
+  GstClipsegOverlay overlay_cache;
+  guint32 palette[GST_CLIPSEG_MAX_LABELS];
   gint check_composition;       /* atomic: set from upstream events too */
   gboolean downstream_composition;
   guint64 frame_count;
@@ -454,7 +458,7 @@ gst_clipseg_model_beside_plugin (void)
 
   if (file) {
     dir = g_path_get_dirname (file);
-    relative = g_build_filename (dir, CLIPSEG_MODEL_FROM_PLUGIN_DIR, NULL);
+    relative = g_build_filename (dir, GST_CLIPSEG_MODEL_FROM_PLUGIN_DIR, NULL);
     path = g_canonicalize_filename (relative, NULL);
     g_free (relative);
     g_free (dir);
@@ -472,9 +476,9 @@ gst_clipseg_default_model (void)
 
   if (beside)
     return beside;
-  if (g_file_test (CLIPSEG_MODEL_INSTALL_DIR, G_FILE_TEST_IS_DIR))
-    return g_strdup (CLIPSEG_MODEL_INSTALL_DIR);
-  return g_strdup (CLIPSEG_MODEL_SOURCE_DIR);
+  if (g_file_test (GST_CLIPSEG_MODEL_INSTALL_DIR, G_FILE_TEST_IS_DIR))
+    return g_strdup (GST_CLIPSEG_MODEL_INSTALL_DIR);
+  return g_strdup (GST_CLIPSEG_MODEL_SOURCE_DIR);
 }
 
 /* Splits "sky, wall, tree" into trimmed words, dropping empty ones. */
@@ -531,10 +535,10 @@ static void
 gst_clipseg_check_known (GstClipseg * self, const gchar * model_path,
     const struct clipseg_labels *set)
 {
-  gchar **known = clipseg_known_classes_load (model_path);
+  gchar **known = gst_clipseg_known_classes_load (model_path);
   gchar **unknown, *unknown_text, *known_text;
 
-  unknown = known ? clipseg_known_classes_unknown ((const gchar * const *)
+  unknown = known ? gst_clipseg_known_classes_unknown ((const gchar * const *)
       known, set) : NULL;
   if (!unknown) {
     g_strfreev (known);
@@ -600,7 +604,7 @@ gst_clipseg_restore_labels (GstClipseg * self)
  * encodes them before its next inference, checked against what its model
  * at @model_path knows; with no @infer, only checks them. */
 static gboolean
-gst_clipseg_load_labels (GstClipseg * self, ClipsegInfer * infer,
+gst_clipseg_load_labels (GstClipseg * self, GstClipsegInfer * infer,
     const gchar * model_path, GError ** error)
 {
   struct clipseg_labels *set;
@@ -627,10 +631,10 @@ gst_clipseg_load_labels (GstClipseg * self, ClipsegInfer * infer,
   if (n_words > 0)
     clipseg_labels_prepend_class (set, (const char *const *) words, n_words);
   n_labels = clipseg_labels_n_classes (set) + (n_words > 0 ? 0 : 1);
-  if (n_labels > CLIPSEG_MAX_LABELS) {
+  if (n_labels > GST_CLIPSEG_MAX_LABELS) {
     g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_INVALID,
         "%u labels (background included), at most %d are supported",
-        n_labels, CLIPSEG_MAX_LABELS);
+        n_labels, GST_CLIPSEG_MAX_LABELS);
     g_clear_pointer (&set, clipseg_labels_free);
     goto out;
   }
@@ -645,7 +649,7 @@ gst_clipseg_load_labels (GstClipseg * self, ClipsegInfer * infer,
 
   /* the worker owns them from here on */
   if (infer) {
-    clipseg_infer_set_labels (infer, set, n_words > 0, template_set);
+    gst_clipseg_infer_set_labels (infer, set, n_words > 0, template_set);
     GST_OBJECT_LOCK (self);
     self->segmenting = TRUE;
     GST_OBJECT_UNLOCK (self);
@@ -668,7 +672,7 @@ out:
  * precision and threads the properties ask for now. */
 static struct clipseg_model *
 gst_clipseg_open_model (GstClipseg * self, const gchar * path,
-    ClipsegInfer ** infer, GError ** error)
+    GstClipsegInfer ** infer, GError ** error)
 {
   struct clipseg_model *model;
   const struct clipseg_model_info *info;
@@ -680,7 +684,7 @@ gst_clipseg_open_model (GstClipseg * self, const gchar * path,
   precision = self->precision;
   GST_OBJECT_UNLOCK (self);
 
-  model = clipseg_shared_model_acquire (path,
+  model = gst_clipseg_shared_model_acquire (path,
       (enum clipseg_precision) precision, error);
   if (!model)
     return NULL;
@@ -688,24 +692,24 @@ gst_clipseg_open_model (GstClipseg * self, const gchar * path,
   GST_INFO_OBJECT (self, "model %s loaded: %s, %s, %s, attention %s", path,
       clipseg_precision_name (info->precision), info->gemm_library,
       info->gemm_isa, info->attention_kernel);
-  *infer = clipseg_infer_new (model, n_threads);
+  *infer = gst_clipseg_infer_new (model, n_threads);
   return model;
 }
 
 static void
-gst_clipseg_close_model (struct clipseg_model *model, ClipsegInfer * infer)
+gst_clipseg_close_model (struct clipseg_model *model, GstClipsegInfer * infer)
 {
   if (infer)
-    clipseg_infer_free (infer);
+    gst_clipseg_infer_free (infer);
   if (model)
-    clipseg_shared_model_release (model);
+    gst_clipseg_shared_model_release (model);
 }
 
 /* Frees what start() set up, once the model loads are over. */
 static void
 gst_clipseg_release (GstClipseg * self)
 {
-  ClipsegInfer *infer, *next_infer;
+  GstClipsegInfer *infer, *next_infer;
   struct clipseg_model *next_model;
   GThread *swapper;
 
@@ -729,8 +733,8 @@ gst_clipseg_release (GstClipseg * self)
 
   gst_clipseg_close_model (next_model, next_infer);
   gst_clipseg_close_model (g_steal_pointer (&self->model), infer);
-  clipseg_pixels_clear (&self->pixels);
-  clipseg_overlay_clear (&self->overlay_cache);
+  gst_clipseg_pixels_clear (&self->pixels);
+  gst_clipseg_overlay_clear (&self->overlay_cache);
   self->short_side = 0;
 }
 
@@ -749,7 +753,7 @@ gst_clipseg_load (gpointer data)
 {
   GstClipseg *self = data;
   struct clipseg_model *model;
-  ClipsegInfer *infer = NULL;
+  GstClipsegInfer *infer = NULL;
   GError *error = NULL;
   gchar *path;
 
@@ -773,7 +777,7 @@ gst_clipseg_load (gpointer data)
   self->loaded = TRUE;
   self->load_failed = error != NULL;
   if (infer && self->flushing)
-    clipseg_infer_set_flushing (infer, TRUE);
+    gst_clipseg_infer_set_flushing (infer, TRUE);
   g_cond_broadcast (&self->loaded_cond);
   GST_OBJECT_UNLOCK (self);
 
@@ -869,7 +873,7 @@ gst_clipseg_set_flushing (GstClipseg * self, gboolean flushing)
   GST_OBJECT_LOCK (self);
   self->flushing = flushing;
   if (self->infer)
-    clipseg_infer_set_flushing (self->infer, flushing);
+    gst_clipseg_infer_set_flushing (self->infer, flushing);
   g_cond_broadcast (&self->loaded_cond);
   GST_OBJECT_UNLOCK (self);
 }
@@ -901,7 +905,7 @@ static void
 gst_clipseg_load_next (GstClipseg * self, const gchar * path)
 {
   struct clipseg_model *model, *dropped_model = NULL;
-  ClipsegInfer *infer = NULL, *dropped_infer = NULL;
+  GstClipsegInfer *infer = NULL, *dropped_infer = NULL;
   GError *error = NULL;
   gchar *keep;
 
@@ -971,7 +975,7 @@ static void
 gst_clipseg_swap_in (GstClipseg * self)
 {
   struct clipseg_model *old_model;
-  ClipsegInfer *old_infer;
+  GstClipsegInfer *old_infer;
   gchar *path;
 
   GST_OBJECT_LOCK (self);
@@ -986,7 +990,7 @@ gst_clipseg_swap_in (GstClipseg * self)
   g_free (self->model_in_use);
   self->model_in_use = g_steal_pointer (&self->next_path);
   if (self->flushing)
-    clipseg_infer_set_flushing (self->infer, TRUE);
+    gst_clipseg_infer_set_flushing (self->infer, TRUE);
   path = g_strdup (self->model_in_use);
   GST_OBJECT_UNLOCK (self);
 
@@ -1076,7 +1080,7 @@ gst_clipseg_setup_pixels (GstClipseg * self, const GstVideoInfo * info,
       GST_VIDEO_INFO_HEIGHT (info), short_side, LONG_SIDE_MAX, &width, &height);
   width = MAX (width, model_info->patch_size);
   height = MAX (height, model_info->patch_size);
-  clipseg_pixels_init (&self->pixels, info, width, height,
+  gst_clipseg_pixels_init (&self->pixels, info, width, height,
       model_info->image_mean, model_info->image_std);
   self->short_side = short_side;
   GST_INFO_OBJECT (self, "inference at %dx%d", width, height);
@@ -1091,7 +1095,7 @@ gst_clipseg_set_info (GstVideoFilter * filter, GstCaps * incaps,
   /* the next frame sets the pixels up for the new size (once the model is
    * loaded) and drops the result of the old one */
   self->short_side = 0;
-  clipseg_overlay_clear (&self->overlay_cache);
+  gst_clipseg_overlay_clear (&self->overlay_cache);
   g_atomic_int_set (&self->check_composition, TRUE);
   self->frame_count = 0;
 
@@ -1277,7 +1281,7 @@ gst_clipseg_query (GstBaseTransform * trans, GstPadDirection direction,
   GST_OBJECT_LOCK (self);
   self->live = live;
   if (self->infer && gst_clipseg_resolves_sync (self->processing, live)) {
-    extra = clipseg_infer_get_average_time (self->infer);
+    extra = gst_clipseg_infer_get_average_time (self->infer);
     if (!GST_CLOCK_TIME_IS_VALID (extra))
       extra = 0;
   }
@@ -1298,7 +1302,7 @@ gst_clipseg_query (GstBaseTransform * trans, GstPadDirection direction,
 static void
 gst_clipseg_check_latency (GstClipseg * self)
 {
-  GstClockTime average = clipseg_infer_get_average_time (self->infer);
+  GstClockTime average = gst_clipseg_infer_get_average_time (self->infer);
   GstClockTime reported;
 
   GST_OBJECT_LOCK (self);
@@ -1317,6 +1321,16 @@ gst_clipseg_check_latency (GstClipseg * self)
 }
 
 /* ---- per frame ---------------------------------------------------------- */
+
+/* Windows of side @crop (0: the whole frame) with the stride property's
+ * value @stride (0: half the window). */
+static void
+gst_clipseg_set_windows (struct clipseg_segment_params *p, gint crop,
+    gint stride)
+{
+  p->crop = crop;
+  p->stride = stride > 0 ? stride : MAX (1, crop / 2);
+}
 
 static void
 gst_clipseg_snapshot (GstClipseg * self, GstClipsegSnapshot * s, gint live)
@@ -1338,8 +1352,8 @@ gst_clipseg_snapshot (GstClipseg * self, GstClipsegSnapshot * s, gint live)
 
   *p = clipseg_segment_default_params ();
   p->mode = (enum clipseg_mode) self->mode;
-  p->crop = self->window >= 0 ? self->window : light ? 0 : info->image_size;
-  p->stride = self->stride > 0 ? self->stride : MAX (1, p->crop / 2);
+  gst_clipseg_set_windows (p, self->window >= 0 ? self->window : light ? 0 :
+      info->image_size, self->stride);
   p->logit_scale = self->logit_scale;
   p->prob_thd = self->threshold;
   p->area_thd = self->area_threshold;
@@ -1380,8 +1394,7 @@ gst_clipseg_check_windows (GstClipseg * self, GstClipsegSnapshot * s)
     self->warned_windows = g_strdup (error->message);
   }
   g_error_free (error);
-  p->crop = info->image_size;
-  p->stride = p->crop / 2;
+  gst_clipseg_set_windows (p, info->image_size, DEFAULT_STRIDE);
 }
 
 static gboolean
@@ -1406,17 +1419,17 @@ static gboolean
 gst_clipseg_infer_frame (GstClipseg * self, GstVideoFrame * frame,
     guint64 serial, GstClipsegSnapshot * s, gboolean sync)
 {
-  gfloat *planes = clipseg_infer_reserve (self->infer,
+  gfloat *planes = gst_clipseg_infer_reserve (self->infer,
       self->pixels.out_width, self->pixels.out_height);
 
-  clipseg_pixels_convert (&self->pixels, frame, planes);
+  gst_clipseg_pixels_convert (&self->pixels, frame, planes);
   s->job.waits = sync;
   s->job.serial = serial;
   s->job.pts = GST_BUFFER_PTS (frame->buffer);
-  clipseg_infer_submit (self->infer, &s->job);
+  gst_clipseg_infer_submit (self->infer, &s->job);
 
   if (sync) {
-    if (!clipseg_infer_wait (self->infer))
+    if (!gst_clipseg_infer_wait (self->infer))
       return FALSE;
     gst_clipseg_check_latency (self);
   }
@@ -1425,7 +1438,7 @@ gst_clipseg_infer_frame (GstClipseg * self, GstVideoFrame * frame,
 
 static void
 gst_clipseg_attach_meta (GstClipseg * self, GstVideoFrame * frame,
-    const ClipsegResult * r, guint64 serial)
+    const GstClipsegResult * r, guint64 serial)
 {
   gint width = GST_VIDEO_FRAME_WIDTH (frame);
   gint height = GST_VIDEO_FRAME_HEIGHT (frame);
@@ -1489,7 +1502,7 @@ gst_clipseg_attach_composition (GstBuffer * buffer,
 
 static void
 gst_clipseg_draw (GstClipseg * self, GstVideoFrame * frame,
-    const ClipsegResult * r, const GstClipsegSnapshot * s)
+    const GstClipsegResult * r, const GstClipsegSnapshot * s)
 {
   GstClipsegOverlayMode mode = s->overlay;
 
@@ -1497,7 +1510,7 @@ gst_clipseg_draw (GstClipseg * self, GstVideoFrame * frame,
     return;
 
   GST_OBJECT_LOCK (self);
-  clipseg_palette_fill (self->palette, (const gchar * const *) r->labels,
+  gst_clipseg_palette_fill (self->palette, (const gchar * const *) r->labels,
       r->n_labels, self->colors, self->overlay_alpha);
   GST_OBJECT_UNLOCK (self);
 
@@ -1512,17 +1525,17 @@ gst_clipseg_draw (GstClipseg * self, GstVideoFrame * frame,
 
   if (mode == GST_CLIPSEG_OVERLAY_COMPOSITION)
     gst_clipseg_attach_composition (frame->buffer,
-        clipseg_overlay_get_composition (&self->overlay_cache, r,
+        gst_clipseg_overlay_get_composition (&self->overlay_cache, r,
             self->palette, s->cookie, GST_VIDEO_FRAME_WIDTH (frame),
             GST_VIDEO_FRAME_HEIGHT (frame)));
   else
-    clipseg_overlay_blend (&self->overlay_cache, frame, r, self->palette,
+    gst_clipseg_overlay_blend (&self->overlay_cache, frame, r, self->palette,
         s->cookie);
 }
 
 static void
 gst_clipseg_post_result (GstClipseg * self, GstBuffer * buffer,
-    const ClipsegResult * r, guint64 serial)
+    const GstClipsegResult * r, guint64 serial)
 {
   GstSegment *segment = &GST_BASE_TRANSFORM (self)->segment;
   GstClockTime timestamp = GST_BUFFER_PTS (buffer);
@@ -1576,7 +1589,7 @@ gst_clipseg_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * frame)
   gint live = gst_clipseg_upstream_live (self);
   GstClipsegProcessing processing;
   GstClipsegSnapshot s;
-  ClipsegResult *result;
+  GstClipsegResult *result;
   GError *error = NULL;
   gboolean sync;
 
@@ -1616,7 +1629,7 @@ gst_clipseg_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * frame)
     return GST_FLOW_OK;
   if (s.short_side != self->short_side) {
     gst_clipseg_setup_pixels (self, &filter->in_info, s.short_side);
-    clipseg_infer_reset (self->infer);
+    gst_clipseg_infer_reset (self->infer);
   }
   gst_clipseg_check_windows (self, &s);
 
@@ -1625,21 +1638,21 @@ gst_clipseg_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * frame)
    * would starve the worker. */
   if (serial % s.interval == 0) {
     if (sync && gst_clipseg_is_late (self, frame->buffer, &s)
-        && clipseg_infer_has_result (self->infer))
+        && gst_clipseg_infer_has_result (self->infer))
       GST_DEBUG_OBJECT (self, "frame %" G_GUINT64_FORMAT " is late, "
           "inference skipped", serial);
     else if (!gst_clipseg_infer_frame (self, frame, serial, &s, sync))
       return GST_FLOW_FLUSHING;
   }
 
-  error = clipseg_infer_take_error (self->infer);
+  error = gst_clipseg_infer_take_error (self->infer);
   if (error && g_error_matches (error, CLIPSEG_ENGINE_ERROR,
           CLIPSEG_ENGINE_ERROR_NOT_FINITE))
     gst_clipseg_warn_not_finite (self, error);
   else if (error)
     goto inference_failed;
 
-  result = clipseg_infer_get_result (self->infer);
+  result = gst_clipseg_infer_get_result (self->infer);
   if (!result)
     return GST_FLOW_OK;
 
@@ -1649,7 +1662,7 @@ gst_clipseg_transform_frame_ip (GstVideoFilter * filter, GstVideoFrame * frame)
     gst_clipseg_post_result (self, frame->buffer, result, serial);
     self->posted_id = result->id;
   }
-  clipseg_result_unref (result);
+  gst_clipseg_result_unref (result);
 
   return GST_FLOW_OK;
 
@@ -1776,7 +1789,7 @@ gst_clipseg_set_property (GObject * object, guint prop_id,
       self->cookie++;
       break;
     case PROP_COLORS:
-      if (clipseg_colors_set (g_value_get_string (value), &self->colors,
+      if (gst_clipseg_colors_set (g_value_get_string (value), &self->colors,
               &self->colors_text, &error))
         self->cookie++;
       break;
@@ -1911,7 +1924,7 @@ gst_clipseg_finalize (GObject * object)
   g_free (self->colors_text);
   g_free (self->warned_windows);
   gst_clipseg_label_props_clear (&self->accepted);
-  g_clear_pointer (&self->colors, clipseg_colors_free);
+  g_clear_pointer (&self->colors, gst_clipseg_colors_free);
   g_cond_clear (&self->loaded_cond);
 
   G_OBJECT_CLASS (parent_class)->finalize (object);
@@ -1921,6 +1934,28 @@ gst_clipseg_finalize (GObject * object)
     GST_PARAM_MUTABLE_PLAYING)
 #define READY_FLAGS (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | \
     GST_PARAM_MUTABLE_READY)
+
+/* A blurb with values filled in, kept for the process's life as the static
+ * strings of the param specs must be. */
+static const gchar *
+gst_clipseg_blurb (const gchar * format, ...)
+G_GNUC_PRINTF (1, 2);
+
+     static const gchar *gst_clipseg_blurb (const gchar * format, ...)
+{
+  va_list args;
+  gchar *text;
+  const gchar *interned;
+
+  va_start (args, format);
+  text = g_strdup_vprintf (format, args);
+  va_end (args);
+  interned = g_intern_string (text);
+  g_free (text);
+  return interned;
+}
+
+#define BOOLEAN_NAME(value) ((value) ? "true" : "false")
 
 static void
 gst_clipseg_install_model_properties (GObjectClass * gobject_class)
@@ -1967,46 +2002,56 @@ gst_clipseg_install_model_properties (GObjectClass * gobject_class)
           "\"imagenet80\" (OpenAI's 80 ImageNet templates), \"single\" "
           "(\"a photo of a {}.\"), \"none\" (the label alone) or the path of "
           "a file with one template containing {} per line. "
-          "Default: \"imagenet80\".", DEFAULT_TEMPLATES, PLAYING_FLAGS));
+          "Default: \"" DEFAULT_TEMPLATES "\".", DEFAULT_TEMPLATES,
+          PLAYING_FLAGS));
   g_object_class_install_property (gobject_class, PROP_MODE,
       g_param_spec_enum ("mode", "Mode",
-          "How the last vision block keeps patches local. Default: sclip.",
+          gst_clipseg_blurb ("How the last vision block keeps patches "
+              "local. Default: %s.", clipseg_mode_name (ENGINE_DEFAULT (mode))),
           GST_TYPE_CLIPSEG_MODE, DEFAULT_MODE, PLAYING_FLAGS));
   g_object_class_install_property (gobject_class, PROP_RESOLUTION,
       g_param_spec_int ("resolution", "Resolution",
           "Short side, in pixels, that frames are resized to for inference "
-          "(keeping the aspect ratio, long side at most 2048); the label map "
-          "has this size too. 0: 1.5 times the model's native image size, at "
-          "least 128 (336 for 224-pixel CLIPs, as SCLIP); for a live source "
-          "with window -1 too, the native size (at least 128) in one "
-          "whole-frame pass, several times faster (a ViT-B/16 refreshes masks "
-          "at 2-3 Hz on two cores) at some cost in accuracy (README). "
-          "Default: 0.", 0, 4096, DEFAULT_RESOLUTION, PLAYING_FLAGS));
+          "(keeping the aspect ratio, long side at most "
+          G_STRINGIFY (LONG_SIDE_MAX) "); the label map has this size too. "
+          "0: 1.5 times the model's native image size, at least "
+          G_STRINGIFY (RESOLUTION_MIN_DEFAULT) " (336 for 224-pixel CLIPs, as "
+          "SCLIP); for a live source with window -1 too, the native size (at "
+          "least " G_STRINGIFY (RESOLUTION_MIN_DEFAULT) ") in one whole-frame "
+          "pass, several times faster (a ViT-B/16 refreshes masks at 2-3 Hz "
+          "on two cores) at some cost in accuracy (README). "
+          "Default: " G_STRINGIFY (DEFAULT_RESOLUTION) ".", 0, SIDE_MAX,
+          DEFAULT_RESOLUTION, PLAYING_FLAGS));
   g_object_class_install_property (gobject_class, PROP_WINDOW,
       g_param_spec_int ("window", "Window",
           "Side in pixels of the sliding windows the resized frame is "
           "segmented in. -1: the model's native image size, or one pass over "
           "the whole frame for a live source with resolution 0 (see "
-          "resolution); 0: one pass over the whole frame. Default: -1.", -1,
-          4096, DEFAULT_WINDOW, PLAYING_FLAGS));
+          "resolution); 0: one pass over the whole frame. "
+          "Default: " G_STRINGIFY (DEFAULT_WINDOW) ".", -1, SIDE_MAX,
+          DEFAULT_WINDOW, PLAYING_FLAGS));
   g_object_class_install_property (gobject_class, PROP_STRIDE,
       g_param_spec_int ("stride", "Stride",
           "Step in pixels between sliding windows. 0: half the window. "
-          "Default: 0.", 0, 4096, DEFAULT_STRIDE, PLAYING_FLAGS));
+          "Default: " G_STRINGIFY (DEFAULT_STRIDE) ".", 0, SIDE_MAX,
+          DEFAULT_STRIDE, PLAYING_FLAGS));
   g_object_class_install_property (gobject_class, PROP_LOGIT_SCALE,
       g_param_spec_double ("logit-scale", "Logit scale",
-          "Factor on the patch-text cosines before the softmax over labels; "
-          "higher makes decisions sharper. Default: 40 (SCLIP).", 0.001, 1000.0,
+          gst_clipseg_blurb ("Factor on the patch-text cosines before the "
+              "softmax over labels; higher makes decisions sharper. "
+              "Default: %g (SCLIP's).", DEFAULT_LOGIT_SCALE), 0.001, 1000.0,
           DEFAULT_LOGIT_SCALE, PLAYING_FLAGS));
   g_object_class_install_property (gobject_class, PROP_THRESHOLD,
       g_param_spec_double ("threshold", "Threshold",
-          "Pixels whose best class probability is below this go to label 0. "
-          "Default: 0 (off).", 0.0, 1.0, DEFAULT_THRESHOLD, PLAYING_FLAGS));
+          gst_clipseg_blurb ("Pixels whose best class probability is below "
+              "this go to label 0; 0: off. Default: %g.", DEFAULT_THRESHOLD),
+          0.0, 1.0, DEFAULT_THRESHOLD, PLAYING_FLAGS));
   g_object_class_install_property (gobject_class, PROP_AREA_THRESHOLD,
       g_param_spec_double ("area-threshold", "Area threshold",
-          "Labels covering at most this share of the labelled (non-0) pixels "
-          "get probability 0, so their pixels go to the next most probable "
-          "label (SCLIP's area_thd). Default: 0 (off).", 0.0, 0.99,
+          gst_clipseg_blurb ("Labels covering at most this share of the "
+              "labelled (non-0) pixels get probability 0, so their pixels go "
+              "to the next most probable label (SCLIP's area_thd); 0: off. "
+              "Default: %g.", DEFAULT_AREA_THRESHOLD), 0.0, 0.99,
           DEFAULT_AREA_THRESHOLD, PLAYING_FLAGS));
 }
 
@@ -2015,29 +2060,33 @@ gst_clipseg_install_refinement_properties (GObjectClass * gobject_class)
 {
   g_object_class_install_property (gobject_class, PROP_KEY_SMOOTHING,
       g_param_spec_double ("key-smoothing", "Key smoothing",
-          "MaskCLIP's key smoothing, mode maskclip only (other modes ignore "
-          "it): in each window, patches whose best label probability "
-          "(softmax of 100 x cosine) is below this take the key-similarity "
-          "weighted sum of every patch's probabilities, which then stand in "
-          "for the cosines (logit-scale 1 gives MaskCLIP's own "
-          "probabilities). MaskCLIP's setting: 1 (every patch). "
-          "Default: 0 (off).", 0.0, 1.0, DEFAULT_KEY_SMOOTHING, PLAYING_FLAGS));
+          gst_clipseg_blurb ("MaskCLIP's key smoothing, mode maskclip only "
+              "(other modes ignore it): in each window, patches whose best "
+              "label probability (softmax of 100 x cosine) is below this take "
+              "the key-similarity weighted sum of every patch's "
+              "probabilities, which then stand in for the cosines "
+              "(logit-scale 1 gives MaskCLIP's own probabilities). MaskCLIP's "
+              "setting: 1 (every patch); 0: off. Default: %g.",
+              DEFAULT_KEY_SMOOTHING), 0.0, 1.0, DEFAULT_KEY_SMOOTHING,
+          PLAYING_FLAGS));
   g_object_class_install_property (gobject_class, PROP_PROMPT_DENOISING,
       g_param_spec_double ("prompt-denoising", "Prompt denoising",
-          "MaskCLIP's prompt denoising, mode maskclip only (other modes "
-          "ignore it): in each window, labels (each name of a label on its "
-          "own) whose probability (softmax of 100 x cosine) stays below this "
-          "at every patch are dropped there. MaskCLIP's setting: 0.5. "
-          "Default: 0 (off).", 0.0, 1.0, DEFAULT_PROMPT_DENOISING,
+          gst_clipseg_blurb ("MaskCLIP's prompt denoising, mode maskclip "
+              "only (other modes ignore it): in each window, labels (each "
+              "name of a label on its own) whose probability (softmax of 100 "
+              "x cosine) stays below this at every patch are dropped there. "
+              "MaskCLIP's setting: 0.5; 0: off. Default: %g.",
+              DEFAULT_PROMPT_DENOISING), 0.0, 1.0, DEFAULT_PROMPT_DENOISING,
           PLAYING_FLAGS));
   g_object_class_install_property (gobject_class, PROP_PAMR_STEPS,
       g_param_spec_uint ("pamr-steps", "PAMR steps",
-          "Steps of PAMR, which refines the label scores at the label map's "
-          "size by each pixel's colour affinity to its neighbours 8 and 16 "
-          "pixels away (SCLIP and NACLIP; NACLIP runs 10). Each step costs "
-          "time in proportion to pixels x names. Default: 0 (off, as "
-          "SCLIP).", 0, CLIPSEG_MAX_PAMR_STEPS, DEFAULT_PAMR_STEPS,
-          PLAYING_FLAGS));
+          gst_clipseg_blurb
+          ("Steps of PAMR, which refines the label scores at the label map's "
+              "size by each pixel's colour affinity to its neighbours 8 and 16 "
+              "pixels away (SCLIP and NACLIP; NACLIP runs 10). Each step costs "
+              "time in proportion to pixels x names. 0: off. Default: %d (as "
+              "SCLIP).", DEFAULT_PAMR_STEPS), 0, CLIPSEG_MAX_PAMR_STEPS,
+          DEFAULT_PAMR_STEPS, PLAYING_FLAGS));
 }
 
 static void
@@ -2047,8 +2096,9 @@ gst_clipseg_install_processing_properties (GObjectClass * gobject_class)
       g_param_spec_uint ("inference-interval", "Inference interval",
           "Infer every Nth frame: 1 = every frame, 5 = frames 0, 5, 10, ... "
           "(DL Streamer's meaning). Frames in between carry the newest "
-          "result, flagged as reused. Default: 1.", 1, G_MAXUINT,
-          DEFAULT_INFERENCE_INTERVAL, PLAYING_FLAGS));
+          "result, flagged as reused. "
+          "Default: " G_STRINGIFY (DEFAULT_INFERENCE_INTERVAL) ".", 1,
+          G_MAXUINT, DEFAULT_INFERENCE_INTERVAL, PLAYING_FLAGS));
   g_object_class_install_property (gobject_class, PROP_PROCESSING,
       g_param_spec_enum ("processing", "Processing",
           "Whether a frame chosen for inference waits for it (sync: every "
@@ -2063,13 +2113,15 @@ gst_clipseg_install_processing_properties (GObjectClass * gobject_class)
       g_param_spec_double ("smoothing", "Smoothing",
           "Temporal smoothing: weight of the past in an exponential moving "
           "average of the class probabilities over inferred frames, reset on "
-          "caps changes, flushes and label changes. 0 = off. Default: 0.5.",
-          0.0, 0.99, DEFAULT_SMOOTHING, PLAYING_FLAGS));
+          "caps changes, flushes and label changes. 0 = off. " "Default: "
+          G_STRINGIFY (DEFAULT_SMOOTHING) ".", 0.0, 0.99, DEFAULT_SMOOTHING,
+          PLAYING_FLAGS));
   g_object_class_install_property (gobject_class, PROP_N_THREADS,
       g_param_spec_int ("n-threads", "Threads",
           "Threads one inference uses. 0: all cores. More than the CPUs the "
-          "process may use are clamped to them, with a warning. Default: 0.",
-          0, 1024, DEFAULT_N_THREADS, READY_FLAGS));
+          "process may use are clamped to them, with a warning. " "Default: "
+          G_STRINGIFY (DEFAULT_N_THREADS) ".", 0, CLIPSEG_MAX_THREADS,
+          DEFAULT_N_THREADS, READY_FLAGS));
   g_object_class_install_property (gobject_class, PROP_PRECISION,
       g_param_spec_enum ("precision", "Precision",
           "Number format of the model's linear layers: bf16 runs them 2-4 "
@@ -2079,22 +2131,27 @@ gst_clipseg_install_processing_properties (GObjectClass * gobject_class)
           GST_TYPE_CLIPSEG_PRECISION, DEFAULT_PRECISION, READY_FLAGS));
   g_object_class_install_property (gobject_class, PROP_ATTACH_PROBABILITIES,
       g_param_spec_boolean ("attach-probabilities", "Attach probabilities",
-          "Also attach the smoothed class probabilities (float32 planes, one "
-          "per label, at the label map's size) to GstClipsegMeta. "
-          "Default: false.", DEFAULT_ATTACH_PROBABILITIES, PLAYING_FLAGS));
+          gst_clipseg_blurb ("Also attach the smoothed class probabilities "
+              "(float32 planes, one per label, at the label map's size) to "
+              "GstClipsegMeta. Default: %s.",
+              BOOLEAN_NAME (DEFAULT_ATTACH_PROBABILITIES)),
+          DEFAULT_ATTACH_PROBABILITIES, PLAYING_FLAGS));
   g_object_class_install_property (gobject_class, PROP_POST_MESSAGES,
       g_param_spec_boolean ("post-messages", "Post messages",
-          "Post an element message \"clipseg\" on the bus for every new "
-          "result, with the first buffer that carries it (timestamps, labels, "
-          "per-label coverage and score, inference time). Default: false.",
-          DEFAULT_POST_MESSAGES, PLAYING_FLAGS));
+          gst_clipseg_blurb ("Post an element message \"clipseg\" on the "
+              "bus for every new result, with the first buffer that carries "
+              "it (timestamps, labels, per-label coverage and score, "
+              "inference time). Default: %s.",
+              BOOLEAN_NAME (DEFAULT_POST_MESSAGES)), DEFAULT_POST_MESSAGES,
+          PLAYING_FLAGS));
   /* shadows GstBaseTransform's qos, which would drop late frames */
   g_object_class_install_property (gobject_class, PROP_QOS,
       g_param_spec_boolean ("qos", "QoS",
-          "In sync mode, skip the inference of frames that downstream QoS "
-          "events report as late; the frames themselves always pass (latest "
-          "mode never skips: its frames do not wait). Default: true.",
-          DEFAULT_QOS, PLAYING_FLAGS));
+          gst_clipseg_blurb
+          ("In sync mode, skip the inference of frames that downstream QoS "
+              "events report as late; the frames themselves always pass (latest "
+              "mode never skips: its frames do not wait). Default: %s.",
+              BOOLEAN_NAME (DEFAULT_QOS)), DEFAULT_QOS, PLAYING_FLAGS));
 }
 
 static void
@@ -2110,7 +2167,8 @@ gst_clipseg_install_overlay_properties (GObjectClass * gobject_class)
   g_object_class_install_property (gobject_class, PROP_OVERLAY_ALPHA,
       g_param_spec_double ("overlay-alpha", "Overlay alpha",
           "Opacity of the overlay colours, 0 (invisible) to 1 (opaque). "
-          "Default: 0.5.", 0.0, 1.0, DEFAULT_OVERLAY_ALPHA, PLAYING_FLAGS));
+          "Default: " G_STRINGIFY (DEFAULT_OVERLAY_ALPHA) ".", 0.0, 1.0,
+          DEFAULT_OVERLAY_ALPHA, PLAYING_FLAGS));
   g_object_class_install_property (gobject_class, PROP_COLORS,
       g_param_spec_string ("colors", "Colors",
           "Overlay colours that replace the default spread-hue palette, as "

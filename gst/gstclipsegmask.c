@@ -253,7 +253,7 @@ gst_clipseg_mask_chain (GstPad * pad, GstObject * parent, GstBuffer * buffer)
   size = self->size;
   format = self->format;
   if (meta && format == GST_CLIPSEG_MASK_FORMAT_RGB)
-    clipseg_palette_fill (palette, (const gchar * const *) meta->labels,
+    gst_clipseg_palette_fill (palette, (const gchar * const *) meta->labels,
         MIN (meta->n_labels, G_N_ELEMENTS (palette)), self->colors, 1.0);
   GST_OBJECT_UNLOCK (self);
 
@@ -401,7 +401,7 @@ gst_clipseg_mask_set_property (GObject * object, guint prop_id,
       self->format = g_value_get_enum (value);
       break;
     case PROP_COLORS:
-      clipseg_colors_set (g_value_get_string (value), &self->colors,
+      gst_clipseg_colors_set (g_value_get_string (value), &self->colors,
           &self->colors_text, &error);
       break;
     default:
@@ -448,7 +448,7 @@ gst_clipseg_mask_finalize (GObject * object)
   GstClipsegMask *self = GST_CLIPSEG_MASK (object);
 
   g_free (self->colors_text);
-  g_clear_pointer (&self->colors, clipseg_colors_free);
+  g_clear_pointer (&self->colors, gst_clipseg_colors_free);
   g_queue_clear_full (&self->pending, (GDestroyNotify) gst_event_unref);
   G_OBJECT_CLASS (parent_class)->finalize (object);
 }

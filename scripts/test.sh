@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of clipseg on a fresh Debian 12 machine: installs the
 # dependencies, builds, runs the test suites (engine, reference parity, world,
-# element), then the engine and reference suites again in an ASan+UBSan build.
+# element), then the engine and reference suites again in an ASan+UBSan build and
+# the engine, reference and element suites in a build without oneDNN.
 # Then it clones HEAD to a temporary directory with no ../shared beside it and runs
 # this script there (scripts/clone-test.sh; not in that clone: CLIPSEG_CLONE_TEST=1).
 # Benchmarks and the soak test are not run here (meson test -C build --suite bench,
@@ -69,6 +70,15 @@ if setup build-asan -Dengine-only=true -Dbuildtype=debug -Db_sanitize=address,un
     run_suites build-asan --suite engine --suite reference
 else
   echo "test.sh: the sanitizer build failed"
+  failed=$((failed + 1))
+fi
+
+# Without oneDNN (what a machine without libdnnl-dev builds): OpenBLAS runs the
+# linears in fp32.
+if setup build-nodnnl -Ddnnl=disabled && meson compile -C build-nodnnl; then
+  label=nodnnl run_suites build-nodnnl --suite engine --suite reference --suite gst
+else
+  echo "test.sh: the build without oneDNN failed"
   failed=$((failed + 1))
 fi
 

@@ -133,25 +133,66 @@ segment (struct fixture *f, struct clipseg_state *st, const float *pixels, int H
   g_assert_no_error (error);
 }
 
-static void
-test_steady_size_allocates_nothing (struct fixture *f, gconstpointer data)
-{
 #ifdef COUNT_ALLOCATIONS
-  struct clipseg_state *st = clipseg_state_new (f->model, 2);
-  float *probs = g_new (float, (size_t) f->C * f->H * f->W);
-  int32_t *labels = g_new (int32_t, (size_t) f->H * f->W);
-
-  /* the first frame sizes the scratch (and warms up the thread pool and BLAS) */
+/* Counts the allocations of three frames after a first one that sizes the
+ * scratch (and warms up the thread pool and BLAS). */
+static int
+steady_frame_allocations (struct fixture *f, struct clipseg_state *st, float *probs,
+    int32_t *labels)
+{
   segment (f, st, f->pixels, f->H, f->W, probs, labels);
   g_atomic_int_set (&n_allocations, 0);
   g_atomic_int_set (&counting, 1);
   for (int i = 0; i < 3; i++)
     segment (f, st, f->pixels, f->H, f->W, probs, labels);
   g_atomic_int_set (&counting, 0);
+  return g_atomic_int_get (&n_allocations);
+}
+#endif
+
+/* Each module's promise (vision.h, segment.h, clipseg_probs_to_labels): the
+ * vision cache's interpolated positions (a whole-image grid other than the
+ * checkpoint's) and NACLIP's bias, the segmentation scratch with the area
+ * threshold and the label map it then needs when the caller wants none. */
+static void
+test_steady_size_allocates_nothing (struct fixture *f, gconstpointer data)
+{
+#ifdef COUNT_ALLOCATIONS
+  static const struct {
+    enum clipseg_mode mode;
+    int crop;
+    float area_thd;
+    gboolean want_probs, want_labels;
+  } cases[] = {
+    {CLIPSEG_MODE_SCLIP, 32, 0.0f, TRUE, TRUE},
+    {CLIPSEG_MODE_SCLIP, 32, 0.3f, TRUE, FALSE},
+    {CLIPSEG_MODE_SCLIP, 32, 0.3f, FALSE, TRUE},
+    {CLIPSEG_MODE_NACLIP, 0, 0.3f, TRUE, TRUE},
+    {CLIPSEG_MODE_CLEARCLIP, 0, 0.0f, FALSE, TRUE},
+  };
+  size_t n = (size_t) f->H * f->W;
+  float *probs = g_new (float, f->C * n);
+  int32_t *labels = g_new (int32_t, n);
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
+    struct clipseg_state *st = clipseg_state_new (f->model, 2);
+
+    f->sp.mode = cases[i].mode, f->sp.area_thd = cases[i].area_thd;
+    f->sp.crop = cases[i].crop, f->sp.stride = cases[i].crop / 2;
+    g_test_message ("mode %s, crop %d, area threshold %g", clipseg_mode_name (f->sp.mode),
+        f->sp.crop, f->sp.area_thd);
+    g_assert_cmpint (steady_frame_allocations (f, st, cases[i].want_probs ? probs : NULL,
+            cases[i].want_labels ? labels : NULL), ==, 0);
+    clipseg_state_free (st);
+  }
+  /* the caller's own decision on probabilities, as the element makes it */
+  g_atomic_int_set (&n_allocations, 0);
+  g_atomic_int_set (&counting, 1);
+  clipseg_probs_to_labels (probs, f->C, (int) n, 0.2f, 0.3f, labels);
+  g_atomic_int_set (&counting, 0);
   g_assert_cmpint (g_atomic_int_get (&n_allocations), ==, 0);
   g_free (probs);
   g_free (labels);
-  clipseg_state_free (st);
 #else
   g_test_skip ("allocation counting is not possible under AddressSanitizer");
 #endif

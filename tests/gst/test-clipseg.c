@@ -15,6 +15,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "clipseg-engine.h"
 #include "gstclipsegmeta.h"
 #include "clipseg-check.h"
 
@@ -295,6 +296,84 @@ GST_START_TEST (test_property_defaults)
   g_free (model);
   g_free (background);
   g_free (templates);
+  gst_object_unref (element);
+}
+
+GST_END_TEST;
+
+/* The default a blurb states, as its type prints it: "-1", "0.5", "true",
+ * an enum's nick; NULL for types whose blurbs say it in words. */
+static gchar *
+default_as_stated (GParamSpec * pspec)
+{
+  const GValue *value = g_param_spec_get_default_value (pspec);
+
+  if (G_VALUE_HOLDS_INT (value))
+    return g_strdup_printf ("%d", g_value_get_int (value));
+  if (G_VALUE_HOLDS_UINT (value))
+    return g_strdup_printf ("%u", g_value_get_uint (value));
+  if (G_VALUE_HOLDS_DOUBLE (value))
+    return g_strdup_printf ("%g", g_value_get_double (value));
+  if (G_VALUE_HOLDS_BOOLEAN (value))
+    return g_strdup (g_value_get_boolean (value) ? "true" : "false");
+  if (G_VALUE_HOLDS_ENUM (value))
+    return g_strdup (g_enum_get_value (G_PARAM_SPEC_ENUM (pspec)->enum_class,
+            g_value_get_enum (value))->value_nick);
+  return NULL;
+}
+
+/* Every blurb's "Default: X" is the default the property has: blurbs are
+ * built from the constants, not repeated as literals. */
+GST_START_TEST (test_blurbs_state_the_defaults)
+{
+  GstElement *element = gst_element_factory_make ("clipseg", NULL);
+  guint n, i, checked = 0;
+  GParamSpec **pspecs =
+      g_object_class_list_properties (G_OBJECT_GET_CLASS (element), &n);
+
+  for (i = 0; i < n; i++) {
+    const gchar *stated = strstr (g_param_spec_get_blurb (pspecs[i]),
+        "Default: ");
+    gchar *value = default_as_stated (pspecs[i]);
+
+    if (stated && value) {
+      stated += strlen ("Default: ");
+      fail_unless (g_str_has_prefix (stated, value)
+          && !g_ascii_isdigit (stated[strlen (value)]),
+          "%s: the blurb says \"Default: %s\", the default is %s",
+          pspecs[i]->name, stated, value);
+      checked++;
+    }
+    g_free (value);
+  }
+  fail_unless (checked >= 15, "only %u blurbs state a default", checked);
+  g_free (pspecs);
+  gst_object_unref (element);
+}
+
+GST_END_TEST;
+
+/* What the element shares with the engine's segmentation has the engine's
+ * defaults. */
+GST_START_TEST (test_defaults_are_the_engines)
+{
+  GstElement *element = gst_element_factory_make ("clipseg", NULL);
+  struct clipseg_segment_params engine = clipseg_segment_default_params ();
+  gint mode;
+  guint pamr_steps;
+  gdouble logit_scale, threshold, area_threshold, key_smoothing, denoising;
+
+  g_object_get (element, "mode", &mode, "logit-scale", &logit_scale,
+      "threshold", &threshold, "area-threshold", &area_threshold,
+      "key-smoothing", &key_smoothing, "prompt-denoising", &denoising,
+      "pamr-steps", &pamr_steps, NULL);
+  fail_unless_equals_int (mode, engine.mode);
+  fail_unless_equals_float (logit_scale, engine.logit_scale);
+  fail_unless_equals_float (threshold, engine.prob_thd);
+  fail_unless_equals_float (area_threshold, engine.area_thd);
+  fail_unless_equals_float (key_smoothing, engine.ks_thresh);
+  fail_unless_equals_float (denoising, engine.pd_thresh);
+  fail_unless_equals_int (pamr_steps, engine.pamr_steps);
   gst_object_unref (element);
 }
 
@@ -2101,6 +2180,8 @@ clipseg_suite (void)
   tcase_add_test (tc, test_caps_overlay_composition_feature);
   tcase_add_test (tc, test_property_defaults);
   tcase_add_test (tc, test_property_flags);
+  tcase_add_test (tc, test_blurbs_state_the_defaults);
+  tcase_add_test (tc, test_defaults_are_the_engines);
   tcase_add_test (tc, test_property_round_trip);
   tcase_add_test (tc, test_precision);
   tcase_add_test (tc, test_meta_fields);

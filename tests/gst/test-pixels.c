@@ -67,7 +67,7 @@ check_format (GstVideoFormat format, gint in_w, gint in_h, gint out_w,
 {
   GstVideoInfo info;
   GstVideoFrame frame;
-  ClipsegPixels px = { 0, };
+  GstClipsegPixels px = { 0, };
   GstBuffer *buffer;
   GstMapInfo map;
   gfloat *planes = g_new (gfloat, 3 * out_w * out_h);
@@ -83,8 +83,8 @@ check_format (GstVideoFormat format, gint in_w, gint in_h, gint out_w,
   gst_buffer_unmap (buffer, &map);
   fail_unless (gst_video_frame_map (&frame, &info, buffer, GST_MAP_READ));
 
-  clipseg_pixels_init (&px, &info, out_w, out_h, mean, std);
-  clipseg_pixels_convert (&px, &frame, planes);
+  gst_clipseg_pixels_init (&px, &info, out_w, out_h, mean, std);
+  gst_clipseg_pixels_convert (&px, &frame, planes);
 
   for (y = 0; y < out_h; y++) {
     gint y0, y1, x0, x1;
@@ -111,7 +111,7 @@ check_format (GstVideoFormat format, gint in_w, gint in_h, gint out_w,
     }
   }
 
-  clipseg_pixels_clear (&px);
+  gst_clipseg_pixels_clear (&px);
   gst_video_frame_unmap (&frame);
   gst_buffer_unref (buffer);
   g_free (planes);
