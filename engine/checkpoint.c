@@ -3,8 +3,10 @@
 #include <math.h>
 #include <string.h>
 
+#include "binder.h"
 #include "checkpoint.h"
 #include "engine-log.h"
+#include "eva02.h"
 #include "finite.h"
 #include "json-file.h"
 #include "kernels.h"
@@ -85,8 +87,10 @@ tower_section (JsonObject *root, const char *name)
   return node && JSON_NODE_HOLDS_OBJECT (node) ? json_node_get_object (node) : NULL;
 }
 
+/* "clip" (or none), or "eva02-clip" as scripts/convert-checkpoint.py writes
+ * for EVA02-CLIP and CLIPSelf weights. */
 static gboolean
-check_model_type (JsonObject *root, const char *path, GError **error)
+check_model_type (JsonObject *root, struct clip_hf_config *c, const char *path, GError **error)
 {
   JsonNode *node = json_object_get_member (root, "model_type");
   const char *type;
@@ -96,9 +100,10 @@ check_model_type (JsonObject *root, const char *path, GError **error)
   if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_STRING)
     return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path, "model_type is not a string");
   type = json_node_get_string (node);
-  if (strcmp (type, "clip") != 0) {
+  c->eva02 = strcmp (type, "eva02-clip") == 0;
+  if (strcmp (type, "clip") != 0 && !c->eva02) {
     g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_MODEL,
-        "%s: unknown architecture: model_type is '%s', expected 'clip'", path, type);
+        "%s: unknown architecture: model_type is '%s', expected 'clip' or 'eva02-clip'", path, type);
     return FALSE;
   }
   return TRUE;
@@ -118,6 +123,7 @@ read_sections (JsonObject *root, struct clip_hf_config *c, const char *path, GEr
       && read_int (vision, "vision_config", "num_hidden_layers", &c->vision_layers, path, error)
       && read_int (vision, "vision_config", "image_size", &c->image_size, path, error)
       && read_int (vision, "vision_config", "patch_size", &c->patch_size, path, error)
+      && read_int (vision, "vision_config", "rope_pt_hw_seq_len", &c->rope_seq, path, error)
       && read_int (text, "text_config", "hidden_size", &c->text_width, path, error)
       && read_int (text, "text_config", "intermediate_size", &c->text_mlp, path, error)
       && read_int (text, "text_config", "num_attention_heads", &c->text_heads, path, error)
@@ -125,9 +131,10 @@ read_sections (JsonObject *root, struct clip_hf_config *c, const char *path, GEr
       && read_int (text, "text_config", "max_position_embeddings", &c->context, path, error)
       && read_int (text, "text_config", "vocab_size", &c->vocab, path, error)
       && read_int (root, "config", "projection_dim", &c->embed_dim, path, error)
-      && read_activation (vision, "vision_config", &c->activation, path, error)
+      /* EVA02's vision tower has its own eps and no activation to choose */
+      && (c->eva02 || read_activation (vision, "vision_config", &c->activation, path, error))
       && read_activation (text, "text_config", &c->activation, path, error)
-      && read_eps (vision, "vision_config", &c->ln_eps, path, error)
+      && (c->eva02 || read_eps (vision, "vision_config", &c->ln_eps, path, error))
       && read_eps (text, "text_config", &c->ln_eps, path, error);
 }
 
@@ -141,24 +148,15 @@ checkpoint_read_hf_config (const char *path, struct clip_hf_config *config, GErr
   memset (config, 0, sizeof *config);
   config->path = path;
   root = json_load_object (parser, path, error);
-  ok = root && check_model_type (root, path, error) && read_sections (root, config, path, error);
+  ok = root && check_model_type (root, config, path, error) && read_sections (root, config, path, error);
   g_object_unref (parser);
   return ok;
 }
 
 /* ---- binding tensors ----------------------------------------------------- */
 
-struct binder {
-  const struct safetensors *st;
-  GPtrArray *owned;
-  GError **error;
-  const char *source;          /* checkpoint path for "missing tensor" errors */
-  unsigned dtypes_seen;        /* bit per st_dtype */
-  int64_t n_params;
-};
-
-static const struct st_tensor *
-require (struct binder *b, const char *name)
+const struct st_tensor *
+bind_require (struct binder *b, const char *name)
 {
   const struct st_tensor *t = safetensors_find (b->st, name);
 
@@ -178,7 +176,7 @@ shape_string (int n_dims, const int64_t *shape)
   return g_string_free (s, FALSE);
 }
 
-static gboolean
+gboolean
 check_shape (struct binder *b, const struct st_tensor *t, int n_dims, const int64_t *shape)
 {
   gboolean same = t->n_dims == n_dims;
@@ -212,7 +210,7 @@ check_finite (struct binder *b, const struct st_tensor *t, const float *v)
 
 /* F32 data aligned in the mapping is used in place; anything else is converted
  * into an owned buffer once. */
-static const float *
+const float *
 tensor_floats (struct binder *b, const struct st_tensor *t)
 {
   const guint8 *src = t->data;
@@ -244,7 +242,7 @@ tensor_floats (struct binder *b, const struct st_tensor *t)
 static const guint8 *
 bind_stored (struct binder *b, const char *name, int64_t d0, int64_t d1, enum st_dtype *dtype)
 {
-  const struct st_tensor *t = require (b, name);
+  const struct st_tensor *t = bind_require (b, name);
 
   if (!t || !check_shape (b, t, 2, (int64_t[]) {d0, d1}))
     return NULL;
@@ -267,26 +265,26 @@ bind_stored (struct binder *b, const char *name, int64_t d0, int64_t d1, enum st
 }
 
 /* The tensor @name with exactly @n_dims dimensions of sizes @shape. */
-static const float *
-bind (struct binder *b, const char *name, int n_dims, const int64_t *shape)
+const float *
+bind_shape (struct binder *b, const char *name, int n_dims, const int64_t *shape)
 {
-  const struct st_tensor *t = require (b, name);
+  const struct st_tensor *t = bind_require (b, name);
 
   if (!t || !check_shape (b, t, n_dims, shape))
     return NULL;
   return tensor_floats (b, t);
 }
 
-static const float *
+const float *
 bind1 (struct binder *b, const char *name, int64_t d0)
 {
-  return bind (b, name, 1, (int64_t[]) {d0});
+  return bind_shape (b, name, 1, (int64_t[]) {d0});
 }
 
-static const float *
+const float *
 bind2 (struct binder *b, const char *name, int64_t d0, int64_t d1)
 {
-  return bind (b, name, 2, (int64_t[]) {d0, d1});
+  return bind_shape (b, name, 2, (int64_t[]) {d0, d1});
 }
 
 /* An x @ P matrix [rows, cols] stored transposed as a Linear weight [cols, rows]. */
@@ -331,8 +329,16 @@ static const struct naming hf_naming = {
   .vision_block = "vision_model.encoder.layers.%d.", .text_block = "text_model.encoder.layers.%d.",
 };
 
-static char *
-key (const char *block_format, int layer, const char *part, const char *suffix)
+/* EVA-CLIP keeps OpenAI's text tower under "text." (its vision tower: eva02.h). */
+static const struct naming eva02_naming = {
+  .name = "eva02",
+  .ln1 = "ln_1", .ln2 = "ln_2", .fc1 = "mlp.c_fc", .fc2 = "mlp.c_proj", .out = "attn.out_proj",
+  .fused_qkv = TRUE,
+  .vision_block = EVA02_BLOCK, .text_block = "text.transformer.resblocks.%d.",
+};
+
+char *
+block_key (const char *block_format, int layer, const char *part, const char *suffix)
 {
   char *prefix = g_strdup_printf (block_format, layer);
   char *name = g_strconcat (prefix, part, suffix, NULL);
@@ -349,8 +355,8 @@ bind_qkv (struct binder *b, const struct naming *n, const char *fmt, int layer, 
   const float *w, *bias;
 
   if (n->fused_qkv) {
-    w_name = key (fmt, layer, "attn.in_proj_weight", "");
-    b_name = key (fmt, layer, "attn.in_proj_bias", "");
+    w_name = block_key (fmt, layer, "attn.in_proj_weight", "");
+    b_name = block_key (fmt, layer, "attn.in_proj_bias", "");
     w = bind2 (b, w_name, 3 * (int64_t) D, D);
     bias = w ? bind1 (b, b_name, 3 * (int64_t) D) : NULL;
     g_free (w_name);
@@ -367,8 +373,8 @@ bind_qkv (struct binder *b, const struct naming *n, const char *fmt, int layer, 
     const float **bs[3] = {&blk->q_b, &blk->k_b, &blk->v_b};
 
     for (int i = 0; i < 3; i++) {
-      w_name = key (fmt, layer, parts[i], ".weight");
-      b_name = key (fmt, layer, parts[i], ".bias");
+      w_name = block_key (fmt, layer, parts[i], ".weight");
+      b_name = block_key (fmt, layer, parts[i], ".bias");
       *ws[i] = bind2 (b, w_name, D, D);
       *bs[i] = *ws[i] ? bind1 (b, b_name, D) : NULL;
       g_free (w_name);
@@ -381,12 +387,12 @@ bind_qkv (struct binder *b, const struct naming *n, const char *fmt, int layer, 
 }
 
 /* Binds a weight/bias pair "<part>.weight" [rows(, cols)] and "<part>.bias" [rows]. */
-static gboolean
+gboolean
 bind_pair (struct binder *b, const char *fmt, int layer, const char *part, int rows, int cols,
     const float **w, const float **bias)
 {
-  char *w_name = key (fmt, layer, part, ".weight");
-  char *b_name = key (fmt, layer, part, ".bias");
+  char *w_name = block_key (fmt, layer, part, ".weight");
+  char *b_name = block_key (fmt, layer, part, ".bias");
 
   *w = cols ? bind2 (b, w_name, rows, cols) : bind1 (b, w_name, rows);
   *bias = *w ? bind1 (b, b_name, rows) : NULL;
@@ -411,8 +417,8 @@ bind_block (struct binder *b, const struct naming *n, const char *fmt, int layer
 
 /* Blocks are counted by their first layer norm; a tensor of any block past
  * the count means that layer norm is missing, not that the tower is shorter. */
-static gboolean
-count_layers (struct binder *b, const struct naming *n, const char *fmt, int *layers)
+gboolean
+count_layers (struct binder *b, const char *fmt, const char *ln1, int *layers)
 {
   const char *placeholder = strstr (fmt, "%d");
   size_t prefix_len = (size_t) (placeholder - fmt);
@@ -423,7 +429,7 @@ count_layers (struct binder *b, const struct naming *n, const char *fmt, int *la
   for (*layers = 0;; (*layers)++) {
     gboolean found;
 
-    name = key (fmt, *layers, n->ln1, ".weight");
+    name = block_key (fmt, *layers, ln1, ".weight");
     found = safetensors_find (b->st, name) != NULL;
     g_free (name);
     if (!found)
@@ -438,7 +444,7 @@ count_layers (struct binder *b, const struct naming *n, const char *fmt, int *la
   g_ptr_array_free (all, TRUE);
   if (*layers > 0 && highest < *layers)
     return TRUE;
-  name = key (fmt, *layers, n->ln1, ".weight");
+  name = block_key (fmt, *layers, ln1, ".weight");
   engine_fail (b->error, CLIPSEG_ENGINE_ERROR_MODEL, b->source, "missing tensor '%s'", name);
   g_free (name);
   return FALSE;
@@ -457,10 +463,10 @@ bind_tower (struct binder *b, const struct naming *n, const char *fmt, struct cl
 /* ---- hyperparameters from shapes ------------------------------------------ */
 
 /* Dimension @dim of tensor @name, or -1 (error set) when absent or too short. */
-static int64_t
-dim_of (struct binder *b, const char *name, int n_dims, int dim)
+int64_t
+bind_dim (struct binder *b, const char *name, int n_dims, int dim)
 {
-  const struct st_tensor *t = require (b, name);
+  const struct st_tensor *t = bind_require (b, name);
 
   if (!t)
     return -1;
@@ -483,8 +489,8 @@ agree (struct binder *b, const struct clip_hf_config *cfg, const char *field, in
       field, actual, cfg->path, stated);
 }
 
-static gboolean
-grid_from_positions (struct binder *b, const char *name, int64_t n_pos, int *grid)
+gboolean
+bind_grid (struct binder *b, const char *name, int64_t n_pos, int *grid)
 {
   int g = (int) lround (sqrt ((double) MAX (n_pos - 1, 0)));
 
@@ -495,8 +501,8 @@ grid_from_positions (struct binder *b, const char *name, int64_t n_pos, int *gri
   return TRUE;
 }
 
-static gboolean
-resolve_heads (struct binder *b, const char *tower, int width, int stated, int transformers_default,
+gboolean
+bind_heads (struct binder *b, const char *tower, int width, int stated, int transformers_default,
     const struct clip_hf_config *cfg, int *heads)
 {
   /* transformers: the config's value or its default; OpenAI's build_model: width / 64 */
@@ -532,15 +538,21 @@ static const struct tower_names hf_names = {
   "text_model.final_layer_norm", "text_projection.weight", FALSE,
 };
 
+static const struct tower_names eva02_names = {
+  EVA02_KEY, NULL, NULL, NULL, NULL, NULL,
+  "text.token_embedding.weight", "text.positional_embedding", "text.ln_final",
+  "text.text_projection", TRUE,
+};
+
 static gboolean
 infer_vision (struct binder *b, const struct naming *n, const struct tower_names *tn,
     const struct clip_hf_config *cfg, struct clip_weights *w)
 {
   struct clip_vision *v = &w->vision;
-  char *fc1 = key (n->vision_block, 0, n->fc1, ".weight");
-  int64_t width = dim_of (b, tn->patch, 4, 0), patch = dim_of (b, tn->patch, 4, 3);
-  int64_t n_pos = dim_of (b, tn->pos, 2, 0), mlp = width > 0 ? dim_of (b, fc1, 2, 0) : -1;
-  int64_t embed = dim_of (b, tn->proj, 2, tn->proj_transposed ? 1 : 0);
+  char *fc1 = block_key (n->vision_block, 0, n->fc1, ".weight");
+  int64_t width = bind_dim (b, tn->patch, 4, 0), patch = bind_dim (b, tn->patch, 4, 3);
+  int64_t n_pos = bind_dim (b, tn->pos, 2, 0), mlp = width > 0 ? bind_dim (b, fc1, 2, 0) : -1;
+  int64_t embed = bind_dim (b, tn->proj, 2, tn->proj_transposed ? 1 : 0);
 
   g_free (fc1);
   if (width <= 0 || patch <= 0 || n_pos < 0 || mlp <= 0 || embed <= 0)
@@ -549,9 +561,9 @@ infer_vision (struct binder *b, const struct naming *n, const struct tower_names
   v->tower.mlp = (int) mlp;
   v->patch = (int) patch;
   w->embed_dim = (int) embed;
-  return count_layers (b, n, n->vision_block, &v->tower.layers)
-      && grid_from_positions (b, tn->pos, n_pos, &v->grid)
-      && resolve_heads (b, "vision", v->tower.width, cfg ? cfg->vision_heads : 0, 12, cfg,
+  return count_layers (b, n->vision_block, n->ln1, &v->tower.layers)
+      && bind_grid (b, tn->pos, n_pos, &v->grid)
+      && bind_heads (b, "vision", v->tower.width, cfg ? cfg->vision_heads : 0, 12, cfg,
       &v->tower.heads)
       && (!cfg || (agree (b, cfg, "vision_config.hidden_size", cfg->vision_width, width)
               && agree (b, cfg, "vision_config.intermediate_size", cfg->vision_mlp, mlp)
@@ -566,9 +578,9 @@ infer_text (struct binder *b, const struct naming *n, const struct tower_names *
     const struct clip_hf_config *cfg, struct clip_weights *w)
 {
   struct clip_text *t = &w->text;
-  char *fc1 = key (n->text_block, 0, n->fc1, ".weight");
-  int64_t vocab = dim_of (b, tn->tok, 2, 0), width = dim_of (b, tn->tok, 2, 1);
-  int64_t ctx = dim_of (b, tn->text_pos, 2, 0), mlp = width > 0 ? dim_of (b, fc1, 2, 0) : -1;
+  char *fc1 = block_key (n->text_block, 0, n->fc1, ".weight");
+  int64_t vocab = bind_dim (b, tn->tok, 2, 0), width = bind_dim (b, tn->tok, 2, 1);
+  int64_t ctx = bind_dim (b, tn->text_pos, 2, 0), mlp = width > 0 ? bind_dim (b, fc1, 2, 0) : -1;
 
   g_free (fc1);
   if (vocab <= 0 || width <= 0 || ctx <= 1 || mlp <= 0)
@@ -577,8 +589,8 @@ infer_text (struct binder *b, const struct naming *n, const struct tower_names *
   t->tower.mlp = (int) mlp;
   t->vocab = (int) vocab;
   t->context = (int) ctx;
-  return count_layers (b, n, n->text_block, &t->tower.layers)
-      && resolve_heads (b, "text", t->tower.width, cfg ? cfg->text_heads : 0, 8, cfg,
+  return count_layers (b, n->text_block, n->ln1, &t->tower.layers)
+      && bind_heads (b, "text", t->tower.width, cfg ? cfg->text_heads : 0, 8, cfg,
       &t->tower.heads)
       && (!cfg || (agree (b, cfg, "text_config.hidden_size", cfg->text_width, width)
               && agree (b, cfg, "text_config.intermediate_size", cfg->text_mlp, mlp)
@@ -587,7 +599,7 @@ infer_text (struct binder *b, const struct naming *n, const struct tower_names *
               && agree (b, cfg, "text_config.vocab_size", cfg->vocab, vocab)));
 }
 
-static const float *
+const float *
 bind_ln (struct binder *b, const char *prefix, int D, const float **bias)
 {
   char *w_name = g_strconcat (prefix, ".weight", NULL), *b_name = g_strconcat (prefix, ".bias", NULL);
@@ -606,7 +618,7 @@ bind_vision (struct binder *b, const struct naming *n, const struct tower_names 
   struct clip_vision *v = &w->vision;
   int D = v->tower.width, E = w->embed_dim, p = v->patch;
 
-  v->patch_w = bind (b, tn->patch, 4, (int64_t[]) {D, 3, p, p});
+  v->patch_w = bind_shape (b, tn->patch, 4, (int64_t[]) {D, 3, p, p});
   v->class_emb = v->patch_w ? bind1 (b, tn->class_emb, D) : NULL;
   v->pos_emb = v->class_emb ? bind2 (b, tn->pos, 1 + (int64_t) v->grid * v->grid, D) : NULL;
   if (!v->pos_emb || !(v->ln_pre_w = bind_ln (b, tn->ln_pre, D, &v->ln_pre_b))
@@ -663,33 +675,87 @@ dtype_summary (unsigned seen)
   return "mixed";
 }
 
+/* EVA02: its vision tower (eva02-bind.c) checked against config.json when
+ * there is one, OpenAI's text tower under "text.". */
+static gboolean
+bind_eva02 (struct binder *b, const struct clip_hf_config *cfg, struct clip_weights *w)
+{
+  const struct clip_vision *v = &w->vision;
+
+  return eva02_bind_vision (b, cfg && cfg->rope_seq ? cfg->rope_seq : EVA02_ROPE_SEQ, w)
+      && (!cfg || (agree (b, cfg, "vision_config.hidden_size", cfg->vision_width, v->tower.width)
+              && agree (b, cfg, "vision_config.intermediate_size", cfg->vision_mlp, v->tower.mlp)
+              && agree (b, cfg, "vision_config.num_hidden_layers", cfg->vision_layers, v->tower.layers)
+              && agree (b, cfg, "vision_config.num_attention_heads", cfg->vision_heads, v->tower.heads)
+              && agree (b, cfg, "vision_config.patch_size", cfg->patch_size, v->patch)
+              && agree (b, cfg, "vision_config.image_size", cfg->image_size, v->patch * v->grid)
+              && agree (b, cfg, "projection_dim", cfg->embed_dim, w->embed_dim)))
+      && infer_text (b, &eva02_naming, &eva02_names, cfg, w)
+      && bind_text (b, &eva02_naming, &eva02_names, w);
+}
+
+/* Which naming the tensors use: exactly one family's patch embedding. */
+static const struct naming *
+detect_naming (struct binder *b, const struct clip_hf_config *config)
+{
+  const struct tower_names *names[] = {&openclip_names, &hf_names, &eva02_names};
+  const struct naming *namings[] = {&openclip_naming, &hf_naming, &eva02_naming};
+  const struct naming *found = NULL;
+  int n_found = 0;
+
+  for (guint i = 0; i < G_N_ELEMENTS (names); i++)
+    if (safetensors_find (b->st, names[i]->patch)) {
+      found = namings[i];
+      n_found++;
+    }
+  if (n_found != 1) {
+    g_set_error (b->error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_MODEL,
+        "%s: unknown architecture: %s of '%s' (OpenCLIP/OpenAI), '%s' (Hugging Face) or '%s' "
+        "(EVA02) is present", b->source, n_found ? "more than one" : "none", openclip_names.patch,
+        hf_names.patch, eva02_names.patch);
+    return NULL;
+  }
+  if (config && config->eva02 != (found == &eva02_naming)) {
+    g_set_error (b->error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_MODEL,
+        "%s: model_type says %s but the tensors are named as %s's", config->path,
+        config->eva02 ? "eva02-clip" : "clip", found->name);
+    return NULL;
+  }
+  return found;
+}
+
 gboolean
 checkpoint_bind (struct clip_weights *w, const struct safetensors *st,
     const struct clip_hf_config *config, const char *source, GPtrArray *owned, GError **error)
 {
-  gboolean openclip = safetensors_find (st, openclip_names.patch) != NULL;
-  gboolean hf = safetensors_find (st, hf_names.patch) != NULL;
-  const struct naming *n = openclip ? &openclip_naming : &hf_naming;
-  const struct tower_names *tn = openclip ? &openclip_names : &hf_names;
   struct binder b = {.st = st, .owned = owned, .error = error, .source = source};
-  gboolean ok;
+  const struct naming *n;
+  gboolean openclip, eva02, ok;
 
   memset (w, 0, sizeof *w);
-  if (openclip == hf) {
-    g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_MODEL,
-        "%s: unknown architecture: neither '%s' (OpenCLIP/OpenAI) nor '%s' (Hugging Face) %s",
-        b.source, openclip_names.patch, hf_names.patch, openclip ? "alone is present" : "is present");
+  if (!(n = detect_naming (&b, config)))
     return FALSE;
-  }
+  openclip = n == &openclip_naming;
+  eva02 = n == &eva02_naming;
   w->naming = n->name;
-  ok = infer_vision (&b, n, tn, openclip ? NULL : config, w)
-      && infer_text (&b, n, tn, openclip ? NULL : config, w)
-      && bind_vision (&b, n, tn, w) && bind_text (&b, n, tn, w) && bind_logit_scale (&b, w);
+  if (eva02) {
+    ok = bind_eva02 (&b, config, w);
+  } else {
+    const struct tower_names *tn = openclip ? &openclip_names : &hf_names;
+
+    ok = infer_vision (&b, n, tn, openclip ? NULL : config, w)
+        && infer_text (&b, n, tn, openclip ? NULL : config, w)
+        && bind_vision (&b, n, tn, w) && bind_text (&b, n, tn, w);
+  }
+  ok = ok && bind_logit_scale (&b, w);
   w->dtype = dtype_summary (b.dtypes_seen);
   w->n_params = b.n_params;
   w->ln_eps = config && config->ln_eps > 0 ? config->ln_eps : 1e-5f;
+  if (!eva02)
+    w->vision.ln_eps = w->ln_eps;
+  /* EVA-CLIP builds its text tower with nn.GELU (quick_gelu is off in its configs) */
   w->activation = config && !openclip && config->activation != CLIPSEG_ACTIVATION_AUTO
-      ? config->activation : CLIPSEG_ACTIVATION_QUICK_GELU;
+      ? config->activation : eva02 ? CLIPSEG_ACTIVATION_GELU : CLIPSEG_ACTIVATION_QUICK_GELU;
   if (!ok)
     checkpoint_free_blocks (w);
   return ok;

@@ -8,7 +8,8 @@
  *   clipseg-engine segment MODEL --input X.npy --labels-file FILE --out P.npy [--pred L.npy] ...
  *       [--key-smoothing T] [--prompt-denoising T] [--pamr-steps N]
  *
- * MODEL is a Hugging Face CLIP directory or an OpenCLIP/OpenAI safetensors file.
+ * MODEL is a Hugging Face CLIP directory, an OpenCLIP/OpenAI safetensors file or
+ * an EVA02-CLIP (CLIPSelf) directory from scripts/convert-checkpoint.py.
  * Errors go to stderr and the exit status is 1 (2 for bad usage).
  */
 #include <stdio.h>

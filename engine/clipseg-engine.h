@@ -143,7 +143,9 @@ struct clipseg_model_params clipseg_model_default_params (void);
 /* Loads a Hugging Face CLIP directory (config.json, model.safetensors or
  * model.safetensors.index.json with its shards, vocab.json, merges.txt) or a
  * single safetensors file with OpenCLIP/OpenAI key names (hyperparameters
- * inferred from tensor shapes). Every tensor must hold finite numbers (the
+ * inferred from tensor shapes); either may instead hold EVA02-CLIP's
+ * (CLIPSelf's) EVA-CLIP names, the directory then with model_type
+ * "eva02-clip" as scripts/convert-checkpoint.py writes it. Every tensor must hold finite numbers (the
  * first that does not is named). F32 tensors are used in place from the mapped
  * file when aligned; F16/BF16 are converted to F32 once. With oneDNN the
  * linear weights are then packed once into its layout (bf16 or fp32) and the
@@ -155,7 +157,7 @@ struct clipseg_model *clipseg_model_ref (struct clipseg_model *model);
 void clipseg_model_unref (struct clipseg_model *model);
 
 struct clipseg_model_info {
-  const char *naming;         /* "huggingface" or "openclip" */
+  const char *naming;         /* "huggingface", "openclip" or "eva02" */
   const char *dtype;          /* on-disk dtype of the weights: "F32", "F16", "BF16" or "mixed" */
   enum clipseg_activation activation;  /* resolved: QUICK_GELU or GELU */
   float layer_norm_eps;

@@ -101,6 +101,21 @@ activation (float *x, int ldx, int M, int N, enum clipseg_activation act)
 }
 
 ROW_KERNEL static void
+swiglu_row (float *a, const float *gate, int n)
+{
+  for (int j = 0; j < n; j++)
+    a[j] = a[j] / (1.0f + exp_inline (-a[j])) * gate[j];
+}
+
+void
+swiglu (float *a, const float *gate, int M, int N)
+{
+#pragma omp parallel for if ((long) M * N >= PARALLEL_MIN_WORK && !omp_in_parallel ())
+  for (int i = 0; i < M; i++)
+    swiglu_row (a + (size_t) i * N, gate + (size_t) i * N, N);
+}
+
+ROW_KERNEL static void
 softmax_row (float *x, int n, float scale)
 {
   float max = x[0], sum = 0.0f, inv;

@@ -30,6 +30,10 @@ void layer_norm (const float *x, int ldx, const float *g, const float *b, float 
 /* In place, elementwise over [M, N]: QuickGELU x·σ(1.702x) or exact erf GELU. */
 void activation (float *x, int ldx, int M, int N, enum clipseg_activation act);
 
+/* In place over [M, N] (contiguous): a ← silu(a) · gate (EVA02's SwiGLU,
+ * silu(x) = x·σ(x)). */
+void swiglu (float *a, const float *gate, int M, int N);
+
 /* In place per row of N values: x ← softmax(scale · x). (Attention has its
  * own, fused softmax: attention.h.) */
 void softmax_rows (float *x, int ldx, int M, int N, float scale);

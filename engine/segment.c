@@ -422,6 +422,10 @@ clipseg_segment_params_check (const struct clipseg_model *model,
 
   if ((unsigned) sp->mode >= CLIPSEG_MODE_COUNT)
     return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "dense mode %d is not a valid mode", (int) sp->mode);
+  /* SC-CLIP's last block is written for CLIP's block: no RoPE, no SwiGLU */
+  if (sp->mode == CLIPSEG_MODE_SCCLIP && model->w.vision.rope_seq)
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "mode scclip runs on OpenAI-architecture CLIP towers, not on this "
+        "EVA02 tower (its modes: vanilla, sclip, maskclip, clearclip, naclip)");
   if (sp->crop != 0 && (sp->crop < p || sp->stride < 1 || sp->stride > sp->crop))
     return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "window %d / stride %d: the window must be 0 (whole image) or at least "
         "the patch size %d, and the stride between 1 and the window, so windows cover every pixel",
@@ -443,7 +447,7 @@ window_bytes (const struct clip_vision *v, int n_threads, int L)
   int p = v->patch;
 
   return sizeof (float) * ((double) L * v->tower.width + (double) (L - 1) * 3 * p * p
-      + (double) block_scratch_size (L, L, v->tower.width, v->tower.heads, v->tower.mlp,
+      + (double) block_scratch_size (L, L, v->tower.width, v->tower.heads, tower_hidden_width (&v->tower),
           n_threads));
 }
 

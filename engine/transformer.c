@@ -4,6 +4,7 @@
 
 #include <omp.h>
 
+#include "eva02.h"
 #include "kernels.h"
 #include "transformer.h"
 
@@ -27,6 +28,7 @@ block_scratch_init (struct block_scratch *s, float *mem, int T, int L, int D, in
   s->attn_floats = (attention_scratch_size (L, D / H) + sizeof (float) - 1) / sizeof (float);
   s->n_threads = n_threads;
   s->kernel = kernel;
+  s->rope = NULL;
 }
 
 const struct mixing mixing_stock = {ATTENTION_STANDARD, TRUE, NULL};
@@ -107,14 +109,29 @@ transformer_block (const struct clip_block *blk, const struct clip_tower *tw, fl
   layer_norm (x, D, blk->ln1_w, blk->ln1_b, eps, s->y, D, T, D);
   /* q | k | v = y · [Wq; Wk; Wv]ᵀ + b, one GEMM (MaskCLIP's last block reads v alone) */
   packed_linear_run (blk->qkv, s->y, D, s->qkv, 3 * D, T, FALSE);
+  if (s->rope && mix->kind != ATTENTION_VALUE)
+    rope_rotate (s->rope, s->qkv, B, L, D, tw->heads, s->n_threads);
   /* per-head token mixing */
   mix_tokens (tw, mix, B, L, s);
+  if (blk->inner_ln_w)
+    layer_norm (s->o, D, blk->inner_ln_w, blk->inner_ln_b, eps, s->o, D, T, D);
   /* x = out_proj(o) alone (ClearCLIP, NACLIP), or x += out_proj(o) */
   packed_linear_run (blk->out, s->o, D, x, D, T, mix->residual_and_mlp);
   if (!mix->residual_and_mlp)
     return;
-  /* x += c_proj(act(c_fc(ln_2(x)))), the activation fused into c_fc */
   layer_norm (x, D, blk->ln2_w, blk->ln2_b, eps, s->y, D, T, D);
+  if (tw->swiglu) {
+    /* x += w3(ffn_ln(silu(w1 y) · w2 y)), every matrix dense for the GEMMs */
+    float *gate = s->h + (size_t) T * M;
+
+    packed_linear_run (blk->fc1, s->y, D, s->h, M, T, FALSE);
+    packed_linear_run (blk->gate, s->y, D, gate, M, T, FALSE);
+    swiglu (s->h, gate, T, M);
+    layer_norm (s->h, M, blk->ffn_ln_w, blk->ffn_ln_b, eps, s->h, M, T, M);
+    packed_linear_run (blk->fc2, s->h, M, x, D, T, TRUE);
+    return;
+  }
+  /* x += c_proj(act(c_fc(ln_2(x)))), the activation fused into c_fc */
   packed_linear_run (blk->fc1, s->y, D, s->h, M, T, FALSE);
   packed_linear_run (blk->fc2, s->h, M, x, D, T, TRUE);
 }

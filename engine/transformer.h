@@ -7,6 +7,9 @@
  * query-query and NACLIP's biased key-key attention; SC-CLIP's key-key half,
  * scclip.c). Whether a block keeps the residual connection and the MLP is
  * struct mixing's residual_and_mlp (vision.c says which modes drop them).
+ * EVA02's block (eva02.h) is the same with a layer norm after the heads,
+ * RoPE on q and k before the mixing (MaskCLIP's value path skips it: q and k
+ * go unused) and a SwiGLU MLP.
  */
 #ifndef TRANSFORMER_H
 #define TRANSFORMER_H
@@ -30,6 +33,8 @@ struct mixing {
   const struct attention_grid_bias *score_bias;  /* for ATTENTION_KK_BIASED, else NULL */
 };
 
+struct rope_grid;
+
 extern const struct mixing mixing_stock;   /* CLIP's own block */
 extern const struct mixing mixing_causal;  /* the text tower's */
 
@@ -38,17 +43,26 @@ struct block_scratch {
   float *y;        /* [T, D]   layer-norm output */
   float *qkv;      /* [T, 3D]  q | k | v */
   float *o;        /* [T, D]   attention output, heads concatenated */
-  float *h;        /* [T, M]   MLP hidden layer */
+  float *h;        /* [T, M]   MLP hidden layer (SwiGLU: then its gate, [T, M]) */
   float *attn;     /* [n_threads] attention scratch, attn_floats each */
   size_t attn_floats;
   int n_threads;
   enum attention_kernel kernel;  /* what runs the attention */
+  const struct rope_grid *rope;  /* EVA02's rotary embedding, else NULL */
 };
 
-/* Floats needed for T = B·L tokens of width D in H heads, MLP width M and
+/* Floats per token of @tw's MLP hidden layer: M, or 2M for SwiGLU's two inputs. */
+static inline int
+tower_hidden_width (const struct clip_tower *tw)
+{
+  return tw->swiglu ? 2 * tw->mlp : tw->mlp;
+}
+
+/* Floats needed for T = B·L tokens of width D in H heads, MLP hidden width M
+ * (tower_hidden_width) and
  * n_threads: linear in L (attention keeps no score matrix). */
 size_t block_scratch_size (int T, int L, int D, int H, int M, int n_threads);
-/* Carves @mem (block_scratch_size floats) into the fields of @s. */
+/* Carves @mem (block_scratch_size floats) into the fields of @s; no RoPE. */
 void block_scratch_init (struct block_scratch *s, float *mem, int T, int L, int D, int H, int M,
     int n_threads, enum attention_kernel kernel);
 

@@ -2,6 +2,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "eva02.h"
 #include "kernels.h"
 #include "vision.h"
 
@@ -37,13 +38,16 @@ cubic_taps (int dst, float inv_scale, int in, int idx[4], float w[4])
     idx[k] = CLAMP ((int) base - 1 + k, 0, in - 1);
 }
 
-/* SCLIP's interpolate_pos_encoding: the g0 x g0 patch positions are resized
- * bicubically with scale factor (g + 0.1) / g0 per axis; CLS keeps its own. */
+/* The g0 x g0 patch positions resized bicubically to gh x gw; CLS keeps its
+ * own. SCLIP's interpolate_pos_encoding (CLIP) passes the scale factor
+ * (g + 0.1) / g0 per axis, CLIPSelf's rescale_positional_embedding (EVA02)
+ * the size, for a step of g0 / g. */
 static void
-interpolate_positions (const float *pos, int g0, int gh, int gw, int D, float *out)
+interpolate_positions (const float *pos, int g0, int gh, int gw, int D, gboolean by_size,
+    float *out)
 {
-  float inv_h = (float) (1.0 / (((double) gh + 0.1) / g0));
-  float inv_w = (float) (1.0 / (((double) gw + 0.1) / g0));
+  float inv_h = by_size ? (float) g0 / gh : (float) (1.0 / (((double) gh + 0.1) / g0));
+  float inv_w = by_size ? (float) g0 / gw : (float) (1.0 / (((double) gw + 0.1) / g0));
   const float *grid = pos + D;
 
   memcpy (out, pos, D * sizeof (float));
@@ -84,7 +88,7 @@ positions_for (const struct clip_vision *v, struct vision_cache *cache, int gh, 
   if (cache->pos_gh == gh && cache->pos_gw == gw)
     return cache->positions.data;
   out = buffer_reserve (&cache->positions, (size_t) (1 + gh * gw) * D);
-  interpolate_positions (v->pos_emb, v->grid, gh, gw, D, out);
+  interpolate_positions (v->pos_emb, v->grid, gh, gw, D, v->rope_seq > 0, out);
   cache->pos_gh = gh;
   cache->pos_gw = gw;
   return out;
@@ -205,7 +209,8 @@ vision_plan (const struct clip_weights *cw, struct vision_cache *cache, int h, i
 }
 
 /* out_proj(K) of every patch token from the last block's q|k|v, which the
- * block's MLP leaves in place. */
+ * block's MLP leaves in place; EVA02's inner_attn_ln comes first, as on the
+ * heads' output (into s->o, free after the block). */
 static void
 last_block_keys (const struct clip_vision *v, const struct block_scratch *s, int B, int L,
     float *keys)
@@ -213,9 +218,16 @@ last_block_keys (const struct clip_vision *v, const struct block_scratch *s, int
   int D = v->tower.width;
   const struct clip_block *last = &v->tower.blocks[v->tower.layers - 1];
 
-  for (int b = 0; b < B; b++)
-    packed_linear_run (last->out, s->qkv + ((size_t) b * L + 1) * 3 * D + D, 3 * D,
-        keys + (size_t) b * (L - 1) * D, D, L - 1, FALSE);
+  for (int b = 0; b < B; b++) {
+    const float *k = s->qkv + ((size_t) b * L + 1) * 3 * D + D;
+    int ld = 3 * D;
+
+    if (last->inner_ln_w) {
+      layer_norm (k, ld, last->inner_ln_w, last->inner_ln_b, v->ln_eps, s->o, D, L - 1, D);
+      k = s->o, ld = D;
+    }
+    packed_linear_run (last->out, k, ld, keys + (size_t) b * (L - 1) * D, D, L - 1, FALSE);
+  }
 }
 
 void
@@ -228,17 +240,24 @@ vision_forward (const struct clip_weights *cw, const struct vision_plan *plan,
   int N = gh * gw, L = N + 1, B = n_windows, T = B * L;
   float *x = buffer_reserve (&vs->tokens, (size_t) T * D);
   float *patches = buffer_reserve (&vs->patches, (size_t) B * N * 3 * p * p);
-  float *mem = buffer_reserve (&vs->block, block_scratch_size (T, L, D, v->tower.heads, v->tower.mlp, n_threads));
+  int M = tower_hidden_width (&v->tower), heads = v->tower.heads;
+  size_t block_floats = block_scratch_size (T, L, D, heads, M, n_threads);
+  float *mem = buffer_reserve (&vs->block, block_floats + rope_grid_floats (gh, gw, D / heads));
   const float *pos = plan->positions;
   float *sc = plan->scclip ? buffer_reserve (&vs->scclip, scclip_scratch_size (B, N, D)) : NULL;
   int last = v->tower.layers - 1;
   struct block_scratch s;
+  struct rope_grid rope;
 
-  block_scratch_init (&s, mem, T, L, D, v->tower.heads, v->tower.mlp, n_threads, cw->attention);
+  block_scratch_init (&s, mem, T, L, D, heads, M, n_threads, cw->attention);
+  if (v->rope_seq) {
+    rope_grid_init (&rope, mem + block_floats, gh, gw, D / heads, v->rope_seq);
+    s.rope = &rope;
+  }
   /* patch embedding: a stride-p convolution as one GEMM */
   im2col (pixels, H, W, windows, B, p, gh, gw, n_threads, patches);
   packed_linear_run (v->patch_embed, patches, 3 * p * p, s.y, D, B * N, FALSE);
-  /* tokens = [class embedding; patches] + positions, then ln_pre */
+  /* tokens = [class embedding; patches] + positions, then ln_pre (not EVA02's) */
   for (int b = 0; b < B; b++) {
     float *seq = x + (size_t) b * L * D;
 
@@ -247,25 +266,26 @@ vision_forward (const struct clip_weights *cw, const struct vision_plan *plan,
     for (size_t i = 0; i < (size_t) N * D; i++)
       seq[D + i] = s.y[(size_t) b * N * D + i] + pos[D + i];
   }
-  layer_norm (x, D, v->ln_pre_w, v->ln_pre_b, cw->ln_eps, x, D, T, D);
+  if (v->ln_pre_w)
+    layer_norm (x, D, v->ln_pre_w, v->ln_pre_b, v->ln_eps, x, D, T, D);
   /* stock blocks (SC-CLIP keeping what it reads), then the last one in the dense mode */
   for (int l = -1; l < last; l++) {
     if (l >= 0)
-      transformer_block (&v->tower.blocks[l], &v->tower, cw->ln_eps, &mixing_stock, x, B, L, &s);
+      transformer_block (&v->tower.blocks[l], &v->tower, v->ln_eps, &mixing_stock, x, B, L, &s);
     if (sc)
       scclip_keep (&plan->layers, l, x, B, N, D, sc);
     if (plan->abort && plan->abort (plan->abort_data))
       return;
   }
   if (sc)
-    scclip_last_block (&v->tower, cw->ln_eps, gh, gw, x, B, &s, sc);
+    scclip_last_block (&v->tower, v->ln_eps, gh, gw, x, B, &s, sc);
   else
-    transformer_block (&v->tower.blocks[last], &v->tower, cw->ln_eps, &plan->last, x, B, L, &s);
+    transformer_block (&v->tower.blocks[last], &v->tower, v->ln_eps, &plan->last, x, B, L, &s);
   if (keys)
     last_block_keys (v, &s, B, L, keys);
   /* ln_post on every patch token (CLS dropped), projection, unit length */
   for (int b = 0; b < B; b++)
-    layer_norm (x + ((size_t) b * L + 1) * D, D, v->ln_post_w, v->ln_post_b, cw->ln_eps,
+    layer_norm (x + ((size_t) b * L + 1) * D, D, v->ln_post_w, v->ln_post_b, v->ln_eps,
         s.y + (size_t) b * N * D, D, N, D);
   packed_linear_run (v->proj, s.y, D, features, E, B * N, FALSE);
   l2_normalize_rows (features, E, B * N, E);

@@ -1969,7 +1969,8 @@ gst_clipseg_install_model_properties (GObjectClass * gobject_class)
   g_object_class_install_property (gobject_class, PROP_MODEL,
       g_param_spec_string ("model", "Model",
           "CLIP checkpoint: a Hugging Face CLIP directory (config.json, "
-          "model.safetensors, vocab.json, merges.txt) or an OpenCLIP/OpenAI "
+          "model.safetensors, vocab.json, merges.txt), an EVA02-CLIP/CLIPSelf "
+          "directory from scripts/convert-checkpoint.py, or an OpenCLIP/OpenAI "
           "safetensors file. Instances with the same path share one loaded "
           "model. It loads in the background from the start; live frames "
           "pass meanwhile. Set while running, the new model loads in the "

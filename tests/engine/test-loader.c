@@ -27,6 +27,8 @@
 
 #include "test-util.h"
 
+#define EVA02 "loader-eva02"   /* as scripts/convert-checkpoint.py writes EVA02-CLIP */
+
 /* Loads @path (with @vocab_path) expecting failure with @code and a message
  * containing every following string (NULL-terminated). */
 static void
@@ -1380,6 +1382,112 @@ test_unknown_architecture_tensors (void)
   breakage_free (b);
 }
 
+/* ---- EVA02-CLIP (CLIPSelf's vision tower) ---------------------------------- */
+
+static gboolean
+have_eva02 (void)
+{
+  char *path = base_path (EVA02);
+  gboolean ok = g_file_test (path, G_FILE_TEST_IS_DIR);
+
+  g_free (path);
+  if (!ok)
+    g_test_skip ("EVA02 base checkpoint not generated (needs /usr/bin/python3 with numpy at build time)");
+  return ok;
+}
+
+static void
+test_eva02_loads (void)
+{
+  struct clipseg_model *model;
+  const struct clipseg_model_info *i;
+  char *path;
+
+  if (!have_eva02 ())
+    return;
+  path = base_path (EVA02);
+  model = load_ok (path);
+  g_free (path);
+  i = clipseg_model_get_info (model);
+  g_assert_cmpstr (i->naming, ==, "eva02");
+  /* the text tower's: EVA-CLIP builds it with nn.GELU and eps 1e-5 */
+  g_assert_cmpint (i->activation, ==, CLIPSEG_ACTIVATION_GELU);
+  g_assert_cmpfloat (i->layer_norm_eps, ==, 1e-5f);
+  g_assert_cmpint (i->vision_width, ==, OC_WIDTH);
+  g_assert_cmpint (i->vision_mlp, ==, (int) (OC_WIDTH * 2.6667));
+  g_assert_cmpint (i->vision_layers, ==, N_LAYERS);
+  g_assert_cmpint (i->image_size, ==, IMAGE);
+  clipseg_model_unref (model);
+}
+
+/* Every part of the EVA02 block, the tower around it and the text tower
+ * under "text." is required and named when missing. */
+static void
+test_eva02_missing_tensor (void)
+{
+  static const char *const names[] = {
+    "visual.blocks.0.attn.q_bias", "visual.blocks.1.attn.v_bias",
+    "visual.blocks.0.attn.k_proj.weight", "visual.blocks.1.attn.inner_attn_ln.bias",
+    "visual.blocks.0.attn.proj.weight", "visual.blocks.1.mlp.w2.weight",
+    "visual.blocks.0.mlp.ffn_ln.weight", "visual.blocks.1.mlp.w3.bias",
+    "visual.patch_embed.proj.bias", "visual.cls_token", "visual.pos_embed", "visual.norm.bias",
+    "visual.head.bias", "text.transformer.resblocks.1.mlp.c_fc.weight",
+    "text.token_embedding.weight", "text.ln_final.weight", "text.text_projection",
+  };
+
+  if (!have_eva02 ())
+    return;
+  for (guint i = 0; i < G_N_ELEMENTS (names); i++)
+    expect_missing_tensor (EVA02, "model.safetensors", names[i]);
+}
+
+/* Layer scale, a stored RoPE table of the wrong shape, and a config.json
+ * that names the other family are refused, naming what is wrong. */
+static void
+test_eva02_refused (void)
+{
+  struct breakage *b;
+
+  if (!have_eva02 ())
+    return;
+  b = breakage_st (EVA02, "model.safetensors");
+  st_add_copy (b->st, "visual.blocks.1.norm1.weight", "visual.blocks.1.gamma_1");
+  st_write (b->st, b->file);
+  expect_load_error (b->dir, MODEL, "visual.blocks.1.gamma_1", "layer scale");
+  breakage_free (b);
+
+  b = breakage_st (EVA02, "model.safetensors");
+  st_remove (b->st, "visual.rope.freqs_sin");
+  st_add_copy (b->st, "visual.pos_embed", "visual.rope.freqs_sin");
+  st_write (b->st, b->file);
+  expect_load_error (b->dir, MODEL, "visual.rope.freqs_sin", "shape");
+  breakage_free (b);
+
+  b = breakage_new (EVA02, "config.json");
+  json_edit (b->dir, "config.json", "", "model_type", jstring ("clip"));
+  json_edit (b->dir, "config.json", "vision_config", "hidden_act", jstring ("gelu"));
+  json_edit (b->dir, "config.json", "vision_config", "layer_norm_eps", jdouble (1e-5));
+  expect_load_error (b->dir, MODEL, b->file, "model_type says clip", "eva02");
+  breakage_free (b);
+
+  b = breakage_new (HF, "config.json");
+  json_edit (b->dir, "config.json", "", "model_type", jstring ("eva02-clip"));
+  expect_load_error (b->dir, MODEL, b->file, "model_type says eva02-clip", "huggingface");
+  breakage_free (b);
+
+  b = breakage_new (EVA02, "config.json");
+  json_edit (b->dir, "config.json", "vision_config", "num_hidden_layers", jint (3));
+  expect_load_error (b->dir, MODEL, b->file, "vision_config.num_hidden_layers");
+  breakage_free (b);
+
+  /* EVA02 and OpenAI names at once */
+  b = breakage_st (EVA02, "model.safetensors");
+  st_add_copy (b->st, "visual.patch_embed.proj.weight", "visual.conv1.weight");
+  st_write (b->st, b->file);
+  expect_load_error (b->dir, MODEL, "unknown architecture", "more than one");
+  breakage_free (b);
+}
+
 /* ---- checkpoint level: config.json ------------------------------------------ */
 
 /* Sets (or with NULL removes) @member of object @where in config.json. */
@@ -2160,6 +2268,9 @@ main (int argc, char **argv)
   ADD ("tensors/wrong-shape", test_wrong_shape);
   ADD ("tensors/wrong-dtype", test_wrong_dtype);
   ADD ("tensors/unknown-architecture", test_unknown_architecture_tensors);
+  ADD ("eva02/loads", test_eva02_loads);
+  ADD ("eva02/missing-tensor", test_eva02_missing_tensor);
+  ADD ("eva02/refused", test_eva02_refused);
 
   ADD ("config/unknown-architecture", test_config_unknown_architecture);
   ADD ("config/not-json", test_config_not_json);

@@ -12,6 +12,7 @@
 #include <gst/video/video.h>
 #include <glib/gstdio.h>
 
+#include <math.h>
 #include <string.h>
 
 #include "clipseg-engine.h"
@@ -1580,6 +1581,60 @@ GST_START_TEST (test_model_swap_while_playing)
 
 GST_END_TEST;
 
+/* An EVA02-CLIP checkpoint (CLIPSelf's tower, as convert-checkpoint.py
+ * writes it) segments in CLIPSelf's dense mode: the result is the same as a
+ * fresh element's on the same frame, and it is EVA02's own, different from
+ * the CLIP test model's and from its other modes'. */
+static gdouble *
+mode_scores (const gchar * model, const gchar * mode, guint index)
+{
+  GstElement *element = make_clipseg ("model", model, NULL);
+  GstHarness *h;
+  GstBuffer *out;
+  GstClipsegMeta *meta;
+  gdouble *scores;
+
+  gst_util_set_object_arg (G_OBJECT (element), "mode", mode);
+  h = harness_for (element, RGBX_CAPS);
+  out = gst_harness_push_and_pull (h, make_frame (index, FALSE));
+  meta = get_meta (out);
+  fail_unless_equals_int (meta->n_labels, 4);
+  scores = g_memdup2 (meta->score, meta->n_labels * sizeof (gdouble));
+  gst_buffer_unref (out);
+  gst_harness_teardown (h);
+  return scores;
+}
+
+static gboolean
+same_scores (const gdouble * a, const gdouble * b)
+{
+  for (guint k = 0; k < 4; k++)
+    if (a[k] != b[k])
+      return FALSE;
+  return TRUE;
+}
+
+GST_START_TEST (test_eva02_model)
+{
+  gdouble *eva = mode_scores (TEST_EVA02_MODEL, "maskclip", 3);
+  gdouble *again = mode_scores (TEST_EVA02_MODEL, "maskclip", 3);
+  gdouble *clip = mode_scores (TEST_MODEL, "maskclip", 3);
+  gdouble *vanilla = mode_scores (TEST_EVA02_MODEL, "vanilla", 3);
+
+  fail_unless (same_scores (eva, again), "EVA02 results differ between runs");
+  fail_if (same_scores (eva, clip),
+      "the EVA02 model gives the CLIP model's scores");
+  fail_if (same_scores (eva, vanilla), "mode has no effect on the EVA02 model");
+  for (guint k = 0; k < 4; k++)
+    fail_unless (isfinite (eva[k]) && eva[k] >= 0.0 && eva[k] <= 1.0);
+  g_free (eva);
+  g_free (again);
+  g_free (clip);
+  g_free (vanilla);
+}
+
+GST_END_TEST;
+
 GST_START_TEST (test_runtime_bad_labels_keep_previous)
 {
   GstElement *element = make_clipseg (NULL);
@@ -2181,6 +2236,7 @@ clipseg_suite (void)
   tcase_add_test (tc, test_every_mode_runs);
   tcase_add_test (tc, test_runtime_bad_labels_keep_previous);
   tcase_add_test (tc, test_model_swap_while_playing);
+  tcase_add_test (tc, test_eva02_model);
   tcase_add_test (tc, test_runtime_bad_windows_warn_and_continue);
   tcase_add_test (tc, test_long_inference_is_cancelled);
   tcase_add_test (tc, test_overlay_blend_changes_only_labelled_pixels);

@@ -50,6 +50,8 @@ scripts=$p/share/clipseg/pipelines
   || fail "read-meta.py"
 [ -f "$tmp/arrays/000009.npy" ] || fail "read-meta.py wrote no 000009.npy"
 "$p/share/clipseg/scripts/get-model.sh" --help >/dev/null || fail "get-model.sh --help"
+/usr/bin/python3 "$p/share/clipseg/scripts/convert-checkpoint.py" --help >/dev/null \
+  || fail "convert-checkpoint.py --help"
 echo "installed scripts: export-json.sh, export-masks.sh, read-meta.py"
 
 pc_file=$p/$libdir/pkgconfig/gstreamer-clipseg-meta-1.0.pc

@@ -699,6 +699,66 @@ def scclip_prior(S):
     return softmax(Z, axis=1)
 
 
+def mix_tokens(q, k, v, causal=False, mode='vanilla', grid=None):
+    """[H, L, d] heads mixed as each mode's last block does (q, k, v [H, L, d])."""
+    s = 1.0 / math.sqrt(q.shape[-1])
+    if mode == 'vanilla':
+        a = q @ k.transpose(0, 2, 1) * s
+        if causal:
+            L = a.shape[-1]
+            a = a + np.triu(np.full((L, L), -np.inf), 1)
+        return softmax(a) @ v
+    if mode == 'sclip':  # correlative self-attention, rows sum to 2 (1.1)
+        return (softmax(q @ q.transpose(0, 2, 1) * s) + softmax(k @ k.transpose(0, 2, 1) * s)) @ v
+    if mode == 'maskclip':  # value path: out_proj(V) (2.1)
+        return v
+    if mode == 'clearclip':  # query-query attention (more-methods.md 2)
+        return softmax(q @ q.transpose(0, 2, 1) * s) @ v
+    if mode == 'naclip':  # key-key attention + Gaussian neighbourhood (more-methods.md 1)
+        return softmax(k @ k.transpose(0, 2, 1) * s + naclip_gaussian(*grid)) @ v
+    raise ValueError('unknown mode %r' % mode)
+
+
+def silu(x):
+    return x / (1.0 + np.exp(-x))
+
+
+def interp_pos_bicubic_size(grid, h0, w0):
+    """CLIPSelf's rescale_positional_embedding (3.1): bicubic, align_corners=False,
+    by size, so src = (dst+0.5) * g0/h0 - 0.5."""
+    g0h, g0w = grid.shape[:2]
+    Mh = _bicubic_matrix(g0h, h0, g0h / h0)
+    Mw = _bicubic_matrix(g0w, w0, g0w / w0)
+    return np.einsum('ai,ijd->ajd', Mh, np.einsum('bj,ijd->ibd', Mw, grid))
+
+
+EVA02_ROPE_SEQ = 16  # pt_hw_seq_len of EVA02-CLIP-B-16 and -L-14-336 (3.1)
+
+
+def eva02_rope(gh, gw, d, seq=EVA02_ROPE_SEQ):
+    """cos, sin [gh*gw, d] of EVA02's 2D RoPE (3.1, intp_freq): per axis of g patches
+    t_i = i*seq/g; frequencies f_k = 10000^(-2k/(d/2)), k < d/4, each repeated twice
+    in a row; the first d/2 angles are the row's t*f, the last d/2 the column's.
+    Unlike EVA-CLIP's recalculate (one g = int(sqrt(gh*gw))), each axis uses its own
+    length."""
+    f = 10000.0 ** (-2.0 * np.arange(d // 4) / (d // 2))
+
+    def axis(g):
+        return np.repeat((np.arange(g) * seq / g)[:, None] * f[None], 2, axis=1)  # [g, d/2]
+    ang = np.concatenate([np.broadcast_to(axis(gh)[:, None], (gh, gw, d // 2)),
+                          np.broadcast_to(axis(gw)[None], (gh, gw, d // 2))], -1)
+    ang = ang.reshape(gh * gw, d)
+    return np.cos(ang), np.sin(ang)
+
+
+def rope_apply(x, cos, sin):
+    """x*cos + rotate_half(x)*sin, rotate_half: (x2j, x2j+1) -> (-x2j+1, x2j)."""
+    rot = np.empty_like(x)
+    rot[..., 0::2] = -x[..., 1::2]
+    rot[..., 1::2] = x[..., 0::2]
+    return x * cos + rot * sin
+
+
 def _hf_tensors(path):
     idx = os.path.join(path, 'model.safetensors.index.json')
     if os.path.exists(idx):
@@ -774,24 +834,7 @@ class Model:
 
     def _attention(self, pre, y, heads, causal=False, mode='vanilla', grid=None):
         q, k, v, d = self._attn_qkv(pre, y, heads)
-        s = 1.0 / math.sqrt(d)
-        if mode == 'vanilla':
-            a = q @ k.transpose(0, 2, 1) * s
-            if causal:
-                L = a.shape[-1]
-                a = a + np.triu(np.full((L, L), -np.inf), 1)
-            return self._merge_out(pre, softmax(a) @ v)
-        if mode == 'sclip':  # correlative self-attention, rows sum to 2 (1.1)
-            a = softmax(q @ q.transpose(0, 2, 1) * s) + softmax(k @ k.transpose(0, 2, 1) * s)
-            return self._merge_out(pre, a @ v)
-        if mode == 'maskclip':  # value path: out_proj(V) (2.1)
-            return self._merge_out(pre, v)
-        if mode == 'clearclip':  # query-query attention (more-methods.md 2)
-            return self._merge_out(pre, softmax(q @ q.transpose(0, 2, 1) * s) @ v)
-        if mode == 'naclip':  # key-key attention + Gaussian neighbourhood (more-methods.md 1)
-            return self._merge_out(pre, softmax(k @ k.transpose(0, 2, 1) * s
-                                                + naclip_gaussian(*grid)) @ v)
-        raise ValueError('unknown mode %r' % mode)
+        return self._merge_out(pre, mix_tokens(q, k, v, causal, mode, grid))
 
     def _block(self, pre, x, heads, causal=False, mode='vanilla', grid=None):
         W = self.W
@@ -979,6 +1022,113 @@ class Model:
         return probs, labels
 
 
+class Eva02Model(Model):
+    """EVA02-CLIP / CLIPSelf (algorithms.md 3): the vision tower under its EVA-CLIP
+    names (visual.patch_embed.proj, visual.blocks.N.*, visual.norm, visual.head),
+    OpenAI's text tower (canonical names, 'text.' prefix stripped). Vision layer
+    norms use eps 1e-6; the text tower keeps self.eps."""
+
+    VISION_EPS = 1e-6
+
+    def _eva_block(self, pre, x, heads, mode, grid):
+        """A block of 3.1; the last one in `mode`. maskclip is CLIPSelf's
+        forward_without_attn: x + proj(inner_attn_ln(LN1(x) Wv + v_bias)), then the
+        MLP. clearclip and naclip drop the residual and the MLP as on CLIP."""
+        W, e = self.W, self.VISION_EPS
+        ln = lambda t, n: layer_norm(t, W[pre + n + '.weight'], W[pre + n + '.bias'], e)  # noqa: E731
+        y = ln(x, 'norm1')
+        L, D = y.shape
+        d = D // heads
+        q = y @ W[pre + 'attn.q_proj.weight'].T + W[pre + 'attn.q_bias']
+        k = y @ W[pre + 'attn.k_proj.weight'].T
+        v = y @ W[pre + 'attn.v_proj.weight'].T + W[pre + 'attn.v_bias']
+        split = lambda t: t.reshape(L, heads, d).transpose(1, 0, 2)  # noqa: E731
+        q, k, v = split(q), split(k), split(v)
+        cos, sin = eva02_rope(grid[0], grid[1], d, self.cfg['rope_seq'])
+        q[:, 1:] = rope_apply(q[:, 1:], cos, sin)  # patch tokens only, cls untouched
+        k[:, 1:] = rope_apply(k[:, 1:], cos, sin)
+        o = mix_tokens(q, k, v, False, mode, grid).transpose(1, 0, 2).reshape(L, D)
+        a = ln(o, 'attn.inner_attn_ln') @ W[pre + 'attn.proj.weight'].T + W[pre + 'attn.proj.bias']
+        if mode in ('clearclip', 'naclip'):
+            return a
+        x = x + a
+        h = ln(x, 'norm2')
+        h = silu(h @ W[pre + 'mlp.w1.weight'].T + W[pre + 'mlp.w1.bias']) * \
+            (h @ W[pre + 'mlp.w2.weight'].T + W[pre + 'mlp.w2.bias'])
+        h = ln(h, 'mlp.ffn_ln')
+        return x + h @ W[pre + 'mlp.w3.weight'].T + W[pre + 'mlp.w3.bias']
+
+    def positional(self, h0, w0):
+        pos = self.W['visual.pos_embed'][0]
+        g0 = int(round(math.sqrt(pos.shape[0] - 1)))
+        if h0 == g0 and w0 == g0:
+            return pos
+        new = interp_pos_bicubic_size(pos[1:].reshape(g0, g0, -1), h0, w0).reshape(h0 * w0, -1)
+        return np.concatenate([pos[:1], new], 0)
+
+    def last_keys(self, t):
+        """The keys of MaskCLIP's key smoothing on EVA02 (the engine's choice, as on
+        CLIP: the last block's out projection applied to its keys, here after
+        inner_attn_ln; no RoPE, no bias: EVA02 has no k bias)."""
+        W, c, e = self.W, self.cfg, self.VISION_EPS
+        pre = 'visual.blocks.%d.' % (c['vision_layers'] - 1)
+        y = layer_norm(t, W[pre + 'norm1.weight'], W[pre + 'norm1.bias'], e)
+        K = layer_norm(y @ W[pre + 'attn.k_proj.weight'].T, W[pre + 'attn.inner_attn_ln.weight'],
+                       W[pre + 'attn.inner_attn_ln.bias'], e)
+        return (K @ W[pre + 'attn.proj.weight'].T + W[pre + 'attn.proj.bias'])[1:]
+
+    def encode_dense(self, x, mode='maskclip', normalise=True, keys=False):
+        """CLIPSelf's encode_dense (3.1) for mode='maskclip'; other modes change the
+        last block as _eva_block says. Returns [(H//p)(W//p), E] (and the keys)."""
+        W, c, e = self.W, self.cfg, self.VISION_EPS
+        p = c['patch_size']
+        h0, w0 = x.shape[1] // p, x.shape[2] // p
+        x = np.asarray(x, dtype=np.float64)[:, :h0 * p, :w0 * p]
+        patches = x.reshape(3, h0, p, w0, p).transpose(1, 3, 0, 2, 4).reshape(h0 * w0, 3 * p * p)
+        conv = W['visual.patch_embed.proj.weight']
+        tok = patches @ conv.reshape(conv.shape[0], -1).T + W['visual.patch_embed.proj.bias']
+        t = np.concatenate([W['visual.cls_token'][0], tok], 0) + self.positional(h0, w0)
+        L = c['vision_layers']
+        for i in range(L):
+            if keys and i == L - 1:
+                k = self.last_keys(t)
+            t = self._eva_block('visual.blocks.%d.' % i, t, c['vision_heads'],
+                                mode if i == L - 1 else 'vanilla', (h0, w0))
+        t = layer_norm(t[1:], W['visual.norm.weight'], W['visual.norm.bias'], e)
+        f = t @ W['visual.head.weight'].T + W['visual.head.bias']
+        if normalise:
+            f = l2n(f)
+        return (f, k) if keys else f
+
+
+def _eva02_config(W, conf):
+    """Hyperparameters of EVA02 tensors (heads = width/64 in both towers, EVA-CLIP's
+    head_width 64 and OpenAI's build_model); config.json, when given, for the text
+    tower's activation and eps (EVA-CLIP builds it with nn.GELU, eps 1e-5)."""
+    conv = W['visual.patch_embed.proj.weight']
+    vl = len({k.split('.')[2] for k in W if k.startswith('visual.blocks.')})
+    tl = len({k.split('.')[2] for k in W if k.startswith('transformer.resblocks.')})
+    g = int(round(math.sqrt(W['visual.pos_embed'].shape[1] - 1)))
+    vw, tw = conv.shape[0], W['ln_final.weight'].shape[0]
+    tc = (conf or {}).get('text_config', {})
+    vc = (conf or {}).get('vision_config', {})
+    return dict(naming='eva02', rope_seq=vc.get('rope_pt_hw_seq_len', EVA02_ROPE_SEQ), activation=tc.get('hidden_act', 'gelu'),
+                layer_norm_eps=tc.get('layer_norm_eps', 1e-5),
+                embed_dim=W['visual.head.weight'].shape[0], image_size=conv.shape[-1] * g,
+                patch_size=conv.shape[-1], vision_width=vw, vision_layers=vl,
+                vision_heads=vw // 64, vision_mlp=W['visual.blocks.0.mlp.w1.weight'].shape[0],
+                text_width=tw, text_layers=tl, text_heads=tw // 64,
+                text_mlp=W['transformer.resblocks.0.mlp.c_fc.weight'].shape[0],
+                context_length=W['positional_embedding'].shape[0],
+                vocab_size=W['token_embedding.weight'].shape[0])
+
+
+def _eva02_canon(T):
+    """EVA-CLIP names: vision kept, 'text.' stripped, RoPE buffers dropped (recomputed)."""
+    return {(k[5:] if k.startswith('text.') else k): v for k, v in T.items()
+            if not k.endswith(('freqs_cos', 'freqs_sin'))}
+
+
 def _find_vocab(dirname):
     gz = os.path.join(dirname, 'bpe_simple_vocab_16e6.txt.gz')
     txt = os.path.join(dirname, 'bpe_simple_vocab_16e6.txt')
@@ -1001,10 +1151,23 @@ def load_tokenizer(vocab):
 
 
 def load_model(path, vocab=None, activation=None):
-    """A Hugging Face directory or an OpenCLIP/OpenAI-named safetensors file."""
+    """A Hugging Face directory or an OpenCLIP/OpenAI-named safetensors file, or
+    either holding EVA02-CLIP names (a directory then has model_type eva02-clip)."""
+    conf = None
     if os.path.isdir(path):
         with open(os.path.join(path, 'config.json')) as f:
             conf = json.load(f)
+    eva_dir = conf is not None and conf.get('model_type') == 'eva02-clip'
+    eva_file = conf is None and 'visual.patch_embed.proj.weight' in read_safetensors_header(path)[1]
+    if eva_dir or eva_file:
+        T = _hf_tensors(path) if eva_dir else read_safetensors(path)
+        dtypes = {dt for k, (v, dt) in T.items()}
+        W = _eva02_canon({k: v for k, (v, dt) in T.items()})
+        cfg = _eva02_config(W, conf)
+        d = path if eva_dir else os.path.dirname(os.path.abspath(path))
+        tok = load_tokenizer(vocab) if vocab else _find_vocab(d)
+        model_class = Eva02Model
+    elif os.path.isdir(path):
         T = _hf_tensors(path)
         dtypes = {dt for k, (v, dt) in T.items() if dt != 'I64'}
         W = _hf_to_canon({k: v for k, (v, dt) in T.items()})
@@ -1021,6 +1184,7 @@ def load_model(path, vocab=None, activation=None):
                    context_length=tc['max_position_embeddings'],
                    vocab_size=W['token_embedding.weight'].shape[0])
         tok = load_tokenizer(vocab) if vocab else _find_vocab(path)
+        model_class = Model
     else:
         T = read_safetensors(path)
         dtypes = {dt for k, (v, dt) in T.items() if dt != 'I64'}
@@ -1047,13 +1211,14 @@ def load_model(path, vocab=None, activation=None):
                    vocab_size=W['token_embedding.weight'].shape[0])
         tok = load_tokenizer(vocab) if vocab else _find_vocab(os.path.dirname(
             os.path.abspath(path)))
+        model_class = Model
     if tok is None:
         raise FormatError('%s: no BPE vocabulary beside the checkpoint; give one' % path)
     if activation:
         cfg['activation'] = activation
     cfg['dtype'] = dtypes.pop() if len(dtypes) == 1 else 'mixed'
     cfg['logit_scale'] = float(np.exp(W['logit_scale']))
-    return Model(W, cfg, tok)
+    return model_class(W, cfg, tok)
 
 
 # ---------------------------------------------------------------- CLI

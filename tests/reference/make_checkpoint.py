@@ -20,6 +20,23 @@ Layouts (see /work/shared/design.md section 3 and algorithms.md sections 5-7):
               must be multiples of 64 and heads = width/64 (the defaults are
               adjusted accordingly).
 
+  eva02       EVA02-CLIP as CLIPSelf releases it (algorithms.md 3.2), converted the
+              way scripts/convert-checkpoint.py writes it: config.json with
+              model_type "eva02-clip", model.safetensors with EVA-CLIP names
+              (visual.patch_embed.proj, visual.blocks.N.attn.q_proj, ...,
+              visual.head; OpenAI's text tower under "text."; the RoPE buffers
+              visual[.blocks.N.attn].rope.freqs_cos/sin), vocab.json, merges.txt.
+              SwiGLU hidden width defaults to int(2.6667 x width), heads to width/64.
+  clipself-pt CLIPSelf's own training save of the same weights: a torch pickle
+              {'epoch', 'name', 'state_dict', 'optimizer'} whose state_dict keys
+              carry DistributedDataParallel's 'module.' prefix (needs torch);
+              model_path is the .pt file, for scripts/convert-checkpoint.py.
+  openai-jit  OpenAI's TorchScript archive (what clip.load and SCLIP read), OpenAI
+              names plus its int input_resolution/context_length/vocab_size
+              (needs torch); model.pt, for scripts/convert-checkpoint.py.
+  openclip-pt an open_clip state dict saved with torch.save, OpenAI names;
+              open_clip_pytorch_model.bin, for scripts/convert-checkpoint.py.
+
 Every tensor is stored in one dtype (F32, F16 or BF16); Hugging Face files may
 also carry the int64 position_ids buffers older checkpoints have.
 
@@ -41,7 +58,6 @@ CLI: make_checkpoint.py --out PATH [options]; prints the model path on stdout.
 """
 
 import argparse
-import gzip
 import json
 import math
 import os
@@ -52,15 +68,20 @@ import sys
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, '..', '..', 'scripts'))
+from clip_bpe import FULL_MERGES, build_vocab, read_bpe_merges, write_hf_vocab  # noqa: E402
+from clip_bpe import bytes_to_unicode  # noqa: E402
 SHARED_DEFAULT = os.path.normpath(os.path.join(HERE, '..', '..', '..', 'shared'))
 BPE_GZ_NAME = 'bpe_simple_vocab_16e6.txt.gz'
-FULL_MERGES = 49152 - 256 - 2  # 48894 merges used by CLIP
 OPENCLIP_FILE = 'open_clip_model.safetensors'
 WORLD_MERGES = os.path.join(HERE, '..', '..', 'engine', 'world', 'model', 'merges.txt')
 CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
 CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
 
-LAYOUTS = ('hf', 'hf-sharded', 'openclip')
+LAYOUTS = ('hf', 'hf-sharded', 'openclip', 'eva02', 'clipself-pt', 'openai-jit', 'openclip-pt')
+EVA02_LAYOUTS = ('eva02', 'clipself-pt')
+TORCH_LAYOUTS = ('clipself-pt', 'openai-jit', 'openclip-pt')  # files for the converter
+EVA02_ROPE_SEQ = 16
 DTYPES = ('F32', 'F16', 'BF16')
 ACTS = ('quick_gelu', 'gelu')
 
@@ -71,6 +92,7 @@ DEFAULTS = dict(
     text_width=None, text_layers=2, text_heads=None, text_mlp=None,
     context_length=77, embed_dim=32, position_ids=False, shards=2,
     logit_scale=math.log(100.0), write_vocab=True, shared_dir=None, aligned=True,
+    rope_seq=EVA02_ROPE_SEQ,
 )
 
 
@@ -79,40 +101,6 @@ def shared_dir(opt=None):
 
 
 # ---------------------------------------------------------------- vocabulary
-
-def bytes_to_unicode():
-    """GPT-2's reversible byte -> printable character table, in CLIP's order."""
-    keep = list(range(ord('!'), ord('~') + 1)) + list(range(0xA1, 0xAC + 1)) + \
-        list(range(0xAE, 0xFF + 1))
-    chars = list(keep)
-    n = 0
-    for b in range(256):
-        if b not in keep:
-            keep.append(b)
-            chars.append(256 + n)
-            n += 1
-    return dict(zip(keep, [chr(c) for c in chars]))
-
-
-def read_bpe_merges(path):
-    """The merge pairs CLIP uses (lines 2..48895 of the gz file)."""
-    with gzip.open(path, 'rb') as f:
-        lines = f.read().decode('utf-8').split('\n')
-    merges = [tuple(line.split()) for line in lines[1:FULL_MERGES + 1]]
-    return merges
-
-
-def build_vocab(merges):
-    """CLIP's id layout: bytes, bytes + </w>, one id per merge, start, end."""
-    base = list(bytes_to_unicode().values())
-    vocab = base + [c + '</w>' for c in base]
-    vocab += [''.join(m) for m in merges]
-    vocab += ['<|startoftext|>', '<|endoftext|>']
-    encoder = {}
-    for i, tok in enumerate(vocab):
-        encoder[tok] = i  # later duplicates win, exactly like dict(zip(vocab, range))
-    return encoder, len(vocab)
-
 
 class VocabularyMissing(FileNotFoundError):
     """CLIP's own vocabulary was asked for (vocab='full') and ../shared does not hold it."""
@@ -162,15 +150,6 @@ def vocabulary(kind, n_merges, shared):
         merges, gz = synthetic_merges(world_merges(), n_merges), None
     encoder, size = build_vocab(merges)
     return merges, encoder, size, gz
-
-
-def write_hf_vocab(dirname, merges, encoder):
-    with open(os.path.join(dirname, 'vocab.json'), 'w', encoding='utf-8') as f:
-        json.dump(encoder, f, ensure_ascii=False)
-    with open(os.path.join(dirname, 'merges.txt'), 'w', encoding='utf-8') as f:
-        f.write('#version: 0.2\n')
-        for a, b in merges:
-            f.write('%s %s\n' % (a, b))
 
 
 # ---------------------------------------------------------------- safetensors
@@ -232,7 +211,7 @@ def write_safetensors(path, tensors, metadata=None, aligned=True):
 
 def resolve_config(o):
     c = dict(o)
-    openclip = c['layout'] == 'openclip'
+    openclip = c['layout'] in ('openclip',) + TORCH_LAYOUTS + EVA02_LAYOUTS
     for tower, hf_w, hf_h in (('vision', 64, 4), ('text', 48, 4)):
         w, h = c[tower + '_width'], c[tower + '_heads']
         if w is None:
@@ -247,7 +226,8 @@ def resolve_config(o):
             raise ValueError('%s width %d not divisible by heads %d' % (tower, w, h))
         c[tower + '_width'], c[tower + '_heads'] = w, h
         if c[tower + '_mlp'] is None:
-            c[tower + '_mlp'] = 4 * w
+            eva = tower == 'vision' and c['layout'] in EVA02_LAYOUTS
+            c[tower + '_mlp'] = int(w * 2.6667) if eva else 4 * w
     if c['image_size'] % c['patch_size']:
         raise ValueError('image size must be a multiple of the patch size')
     if c['layout'] not in LAYOUTS:
@@ -304,6 +284,135 @@ def random_weights(c, vocab_size, rng):
     W['text_projection'] = normal((tw, c['embed_dim']), 1.0 / math.sqrt(tw))
     W['logit_scale'] = np.array(c['logit_scale'], dtype=np.float64)
     return W
+
+
+def eva02_rope_buffers(g, d, seq):
+    """EVA-CLIP's VisionRotaryEmbeddingFast buffers freqs_cos/sin [g*g, d] for a g x g
+    grid, computed in float32 as its rope.py does (intp_freq: t = arange(g)/g*seq)."""
+    dim = d // 2
+    freqs = (1.0 / (10000.0 ** (np.arange(0, dim, 2)[:dim // 2].astype(np.float32) / dim)))
+    t = np.arange(g, dtype=np.float32) / np.float32(g) * np.float32(seq)
+    f = np.repeat(np.einsum('i,f->if', t, freqs.astype(np.float32)), 2, axis=-1)
+    full = np.concatenate([np.broadcast_to(f[:, None, :], (g, g, dim)),
+                           np.broadcast_to(f[None, :, :], (g, g, dim))], -1).reshape(g * g, d)
+    return np.cos(full).astype(np.float64), np.sin(full).astype(np.float64)
+
+
+def eva02_vision_weights(c, rng):
+    """EVA02's vision tower under its EVA-CLIP names (algorithms.md 3.1, 3.2), with the
+    RoPE buffers EVA-CLIP saves; scaled like random_weights."""
+    V = {}
+
+    def normal(shape, std):
+        return rng.standard_normal(shape) * std
+
+    def ln(prefix, width):
+        V[prefix + '.weight'] = 1.0 + normal((width,), 0.1)
+        V[prefix + '.bias'] = normal((width,), 0.05)
+
+    w, m, p = c['vision_width'], c['vision_mlp'], c['patch_size']
+    g = c['image_size'] // p
+    cos, sin = eva02_rope_buffers(g, w // c['vision_heads'], c['rope_seq'])
+    V['visual.patch_embed.proj.weight'] = normal((w, 3, p, p), 1.0 / math.sqrt(3 * p * p))
+    V['visual.patch_embed.proj.bias'] = normal((w,), 0.05)
+    V['visual.cls_token'] = normal((1, 1, w), 0.5)
+    V['visual.pos_embed'] = normal((1, 1 + g * g, w), 0.3)
+    V['visual.rope.freqs_cos'], V['visual.rope.freqs_sin'] = cos, sin
+    for i in range(c['vision_layers']):
+        b = 'visual.blocks.%d.' % i
+        ln(b + 'norm1', w)
+        for n in 'qkv':
+            V[b + 'attn.%s_proj.weight' % n] = normal((w, w), 1.0 / math.sqrt(w))
+        V[b + 'attn.q_bias'] = normal((w,), 0.05)
+        V[b + 'attn.v_bias'] = normal((w,), 0.05)
+        V[b + 'attn.rope.freqs_cos'], V[b + 'attn.rope.freqs_sin'] = cos, sin
+        ln(b + 'attn.inner_attn_ln', w)
+        V[b + 'attn.proj.weight'] = normal((w, w), 0.5 / math.sqrt(w))
+        V[b + 'attn.proj.bias'] = normal((w,), 0.02)
+        ln(b + 'norm2', w)
+        for n in ('w1', 'w2'):
+            V[b + 'mlp.%s.weight' % n] = normal((m, w), 1.0 / math.sqrt(w))
+            V[b + 'mlp.%s.bias' % n] = normal((m,), 0.05)
+        ln(b + 'mlp.ffn_ln', m)
+        V[b + 'mlp.w3.weight'] = normal((w, m), 0.5 / math.sqrt(m))
+        V[b + 'mlp.w3.bias'] = normal((w,), 0.02)
+    ln('visual.norm', w)
+    V['visual.head.weight'] = normal((c['embed_dim'], w), 1.0 / math.sqrt(w))
+    V['visual.head.bias'] = normal((c['embed_dim'],), 0.02)
+    return V
+
+
+def to_eva02(W, c, rng):
+    """EVA-CLIP "CustomCLIP" names: EVA02 vision tower, the text tower of W under 'text.'."""
+    E = eva02_vision_weights(c, rng)
+    for k, v in W.items():
+        if k == 'logit_scale':
+            E[k] = v
+        elif not k.startswith('visual.'):
+            E['text.' + k] = v
+    return E
+
+
+def eva02_config(c, vocab_size):
+    """config.json as scripts/convert-checkpoint.py writes it for EVA02-CLIP."""
+    text = dict(hidden_size=c['text_width'], intermediate_size=c['text_mlp'],
+                num_attention_heads=c['text_heads'], num_hidden_layers=c['text_layers'],
+                max_position_embeddings=c['context_length'], vocab_size=vocab_size,
+                hidden_act='gelu', layer_norm_eps=1e-5)
+    vision = dict(hidden_size=c['vision_width'], intermediate_size=c['vision_mlp'],
+                  num_attention_heads=c['vision_heads'], num_hidden_layers=c['vision_layers'],
+                  image_size=c['image_size'], patch_size=c['patch_size'], layer_norm_eps=1e-6,
+                  rope_pt_hw_seq_len=c['rope_seq'])
+    return dict(model_type='eva02-clip', projection_dim=c['embed_dim'], text_config=text,
+                vision_config=vision)
+
+
+def torch_tensors(named, dtype, prefix=''):
+    import torch
+    tdt = {'F32': torch.float32, 'F16': torch.float16, 'BF16': torch.bfloat16}[dtype]
+    return {prefix + k: torch.tensor(np.asarray(v, dtype=np.float32)).to(tdt)
+            for k, v in named.items()}
+
+
+def save_torch(layout, path, named, dtype, c):
+    """clipself-pt: CLIPSelf's src/training/main.py checkpoint, torch.save of a dict
+    whose state_dict has the 'module.' prefix of a DistributedDataParallel model.
+    openclip-pt: a bare state dict. openai-jit: a TorchScript module whose
+    state_dict() has OpenAI's names and int scalars."""
+    import torch
+    if layout == 'clipself-pt':
+        torch.save({'epoch': 6, 'name': 'test_eva_vitb16_clipself_patches',
+                    'state_dict': torch_tensors(named, dtype, 'module.'),
+                    'optimizer': {'state': {}, 'param_groups': []}}, path)
+    elif layout == 'openclip-pt':
+        torch.save(torch_tensors(named, dtype), path)
+    else:
+        sd = torch_tensors(named, dtype)
+        sd.update(input_resolution=torch.tensor(c['image_size']),
+                  context_length=torch.tensor(c['context_length']),
+                  vocab_size=torch.tensor(named['token_embedding.weight'].shape[0]))
+        torch.jit.script(_module_of(sd, torch)).save(path)
+
+
+def _module_of(sd, torch):
+    """A scriptable module tree whose state_dict() is @sd."""
+    class Holder(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x
+
+    root = Holder()
+    for k, v in sd.items():
+        parts = k.split('.')
+        m = root
+        for p in parts[:-1]:
+            if not hasattr(m, p):
+                m.add_module(p, Holder())
+            m = getattr(m, p)
+        if v.is_floating_point():
+            m.register_parameter(parts[-1], torch.nn.Parameter(v, requires_grad=False))
+        else:
+            m.register_buffer(parts[-1], v)
+    return root
 
 
 def to_hf(W, c):
@@ -408,7 +517,16 @@ def make_checkpoint(out_path, **opts):
     W = random_weights(c, vocab_size, rng)
 
     files = []
-    if c['layout'] == 'openclip':
+    if c['layout'] in EVA02_LAYOUTS:
+        dirname = out_path
+        model_path = out_path if c['layout'] == 'eva02' else os.path.join(out_path, 'clipself.pt')
+        named = to_eva02(W, c, rng)
+    elif c['layout'] in TORCH_LAYOUTS:
+        dirname = out_path
+        model_path = os.path.join(out_path, 'model.pt' if c['layout'] == 'openai-jit'
+                                  else 'open_clip_pytorch_model.bin')
+        named = W
+    elif c['layout'] == 'openclip':
         if out_path.endswith('.safetensors'):
             dirname, model_path = os.path.dirname(os.path.abspath(out_path)), out_path
         else:
@@ -425,7 +543,7 @@ def make_checkpoint(out_path, **opts):
         raw, vals = encode_tensor(named[name], c['dtype'])
         entries.append((name, c['dtype'], tuple(named[name].shape), raw))
         stored[name] = vals
-    if c['position_ids'] and c['layout'] != 'openclip':
+    if c['position_ids'] and c['layout'] in ('hf', 'hf-sharded'):
         g = c['image_size'] // c['patch_size']
         for name, n in (('vision_model.embeddings.position_ids', 1 + g * g),
                         ('text_model.embeddings.position_ids', c['context_length'])):
@@ -449,15 +567,26 @@ def make_checkpoint(out_path, **opts):
         with open(os.path.join(dirname, 'model.safetensors.index.json'), 'w') as f:
             json.dump({'metadata': {'total_size': total}, 'weight_map': weight_map}, f, indent=2)
         files.append(os.path.join(dirname, 'model.safetensors.index.json'))
-    elif c['layout'] == 'hf':
+    elif c['layout'] in ('hf', 'eva02'):
         write_safetensors(os.path.join(dirname, 'model.safetensors'), entries, meta, c['aligned'])
         files.append(os.path.join(dirname, 'model.safetensors'))
+    elif c['layout'] in TORCH_LAYOUTS:
+        save_torch(c['layout'], model_path, named, c['dtype'], c)
+        files.append(model_path)
     else:
         write_safetensors(model_path, entries, meta, c['aligned'])
         files.append(model_path)
 
     vocab_path = None
-    if c['layout'] in ('hf', 'hf-sharded'):
+    if c['layout'] in EVA02_LAYOUTS + TORCH_LAYOUTS:
+        if c['layout'] == 'eva02':
+            with open(os.path.join(dirname, 'config.json'), 'w') as f:
+                json.dump(eva02_config(c, vocab_size), f, indent=2)
+            files.append(os.path.join(dirname, 'config.json'))
+        write_hf_vocab(dirname, merges, encoder)
+        files += [os.path.join(dirname, 'vocab.json'), os.path.join(dirname, 'merges.txt')]
+        vocab_path = dirname
+    elif c['layout'] in ('hf', 'hf-sharded'):
         with open(os.path.join(dirname, 'config.json'), 'w') as f:
             json.dump(hf_config(c, vocab_size), f, indent=2)
         with open(os.path.join(dirname, 'preprocessor_config.json'), 'w') as f:
@@ -488,14 +617,20 @@ def make_checkpoint(out_path, **opts):
                 write_hf_vocab(dirname, merges, encoder)
                 files += [os.path.join(dirname, 'vocab.json'), os.path.join(dirname, 'merges.txt')]
                 vocab_path = dirname
-    # the stored values back in canonical naming
-    if c['layout'] == 'openclip':
+    # the stored values back in canonical naming (EVA02: its vision names kept, the
+    # RoPE buffers left out: a reference recomputes them)
+    if c['layout'] in EVA02_LAYOUTS:
+        canon = {(k[5:] if k.startswith('text.') else k): v for k, v in stored.items()
+                 if not k.endswith(('freqs_cos', 'freqs_sin'))}
+    elif c['layout'] in ('openclip',) + TORCH_LAYOUTS:
         canon = {k: stored[k] for k in W}
     else:
         canon = _hf_to_canonical(stored, c)
     cfg = dict(c)
     cfg.update(vocab_size=vocab_size, layer_norm_eps=1e-5,
-               naming='openclip' if c['layout'] == 'openclip' else 'huggingface',
+               naming={'openclip': 'openclip', 'eva02': 'eva02', 'clipself-pt': 'eva02',
+                       'openai-jit': 'openai', 'openclip-pt': 'openai'}.get(c['layout'],
+                                                                            'huggingface'),
                start_id=vocab_size - 2, end_id=vocab_size - 1)
     return dict(model_path=model_path, vocab_path=vocab_path, bpe_gz=gz, config=cfg,
                 weights=canon, files=files)
@@ -579,6 +714,8 @@ def main(argv=None):
     ap.add_argument('--unaligned', action='store_true',
                     help='pad the safetensors header so the data starts at an odd offset '
                          '(no tensor aligned to its element size)')
+    ap.add_argument('--rope-seq', type=int, default=DEFAULTS['rope_seq'],
+                    help="EVA02 layouts: RoPE's pt_hw_seq_len for the stored tables and config.json")
     ap.add_argument('--seed', type=int, default=DEFAULTS['seed'])
     ap.add_argument('--vision-width', type=int, help='default 64 (openclip 128)')
     ap.add_argument('--vision-layers', type=int, default=DEFAULTS['vision_layers'])
@@ -606,7 +743,8 @@ def main(argv=None):
                 vision_heads=a.vision_heads, vision_mlp=a.vision_mlp, patch_size=a.patch_size,
                 image_size=a.image_size, text_width=a.text_width, text_layers=a.text_layers,
                 text_heads=a.text_heads, text_mlp=a.text_mlp, context_length=a.context_length,
-                embed_dim=a.embed_dim, logit_scale=a.logit_scale, shared_dir=a.shared_dir)
+                embed_dim=a.embed_dim, logit_scale=a.logit_scale, shared_dir=a.shared_dir,
+                rope_seq=a.rope_seq)
     try:
         info = make_checkpoint(a.out, **opts)
     except (ValueError, FileNotFoundError) as e:

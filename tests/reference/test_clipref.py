@@ -117,7 +117,8 @@ def _roundtrip(layout, dtype, **kw):
     return info, m
 
 
-for _layout in mc.LAYOUTS:
+# (the torch files are convert-checkpoint.py's input: test_parity.py converts them)
+for _layout in [la for la in mc.LAYOUTS if la not in mc.TORCH_LAYOUTS]:
     for _dtype in mc.DTYPES:
         case('roundtrip/%s/%s' % (_layout, _dtype))(
             lambda l=_layout, d=_dtype: _roundtrip(l, d, position_ids=True, act='gelu',
@@ -559,6 +560,86 @@ def _():
 
 
 # ---------------------------------------------------------------- runner
+
+# ---------------------------------------------------------------- EVA02 against EVA-CLIP's structure
+
+def torch_eva02_dense(W, cfg, img, mode):
+    """EVA02's encode_dense written the way EVA-CLIP's code computes it (square grids
+    only, as its VisionRotaryEmbeddingFast.recalculate): RoPE tables built by
+    einsum/repeat/broadcat, rotate_half on (d r) pairs, rope on q[:, :, 1:], torch's
+    own bicubic resize of pos_embed by size; float64. mode 'maskclip' is
+    forward_without_attn on the last block, 'vanilla' the stock block."""
+    T = {k: torch.tensor(v, dtype=torch.float64) for k, v in W.items()}
+    p, heads, L = cfg['patch_size'], cfg['vision_heads'], cfg['vision_layers']
+    x = torch.tensor(img, dtype=torch.float64)[None]
+    h0, w0 = x.shape[2] // p, x.shape[3] // p
+    assert h0 == w0
+    t = F.conv2d(x[:, :, :h0 * p, :w0 * p], T['visual.patch_embed.proj.weight'],
+                 T['visual.patch_embed.proj.bias'], stride=p).flatten(2).transpose(1, 2)
+    t = torch.cat([T['visual.cls_token'], t], 1)
+    pos = T['visual.pos_embed']
+    g0 = int(round((pos.shape[1] - 1) ** 0.5))
+    if g0 != h0:
+        grid = pos[:, 1:].reshape(1, g0, g0, -1).permute(0, 3, 1, 2)
+        grid = F.interpolate(grid, size=(h0, w0), mode='bicubic', align_corners=False)
+        pos = torch.cat([pos[:, :1], grid.permute(0, 2, 3, 1).reshape(1, h0 * w0, -1)], 1)
+    t = t + pos
+    D = t.shape[-1]
+    hd = D // heads
+    dim = hd // 2
+    freqs = 1.0 / (10000 ** (torch.arange(0, dim, 2)[:dim // 2].double() / dim))
+    seq = torch.arange(h0).double() / h0 * 16
+    freqs = torch.einsum('..., f -> ... f', seq, freqs).repeat_interleave(2, -1)
+    freqs = torch.cat([freqs[:, None, :].expand(h0, h0, dim), freqs[None, :, :].expand(h0, h0, dim)], -1)
+    cos, sin = freqs.cos().view(-1, hd), freqs.sin().view(-1, hd)
+
+    def rotate_half(u):
+        u = u.reshape(*u.shape[:-1], -1, 2)
+        return torch.stack((-u[..., 1], u[..., 0]), -1).flatten(-2)
+
+    def ln(u, name):
+        return F.layer_norm(u, (u.shape[-1],), T[name + '.weight'], T[name + '.bias'], 1e-6)
+
+    for i in range(L):
+        b = 'visual.blocks.%d.' % i
+        y = ln(t, b + 'norm1')
+        if i == L - 1 and mode == 'maskclip':
+            o = F.linear(y, T[b + 'attn.v_proj.weight'], T[b + 'attn.v_bias'])
+        else:
+            q = F.linear(y, T[b + 'attn.q_proj.weight'], T[b + 'attn.q_bias'])
+            k = F.linear(y, T[b + 'attn.k_proj.weight'])
+            v = F.linear(y, T[b + 'attn.v_proj.weight'], T[b + 'attn.v_bias'])
+            q, k, v = (u.reshape(1, -1, heads, hd).permute(0, 2, 1, 3) for u in (q, k, v))
+            q = torch.cat([q[:, :, :1], q[:, :, 1:] * cos + rotate_half(q[:, :, 1:]) * sin], -2)
+            k = torch.cat([k[:, :, :1], k[:, :, 1:] * cos + rotate_half(k[:, :, 1:]) * sin], -2)
+            a = (q * hd ** -0.5) @ k.transpose(-2, -1)
+            o = (a.softmax(-1) @ v).transpose(1, 2).reshape(1, -1, D)
+        t = t + F.linear(ln(o, b + 'attn.inner_attn_ln'), T[b + 'attn.proj.weight'],
+                         T[b + 'attn.proj.bias'])
+        y = ln(t, b + 'norm2')
+        hid = F.silu(F.linear(y, T[b + 'mlp.w1.weight'], T[b + 'mlp.w1.bias'])) * \
+            F.linear(y, T[b + 'mlp.w2.weight'], T[b + 'mlp.w2.bias'])
+        t = t + F.linear(ln(hid, b + 'mlp.ffn_ln'), T[b + 'mlp.w3.weight'], T[b + 'mlp.w3.bias'])
+    f = F.linear(ln(t[0, 1:], 'visual.norm'), T['visual.head.weight'], T['visual.head.bias'])
+    return F.normalize(f, dim=-1).numpy()
+
+
+@case('forward/eva02-vs-torch')
+def _():
+    need_torch()
+    info = mc.make_checkpoint(os.path.join(TMP, 'fw-eva02'), layout='eva02', dtype='F32',
+                              act='gelu', seed=9, vision_layers=3)
+    m = clipref.load_model(info['model_path'])
+    rng = np.random.default_rng(4)
+    worst = 0.0
+    for h, w in [(32, 32), (64, 64), (24, 24), (40, 40)]:
+        img = smooth_image(rng, h, w)
+        for mode in ('maskclip', 'vanilla'):
+            d = maxdiff(m.encode_dense(img, mode), torch_eva02_dense(m.W, m.cfg, img, mode))
+            worst = max(worst, d)
+            assert d < 1e-10, ((h, w), mode, d)
+    print('    max |numpy - torch| = %.3g' % worst)
+
 
 def main(argv):
     pats = []

@@ -26,6 +26,11 @@ Stages and criteria:
   dense-bf16   every patch feature's cosine with the reference's >= 1 - BF16_COSINE_TOL
   segment-bf16 probabilities max abs diff <= BF16_PROB_TOL, >= BF16_LABEL_AGREEMENT of
                the label pixels equal
+EVA02 (CLIPSelf's tower, algorithms.md 3): eva02/ checkpoints are the safetensors
+directory the converter writes (made directly), eva02-pt/ ones CLIPSelf's own .pt
+save put through scripts/convert-checkpoint.py first; every mode dense at the
+native size, twice it and a non-square grid, segmentation, bf16, and a RoPE table
+that disagrees with config.json refused.
 Checkpoints: every layout x dtype x activation family, int64 position_ids, 2 and 3
 shards, unaligned safetensors data, a non-default geometry (patch 4, 24 px, context
 16, 3 vision layers), ViT-B/16 geometry with narrow towers (patch 16, 224 px, head
@@ -173,8 +178,10 @@ def check_close(name, got, ref, tol=TOL):
 class Ckpt:
     """A generated checkpoint + its reference model (both lazily made)."""
 
-    def __init__(self, key, tmp, opts, tool_vocab=None, strip_vocab=False, vocab_first=False):
+    def __init__(self, key, tmp, opts, tool_vocab=None, strip_vocab=False, vocab_first=False,
+                 convert=False):
         self.key, self.tmp, self.opts = key, tmp, opts
+        self.convert = convert            # the engine gets convert-checkpoint.py's output
         self.vocab_first = vocab_first
         self.tool_vocab = tool_vocab      # 'gz' | 'dir' | None: pass --vocab
         self.strip_vocab = strip_vocab    # model file alone in its directory
@@ -198,6 +205,13 @@ class Ckpt:
                 shutil.copyfile(info['model_path'], dst)
                 info['vocab_dir'] = d
                 info['model_path'] = dst
+            if self.convert:
+                # OpenAI-named files become Hugging Face directories
+                flags = ['--activation', self.act] if self.opts['layout'] == 'openclip-pt' else []
+                info['model_path'] = convert_checkpoint(info['model_path'],
+                                                        os.path.join(d, 'converted'), flags)
+                if info['config']['naming'] == 'openai':
+                    info['config'] = dict(info['config'], naming='huggingface')
             self._info = info
         return self._info
 
@@ -231,6 +245,29 @@ class Ckpt:
     @property
     def act(self):
         return self.opts.get('act', 'quick_gelu')
+
+
+CONVERTER = os.path.join(HERE, '..', '..', 'scripts', 'convert-checkpoint.py')
+
+
+def convert_checkpoint(src, out_dir, flags=(), expect_error=False):
+    """Runs scripts/convert-checkpoint.py SRC OUT_DIR [FLAGS] with Debian's python3
+    (torch); returns OUT_DIR, or with expect_error the failure's stderr."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise Skip('convert-checkpoint.py needs torch (python3-torch)') from None
+    r = subprocess.run(['/usr/bin/python3', CONVERTER, src, out_dir] + list(flags),
+                       capture_output=True, timeout=TOOL_TIMEOUT)
+    err = r.stderr.decode('utf-8', 'replace')
+    if expect_error:
+        if r.returncode == 0:
+            raise CaseFailure('convert-checkpoint.py accepted %s' % src)
+        return err
+    if r.returncode != 0:
+        raise CaseFailure('convert-checkpoint.py %s failed (exit %d): %s' % (src, r.returncode,
+                                                                           err[-2000:]))
+    return out_dir
 
 
 def extra_flags(tool, ck):
@@ -681,8 +718,8 @@ def build_cases(tmp):
     S = dict(vocab='small')
     ckpts = {}
 
-    def ck(key, tool_vocab=None, strip_vocab=False, vocab_first=False, **opts):
-        ckpts[key] = Ckpt(key, tmp, opts, tool_vocab, strip_vocab, vocab_first)
+    def ck(key, tool_vocab=None, strip_vocab=False, vocab_first=False, convert=False, **opts):
+        ckpts[key] = Ckpt(key, tmp, opts, tool_vocab, strip_vocab, vocab_first, convert)
         return ckpts[key]
 
     # name: LAYOUT/DTYPE/ACT/VOCAB[+extra]
@@ -819,7 +856,155 @@ def build_cases(tmp):
         sc = 'sclip336x448-c224s112' if c in big else 'win48x80-c32s16'
         add('%s/segment-bf16/%s/sclip' % (c.key, sc),
             lambda c=c, s=sc: stage_segment_bf16(TOOL, c, WORK(), s, 'sclip'))
+    add_eva02_cases(ck, add)
+    add_converter_cases(ck, add)
     return cases
+
+
+def stage_rope_mismatch(tool, ck, work):
+    """RoPE tables for pt_hw_seq_len 14 with a config.json that says 16: refused,
+    naming the table."""
+    d = os.path.join(work, 'model')
+    shutil.copytree(ck.path, d)
+    cfg_path = os.path.join(d, 'config.json')
+    with open(cfg_path) as f:
+        text = f.read()
+    write(cfg_path, text.replace('"rope_pt_hw_seq_len": 14', '"rope_pt_hw_seq_len": 16'))
+    r = subprocess.run([tool.path, 'info', d], capture_output=True, timeout=TOOL_TIMEOUT)
+    err = r.stderr.decode('utf-8', 'replace')
+    if r.returncode == 0 or 'visual.rope.freqs_cos' not in err or 'pt_hw_seq_len 16' not in err:
+        raise CaseFailure('exit %d, stderr: %s' % (r.returncode, err))
+    return 'refused: %s' % err.strip()
+
+
+def stage_scclip_refused(tool, ck, work):
+    """SC-CLIP's last block is CLIP's: on an EVA02 tower dense and segment refuse it."""
+    x = os.path.join(work, 'x.npy')
+    np.save(x, mc.make_image(32, 32, 5))
+    lf = write(os.path.join(work, 'labels.txt'), 'sky\ngrass\n')
+    out = os.path.join(work, 'o.npy')
+    msgs = []
+    for args in (['dense', ck.path, '--input', x, '--mode', 'scclip', '--out', out],
+                 ['segment', ck.path, '--input', x, '--labels-file', lf, '--mode', 'scclip',
+                  '--out', out]):
+        r = subprocess.run([tool.path] + args, capture_output=True, timeout=TOOL_TIMEOUT)
+        err = r.stderr.decode('utf-8', 'replace')
+        if r.returncode == 0 or 'mode scclip' not in err or 'EVA02' not in err:
+            raise CaseFailure('%s: exit %d, stderr: %s' % (args[0], r.returncode, err))
+        msgs.append(err.strip())
+    return 'refused: %s' % msgs[-1]
+
+
+def add_eva02_cases(ck, add):
+    """EVA02-CLIP (CLIPSelf's weights): every mode at the native size, twice it and a
+    non-square grid (RoPE scaled per axis), segmentation incl. MaskCLIP's refinements,
+    bf16, and the formats convert-checkpoint.py reads."""
+    S = dict(vocab='small', act='gelu')
+    eva = [
+        ck('eva02/F32/gelu/small', layout='eva02', dtype='F32', seed=40, **S),
+        ck('eva02-pt/F32/gelu/small', layout='clipself-pt', dtype='F32', seed=41, convert=True,
+           **S),
+        ck('eva02/F32/gelu/small+geom-rope14', layout='eva02', dtype='F32', seed=42,
+           patch_size=4, image_size=24, vision_layers=3, vision_width=64, text_width=64,
+           text_layers=1, context_length=16, embed_dim=24, rope_seq=14, **S),
+    ]
+    part = [
+        ck('eva02/BF16/gelu/small', layout='eva02', dtype='BF16', seed=43, **S),
+        ck('eva02-pt/F16/gelu/small', layout='clipself-pt', dtype='F16', seed=44, convert=True,
+           **S),
+    ]
+    # EVA02-CLIP-B/16 geometry with narrow towers: patch 16, 224 px, head width 64
+    big = ck('eva02-pt/F32/gelu/small+b16geom', layout='clipself-pt', dtype='F32', seed=45,
+             convert=True, patch_size=16, image_size=224, vision_width=128, vision_layers=2,
+             text_width=128, text_layers=1, embed_dim=64, **S)
+    for c in eva + part + [big]:
+        add(c.key + '/info', lambda c=c: stage_info(TOOL, c))
+        add(c.key + '/text/single', lambda c=c: stage_text(TOOL, c, WORK(), LABELS_SYN, 'single'))
+    add(eva[0].key + '/tokenize', lambda c=eva[0]: stage_tokenize(TOOL, c))
+    for c in eva:
+        p, isz = c.opts.get('patch_size', 8), c.opts.get('image_size', 32)
+        sizes = [(isz, isz), (2 * isz, 2 * isz), (3 * p, 6 * p), (5 * p, 2 * p)]
+        for mode in ('maskclip', 'vanilla', 'sclip', 'clearclip', 'naclip'):
+            for k, (h, w) in enumerate(sizes):
+                add('%s/dense/%s/%dx%d' % (c.key, mode, h, w),
+                    lambda c=c, m=mode, h=h, w=w, k=k: stage_dense(TOOL, c, WORK(), m, h, w, 30 + k))
+    for c in part:
+        for h, w in ((32, 32), (64, 64), (40, 56)):
+            add('%s/dense/maskclip/%dx%d' % (c.key, h, w),
+                lambda c=c, h=h, w=w: stage_dense(TOOL, c, WORK(), 'maskclip', h, w, 40))
+    for h, w in ((224, 224), (448, 448), (224, 336)):
+        add('%s/dense/maskclip/%dx%d' % (big.key, h, w),
+            lambda h=h, w=w: stage_dense(TOOL, big, WORK(), 'maskclip', h, w, 50))
+    add('%s/segment/whole224x320-c0/maskclip' % big.key, lambda: stage_segment(
+        TOOL, big, WORK(), 'whole224x320-c0', 'maskclip'))
+    for sc in ('win48x80-c32s16', 'whole40x56-c0', 'short24x72-c32s16'):
+        for mode in ('maskclip', 'sclip'):
+            add('%s/segment/%s/%s' % (eva[0].key, sc, mode), lambda s=sc, m=mode: stage_segment(
+                TOOL, eva[0], WORK(), s, m))
+    add('%s/segment/win48x80-c32s16/maskclip' % eva[1].key, lambda: stage_segment(
+        TOOL, eva[1], WORK(), 'win48x80-c32s16', 'maskclip'))
+    for sc in ('ks1-whole40x56-c0-ls1', 'pd0.5-win48x80-c32s16-syn', 'pamr10-win48x80-c32s16'):
+        add('%s/segment/%s/maskclip' % (eva[0].key, sc), lambda s=sc: stage_segment(
+            TOOL, eva[0], WORK(), s, 'maskclip'))
+    for c in (eva[0], part[0]):
+        for mode in ('maskclip', 'sclip'):
+            add('%s/dense-bf16/%s/64x40' % (c.key, mode),
+                lambda c=c, m=mode: stage_dense_bf16(TOOL, c, WORK(), m, 64, 40, 60))
+        add('%s/segment-bf16/win48x80-c32s16/maskclip' % c.key,
+            lambda c=c: stage_segment_bf16(TOOL, c, WORK(), 'win48x80-c32s16', 'maskclip'))
+    add(eva[2].key + '/rope-mismatch', lambda: stage_rope_mismatch(TOOL, eva[2], WORK()))
+    add(eva[0].key + '/scclip-refused', lambda: stage_scclip_refused(TOOL, eva[0], WORK()))
+
+
+def stage_convert_refused(work, name, content, expected):
+    """convert-checkpoint.py on a file it does not know: exit 1, a message naming the
+    file and what it found."""
+    src = os.path.join(work, name)
+    if callable(content):
+        content(src)
+    else:
+        with open(src, 'wb') as f:
+            f.write(content)
+    err = convert_checkpoint(src, os.path.join(work, 'out'), expect_error=True)
+    missing = [e for e in [src] + expected if e not in err]
+    if missing:
+        raise CaseFailure('message lacks %s: %s' % (missing, err))
+    return 'refused: %s' % err.strip()
+
+
+def _save_unrelated(path):
+    import torch
+    torch.save({'state_dict': {'encoder.weight': torch.zeros(2, 2)}}, path)
+
+
+def _save_resnet(path):
+    import torch
+    torch.save({'visual.attnpool.c_proj.weight': torch.zeros(2, 2)}, path)
+
+
+def add_converter_cases(ck, add):
+    """OpenAI's TorchScript archive and an open_clip state dict through
+    convert-checkpoint.py (Hugging Face directories), and files it refuses."""
+    S = dict(vocab='small')
+    for c in (ck('openai-jit/F32/quick_gelu/small', layout='openai-jit', dtype='F32',
+                 act='quick_gelu', seed=50, convert=True, **S),
+              ck('openclip-pt/F16/gelu/small', layout='openclip-pt', dtype='F16', act='gelu',
+                 seed=51, convert=True, **S)):
+        add(c.key + '/info', lambda c=c: stage_info(TOOL, c))
+        add(c.key + '/text/single', lambda c=c: stage_text(TOOL, c, WORK(), LABELS_SYN, 'single'))
+        for mode, (h, w) in (('sclip', (32, 32)), ('maskclip', (64, 64)), ('naclip', (24, 40))):
+            add('%s/dense/%s/%dx%d' % (c.key, mode, h, w),
+                lambda c=c, m=mode, h=h, w=w: stage_dense(TOOL, c, WORK(), m, h, w, 70))
+        add('%s/segment/win48x80-c32s16/sclip' % c.key, lambda c=c: stage_segment(
+            TOOL, c, WORK(), 'win48x80-c32s16', 'sclip'))
+    for name, content, expected in (
+            ('garbage.pt', b'not a checkpoint at all\n' * 10, ['neither a TorchScript archive']),
+            ('empty.bin', b'', ['neither a TorchScript archive']),
+            ('unrelated.pt', _save_unrelated, ['encoder.weight', 'visual.conv1.weight',
+                                               'visual.patch_embed.proj.weight']),
+            ('resnet.pt', _save_resnet, ['ResNet'])):
+        add('convert-errors/%s' % name, lambda n=name, c=content, e=expected:
+            stage_convert_refused(WORK(), n, c, e))
 
 
 TOOL = None
