@@ -8,7 +8,7 @@
 #include "numeric-inline.h"
 
 #define ROUND_UP(x, m) (((x) + (m) - 1) / (m) * (m))
-#define ROW_BLOCK 6            /* query rows the register blocks of the kernels take */
+#define ROW_BLOCK 6             /* query rows the register blocks of the kernels take */
 
 /* ---- portable products -------------------------------------------------- */
 
@@ -142,15 +142,16 @@ ops_for (enum attention_kernel kernel)
 /* ---- scratch and packing ------------------------------------------------ */
 
 /* Where each part of one head's scratch lives. */
-struct layout {
-  int dp, Lq, Lk;              /* padded width, query rows, keys */
-  void *a, *bt, *v;            /* packed operands (A, every key tile, V) */
-  float *s;                    /* [TILE_Q, TILE_K] scores, then probabilities */
-  guint16 *p;                  /* [TILE_Q, TILE_K] probabilities in bf16 */
-  float *o;                    /* [TILE_Q, dp] accumulators */
-  float *m, *l;                /* [TILE_Q] running max and sum */
-  float *bias;                 /* [TILE_K] one row's score bias */
-  guint16 *rows;               /* [2, dp] rows rounded to bf16 on their way into a layout */
+struct layout
+{
+  int dp, Lq, Lk;               /* padded width, query rows, keys */
+  void *a, *bt, *v;             /* packed operands (A, every key tile, V) */
+  float *s;                     /* [TILE_Q, TILE_K] scores, then probabilities */
+  guint16 *p;                   /* [TILE_Q, TILE_K] probabilities in bf16 */
+  float *o;                     /* [TILE_Q, dp] accumulators */
+  float *m, *l;                 /* [TILE_Q] running max and sum */
+  float *bias;                  /* [TILE_K] one row's score bias */
+  guint16 *rows;                /* [2, dp] rows rounded to bf16 on their way into a layout */
 };
 
 /* Lays out @base (NULL: only sizes) and returns the bytes it spans. */
@@ -158,8 +159,9 @@ static size_t
 layout_carve (struct layout *lo, int L, int d, char *base)
 {
   size_t at = 0;
-  void **parts[] = {&lo->a, &lo->bt, &lo->v, (void **) &lo->s, (void **) &lo->p, (void **) &lo->o,
-    (void **) &lo->m, (void **) &lo->l, (void **) &lo->bias, (void **) &lo->rows};
+  void **parts[] = { &lo->a, &lo->bt, &lo->v, (void **) &lo->s, (void **) &lo->p, (void **) &lo->o,
+    (void **) &lo->m, (void **) &lo->l, (void **) &lo->bias, (void **) &lo->rows
+  };
   size_t bytes[G_N_ELEMENTS (parts)];
 
   lo->dp = ROUND_UP (d, ATTENTION_PAD);
@@ -170,13 +172,13 @@ layout_carve (struct layout *lo, int L, int d, char *base)
   bytes[1] = bytes[2] = (size_t) lo->Lk * lo->dp * sizeof (float);
   bytes[3] = ATTENTION_TILE_Q * ATTENTION_TILE_K * sizeof (float);
   bytes[4] = ATTENTION_TILE_Q * ATTENTION_TILE_K * sizeof (guint16);
-  bytes[5] = (size_t) ATTENTION_TILE_Q * lo->dp * sizeof (float);
+  bytes[5] = (size_t) ATTENTION_TILE_Q *lo->dp * sizeof (float);
   bytes[6] = bytes[7] = ATTENTION_TILE_Q * sizeof (float);
   bytes[8] = ATTENTION_TILE_K * sizeof (float);
   bytes[9] = 2 * (size_t) lo->dp * sizeof (guint16);
   for (guint i = 0; i < G_N_ELEMENTS (parts); i++) {
     *parts[i] = base ? base + at : NULL;
-    at += ROUND_UP (bytes[i], 64);     /* every part starts on a cache line */
+    at += ROUND_UP (bytes[i], 64);      /* every part starts on a cache line */
   }
   return at;
 }
@@ -186,7 +188,7 @@ attention_scratch_size (int L, int d)
 {
   struct layout lo;
 
-  return layout_carve (&lo, L, d, NULL) + 64;  /* for aligning the start */
+  return layout_carve (&lo, L, d, NULL) + 64;   /* for aligning the start */
 }
 
 /* dst[0, dp) = src[0, d) rounded to bfloat16, zero past d */
@@ -294,7 +296,7 @@ add_grid_bias (const struct attention_grid_bias *b, int i, int j0, int nv, float
   if (i == 0)
     return;
   if (j0 == 0)
-    j = 1;                     /* the class token */
+    j = 1;                      /* the class token */
   y = (j0 + j - 1) / b->gw, x = (j0 + j - 1) % b->gw;
   for (; j < nv; j++) {
     s[j] += b->gy[ABS (yi - y)] * b->gx[ABS (xi - x)];
@@ -319,7 +321,7 @@ softmax_tile (const struct attention_tile_ops *ops, const struct attention_head 
     int rows, int j0, int nk, const struct layout *lo)
 {
   for (int r = 0; r < rows; r++) {
-    float *s = lo->s + (size_t) r * ATTENTION_TILE_K, *o = lo->o + (size_t) r * lo->dp;
+    float *s = lo->s + (size_t) r * ATTENTION_TILE_K, *o = lo->o + (size_t) r *lo->dp;
     guint16 *p = ops->bf16 ? lo->p + (size_t) r * ATTENTION_TILE_K : NULL;
     int nv = visible_keys (h, i0 + r, j0, nk);
     float corr;

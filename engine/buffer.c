@@ -11,7 +11,8 @@ reserve (void **data, size_t *capacity, size_t n, size_t size, const char *what,
     *data = n <= G_MAXSIZE / size ? g_try_malloc (n * size) : NULL;
     *capacity = *data ? n : 0;
     if (!*data)
-      engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "out of memory: the %s would take %.0f MB", what, n * (double) size / 1e6);
+      engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL,
+          "out of memory: the %s would take %.0f MB", what, n * (double) size / 1e6);
   }
   return *data;
 }

@@ -25,7 +25,8 @@ read_int (JsonObject *obj, const char *section, const char *field, int *out, con
     return TRUE;
   if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_INT64
       || (v = json_node_get_int (node)) <= 0 || v > G_MAXINT / 4)
-    return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path, "%s.%s is not a positive integer", section, field);
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path, "%s.%s is not a positive integer",
+        section, field);
   *out = (int) v;
   return TRUE;
 }
@@ -39,18 +40,20 @@ read_activation (JsonObject *obj, const char *section, enum clipseg_activation *
   const char *name;
 
   if (!node || JSON_NODE_HOLDS_NULL (node))
-    found = CLIPSEG_ACTIVATION_QUICK_GELU;  /* transformers' CLIP default */
+    found = CLIPSEG_ACTIVATION_QUICK_GELU;      /* transformers' CLIP default */
   else if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_STRING)
-    return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path, "%s.hidden_act is not a string", section);
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path, "%s.hidden_act is not a string",
+        section);
   else if (strcmp (name = json_node_get_string (node), "quick_gelu") == 0)
     found = CLIPSEG_ACTIVATION_QUICK_GELU;
   else if (strcmp (name, "gelu") == 0)
     found = CLIPSEG_ACTIVATION_GELU;
   else
-    return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path, "%s.hidden_act '%s' is not supported (quick_gelu or gelu)",
-        section, name);
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path,
+        "%s.hidden_act '%s' is not supported (quick_gelu or gelu)", section, name);
   if (*act != CLIPSEG_ACTIVATION_AUTO && *act != found)
-    return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path, "text and vision towers use different activations");
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path,
+        "text and vision towers use different activations");
   *act = found;
   return TRUE;
 }
@@ -67,9 +70,11 @@ read_eps (JsonObject *obj, const char *section, float *eps, const char *path, GE
       || (json_node_get_value_type (node) != G_TYPE_DOUBLE
           && json_node_get_value_type (node) != G_TYPE_INT64)
       || !((v = json_node_get_double (node)) > 0 && v < 1))
-    return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path, "%s.layer_norm_eps is not a number in (0, 1)", section);
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path,
+        "%s.layer_norm_eps is not a number in (0, 1)", section);
   if (*eps != 0 && *eps != (float) v)
-    return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path, "text and vision towers use different layer_norm_eps");
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path,
+        "text and vision towers use different layer_norm_eps");
   *eps = (float) v;
   return TRUE;
 }
@@ -103,7 +108,8 @@ check_model_type (JsonObject *root, struct clip_hf_config *c, const char *path, 
   c->eva02 = strcmp (type, "eva02-clip") == 0;
   if (strcmp (type, "clip") != 0 && !c->eva02) {
     g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_MODEL,
-        "%s: unknown architecture: model_type is '%s', expected 'clip' or 'eva02-clip'", path, type);
+        "%s: unknown architecture: model_type is '%s', expected 'clip' or 'eva02-clip'", path,
+        type);
     return FALSE;
   }
   return TRUE;
@@ -116,7 +122,8 @@ read_sections (JsonObject *root, struct clip_hf_config *c, const char *path, GEr
   JsonObject *text = tower_section (root, "text_config");
 
   if (!vision || !text)
-    return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path, "missing object '%s'", vision ? "text_config" : "vision_config");
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path, "missing object '%s'",
+        vision ? "text_config" : "vision_config");
   return read_int (vision, "vision_config", "hidden_size", &c->vision_width, path, error)
       && read_int (vision, "vision_config", "intermediate_size", &c->vision_mlp, path, error)
       && read_int (vision, "vision_config", "num_attention_heads", &c->vision_heads, path, error)
@@ -148,7 +155,8 @@ checkpoint_read_hf_config (const char *path, struct clip_hf_config *config, GErr
   memset (config, 0, sizeof *config);
   config->path = path;
   root = json_load_object (parser, path, error);
-  ok = root && check_model_type (root, config, path, error) && read_sections (root, config, path, error);
+  ok = root && check_model_type (root, config, path, error)
+      && read_sections (root, config, path, error);
   g_object_unref (parser);
   return ok;
 }
@@ -188,7 +196,8 @@ check_shape (struct binder *b, const struct st_tensor *t, int n_dims, const int6
     return TRUE;
   have = shape_string (t->n_dims, t->shape);
   want = shape_string (n_dims, shape);
-  engine_fail (b->error, CLIPSEG_ENGINE_ERROR_MODEL, t->path, "tensor '%s' has shape %s, expected %s", t->name, have, want);
+  engine_fail (b->error, CLIPSEG_ENGINE_ERROR_MODEL, t->path,
+      "tensor '%s' has shape %s, expected %s", t->name, have, want);
   g_free (have);
   g_free (want);
   return FALSE;
@@ -203,8 +212,9 @@ check_finite (struct binder *b, const struct st_tensor *t, const float *v)
 
   if (bad == (size_t) t->n_elements)
     return v;
-  engine_fail (b->error, CLIPSEG_ENGINE_ERROR_MODEL, t->path, "tensor '%s' holds %g at element %zu: "
-      "weights must be finite numbers", t->name, v[bad], bad);
+  engine_fail (b->error, CLIPSEG_ENGINE_ERROR_MODEL, t->path,
+      "tensor '%s' holds %g at element %zu: " "weights must be finite numbers", t->name, v[bad],
+      bad);
   return NULL;
 }
 
@@ -221,8 +231,8 @@ tensor_floats (struct binder *b, const struct st_tensor *t)
   if (t->dtype == ST_DTYPE_F32 && ((uintptr_t) src % sizeof (float)) == 0)
     return check_finite (b, t, (const float *) src);
   if (t->dtype != ST_DTYPE_F32 && t->dtype != ST_DTYPE_F16 && t->dtype != ST_DTYPE_BF16) {
-    engine_fail (b->error, CLIPSEG_ENGINE_ERROR_MODEL, t->path, "tensor '%s' has dtype %s, expected F32, F16 or BF16", t->name,
-        st_dtype_name (t->dtype));
+    engine_fail (b->error, CLIPSEG_ENGINE_ERROR_MODEL, t->path,
+        "tensor '%s' has dtype %s, expected F32, F16 or BF16", t->name, st_dtype_name (t->dtype));
     return NULL;
   }
   dst = g_new (float, MAX (t->n_elements, 1));
@@ -244,7 +254,7 @@ bind_stored (struct binder *b, const char *name, int64_t d0, int64_t d1, enum st
 {
   const struct st_tensor *t = bind_require (b, name);
 
-  if (!t || !check_shape (b, t, 2, (int64_t[]) {d0, d1}))
+  if (!t || !check_shape (b, t, 2, (int64_t[]) { d0, d1 }))
     return NULL;
   if (t->dtype == ST_DTYPE_F16 || t->dtype == ST_DTYPE_BF16) {
     uint16_t mask = t->dtype == ST_DTYPE_F16 ? 0x7c00 : 0x7f80;
@@ -278,13 +288,13 @@ bind_shape (struct binder *b, const char *name, int n_dims, const int64_t *shape
 const float *
 bind1 (struct binder *b, const char *name, int64_t d0)
 {
-  return bind_shape (b, name, 1, (int64_t[]) {d0});
+  return bind_shape (b, name, 1, (int64_t[]) { d0 });
 }
 
 const float *
 bind2 (struct binder *b, const char *name, int64_t d0, int64_t d1)
 {
-  return bind_shape (b, name, 2, (int64_t[]) {d0, d1});
+  return bind_shape (b, name, 2, (int64_t[]) { d0, d1 });
 }
 
 /* An x @ P matrix [rows, cols] stored transposed as a Linear weight [cols, rows]. */
@@ -306,35 +316,36 @@ bind_transposed (struct binder *b, const char *name, int64_t rows, int64_t cols)
 
 /* ---- the two namings ------------------------------------------------------- */
 
-struct naming {
+struct naming
+{
   const char *name;
   /* printf formats with %s = tower prefix and %d = layer */
   const char *ln1, *ln2, *fc1, *fc2, *out;
-  gboolean fused_qkv;          /* OpenAI: in_proj_weight [3D, D] + in_proj_bias */
+  gboolean fused_qkv;           /* OpenAI: in_proj_weight [3D, D] + in_proj_bias */
   const char *vision_block, *text_block;
 };
 
 static const struct naming openclip_naming = {
   .name = "openclip",
-  .ln1 = "ln_1", .ln2 = "ln_2", .fc1 = "mlp.c_fc", .fc2 = "mlp.c_proj", .out = "attn.out_proj",
+  .ln1 = "ln_1",.ln2 = "ln_2",.fc1 = "mlp.c_fc",.fc2 = "mlp.c_proj",.out = "attn.out_proj",
   .fused_qkv = TRUE,
-  .vision_block = "visual.transformer.resblocks.%d.", .text_block = "transformer.resblocks.%d.",
+  .vision_block = "visual.transformer.resblocks.%d.",.text_block = "transformer.resblocks.%d.",
 };
 
 static const struct naming hf_naming = {
   .name = "huggingface",
-  .ln1 = "layer_norm1", .ln2 = "layer_norm2", .fc1 = "mlp.fc1", .fc2 = "mlp.fc2",
+  .ln1 = "layer_norm1",.ln2 = "layer_norm2",.fc1 = "mlp.fc1",.fc2 = "mlp.fc2",
   .out = "self_attn.out_proj",
   .fused_qkv = FALSE,
-  .vision_block = "vision_model.encoder.layers.%d.", .text_block = "text_model.encoder.layers.%d.",
+  .vision_block = "vision_model.encoder.layers.%d.",.text_block = "text_model.encoder.layers.%d.",
 };
 
 /* EVA-CLIP keeps OpenAI's text tower under "text." (its vision tower: eva02.h). */
 static const struct naming eva02_naming = {
   .name = "eva02",
-  .ln1 = "ln_1", .ln2 = "ln_2", .fc1 = "mlp.c_fc", .fc2 = "mlp.c_proj", .out = "attn.out_proj",
+  .ln1 = "ln_1",.ln2 = "ln_2",.fc1 = "mlp.c_fc",.fc2 = "mlp.c_proj",.out = "attn.out_proj",
   .fused_qkv = TRUE,
-  .vision_block = EVA02_BLOCK, .text_block = "text.transformer.resblocks.%d.",
+  .vision_block = EVA02_BLOCK,.text_block = "text.transformer.resblocks.%d.",
 };
 
 char *
@@ -363,14 +374,14 @@ bind_qkv (struct binder *b, const struct naming *n, const char *fmt, int layer, 
     g_free (b_name);
     if (!bias)
       return FALSE;
-    blk->q_w = w, blk->k_w = w + (size_t) D * D, blk->v_w = w + 2 * (size_t) D * D;
+    blk->q_w = w, blk->k_w = w + (size_t) D *D, blk->v_w = w + 2 * (size_t) D * D;
     blk->q_b = bias, blk->k_b = bias + D, blk->v_b = bias + 2 * D;
     return TRUE;
   }
   {
-    const char *parts[3] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"};
-    const float **ws[3] = {&blk->q_w, &blk->k_w, &blk->v_w};
-    const float **bs[3] = {&blk->q_b, &blk->k_b, &blk->v_b};
+    const char *parts[3] = { "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj" };
+    const float **ws[3] = { &blk->q_w, &blk->k_w, &blk->v_w };
+    const float **bs[3] = { &blk->q_b, &blk->k_b, &blk->v_b };
 
     for (int i = 0; i < 3; i++) {
       w_name = block_key (fmt, layer, parts[i], ".weight");
@@ -471,8 +482,8 @@ bind_dim (struct binder *b, const char *name, int n_dims, int dim)
   if (!t)
     return -1;
   if (t->n_dims != n_dims) {
-    engine_fail (b->error, CLIPSEG_ENGINE_ERROR_MODEL, t->path, "tensor '%s' has %d dimensions, expected %d", t->name, t->n_dims,
-        n_dims);
+    engine_fail (b->error, CLIPSEG_ENGINE_ERROR_MODEL, t->path,
+        "tensor '%s' has %d dimensions, expected %d", t->name, t->n_dims, n_dims);
     return -1;
   }
   return t->shape[dim];
@@ -485,8 +496,9 @@ agree (struct binder *b, const struct clip_hf_config *cfg, const char *field, in
 {
   if (stated == 0 || stated == actual)
     return TRUE;
-  return engine_fail (b->error, CLIPSEG_ENGINE_ERROR_MODEL, b->source, "the tensors imply %s = %" G_GINT64_FORMAT " but %s says %d",
-      field, actual, cfg->path, stated);
+  return engine_fail (b->error, CLIPSEG_ENGINE_ERROR_MODEL, b->source,
+      "the tensors imply %s = %" G_GINT64_FORMAT " but %s says %d", field, actual, cfg->path,
+      stated);
 }
 
 gboolean
@@ -495,8 +507,8 @@ bind_grid (struct binder *b, const char *name, int64_t n_pos, int *grid)
   int g = (int) lround (sqrt ((double) MAX (n_pos - 1, 0)));
 
   if (n_pos < 2 || (int64_t) g * g + 1 != n_pos)
-    return engine_fail (b->error, CLIPSEG_ENGINE_ERROR_MODEL, b->source, "tensor '%s' has %" G_GINT64_FORMAT
-        " positions, not 1 + a square grid", name, n_pos);
+    return engine_fail (b->error, CLIPSEG_ENGINE_ERROR_MODEL, b->source,
+        "tensor '%s' has %" G_GINT64_FORMAT " positions, not 1 + a square grid", name, n_pos);
   *grid = g;
   return TRUE;
 }
@@ -509,19 +521,21 @@ bind_heads (struct binder *b, const char *tower, int width, int stated, int tran
   int h = cfg ? (stated ? stated : transformers_default) : width / 64;
 
   if (cfg && width % h != 0)
-    return engine_fail (b->error, CLIPSEG_ENGINE_ERROR_MODEL, cfg->path, "%s_config.num_attention_heads = %d does not divide the "
-        "width %d", tower, h, width);
+    return engine_fail (b->error, CLIPSEG_ENGINE_ERROR_MODEL, cfg->path,
+        "%s_config.num_attention_heads = %d does not divide the " "width %d", tower, h, width);
   if (!cfg && (h == 0 || width % 64 != 0))
-    return engine_fail (b->error, CLIPSEG_ENGINE_ERROR_MODEL, b->source, "%s tower width %d is not a multiple of 64, so the number of "
+    return engine_fail (b->error, CLIPSEG_ENGINE_ERROR_MODEL, b->source,
+        "%s tower width %d is not a multiple of 64, so the number of "
         "heads cannot be inferred as OpenAI's build_model does", tower, width);
   *heads = h;
   return TRUE;
 }
 
-struct tower_names {
+struct tower_names
+{
   const char *patch, *class_emb, *pos, *ln_pre, *ln_post, *proj;
   const char *tok, *text_pos, *ln_final, *text_proj;
-  gboolean proj_transposed;    /* OpenAI stores x @ P as [in, out] */
+  gboolean proj_transposed;     /* OpenAI stores x @ P as [in, out] */
 };
 
 static const struct tower_names openclip_names = {
@@ -556,7 +570,8 @@ infer_vision (struct binder *b, const struct naming *n, const struct tower_names
 
   g_free (fc1);
   if (width <= 0 || patch <= 0 || n_pos < 0 || mlp <= 0 || embed <= 0)
-    return engine_fail (b->error, CLIPSEG_ENGINE_ERROR_MODEL, b->source, "vision tower: empty or missing shapes");
+    return engine_fail (b->error, CLIPSEG_ENGINE_ERROR_MODEL, b->source,
+        "vision tower: empty or missing shapes");
   v->tower.width = (int) width;
   v->tower.mlp = (int) mlp;
   v->patch = (int) patch;
@@ -566,11 +581,11 @@ infer_vision (struct binder *b, const struct naming *n, const struct tower_names
       && bind_heads (b, "vision", v->tower.width, cfg ? cfg->vision_heads : 0, 12, cfg,
       &v->tower.heads)
       && (!cfg || (agree (b, cfg, "vision_config.hidden_size", cfg->vision_width, width)
-              && agree (b, cfg, "vision_config.intermediate_size", cfg->vision_mlp, mlp)
-              && agree (b, cfg, "vision_config.num_hidden_layers", cfg->vision_layers, v->tower.layers)
-              && agree (b, cfg, "vision_config.patch_size", cfg->patch_size, patch)
-              && agree (b, cfg, "vision_config.image_size", cfg->image_size, patch * v->grid)
-              && agree (b, cfg, "projection_dim", cfg->embed_dim, embed)));
+          && agree (b, cfg, "vision_config.intermediate_size", cfg->vision_mlp, mlp)
+          && agree (b, cfg, "vision_config.num_hidden_layers", cfg->vision_layers, v->tower.layers)
+          && agree (b, cfg, "vision_config.patch_size", cfg->patch_size, patch)
+          && agree (b, cfg, "vision_config.image_size", cfg->image_size, patch * v->grid)
+          && agree (b, cfg, "projection_dim", cfg->embed_dim, embed)));
 }
 
 static gboolean
@@ -584,25 +599,26 @@ infer_text (struct binder *b, const struct naming *n, const struct tower_names *
 
   g_free (fc1);
   if (vocab <= 0 || width <= 0 || ctx <= 1 || mlp <= 0)
-    return engine_fail (b->error, CLIPSEG_ENGINE_ERROR_MODEL, b->source, "text tower: empty or missing shapes");
+    return engine_fail (b->error, CLIPSEG_ENGINE_ERROR_MODEL, b->source,
+        "text tower: empty or missing shapes");
   t->tower.width = (int) width;
   t->tower.mlp = (int) mlp;
   t->vocab = (int) vocab;
   t->context = (int) ctx;
   return count_layers (b, n->text_block, n->ln1, &t->tower.layers)
-      && bind_heads (b, "text", t->tower.width, cfg ? cfg->text_heads : 0, 8, cfg,
-      &t->tower.heads)
+      && bind_heads (b, "text", t->tower.width, cfg ? cfg->text_heads : 0, 8, cfg, &t->tower.heads)
       && (!cfg || (agree (b, cfg, "text_config.hidden_size", cfg->text_width, width)
-              && agree (b, cfg, "text_config.intermediate_size", cfg->text_mlp, mlp)
-              && agree (b, cfg, "text_config.num_hidden_layers", cfg->text_layers, t->tower.layers)
-              && agree (b, cfg, "text_config.max_position_embeddings", cfg->context, ctx)
-              && agree (b, cfg, "text_config.vocab_size", cfg->vocab, vocab)));
+          && agree (b, cfg, "text_config.intermediate_size", cfg->text_mlp, mlp)
+          && agree (b, cfg, "text_config.num_hidden_layers", cfg->text_layers, t->tower.layers)
+          && agree (b, cfg, "text_config.max_position_embeddings", cfg->context, ctx)
+          && agree (b, cfg, "text_config.vocab_size", cfg->vocab, vocab)));
 }
 
 const float *
 bind_ln (struct binder *b, const char *prefix, int D, const float **bias)
 {
-  char *w_name = g_strconcat (prefix, ".weight", NULL), *b_name = g_strconcat (prefix, ".bias", NULL);
+  char *w_name = g_strconcat (prefix, ".weight", NULL), *b_name =
+      g_strconcat (prefix, ".bias", NULL);
   const float *w = bind1 (b, w_name, D);
 
   *bias = w ? bind1 (b, b_name, D) : NULL;
@@ -618,7 +634,7 @@ bind_vision (struct binder *b, const struct naming *n, const struct tower_names 
   struct clip_vision *v = &w->vision;
   int D = v->tower.width, E = w->embed_dim, p = v->patch;
 
-  v->patch_w = bind_shape (b, tn->patch, 4, (int64_t[]) {D, 3, p, p});
+  v->patch_w = bind_shape (b, tn->patch, 4, (int64_t[]) { D, 3, p, p });
   v->class_emb = v->patch_w ? bind1 (b, tn->class_emb, D) : NULL;
   v->pos_emb = v->class_emb ? bind2 (b, tn->pos, 1 + (int64_t) v->grid * v->grid, D) : NULL;
   if (!v->pos_emb || !(v->ln_pre_w = bind_ln (b, tn->ln_pre, D, &v->ln_pre_b))
@@ -650,12 +666,12 @@ bind_logit_scale (struct binder *b, struct clip_weights *w)
   const struct st_tensor *t = safetensors_find (b->st, "logit_scale");
   const float *v;
 
-  w->logit_scale = 100.0f;     /* OpenAI's trained value, when a file omits it */
+  w->logit_scale = 100.0f;      /* OpenAI's trained value, when a file omits it */
   if (!t)
     return TRUE;
   if (t->n_elements != 1 || t->n_dims > 1)
-    return engine_fail (b->error, CLIPSEG_ENGINE_ERROR_MODEL, t->path, "tensor 'logit_scale' has %" G_GINT64_FORMAT
-        " elements, expected one", t->n_elements);
+    return engine_fail (b->error, CLIPSEG_ENGINE_ERROR_MODEL, t->path,
+        "tensor 'logit_scale' has %" G_GINT64_FORMAT " elements, expected one", t->n_elements);
   if (!(v = tensor_floats (b, t)))
     return FALSE;
   w->logit_scale = expf (v[0]);
@@ -684,12 +700,12 @@ bind_eva02 (struct binder *b, const struct clip_hf_config *cfg, struct clip_weig
 
   return eva02_bind_vision (b, cfg && cfg->rope_seq ? cfg->rope_seq : EVA02_ROPE_SEQ, w)
       && (!cfg || (agree (b, cfg, "vision_config.hidden_size", cfg->vision_width, v->tower.width)
-              && agree (b, cfg, "vision_config.intermediate_size", cfg->vision_mlp, v->tower.mlp)
-              && agree (b, cfg, "vision_config.num_hidden_layers", cfg->vision_layers, v->tower.layers)
-              && agree (b, cfg, "vision_config.num_attention_heads", cfg->vision_heads, v->tower.heads)
-              && agree (b, cfg, "vision_config.patch_size", cfg->patch_size, v->patch)
-              && agree (b, cfg, "vision_config.image_size", cfg->image_size, v->patch * v->grid)
-              && agree (b, cfg, "projection_dim", cfg->embed_dim, w->embed_dim)))
+          && agree (b, cfg, "vision_config.intermediate_size", cfg->vision_mlp, v->tower.mlp)
+          && agree (b, cfg, "vision_config.num_hidden_layers", cfg->vision_layers, v->tower.layers)
+          && agree (b, cfg, "vision_config.num_attention_heads", cfg->vision_heads, v->tower.heads)
+          && agree (b, cfg, "vision_config.patch_size", cfg->patch_size, v->patch)
+          && agree (b, cfg, "vision_config.image_size", cfg->image_size, v->patch * v->grid)
+          && agree (b, cfg, "projection_dim", cfg->embed_dim, w->embed_dim)))
       && infer_text (b, &eva02_naming, &eva02_names, cfg, w)
       && bind_text (b, &eva02_naming, &eva02_names, w);
 }
@@ -698,8 +714,8 @@ bind_eva02 (struct binder *b, const struct clip_hf_config *cfg, struct clip_weig
 static const struct naming *
 detect_naming (struct binder *b, const struct clip_hf_config *config)
 {
-  const struct tower_names *names[] = {&openclip_names, &hf_names, &eva02_names};
-  const struct naming *namings[] = {&openclip_naming, &hf_naming, &eva02_naming};
+  const struct tower_names *names[] = { &openclip_names, &hf_names, &eva02_names };
+  const struct naming *namings[] = { &openclip_naming, &hf_naming, &eva02_naming };
   const struct naming *found = NULL;
   int n_found = 0;
 
@@ -728,7 +744,7 @@ gboolean
 checkpoint_bind (struct clip_weights *w, const struct safetensors *st,
     const struct clip_hf_config *config, const char *source, GPtrArray *owned, GError **error)
 {
-  struct binder b = {.st = st, .owned = owned, .error = error, .source = source};
+  struct binder b = {.st = st,.owned = owned,.error = error,.source = source };
   const struct naming *n;
   gboolean openclip, eva02, ok;
 

@@ -18,7 +18,8 @@
 #include "clipseg-engine.h"
 #include "npy.h"
 
-struct options {
+struct options
+{
   char *vocab;
   char *precision;
   int threads;
@@ -39,15 +40,17 @@ struct options {
 };
 
 static struct options opt = {
-  .threads = 0, .crop = 224, .stride = 112, .logit_scale = 40.0, .prob_thd = 0.0, .area_thd = 0.0,
+  .threads = 0,.crop = 224,.stride = 112,.logit_scale = 40.0,.prob_thd = 0.0,.area_thd = 0.0,
 };
 
 static const GOptionEntry common_entries[] = {
   {"vocab", 0, 0, G_OPTION_ARG_FILENAME, &opt.vocab,
-      "BPE vocabulary for a checkpoint file without one beside it (bpe_simple_vocab_16e6.txt[.gz] or a directory with vocab.json + merges.txt)", "PATH"},
+        "BPE vocabulary for a checkpoint file without one beside it (bpe_simple_vocab_16e6.txt[.gz] or a directory with vocab.json + merges.txt)",
+      "PATH"},
   {"threads", 0, 0, G_OPTION_ARG_INT, &opt.threads, "Threads to use (default: all cores)", "N"},
   {"precision", 0, 0, G_OPTION_ARG_STRING, &opt.precision,
-      "Linear layers in auto (default: bf16 where oneDNN and the CPU support it), fp32 or bf16", "P"},
+        "Linear layers in auto (default: bf16 where oneDNN and the CPU support it), fp32 or bf16",
+      "P"},
   {NULL}
 };
 
@@ -67,24 +70,34 @@ static const GOptionEntry out_entries[] = {
 #define MODE_USAGE "--mode must be vanilla, maskclip, sclip, clearclip, naclip or scclip"
 
 static const GOptionEntry image_entries[] = {
-  {"input", 0, 0, G_OPTION_ARG_FILENAME, &opt.input, "Normalised pixels, float32 [3, H, W]", "X.npy"},
-  {"mode", 0, 0, G_OPTION_ARG_STRING, &opt.mode, "Dense mode: vanilla, maskclip, sclip (default), clearclip, naclip or scclip", "M"},
+  {"input", 0, 0, G_OPTION_ARG_FILENAME, &opt.input, "Normalised pixels, float32 [3, H, W]",
+      "X.npy"},
+  {"mode", 0, 0, G_OPTION_ARG_STRING, &opt.mode,
+      "Dense mode: vanilla, maskclip, sclip (default), clearclip, naclip or scclip", "M"},
   {NULL}
 };
 
 static const GOptionEntry segment_entries[] = {
   {"pred", 0, 0, G_OPTION_ARG_FILENAME, &opt.pred, "Label map, int32 [H, W]", "L.npy"},
-  {"crop", 0, 0, G_OPTION_ARG_INT, &opt.crop, "Window side in pixels, 0 = whole image (default 224)", "PX"},
+  {"crop", 0, 0, G_OPTION_ARG_INT, &opt.crop,
+      "Window side in pixels, 0 = whole image (default 224)", "PX"},
   {"stride", 0, 0, G_OPTION_ARG_INT, &opt.stride, "Window stride in pixels (default 112)", "PX"},
-  {"logit-scale", 0, 0, G_OPTION_ARG_DOUBLE, &opt.logit_scale, "Cosine scale before the softmax (default 40)", "S"},
-  {"prob-thd", 0, 0, G_OPTION_ARG_DOUBLE, &opt.prob_thd, "Pixels less probable than this go to class 0 (default 0)", "P"},
-  {"area-thd", 0, 0, G_OPTION_ARG_DOUBLE, &opt.area_thd, "Classes covering at most this share of the foreground go to class 0 (default 0 = off)", "A"},
+  {"logit-scale", 0, 0, G_OPTION_ARG_DOUBLE, &opt.logit_scale,
+      "Cosine scale before the softmax (default 40)", "S"},
+  {"prob-thd", 0, 0, G_OPTION_ARG_DOUBLE, &opt.prob_thd,
+      "Pixels less probable than this go to class 0 (default 0)", "P"},
+  {"area-thd", 0, 0, G_OPTION_ARG_DOUBLE, &opt.area_thd,
+        "Classes covering at most this share of the foreground go to class 0 (default 0 = off)",
+      "A"},
   {"key-smoothing", 0, 0, G_OPTION_ARG_DOUBLE, &opt.ks_thresh,
-      "MaskCLIP's key smoothing of patches less probable than this, mode maskclip only (default 0 = off; MaskCLIP's setting 1)", "T"},
+        "MaskCLIP's key smoothing of patches less probable than this, mode maskclip only (default 0 = off; MaskCLIP's setting 1)",
+      "T"},
   {"prompt-denoising", 0, 0, G_OPTION_ARG_DOUBLE, &opt.pd_thresh,
-      "MaskCLIP's prompt denoising of labels no patch gives this probability, mode maskclip only (default 0 = off; MaskCLIP's setting 0.5)", "T"},
+        "MaskCLIP's prompt denoising of labels no patch gives this probability, mode maskclip only (default 0 = off; MaskCLIP's setting 0.5)",
+      "T"},
   {"pamr-steps", 0, 0, G_OPTION_ARG_INT, &opt.pamr_steps,
-      "PAMR refinement steps on the output-size logits (default 0 = off; NACLIP's setting 10)", "N"},
+        "PAMR refinement steps on the output-size logits (default 0 = off; NACLIP's setting 10)",
+      "N"},
   {NULL}
 };
 
@@ -130,17 +143,18 @@ cmd_info (struct clipseg_model *model, int argc, char **argv)
 
   printf ("naming: %s\ndtype: %s\nactivation: %s\nlayer_norm_eps: %g\n", i->naming, i->dtype,
       activation_name (i->activation), i->layer_norm_eps);
-  printf ("embed_dim: %d\nimage_size: %d\npatch_size: %d\n", i->embed_dim, i->image_size, i->patch_size);
+  printf ("embed_dim: %d\nimage_size: %d\npatch_size: %d\n", i->embed_dim, i->image_size,
+      i->patch_size);
   printf ("vision_width: %d\nvision_layers: %d\nvision_heads: %d\nvision_mlp: %d\n",
       i->vision_width, i->vision_layers, i->vision_heads, i->vision_mlp);
-  printf ("text_width: %d\ntext_layers: %d\ntext_heads: %d\ntext_mlp: %d\n",
-      i->text_width, i->text_layers, i->text_heads, i->text_mlp);
+  printf ("text_width: %d\ntext_layers: %d\ntext_heads: %d\ntext_mlp: %d\n", i->text_width,
+      i->text_layers, i->text_heads, i->text_mlp);
   printf ("context_length: %d\nvocab_size: %d\nlogit_scale: %g\nparameters: %" G_GINT64_FORMAT "\n",
       i->context_length, i->vocab_size, i->logit_scale, i->n_params);
   printf ("image_mean: %g %g %g\nimage_std: %g %g %g\n", i->image_mean[0], i->image_mean[1],
       i->image_mean[2], i->image_std[0], i->image_std[1], i->image_std[2]);
-  printf ("precision: %s\ngemm: %s\nisa: %s\nattention: %s\n", clipseg_precision_name (i->precision),
-      i->gemm_library, i->gemm_isa, i->attention_kernel);
+  printf ("precision: %s\ngemm: %s\nisa: %s\nattention: %s\n",
+      clipseg_precision_name (i->precision), i->gemm_library, i->gemm_isa, i->attention_kernel);
   return 0;
 }
 
@@ -181,7 +195,8 @@ make_queries (struct clipseg_model *model, GError **error)
   if (labels)
     templates = clipseg_templates_load (opt.templates ? opt.templates : "imagenet80", error);
   if (templates)
-    queries = clipseg_queries_new (model, labels, (const char *const *) templates, opt.threads, error);
+    queries =
+        clipseg_queries_new (model, labels, (const char *const *) templates, opt.threads, error);
   g_strfreev (templates);
   clipseg_labels_free (labels);
   return queries;
@@ -199,7 +214,7 @@ cmd_text (struct clipseg_model *model, int argc, char **argv)
   if (!(q = make_queries (model, &error)))
     return fail (error);
   ok = npy_write (opt.out, NPY_FLOAT32, 2,
-      (int64_t[]) {clipseg_queries_n_queries (q), clipseg_queries_embed_dim (q)},
+      (int64_t[]) { clipseg_queries_n_queries (q), clipseg_queries_embed_dim (q) },
       clipseg_queries_embeddings (q), &error);
   clipseg_queries_free (q);
   return ok ? 0 : fail (error);
@@ -257,8 +272,9 @@ cmd_dense (struct clipseg_model *model, int argc, char **argv)
   n = (x.shape[1] / p) * (x.shape[2] / p);
   features = g_new (float, MAX (n, 1) * E);
   st = clipseg_state_new (model, opt.threads);
-  ok = clipseg_state_encode_dense (st, x.data, (int) x.shape[1], (int) x.shape[2], mode, features, &error)
-      && npy_write (opt.out, NPY_FLOAT32, 2, (int64_t[]) {n, E}, features, &error);
+  ok = clipseg_state_encode_dense (st, x.data, (int) x.shape[1], (int) x.shape[2], mode, features,
+      &error)
+  && npy_write (opt.out, NPY_FLOAT32, 2, (int64_t[]) { n, E }, features, &error);
   clipseg_state_free (st);
   g_free (features);
   npy_array_clear (&x);
@@ -269,7 +285,7 @@ static int
 cmd_segment (struct clipseg_model *model, int argc, char **argv)
 {
   GError *error = NULL;
-  struct npy_array x = {0};
+  struct npy_array x = { 0 };
   struct clipseg_queries *q = NULL;
   struct clipseg_state *st = NULL;
   struct clipseg_segment_params sp = clipseg_segment_default_params ();
@@ -294,8 +310,8 @@ cmd_segment (struct clipseg_model *model, int argc, char **argv)
     labels = g_new (int32_t, (size_t) H * W);
     st = clipseg_state_new (model, opt.threads);
     ok = clipseg_state_segment (st, x.data, H, W, q, &sp, H, W, probs, labels, &error)
-        && npy_write (opt.out, NPY_FLOAT32, 3, (int64_t[]) {C, H, W}, probs, &error)
-        && (!opt.pred || npy_write (opt.pred, NPY_INT32, 2, (int64_t[]) {H, W}, labels, &error));
+    && npy_write (opt.out, NPY_FLOAT32, 3, (int64_t[]) { C, H, W }, probs, &error)
+    && (!opt.pred || npy_write (opt.pred, NPY_INT32, 2, (int64_t[]) { H, W }, labels, &error));
   }
   clipseg_state_free (st);
   clipseg_queries_free (q);
@@ -305,10 +321,11 @@ cmd_segment (struct clipseg_model *model, int argc, char **argv)
   return ok ? 0 : fail (error);
 }
 
-struct command {
+struct command
+{
   const char *name;
   const char *args;
-  int (*run) (struct clipseg_model *model, int argc, char **argv);
+  int (*run) (struct clipseg_model * model, int argc, char **argv);
   const GOptionEntry *entries[4];
 };
 
@@ -322,7 +339,7 @@ static const struct command commands[] = {
 };
 
 static void
-print_commands (FILE *f)
+print_commands (FILE * f)
 {
   fprintf (f, "usage: clipseg-engine COMMAND MODEL [OPTIONS]\n\ncommands:\n");
   for (guint i = 0; i < G_N_ELEMENTS (commands); i++)
@@ -336,8 +353,9 @@ find_command (int argc, char **argv, const struct command **cmd)
 {
   for (int i = 1; i < argc; i++) {
     if (argv[i][0] == '-') {
-      for (const GOptionEntry *e = common_entries; e->long_name; e++)
-        if (g_str_has_prefix (argv[i] + 2, e->long_name) && argv[i][2 + strlen (e->long_name)] == '\0')
+      for (const GOptionEntry * e = common_entries; e->long_name; e++)
+        if (g_str_has_prefix (argv[i] + 2, e->long_name)
+            && argv[i][2 + strlen (e->long_name)] == '\0')
           i++;
       continue;
     }

@@ -11,7 +11,7 @@
 static const float *
 bind_row_stack (struct binder *b, const char *name, int64_t n, int D)
 {
-  return bind_shape (b, name, 3, (int64_t[]) {1, n, D});
+  return bind_shape (b, name, 3, (int64_t[]) { 1, n, D });
 }
 
 /* A bias-free linear "<part>.weight" [rows, cols] of block @layer. */
@@ -65,7 +65,8 @@ bind_eva_block (struct binder *b, int layer, int D, int M, struct clip_block *bl
       && (blk->v_w = bind_weight (b, layer, "attn.v_proj", D, D))
       && (blk->q_b = bind_vector (b, layer, "attn.q_bias", D))
       && (blk->v_b = bind_vector (b, layer, "attn.v_bias", D))
-      && bind_pair (b, EVA02_BLOCK, layer, "attn.inner_attn_ln", D, 0, &blk->inner_ln_w, &blk->inner_ln_b)
+      && bind_pair (b, EVA02_BLOCK, layer, "attn.inner_attn_ln", D, 0, &blk->inner_ln_w,
+      &blk->inner_ln_b)
       && bind_pair (b, EVA02_BLOCK, layer, "attn.proj", D, D, &blk->out_w, &blk->out_b)
       && bind_pair (b, EVA02_BLOCK, layer, "norm2", D, 0, &blk->ln2_w, &blk->ln2_b)
       && bind_pair (b, EVA02_BLOCK, layer, "mlp.w1", M, D, &blk->fc1_w, &blk->fc1_b)
@@ -89,7 +90,7 @@ check_rope_table (struct binder *b, const char *name, const struct rope_grid *r,
 
   if (!t)
     return TRUE;
-  if (!check_shape (b, t, 2, (int64_t[]) {(int64_t) g * g, d}) || !(v = tensor_floats (b, t)))
+  if (!check_shape (b, t, 2, (int64_t[]) { (int64_t) g * g, d }) || !(v = tensor_floats (b, t)))
     return FALSE;
   for (int p = 0; p < g * g; p++) {
     for (int c = 0; c < d; c++) {
@@ -102,8 +103,7 @@ check_rope_table (struct binder *b, const char *name, const struct rope_grid *r,
         return engine_fail (b->error, CLIPSEG_ENGINE_ERROR_MODEL, t->path, "tensor '%s' holds %g "
             "at [%d, %d] where RoPE with pt_hw_seq_len %d on a %dx%d grid gives %g: it was "
             "made with other RoPE settings (config.json's vision_config.rope_pt_hw_seq_len "
-            "sets pt_hw_seq_len)", name, v[(size_t) p * d + c], p, c, seq, g, g,
-            expected);
+            "sets pt_hw_seq_len)", name, v[(size_t) p * d + c], p, c, seq, g, g, expected);
     }
   }
   return TRUE;
@@ -120,7 +120,8 @@ check_rope_tables (struct binder *b, const struct clip_vision *v)
   rope_grid_init (&r, mem, v->grid, v->grid, d, v->rope_seq);
   for (int l = -1; l < v->tower.layers && ok; l++) {
     char *prefix = l < 0 ? g_strdup ("visual.rope.") : block_key (EVA02_BLOCK, l, "attn.rope.", "");
-    char *cos_name = g_strconcat (prefix, "freqs_cos", NULL), *sin_name = g_strconcat (prefix, "freqs_sin", NULL);
+    char *cos_name = g_strconcat (prefix, "freqs_cos", NULL), *sin_name =
+        g_strconcat (prefix, "freqs_sin", NULL);
 
     ok = check_rope_table (b, cos_name, &r, d, v->rope_seq, FALSE)
         && check_rope_table (b, sin_name, &r, d, v->rope_seq, TRUE);
@@ -142,7 +143,8 @@ infer_shapes (struct binder *b, int rope_seq, struct clip_weights *w)
   int64_t embed = mlp > 0 ? bind_dim (b, "visual.head.weight", 2, 0) : -1;
 
   if (width <= 0 || patch <= 0 || n_pos <= 0 || mlp <= 0 || embed <= 0)
-    return engine_fail (b->error, CLIPSEG_ENGINE_ERROR_MODEL, b->source, "EVA02 vision tower: empty or missing shapes");
+    return engine_fail (b->error, CLIPSEG_ENGINE_ERROR_MODEL, b->source,
+        "EVA02 vision tower: empty or missing shapes");
   v->tower.width = (int) width;
   v->tower.mlp = (int) mlp;
   v->tower.swiglu = TRUE;
@@ -150,12 +152,14 @@ infer_shapes (struct binder *b, int rope_seq, struct clip_weights *w)
   v->rope_seq = rope_seq;
   v->ln_eps = EVA02_LN_EPS;
   w->embed_dim = (int) embed;
-  if (!count_layers (b, EVA02_BLOCK, "norm1", &v->tower.layers) || !bind_grid (b, "visual.pos_embed", n_pos, &v->grid)
+  if (!count_layers (b, EVA02_BLOCK, "norm1", &v->tower.layers)
+      || !bind_grid (b, "visual.pos_embed", n_pos, &v->grid)
       || !bind_heads (b, "vision", v->tower.width, 0, 0, NULL, &v->tower.heads))
     return FALSE;
   if ((v->tower.width / v->tower.heads) % 4 != 0)
-    return engine_fail (b->error, CLIPSEG_ENGINE_ERROR_MODEL, b->source, "EVA02 head width %d is not "
-        "a multiple of 4, which its 2D RoPE needs", v->tower.width / v->tower.heads);
+    return engine_fail (b->error, CLIPSEG_ENGINE_ERROR_MODEL, b->source,
+        "EVA02 head width %d is not " "a multiple of 4, which its 2D RoPE needs",
+        v->tower.width / v->tower.heads);
   return TRUE;
 }
 
@@ -168,7 +172,7 @@ eva02_bind_vision (struct binder *b, int rope_seq, struct clip_weights *w)
   if (!infer_shapes (b, rope_seq, w))
     return FALSE;
   D = v->tower.width, E = w->embed_dim, p = v->patch;
-  if (!(v->patch_w = bind_shape (b, EVA02_KEY, 4, (int64_t[]) {D, 3, p, p}))
+  if (!(v->patch_w = bind_shape (b, EVA02_KEY, 4, (int64_t[]) { D, 3, p, p }))
       || !(v->patch_b = bind1 (b, "visual.patch_embed.proj.bias", D))
       || !(v->class_emb = bind_row_stack (b, "visual.cls_token", 1, D))
       || !(v->pos_emb = bind_row_stack (b, "visual.pos_embed", 1 + (int64_t) v->grid * v->grid, D))

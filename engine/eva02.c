@@ -8,7 +8,7 @@
 size_t
 rope_grid_floats (int gh, int gw, int head_dim)
 {
-  return (size_t) 2 * (gh + gw) * (head_dim / 4);
+  return (size_t) 2 *(gh + gw) * (head_dim / 4);
 }
 
 /* Angles in double, rounded once: EVA-CLIP computes them in float32, which
@@ -65,7 +65,7 @@ rope_rotate (const struct rope_grid *r, float *qkv, int B, int L, int D, int H, 
       const float *sx = r->sin + (size_t) (r->gh + i % r->gw) * n;
       float *row = qkv + ((size_t) b * L + 1 + i) * 3 * D;
 
-      for (int part = 0; part < 2; part++) {   /* q, then k */
+      for (int part = 0; part < 2; part++) {    /* q, then k */
         for (int h = 0; h < H; h++) {
           float *x = row + (size_t) part * D + (size_t) h * d;
 

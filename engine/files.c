@@ -37,7 +37,7 @@ fail_errno (GError **error, const char *path, int errsv)
 }
 
 int
-files_open_regular (const char *path, goffset max_bytes, goffset *size, GError **error)
+files_open_regular (const char *path, goffset max_bytes, goffset * size, GError **error)
 {
   struct stat st;
   int fd;

@@ -54,5 +54,6 @@ engine_check_finite (const float *v, size_t n, const char *what, GError **error)
   if (bad == n)
     return TRUE;
   return engine_fail (error, CLIPSEG_ENGINE_ERROR_NOT_FINITE, NULL, "%s: element %zu of %zu is %g: "
-      "the model's finite weights overflow float here, so there is no answer", what, bad, n, v[bad]);
+      "the model's finite weights overflow float here, so there is no answer", what, bad, n,
+      v[bad]);
 }

@@ -17,24 +17,27 @@
  * (oneDNN's own primitive cache keeps that cheap). */
 #define PRIMITIVES_PER_LINEAR 8
 
-struct primitive_key {
+struct primitive_key
+{
   int M, ldx, ldy, n_threads;
   gboolean accumulate;
 };
 
-struct cached_primitive {
+struct cached_primitive
+{
   struct primitive_key key;
   dnnl_primitive_t primitive;
   size_t scratchpad_bytes;
 };
 
-struct dnnl_linear {
+struct dnnl_linear
+{
   struct packed_linear base;
   gboolean bf16;
-  dnnl_memory_desc_t weights_md;   /* [K, N] in the primitive's own layout */
+  dnnl_memory_desc_t weights_md;        /* [K, N] in the primitive's own layout */
   void *weights;
-  float *bias;                     /* [N] or NULL */
-  GMutex lock;                     /* guards the cache */
+  float *bias;                  /* [N] or NULL */
+  GMutex lock;                  /* guards the cache */
   int n_cached;
   struct cached_primitive cached[PRIMITIVES_PER_LINEAR];
 };
@@ -58,7 +61,8 @@ cpu_engine (void)
 /* Each thread has its own stream and its own scratch: the bf16 copy of x and
  * the primitive's scratchpad, which oneDNN would otherwise share between
  * concurrent runs of one primitive (measured: wrong bf16 results). */
-struct thread_scratch {
+struct thread_scratch
+{
   dnnl_stream_t stream;
   void *data;
   size_t size;
@@ -108,7 +112,7 @@ round64 (size_t n)
 static void
 matrix_md (dnnl_memory_desc_t *md, int rows, int cols, int ld, dnnl_data_type_t type)
 {
-  dnnl_dims_t dims = {rows, cols}, strides = {ld, 1};
+  dnnl_dims_t dims = { rows, cols }, strides = { ld, 1 };
 
   dnnl_memory_desc_init_by_strides (md, 2, dims, type, strides);
 }
@@ -117,11 +121,11 @@ matrix_md (dnnl_memory_desc_t *md, int rows, int cols, int ld, dnnl_data_type_t 
  * (@weights_md of format "any") when packing. */
 static dnnl_status_t
 make_primitive_desc (const struct dnnl_linear *dl, const struct primitive_key *key,
-    const dnnl_memory_desc_t *weights_md, dnnl_primitive_desc_t *pd)
+    const dnnl_memory_desc_t *weights_md, dnnl_primitive_desc_t * pd)
 {
   int N = dl->base.N, K = dl->base.K;
   dnnl_memory_desc_t src, bias, dst;
-  dnnl_dims_t bias_dims = {1, N};
+  dnnl_dims_t bias_dims = { 1, N };
   dnnl_matmul_desc_t desc;
   dnnl_primitive_attr_t attr = NULL;
   dnnl_post_ops_t ops = NULL;
@@ -171,7 +175,7 @@ make_primitive (const struct dnnl_linear *dl, const struct primitive_key *key,
  * full, and then @out is a primitive the caller destroys after its run. */
 static gboolean
 find_primitive (struct dnnl_linear *dl, const struct primitive_key *key,
-    struct cached_primitive *out, dnnl_status_t *status)
+    struct cached_primitive *out, dnnl_status_t * status)
 {
   gboolean cached = TRUE;
 
@@ -211,9 +215,10 @@ dnnl_run (const struct packed_linear *pl, const float *x, int ldx, float *y, int
   struct thread_scratch *ts;
   size_t x_bytes = dl->bf16 ? round64 ((size_t) M * K * sizeof (guint16)) : 0;
   dnnl_memory_desc_t src_md, dst_md, bias_md, scratch_md;
-  dnnl_dims_t bias_dims = {1, N}, scratch_dims;
-  dnnl_memory_t mem[5] = {NULL};
-  int args[5] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST, DNNL_ARG_SCRATCHPAD, DNNL_ARG_BIAS};
+  dnnl_dims_t bias_dims = { 1, N }, scratch_dims;
+  dnnl_memory_t mem[5] = { NULL };
+  int args[5] =
+      { DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST, DNNL_ARG_SCRATCHPAD, DNNL_ARG_BIAS };
   dnnl_exec_arg_t exec[5];
   int n_args = dl->bias ? 5 : 4;
   gboolean cached;
@@ -224,7 +229,7 @@ dnnl_run (const struct packed_linear *pl, const float *x, int ldx, float *y, int
    * thread count is this implicit task's own and ends with the region. */
   if (omp_in_parallel ())
     omp_set_num_threads (1);
-  key = (struct primitive_key) {M, dl->bf16 ? K : ldx, ldy, omp_get_max_threads (), accumulate};
+  key = (struct primitive_key) { M, dl->bf16 ? K : ldx, ldy, omp_get_max_threads (), accumulate };
   cached = find_primitive (dl, &key, &prim, &s);
   if (s)
     goto fail;
@@ -246,7 +251,8 @@ dnnl_run (const struct packed_linear *pl, const float *x, int ldx, float *y, int
       || (dl->bias && (s = dnnl_memory_create (&mem[4], &bias_md, cpu_engine (), dl->bias))))
     goto out;
   for (int i = 0; i < n_args; i++)
-    exec[i] = (dnnl_exec_arg_t) {args[i], mem[i]};
+    exec[i] = (dnnl_exec_arg_t) {
+    args[i], mem[i]};
   s = dnnl_primitive_execute (prim.primitive, ts->stream, n_args, exec);
 out:
   for (int i = 0; i < 5; i++)
@@ -258,7 +264,8 @@ out:
   /* only running out of memory gets here (the shape was accepted at packing):
    * the output is made NaN so the failure shows in every result */
 fail:
-  engine_log (CLIPSEG_LOG_LEVEL_ERROR, "oneDNN matmul %dx%dx%d failed (status %d)", M, N, K, (int) s);
+  engine_log (CLIPSEG_LOG_LEVEL_ERROR, "oneDNN matmul %dx%dx%d failed (status %d)", M, N, K,
+      (int) s);
   for (int i = 0; i < M; i++)
     for (int j = 0; j < N; j++)
       y[(size_t) i * ldy + j] = NAN;
@@ -284,7 +291,7 @@ reorder_weights (struct dnnl_linear *dl, const float *w)
 {
   int N = dl->base.N, K = dl->base.K;
   dnnl_memory_desc_t plain_md;
-  dnnl_dims_t dims = {K, N}, strides = {1, K};
+  dnnl_dims_t dims = { K, N }, strides = { 1, K };
   dnnl_primitive_desc_t pd = NULL;
   dnnl_primitive_t reorder = NULL;
   dnnl_memory_t from = NULL, to = NULL;
@@ -298,7 +305,7 @@ reorder_weights (struct dnnl_linear *dl, const float *w)
       && !(s = dnnl_memory_create (&from, &plain_md, cpu_engine (), (void *) w))
       && !(s = dnnl_memory_create (&to, &dl->weights_md, cpu_engine (), dl->weights))
       && !(s = dnnl_stream_create (&stream, cpu_engine (), dnnl_stream_default_flags))) {
-    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
+    dnnl_exec_arg_t args[2] = { {DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to} };
 
     s = dnnl_primitive_execute (reorder, stream, 2, args);
   }
@@ -317,13 +324,13 @@ gemm_dnnl_pack (const float *w, const float *b, int N, int K, enum gemm_epilogue
   struct dnnl_linear *dl = g_new0 (struct dnnl_linear, 1);
   /* the layout does not depend on M (checked for M from 1 to 4096 on the
    * ViT and text shapes), so any M serves to ask for it */
-  struct primitive_key probe = {256, K, N, omp_get_max_threads (), FALSE};
+  struct primitive_key probe = { 256, K, N, omp_get_max_threads (), FALSE };
   dnnl_memory_desc_t any_md;
-  dnnl_dims_t dims = {K, N};
+  dnnl_dims_t dims = { K, N };
   dnnl_primitive_desc_t pd = NULL;
   dnnl_status_t s;
 
-  dl->base = (struct packed_linear) {dnnl_run, dnnl_free, N, K, epilogue};
+  dl->base = (struct packed_linear) { dnnl_run, dnnl_free, N, K, epilogue };
   dl->bf16 = bf16;
   g_mutex_init (&dl->lock);
   if (!cpu_engine ()) {
@@ -334,8 +341,7 @@ gemm_dnnl_pack (const float *w, const float *b, int N, int K, enum gemm_epilogue
   }
   if (b)
     dl->bias = g_memdup2 (b, (size_t) N * sizeof *b);
-  dnnl_memory_desc_init_by_tag (&any_md, 2, dims, bf16 ? dnnl_bf16 : dnnl_f32,
-      dnnl_format_tag_any);
+  dnnl_memory_desc_init_by_tag (&any_md, 2, dims, bf16 ? dnnl_bf16 : dnnl_f32, dnnl_format_tag_any);
   if (!(s = make_primitive_desc (dl, &probe, &any_md, &pd))) {
     dl->weights_md = *dnnl_primitive_desc_query_md (pd, dnnl_query_weights_md, 0);
     dl->weights = g_aligned_alloc (round64 (dnnl_memory_desc_get_size (&dl->weights_md)), 1, 64);
@@ -355,15 +361,24 @@ static const char *
 isa_name (dnnl_cpu_isa_t isa)
 {
   switch (isa) {
-    case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx";
-    case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16";
-    case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni";
-    case dnnl_cpu_isa_avx512_core: return "avx512_core";
-    case dnnl_cpu_isa_avx2_vnni: return "avx2_vnni";
-    case dnnl_cpu_isa_avx2: return "avx2";
-    case dnnl_cpu_isa_avx: return "avx";
-    case dnnl_cpu_isa_sse41: return "sse41";
-    default: return "unknown";
+    case dnnl_cpu_isa_avx512_core_amx:
+      return "avx512_core_amx";
+    case dnnl_cpu_isa_avx512_core_bf16:
+      return "avx512_core_bf16";
+    case dnnl_cpu_isa_avx512_core_vnni:
+      return "avx512_core_vnni";
+    case dnnl_cpu_isa_avx512_core:
+      return "avx512_core";
+    case dnnl_cpu_isa_avx2_vnni:
+      return "avx2_vnni";
+    case dnnl_cpu_isa_avx2:
+      return "avx2";
+    case dnnl_cpu_isa_avx:
+      return "avx";
+    case dnnl_cpu_isa_sse41:
+      return "sse41";
+    default:
+      return "unknown";
   }
 }
 

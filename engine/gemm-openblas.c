@@ -7,7 +7,8 @@
 #include "gemm-backend.h"
 #include "kernels.h"
 
-struct openblas_linear {
+struct openblas_linear
+{
   struct packed_linear base;
   int n_parts;
   struct linear_rows parts[];
@@ -43,7 +44,7 @@ gemm_openblas_pack (const struct linear_rows *parts, int n_parts, int N, int K,
 {
   struct openblas_linear *ol = g_malloc (sizeof *ol + n_parts * sizeof ol->parts[0]);
 
-  ol->base = (struct packed_linear) {openblas_run, openblas_free, N, K, epilogue};
+  ol->base = (struct packed_linear) { openblas_run, openblas_free, N, K, epilogue };
   ol->n_parts = n_parts;
   memcpy (ol->parts, parts, n_parts * sizeof *parts);
   return &ol->base;

@@ -66,7 +66,7 @@ scan (const char *path, const char *data, gsize len, GError **error)
     line += c == '\n';
     if (in_string) {
       if (c == '\\')
-        i++;                   /* the escaped byte cannot end the string */
+        i++;                    /* the escaped byte cannot end the string */
       else if (c == '"')
         in_string = FALSE;
       continue;
@@ -100,7 +100,7 @@ scan (const char *path, const char *data, gsize len, GError **error)
 }
 
 JsonObject *
-json_parse_object (JsonParser *parser, const char *path, const char *data, gsize len,
+json_parse_object (JsonParser * parser, const char *path, const char *data, gsize len,
     GError **error)
 {
   GError *json_error = NULL;
@@ -124,7 +124,7 @@ json_parse_object (JsonParser *parser, const char *path, const char *data, gsize
 }
 
 JsonObject *
-json_load_object (JsonParser *parser, const char *path, GError **error)
+json_load_object (JsonParser * parser, const char *path, GError **error)
 {
   char *data = NULL;
   gsize len = 0;

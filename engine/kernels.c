@@ -31,14 +31,16 @@ void
 matmul_nt (const float *a, int lda, const float *b, int ldb, float *c, int ldc,
     int M, int N, int K, float alpha)
 {
-  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, alpha, a, lda, b, ldb, 0.0f, c, ldc);
+  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, alpha, a, lda, b, ldb, 0.0f, c,
+      ldc);
 }
 
 void
 matmul_nn (const float *a, int lda, const float *b, int ldb, float *c, int ldc,
     int M, int N, int K, float beta)
 {
-  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, a, lda, b, ldb, beta, c, ldc);
+  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, a, lda, b, ldb, beta, c,
+      ldc);
 }
 
 float
@@ -170,14 +172,18 @@ l2_normalize_rows (float *x, int ldx, int M, int D)
 static inline float
 half_bits_to_float (guint16 h)
 {
-  union { guint32 u; float f; } subnormal, out;
+  union
+  {
+    guint32 u;
+    float f;
+  } subnormal, out;
   guint32 magnitude = h & 0x7fffu;
   guint32 is_special = -(guint32) (magnitude >= 0x7c00u);       /* infinity, NaN */
   guint32 is_subnormal = -(guint32) (magnitude < 0x400u);       /* and zero */
-  guint32 normal = (magnitude << 13) + (112u << 23);            /* exponent bias 15 -> 127 */
+  guint32 normal = (magnitude << 13) + (112u << 23);    /* exponent bias 15 -> 127 */
   guint32 special = (magnitude << 13) | 0x7f800000u;
 
-  subnormal.f = (float) (gint32) magnitude * 0x1p-24f;          /* exact */
+  subnormal.f = (float) (gint32) magnitude *0x1p-24f;   /* exact */
   out.u = (special & is_special) | (normal & ~is_special);
   out.u = (subnormal.u & is_subnormal) | (out.u & ~is_subnormal);
   out.u |= (guint32) (h & 0x8000u) << 16;

@@ -4,8 +4,9 @@
 #include "clipseg-engine.h"
 #include "files.h"
 
-struct clipseg_labels {
-  GPtrArray *classes;          /* char ** (NULL-terminated synonyms), g_strfreev'd */
+struct clipseg_labels
+{
+  GPtrArray *classes;           /* char ** (NULL-terminated synonyms), g_strfreev'd */
 };
 
 static struct clipseg_labels *
@@ -164,7 +165,7 @@ clipseg_labels_n_names (const struct clipseg_labels *labels, int class_index)
 const char *
 clipseg_labels_name (const struct clipseg_labels *labels, int class_index, int name_index)
 {
-  g_return_val_if_fail (name_index >= 0 && name_index < clipseg_labels_n_names (labels, class_index),
-      NULL);
+  g_return_val_if_fail (name_index >= 0
+      && name_index < clipseg_labels_n_names (labels, class_index), NULL);
   return ((char **) g_ptr_array_index (labels->classes, class_index))[name_index];
 }

@@ -4,7 +4,9 @@
 #include "clipseg-engine.h"
 #include "engine-log.h"
 
+/* *INDENT-OFF* (indent cannot read the quark name) */
 G_DEFINE_QUARK (clipseg-engine-error-quark, clipseg_engine_error)
+/* *INDENT-ON* */
 
 static clipseg_log_func log_func;
 static void *log_user_data;

@@ -14,7 +14,7 @@ size_t
 maskclip_refine_scratch_size (int N, int Q)
 {
   /* two doubles per patch, key similarities, probabilities */
-  return (size_t) N * N + (size_t) N * Q + (size_t) 4 * N;
+  return (size_t) N *N + (size_t) N *Q + (size_t) 4 *N;
 }
 
 /* The thresholds are compared in the log domain, in double: log P(i, q) =
@@ -24,7 +24,8 @@ maskclip_refine_scratch_size (int N, int Q)
  * it (MaskCLIP's float32 code counts a patch with a cosine lead of 0.17 as
  * probability 1 and leaves it out at threshold 1), and a dropped prompt's
  * -100 weighs exactly 0. */
-struct patch_norm {
+struct patch_norm
+{
   double top, log_norm;
 };
 
@@ -109,7 +110,7 @@ maskclip_refine (float *logits, float *keys, int N, int Q, int D, float pd_thres
 {
   /* the doubles first, where the allocation's alignment holds */
   struct patch_norm *norms = (struct patch_norm *) scratch;
-  float *weights = scratch + (size_t) 4 * N, *probs = weights + (size_t) N * N;
+  float *weights = scratch + (size_t) 4 * N, *probs = weights + (size_t) N *N;
 
   if (pd_thresh > 0.0f)
     denoise_prompts (logits, N, Q, pd_thresh, norms);

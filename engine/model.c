@@ -11,16 +11,16 @@
 #include "json-file.h"
 #include "model.h"
 
-static const float clip_mean[3] = {0.48145466f, 0.4578275f, 0.40821073f};
-static const float clip_std[3] = {0.26862954f, 0.26130258f, 0.27577711f};
+static const float clip_mean[3] = { 0.48145466f, 0.4578275f, 0.40821073f };
+static const float clip_std[3] = { 0.26862954f, 0.26130258f, 0.27577711f };
 
 struct clipseg_model_params
 clipseg_model_default_params (void)
 {
   struct clipseg_model_params params = {
-    /*.vocab_path =*/ NULL,
-    /*.activation =*/ CLIPSEG_ACTIVATION_AUTO,
-    /*.precision =*/ CLIPSEG_PRECISION_AUTO,
+    /*.vocab_path = */ NULL,
+    /*.activation = */ CLIPSEG_ACTIVATION_AUTO,
+    /*.precision = */ CLIPSEG_PRECISION_AUTO,
   };
   return params;
 }
@@ -70,7 +70,7 @@ load_sharded (struct safetensors *st, const char *dir, const char *index_path, G
     map = json_node_get_object (map_node);
     names = json_object_get_members (map);
   }
-  for (GList *l = names; l && ok; l = l->next) {
+  for (GList * l = names; l && ok; l = l->next) {
     JsonNode *file = json_object_get_member (map, l->data);
     const struct st_tensor *t;
     const char *shard;
@@ -120,7 +120,8 @@ load_hf_weights (struct safetensors *st, const char *dir, char **source, GError 
     ok = load_sharded (st, dir, index, error);
     *source = g_steal_pointer (&index);
   } else {
-    ok = engine_fail (error, CLIPSEG_ENGINE_ERROR_IO, dir, "%s", "no model.safetensors or model.safetensors.index.json");
+    ok = engine_fail (error, CLIPSEG_ENGINE_ERROR_IO, dir, "%s",
+        "no model.safetensors or model.safetensors.index.json");
   }
   g_free (single);
   g_free (index);
@@ -154,14 +155,16 @@ load_vocab_path (const char *path, GError **error)
     return clipseg_tokenizer_load_bpe (path, error);
   tok = load_hf_vocab (path, &found, error);
   if (!found)
-    engine_fail (error, CLIPSEG_ENGINE_ERROR_IO, path, "%s", "no vocab.json/merges.txt in this directory");
+    engine_fail (error, CLIPSEG_ENGINE_ERROR_IO, path, "%s",
+        "no vocab.json/merges.txt in this directory");
   return tok;
 }
 
 static struct clipseg_tokenizer *
 load_vocab_beside (const char *file, GError **error)
 {
-  static const char *const bpe_names[] = {"bpe_simple_vocab_16e6.txt.gz", "bpe_simple_vocab_16e6.txt"};
+  static const char *const bpe_names[] =
+      { "bpe_simple_vocab_16e6.txt.gz", "bpe_simple_vocab_16e6.txt" };
   char *dir = g_path_get_dirname (file);
   struct clipseg_tokenizer *tok = NULL;
   gboolean found = FALSE;
@@ -176,7 +179,8 @@ load_vocab_beside (const char *file, GError **error)
   if (!found)
     tok = load_hf_vocab (dir, &found, error);
   if (!found)
-    engine_fail (error, CLIPSEG_ENGINE_ERROR_IO, file, "%s", "no BPE vocabulary beside the checkpoint "
+    engine_fail (error, CLIPSEG_ENGINE_ERROR_IO, file, "%s",
+        "no BPE vocabulary beside the checkpoint "
         "(bpe_simple_vocab_16e6.txt[.gz] or vocab.json + merges.txt); give one with the vocab path");
   g_free (dir);
   return tok;
@@ -185,7 +189,7 @@ load_vocab_beside (const char *file, GError **error)
 /* The root object of an optional JSON side file: NULL without error when the
  * file is absent, NULL with @error when it is not one JSON object. */
 static JsonObject *
-read_side_file (const char *path, JsonParser *parser, GError **error)
+read_side_file (const char *path, JsonParser * parser, GError **error)
 {
   if (!g_file_test (path, G_FILE_TEST_EXISTS))
     return NULL;
@@ -265,7 +269,8 @@ read_open_clip_config (const char *file, struct clipseg_model *m, GError **error
       model_cfg = json_node_get_object (node);
     if (model_cfg)
       quick = json_object_get_member (model_cfg, "quick_gelu");
-    if (quick && (!JSON_NODE_HOLDS_VALUE (quick) || json_node_get_value_type (quick) != G_TYPE_BOOLEAN)) {
+    if (quick && (!JSON_NODE_HOLDS_VALUE (quick)
+            || json_node_get_value_type (quick) != G_TYPE_BOOLEAN)) {
       g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_FORMAT,
           "%s: model_cfg.quick_gelu is not a boolean", path);
       ok = FALSE;
@@ -387,8 +392,8 @@ clipseg_model_load (const char *path, struct clipseg_model_params params, GError
   g_return_val_if_fail (path != NULL, NULL);
   /* kernels.c dispatches on the activation and has no case for other values */
   if ((unsigned) params.activation > CLIPSEG_ACTIVATION_GELU) {
-    engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "activation %d is not a valid activation",
-        (int) params.activation);
+    engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL,
+        "activation %d is not a valid activation", (int) params.activation);
     return NULL;
   }
   if (!clipseg_precision_name (params.precision)) {

@@ -7,9 +7,11 @@
 #define NPY_ERROR (npy_error_quark ())
 G_STATIC_ASSERT (G_BYTE_ORDER == G_LITTLE_ENDIAN);
 
+/* *INDENT-OFF* (indent cannot read the quark name) */
 static G_DEFINE_QUARK (npy-error-quark, npy_error)
+/* *INDENT-ON* */
 
-static const char magic[6] = {'\x93', 'N', 'U', 'M', 'P', 'Y'};
+static const char magic[6] = { '\x93', 'N', 'U', 'M', 'P', 'Y' };
 
 void
 npy_array_clear (struct npy_array *a)
@@ -104,7 +106,7 @@ static void *
 to_c_order (const guint8 *src, const struct npy_array *a)
 {
   guint8 *dst = g_malloc (MAX (a->n_elements, 1) * 4);
-  int64_t index[NPY_MAX_DIMS] = {0};
+  int64_t index[NPY_MAX_DIMS] = { 0 };
 
   for (int64_t f = 0; f < a->n_elements; f++) {
     int64_t c = 0;
@@ -176,7 +178,8 @@ npy_write (const char *path, enum npy_dtype dtype, int n_dims, const int64_t *sh
   g_string_append_printf (h, "{'descr': '%s', 'fortran_order': False, 'shape': (",
       dtype == NPY_FLOAT32 ? "<f4" : "<i4");
   for (int i = 0; i < n_dims; i++) {
-    g_string_append_printf (h, "%" G_GINT64_FORMAT "%s", shape[i], n_dims == 1 ? "," : (i + 1 < n_dims ? ", " : ""));
+    g_string_append_printf (h, "%" G_GINT64_FORMAT "%s", shape[i],
+        n_dims == 1 ? "," : (i + 1 < n_dims ? ", " : ""));
     n *= shape[i];
   }
   g_string_append (h, "), }");

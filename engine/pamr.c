@@ -6,7 +6,7 @@
 
 #include "pamr.h"
 
-static const int dilations[] = {8, 16};
+static const int dilations[] = { 8, 16 };
 
 #define N_DILATIONS G_N_ELEMENTS (dilations)
 #define N_SAMPLES (9 * N_DILATIONS)

@@ -9,13 +9,15 @@
 #include "json-file.h"
 #include "safetensors.h"
 
-struct safetensors {
-  GPtrArray *maps;            /* GMappedFile * */
-  GHashTable *tensors;        /* name -> struct st_tensor * (owned) */
-  GStringChunk *strings;      /* tensor names and paths */
+struct safetensors
+{
+  GPtrArray *maps;              /* GMappedFile * */
+  GHashTable *tensors;          /* name -> struct st_tensor * (owned) */
+  GStringChunk *strings;        /* tensor names and paths */
 };
 
-static const struct {
+static const struct
+{
   const char *name;
   size_t size;
 } dtype_table[] = {
@@ -142,17 +144,21 @@ parse_shape (JsonNode *node, struct st_tensor *t, const char *path, GError **err
   int64_t n = 1;
 
   if (!JSON_NODE_HOLDS_ARRAY (node))
-    return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path, "tensor '%s': \"shape\" is not an array", t->name);
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path,
+        "tensor '%s': \"shape\" is not an array", t->name);
   dims = json_node_get_array (node);
   if (json_array_get_length (dims) > ST_MAX_DIMS)
-    return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path, "tensor '%s': %u dimensions (at most %d supported)", t->name,
-        json_array_get_length (dims), ST_MAX_DIMS);
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path,
+        "tensor '%s': %u dimensions (at most %d supported)", t->name, json_array_get_length (dims),
+        ST_MAX_DIMS);
   t->n_dims = (int) json_array_get_length (dims);
   for (int i = 0; i < t->n_dims; i++) {
     if (!json_node_get_size (json_array_get_element (dims, i), &t->shape[i]))
-      return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path, "tensor '%s': shape[%d] is not a non-negative integer", t->name, i);
+      return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path,
+          "tensor '%s': shape[%d] is not a non-negative integer", t->name, i);
     if (t->shape[i] != 0 && n > G_MAXINT64 / t->shape[i])
-      return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path, "tensor '%s': shape overflows", t->name);
+      return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path, "tensor '%s': shape overflows",
+          t->name);
     n *= t->shape[i];
   }
   t->n_elements = n;
@@ -160,9 +166,10 @@ parse_shape (JsonNode *node, struct st_tensor *t, const char *path, GError **err
 }
 
 /* Fills @t from one header entry; offsets are returned for the layout check. */
-struct range {
+struct range
+{
   int64_t begin, end;
-  guint entry;                 /* index into the entries being added */
+  guint entry;                  /* index into the entries being added */
 };
 
 static gboolean
@@ -175,20 +182,24 @@ parse_entry (JsonNode *node, struct st_tensor *t, struct range *r, uint64_t buff
   const char *dtype;
 
   if (!JSON_NODE_HOLDS_OBJECT (node))
-    return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path, "tensor '%s': header entry is not an object", t->name);
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path,
+        "tensor '%s': header entry is not an object", t->name);
   obj = json_node_get_object (node);
 
   member = json_object_get_member (obj, "dtype");
   if (!member || !JSON_NODE_HOLDS_VALUE (member)
       || json_node_get_value_type (member) != G_TYPE_STRING)
-    return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path, "tensor '%s': missing or non-string \"dtype\"", t->name);
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path,
+        "tensor '%s': missing or non-string \"dtype\"", t->name);
   dtype = json_node_get_string (member);
   if (!dtype_from_name (dtype, &t->dtype))
-    return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path, "tensor '%s': unknown dtype '%s'", t->name, dtype);
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path, "tensor '%s': unknown dtype '%s'",
+        t->name, dtype);
 
   member = json_object_get_member (obj, "shape");
   if (!member)
-    return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path, "tensor '%s': missing \"shape\"", t->name);
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path, "tensor '%s': missing \"shape\"",
+        t->name);
   if (!parse_shape (member, t, path, error))
     return FALSE;
 
@@ -197,16 +208,18 @@ parse_entry (JsonNode *node, struct st_tensor *t, struct range *r, uint64_t buff
       || json_array_get_length (range = json_node_get_array (member)) != 2
       || !json_node_get_size (json_array_get_element (range, 0), &r->begin)
       || !json_node_get_size (json_array_get_element (range, 1), &r->end))
-    return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path, "tensor '%s': \"data_offsets\" is not two non-negative integers",
-        t->name);
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path,
+        "tensor '%s': \"data_offsets\" is not two non-negative integers", t->name);
   if (r->begin > r->end || (uint64_t) r->end > buffer_size)
-    return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path, "tensor '%s': data_offsets [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT
-        "] out of range (data section is %" G_GUINT64_FORMAT " bytes)", t->name, r->begin,
-        r->end, buffer_size);
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path,
+        "tensor '%s': data_offsets [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT
+        "] out of range (data section is %" G_GUINT64_FORMAT " bytes)", t->name, r->begin, r->end,
+        buffer_size);
   if ((uint64_t) t->n_elements > G_MAXUINT64 / st_dtype_size (t->dtype)
       || (uint64_t) (r->end - r->begin) != (uint64_t) t->n_elements * st_dtype_size (t->dtype))
-    return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path, "tensor '%s': %" G_GINT64_FORMAT " bytes of data for %" G_GINT64_FORMAT
-        " %s elements", t->name, r->end - r->begin, t->n_elements, dtype);
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path,
+        "tensor '%s': %" G_GINT64_FORMAT " bytes of data for %" G_GINT64_FORMAT " %s elements",
+        t->name, r->end - r->begin, t->n_elements, dtype);
   return TRUE;
 }
 
@@ -234,21 +247,24 @@ check_layout (struct range *ranges, guint n, GPtrArray *entries, uint64_t buffer
     const struct st_tensor *t = g_ptr_array_index (entries, ranges[i].entry);
 
     if (ranges[i].begin < end)
-      return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path, "tensor '%s' overlaps the tensor before it (offset %"
-          G_GINT64_FORMAT " < %" G_GINT64_FORMAT ")", t->name, ranges[i].begin, end);
+      return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path,
+          "tensor '%s' overlaps the tensor before it (offset %" G_GINT64_FORMAT " < %"
+          G_GINT64_FORMAT ")", t->name, ranges[i].begin, end);
     if (ranges[i].begin > end)
-      return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path, "hole in the data section before tensor '%s' (bytes %"
-          G_GINT64_FORMAT "..%" G_GINT64_FORMAT " unused)", t->name, end, ranges[i].begin);
+      return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path,
+          "hole in the data section before tensor '%s' (bytes %" G_GINT64_FORMAT "..%"
+          G_GINT64_FORMAT " unused)", t->name, end, ranges[i].begin);
     end = ranges[i].end;
   }
   if ((uint64_t) end != buffer_size)
-    return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path, "data section is %" G_GUINT64_FORMAT " bytes but tensors cover %"
-        G_GINT64_FORMAT, buffer_size, end);
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path,
+        "data section is %" G_GUINT64_FORMAT " bytes but tensors cover %" G_GINT64_FORMAT,
+        buffer_size, end);
   return TRUE;
 }
 
 static JsonObject *
-parse_header (const guint8 *bytes, uint64_t header_size, JsonParser *parser, const char *path,
+parse_header (const guint8 *bytes, uint64_t header_size, JsonParser * parser, const char *path,
     GError **error)
 {
   if (header_size == 0 || bytes[0] != '{') {
@@ -273,7 +289,7 @@ add_entries (struct safetensors *st, JsonObject *header, const guint8 *data,
   gboolean ok = TRUE;
   guint n = 0;
 
-  for (GList *l = members; l && ok; l = l->next) {
+  for (GList * l = members; l && ok; l = l->next) {
     const char *name = l->data;
     struct st_tensor *t;
 
@@ -286,7 +302,8 @@ add_entries (struct safetensors *st, JsonObject *header, const guint8 *data,
     ok = parse_entry (json_object_get_member (header, name), t, &ranges[n], buffer_size, path,
         error);
     if (ok && g_hash_table_contains (st->tensors, name))
-      ok = engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path, "tensor '%s' also appears in another file of this checkpoint", name);
+      ok = engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path,
+          "tensor '%s' also appears in another file of this checkpoint", name);
     t->data = data + (ok ? ranges[n].begin : 0);
     t->n_bytes = ok ? (size_t) (ranges[n].end - ranges[n].begin) : 0;
     ranges[n].entry = n;
@@ -334,15 +351,16 @@ safetensors_add_file (struct safetensors *st, const char *path, GError **error)
   size = g_mapped_file_get_length (map);
   if (size < 8) {
     g_mapped_file_unref (map);
-    return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path, "file is %" G_GUINT64_FORMAT " bytes, too short for a header", size);
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path,
+        "file is %" G_GUINT64_FORMAT " bytes, too short for a header", size);
   }
   for (int i = 7; i >= 0; i--)
     header_size = (header_size << 8) | bytes[i];
   if (header_size > ST_MAX_HEADER_BYTES || header_size > size - 8) {
     g_mapped_file_unref (map);
-    return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path, "header length %" G_GUINT64_FORMAT " exceeds %s (file is %"
-        G_GUINT64_FORMAT " bytes)", header_size,
-        header_size > ST_MAX_HEADER_BYTES ? "the 100 MB limit" : "the file", size);
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_FORMAT, path,
+        "header length %" G_GUINT64_FORMAT " exceeds %s (file is %" G_GUINT64_FORMAT " bytes)",
+        header_size, header_size > ST_MAX_HEADER_BYTES ? "the 100 MB limit" : "the file", size);
   }
 
   parser = json_parser_new_immutable ();

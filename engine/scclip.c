@@ -52,37 +52,39 @@ scclip_layers_for (int n_layers, struct scclip_layers *ly)
 }
 
 /* The kept block outputs of B windows, then one window's work space. */
-struct kept {
-  float *aggregate;            /* [B·N, D] patch rows */
-  float *attend;               /* [B·N, D] patch rows */
-  float *fuse;                 /* [B·(N+1), D] summed, class token included */
+struct kept
+{
+  float *aggregate;             /* [B·N, D] patch rows */
+  float *attend;                /* [B·N, D] patch rows */
+  float *fuse;                  /* [B·(N+1), D] summed, class token included */
 };
 
-struct work {
-  float *sim;                  /* [N, N] block-9 cosines, then the attention prior */
-  float *agg;                  /* [N, N] aggregation weights */
-  float *a, *b;                /* [N, D] each */
-  float *kd, *lof, *row, *anomalous;  /* [N] each */
-  int *neighbours;             /* [N, k] */
+struct work
+{
+  float *sim;                   /* [N, N] block-9 cosines, then the attention prior */
+  float *agg;                   /* [N, N] aggregation weights */
+  float *a, *b;                 /* [N, D] each */
+  float *kd, *lof, *row, *anomalous;    /* [N] each */
+  int *neighbours;              /* [N, k] */
 };
 
 static float *
 carve_kept (float *scratch, int B, int N, int D, struct kept *k)
 {
   k->aggregate = scratch;
-  k->attend = k->aggregate + (size_t) B * N * D;
-  k->fuse = k->attend + (size_t) B * N * D;
-  return k->fuse + (size_t) B * (N + 1) * D;
+  k->attend = k->aggregate + (size_t) B *N * D;
+  k->fuse = k->attend + (size_t) B *N * D;
+  return k->fuse + (size_t) B *(N + 1) * D;
 }
 
 static void
 carve_work (float *mem, int N, int D, struct work *w)
 {
   w->sim = mem;
-  w->agg = w->sim + (size_t) N * N;
-  w->a = w->agg + (size_t) N * N;
-  w->b = w->a + (size_t) N * D;
-  w->kd = w->b + (size_t) N * D;
+  w->agg = w->sim + (size_t) N *N;
+  w->a = w->agg + (size_t) N *N;
+  w->b = w->a + (size_t) N *D;
+  w->kd = w->b + (size_t) N *D;
   w->lof = w->kd + N;
   w->row = w->lof + N;
   w->anomalous = w->row + N;
@@ -92,8 +94,8 @@ carve_work (float *mem, int N, int D, struct work *w)
 size_t
 scclip_scratch_size (int B, int N, int D)
 {
-  return (size_t) B * (3 * N + 1) * D + 2 * (size_t) N * N + 2 * (size_t) N * D
-      + (size_t) N * (4 + SCCLIP_LOF_K);
+  return (size_t) B *(3 * N + 1) * D + 2 * (size_t) N *N + 2 * (size_t) N *D
+      + (size_t) N *(4 + SCCLIP_LOF_K);
 }
 
 void
@@ -289,7 +291,7 @@ attention_prior (float *sim, int N)
 
   for (size_t i = 0; i < (size_t) N * N; i++)
     mean += sim[i];
-  mean /= (double) N * N;
+  mean /= (double) N *N;
   for (int i = 0; i < N; i++) {
     float *s = sim + (size_t) i * N, top = 0.0f;
     double sum = 0.0;
@@ -313,7 +315,7 @@ attention_prior (float *sim, int N)
 
 /* ---- the last block ------------------------------------------------------- */
 
-static const struct mixing key_key = {ATTENTION_KK_BIASED, FALSE, NULL};
+static const struct mixing key_key = { ATTENTION_KK_BIASED, FALSE, NULL };
 
 /* @y [N, D] <- out_proj(½[softmax(P) + softmax(s·K Kᵀ)] V) + 0.3·@cls, with
  * K, V from ln_1(@y) and @prior = ½·softmax(P). Since both halves' rows sum

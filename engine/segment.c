@@ -27,15 +27,15 @@ struct clipseg_segment_params
 clipseg_segment_default_params (void)
 {
   struct clipseg_segment_params params = {
-    /*.mode        =*/ CLIPSEG_MODE_SCLIP,
-    /*.crop        =*/ 224,
-    /*.stride      =*/ 112,
-    /*.logit_scale =*/ 40.0f,
-    /*.prob_thd    =*/ 0.0f,
-    /*.area_thd    =*/ 0.0f,
-    /*.ks_thresh   =*/ 0.0f,
-    /*.pd_thresh   =*/ 0.0f,
-    /*.pamr_steps  =*/ 0,
+    /*.mode        = */ CLIPSEG_MODE_SCLIP,
+    /*.crop        = */ 224,
+    /*.stride      = */ 112,
+    /*.logit_scale = */ 40.0f,
+    /*.prob_thd    = */ 0.0f,
+    /*.area_thd    = */ 0.0f,
+    /*.ks_thresh   = */ 0.0f,
+    /*.pd_thresh   = */ 0.0f,
+    /*.pamr_steps  = */ 0,
   };
   return params;
 }
@@ -113,14 +113,15 @@ window_start (int index, int size, int crop, int stride)
   return MAX (end - crop, 0);
 }
 
-struct layout {
-  int H, W;                    /* image */
-  int crop, stride;            /* as given; crop 0 = whole image */
-  int h, w;                    /* window (all windows have the same size) */
-  int rows, cols;              /* windows down / across */
-  int gh, gw;                  /* patch grid of one window */
-  int up_h, up_w;              /* each window's cosines are upsampled to this */
-  int sum_h, sum_w;            /* the grid they are summed on */
+struct layout
+{
+  int H, W;                     /* image */
+  int crop, stride;             /* as given; crop 0 = whole image */
+  int h, w;                     /* window (all windows have the same size) */
+  int rows, cols;               /* windows down / across */
+  int gh, gw;                   /* patch grid of one window */
+  int up_h, up_w;               /* each window's cosines are upsampled to this */
+  int sum_h, sum_w;             /* the grid they are summed on */
 };
 
 /* In whole-image mode the one window is upsampled straight to the output
@@ -146,7 +147,7 @@ plan_windows (const struct clipseg_segment_params *sp, int H, int W, int out_h, 
 static struct window
 window_origin (const struct layout *lo, int index)
 {
-  struct window win = {0, 0};
+  struct window win = { 0, 0 };
 
   if (lo->crop > 0) {
     win.y = window_start (index / lo->cols, lo->H, lo->crop, lo->stride);
@@ -206,8 +207,8 @@ encode_windows (struct clipseg_state *st, const float *pixels, const struct layo
           n * (t + 1) / team, windows_per_forward (lo->gh * lo->gw), features, keys);
     }
   } else {
-    encode_range (st, pixels, lo, plan, &st->vision.threads[0], T, first, 0, n, SEG_MAX_CHUNK_WINDOWS,
-        features, keys);
+    encode_range (st, pixels, lo, plan, &st->vision.threads[0], T, first, 0, n,
+        SEG_MAX_CHUNK_WINDOWS, features, keys);
   }
 }
 
@@ -232,11 +233,12 @@ accumulate_windows (struct clipseg_state *st, const float *pixels, const struct 
   if (!logits)
     return FALSE;
   if (sp->ks_thresh > 0.0f
-      && !(keys = buffer_try_reserve (&st->segment.keys, (size_t) per_round * N * D, "window keys", error)))
+      && !(keys =
+          buffer_try_reserve (&st->segment.keys, (size_t) per_round * N * D, "window keys", error)))
     return FALSE;
   if ((sp->ks_thresh > 0.0f || sp->pd_thresh > 0.0f)
       && !(refine = buffer_try_reserve (&st->segment.refine, maskclip_refine_scratch_size (N, Q),
-          "MaskCLIP refinement scratch", error)))
+              "MaskCLIP refinement scratch", error)))
     return FALSE;
   vision_plan (&st->model->w, &st->vision, lo->h, lo->w, sp->mode, st->abort, st->abort_data,
       &plan);
@@ -300,7 +302,8 @@ refine_pamr (struct clipseg_state *st, const float *pixels, int H, int W, int st
     float *cosines, int oh, int ow, int Q, GError **error)
 {
   size_t n = (size_t) oh * ow;
-  float *image = buffer_try_reserve (&st->segment.refine, n * (3 + PAMR_NEIGHBOURS + Q), "PAMR scratch",
+  float *image =
+      buffer_try_reserve (&st->segment.refine, n * (3 + PAMR_NEIGHBOURS + Q), "PAMR scratch",
       error);
   float *affinity, *in = cosines, *out;
 
@@ -403,14 +406,18 @@ static gboolean
 refinements_check (const struct clipseg_segment_params *sp, GError **error)
 {
   if (!(sp->ks_thresh >= 0.0f && sp->ks_thresh <= 1.0f))
-    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "key smoothing threshold %g is not in [0, 1]", sp->ks_thresh);
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL,
+        "key smoothing threshold %g is not in [0, 1]", sp->ks_thresh);
   if (!(sp->pd_thresh >= 0.0f && sp->pd_thresh <= 1.0f))
-    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "prompt denoising threshold %g is not in [0, 1]", sp->pd_thresh);
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL,
+        "prompt denoising threshold %g is not in [0, 1]", sp->pd_thresh);
   if ((sp->ks_thresh > 0.0f || sp->pd_thresh > 0.0f) && sp->mode != CLIPSEG_MODE_MASKCLIP)
-    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "key smoothing and prompt denoising are options of mode maskclip, "
-        "not of mode %s", clipseg_mode_name (sp->mode));
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL,
+        "key smoothing and prompt denoising are options of mode maskclip, " "not of mode %s",
+        clipseg_mode_name (sp->mode));
   if (sp->pamr_steps < 0 || sp->pamr_steps > CLIPSEG_MAX_PAMR_STEPS)
-    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "PAMR steps %d is not in [0, %d]", sp->pamr_steps, CLIPSEG_MAX_PAMR_STEPS);
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL,
+        "PAMR steps %d is not in [0, %d]", sp->pamr_steps, CLIPSEG_MAX_PAMR_STEPS);
   return TRUE;
 }
 
@@ -421,21 +428,27 @@ clipseg_segment_params_check (const struct clipseg_model *model,
   int p = model->w.vision.patch;
 
   if ((unsigned) sp->mode >= CLIPSEG_MODE_COUNT)
-    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "dense mode %d is not a valid mode", (int) sp->mode);
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL,
+        "dense mode %d is not a valid mode", (int) sp->mode);
   /* SC-CLIP's last block is written for CLIP's block: no RoPE, no SwiGLU */
   if (sp->mode == CLIPSEG_MODE_SCCLIP && model->w.vision.rope_seq)
-    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "mode scclip runs on OpenAI-architecture CLIP towers, not on this "
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL,
+        "mode scclip runs on OpenAI-architecture CLIP towers, not on this "
         "EVA02 tower (its modes: vanilla, sclip, maskclip, clearclip, naclip)");
   if (sp->crop != 0 && (sp->crop < p || sp->stride < 1 || sp->stride > sp->crop))
-    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "window %d / stride %d: the window must be 0 (whole image) or at least "
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL,
+        "window %d / stride %d: the window must be 0 (whole image) or at least "
         "the patch size %d, and the stride between 1 and the window, so windows cover every pixel",
         sp->crop, sp->stride, p);
   if (!(sp->logit_scale > 0.0f) || !isfinite (sp->logit_scale))
-    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "logit scale %g must be a positive number", sp->logit_scale);
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL,
+        "logit scale %g must be a positive number", sp->logit_scale);
   if (!(sp->prob_thd >= 0.0f && sp->prob_thd <= 1.0f))
-    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "probability threshold %g is not in [0, 1]", sp->prob_thd);
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL,
+        "probability threshold %g is not in [0, 1]", sp->prob_thd);
   if (!(sp->area_thd >= 0.0f && sp->area_thd < 1.0f))
-    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "area threshold %g is not in [0, 1)", sp->area_thd);
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL,
+        "area threshold %g is not in [0, 1)", sp->area_thd);
   return refinements_check (sp, error);
 }
 
@@ -447,8 +460,8 @@ window_bytes (const struct clip_vision *v, int n_threads, int L)
   int p = v->patch;
 
   return sizeof (float) * ((double) L * v->tower.width + (double) (L - 1) * 3 * p * p
-      + (double) block_scratch_size (L, L, v->tower.width, v->tower.heads, tower_hidden_width (&v->tower),
-          n_threads));
+      + (double) block_scratch_size (L, L, v->tower.width, v->tower.heads,
+          tower_hidden_width (&v->tower), n_threads));
 }
 
 gboolean
@@ -463,21 +476,26 @@ clipseg_segment_size_check (const struct clipseg_model *model, int n_threads, in
   if (!clipseg_segment_params_check (model, sp, error))
     return FALSE;
   if (H < p || W < p)
-    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "image %dx%d (height x width) is smaller than one %d-pixel patch", H, W, p);
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL,
+        "image %dx%d (height x width) is smaller than one %d-pixel patch", H, W, p);
   if (L > CLIPSEG_MAX_WINDOW_TOKENS)
-    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "a %dx%d window has %.0f tokens (at most %d: attention grows with "
-        "their square): use sliding windows (a smaller crop)", win_h, win_w, L, CLIPSEG_MAX_WINDOW_TOKENS);
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL,
+        "a %dx%d window has %.0f tokens (at most %d: attention grows with "
+        "their square): use sliding windows (a smaller crop)", win_h, win_w, L,
+        CLIPSEG_MAX_WINDOW_TOKENS);
   n_threads = engine_resolve_threads (n_threads);
   /* key smoothing adds one window's N x N key similarities, SC-CLIP two and
    * its kept block outputs */
   bytes = window_bytes (v, n_threads, (int) L)
       + (sp->ks_thresh > 0.0f ? sizeof (float) * (L - 1) * (L - 1) : 0.0)
       + (sp->mode == CLIPSEG_MODE_SCCLIP ? sizeof (float) * (double) scclip_scratch_size (1,
-              (int) L - 1, v->tower.width) : 0.0);
+          (int) L - 1, v->tower.width) : 0.0);
   if (bytes > (double) CLIPSEG_MAX_WINDOW_BYTES)
-    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "a %dx%d window has %.0f tokens, whose forward on %d threads "
-        "would take %.0f bytes of scratch (at most %" G_GUINT64_FORMAT "): use sliding windows (a smaller crop) or fewer threads",
-        win_h, win_w, L, n_threads, bytes, (guint64) CLIPSEG_MAX_WINDOW_BYTES);
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL,
+        "a %dx%d window has %.0f tokens, whose forward on %d threads "
+        "would take %.0f bytes of scratch (at most %" G_GUINT64_FORMAT
+        "): use sliding windows (a smaller crop) or fewer threads", win_h, win_w, L, n_threads,
+        bytes, (guint64) CLIPSEG_MAX_WINDOW_BYTES);
   return TRUE;
 }
 
@@ -495,8 +513,8 @@ check_pixels (const float *pixels, int height, int width, GError **error)
   if (bad == n)
     return TRUE;
   g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_INVALID,
-      "pixel (channel %zu, row %zu, column %zu) is %g, not a finite number", bad / ((size_t) height * width),
-      bad / width % height, bad % width, pixels[bad]);
+      "pixel (channel %zu, row %zu, column %zu) is %g, not a finite number",
+      bad / ((size_t) height * width), bad / width % height, bad % width, pixels[bad]);
   return FALSE;
 }
 
@@ -508,12 +526,15 @@ check_segment_args (const struct clipseg_state *st, int H, int W,
   if (!clipseg_segment_size_check (st->model, st->n_threads, H, W, sp, error))
     return FALSE;
   if (out_h < 1 || out_w < 1)
-    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "output size %dx%d is empty", out_h, out_w);
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "output size %dx%d is empty",
+        out_h, out_w);
   /* pixels are counted in int from here to the label map */
   if ((int64_t) out_h * out_w > G_MAXINT)
-    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "output size %dx%d has more than %d pixels", out_h, out_w, G_MAXINT);
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL,
+        "output size %dx%d has more than %d pixels", out_h, out_w, G_MAXINT);
   if (clipseg_queries_embed_dim (queries) != st->model->w.embed_dim)
-    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL, "queries are %d-dimensional but the model embeds in %d dimensions",
+    return engine_fail (error, CLIPSEG_ENGINE_ERROR_INVALID, NULL,
+        "queries are %d-dimensional but the model embeds in %d dimensions",
         clipseg_queries_embed_dim (queries), st->model->w.embed_dim);
   return engine_check_finite (clipseg_queries_embeddings (queries),
       (size_t) clipseg_queries_n_queries (queries) * clipseg_queries_embed_dim (queries),
@@ -560,7 +581,9 @@ clipseg_state_segment (struct clipseg_state *state, const float *pixels, int hei
           cosines, out_height, out_width, Q, error))
     return FALSE;
   if (!probs)
-    probs = buffer_try_reserve (&state->segment.probs, (size_t) C * n_out, "class probabilities", error);
+    probs =
+        buffer_try_reserve (&state->segment.probs, (size_t) C * n_out, "class probabilities",
+        error);
   if (!probs)
     return FALSE;
   classify_pixels (cosines, (int) n_out, queries, params->logit_scale, probs);
@@ -580,12 +603,13 @@ clipseg_state_encode_dense (struct clipseg_state *state, const float *pixels, in
 {
   int p = state->model->w.vision.patch;
   struct clipseg_segment_params whole_image = clipseg_segment_default_params ();
-  struct window whole = {0, 0};
+  struct window whole = { 0, 0 };
   struct vision_plan plan;
 
   whole_image.mode = mode;
   whole_image.crop = 0;
-  if (!clipseg_segment_size_check (state->model, state->n_threads, height, width, &whole_image, error))
+  if (!clipseg_segment_size_check (state->model, state->n_threads, height, width, &whole_image,
+          error))
     return FALSE;
   if (height % p || width % p) {
     g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_INVALID,

@@ -35,8 +35,8 @@ static const char *const imagenet80[] = {
 
 G_STATIC_ASSERT (G_N_ELEMENTS (imagenet80) == 80);
 
-static const char *const single[] = {"a photo of a {}."};
-static const char *const none[] = {"{}"};
+static const char *const single[] = { "a photo of a {}." };
+static const char *const none[] = { "{}" };
 
 static char **
 copy_set (const char *const *set, gsize n)

@@ -16,25 +16,27 @@
  * of a second at ViT-B width. */
 #define TEXT_CHUNK_TOKENS 1024
 
-struct prompt {
-  int query;                   /* which query it belongs to */
-  int n_ids;                   /* up to and including the first end token */
+struct prompt
+{
+  int query;                    /* which query it belongs to */
+  int n_ids;                    /* up to and including the first end token */
   int32_t *ids;
 };
 
-struct clipseg_queries {
+struct clipseg_queries
+{
   int n_queries, n_classes, embed_dim;
-  float *embeddings;           /* [Q, E] */
-  int *class_index;            /* [Q] */
+  float *embeddings;            /* [Q, E] */
+  int *class_index;             /* [Q] */
 
   /* encoding, template by template; prompt i is template i / Q filled with
    * name i % Q, tokenized only when its step comes (a label set at the
    * prompt cap would hold hundreds of MB of tokens and take seconds) */
   struct clipseg_model *model;
   int n_templates, prompts_done;
-  char **names;                /* [Q] */
-  char **templates;            /* [n_templates] */
-  float *sums;                 /* [Q, E] unit embeddings summed over templates done */
+  char **names;                 /* [Q] */
+  char **templates;             /* [n_templates] */
+  float *sums;                  /* [Q, E] unit embeddings summed over templates done */
 };
 
 static char *
@@ -78,7 +80,8 @@ compare_length (gconstpointer a, gconstpointer b)
 }
 
 /* Polled between layers: a caller can stop a long step. */
-struct text_abort {
+struct text_abort
+{
   clipseg_abort_func func;
   void *user_data;
 };
@@ -118,8 +121,7 @@ encode_chunk (const struct clipseg_model *m, const struct prompt *prompts, int n
   float *mem = g_new (float, block_scratch_size (T, L, D, t->tower.heads, t->tower.mlp, n_threads));
   struct block_scratch s;
 
-  block_scratch_init (&s, mem, T, L, D, t->tower.heads, t->tower.mlp, n_threads,
-      m->w.attention);
+  block_scratch_init (&s, mem, T, L, D, t->tower.heads, t->tower.mlp, n_threads, m->w.attention);
   /* x = token embedding + position embedding; padding repeats the end token */
   for (int p = 0; p < n; p++) {
     for (int i = 0; i < L; i++) {
@@ -295,7 +297,7 @@ clipseg_queries_encode_step_abortable (struct clipseg_queries *q, int max_prompt
   int Q = q->n_queries, E = q->embed_dim, left = clipseg_queries_n_pending (q);
   /* the first step gives every name its first template */
   int n = CLAMP (MAX (max_prompts, Q - q->prompts_done), 1, left);
-  const struct text_abort stop = {abort, user_data};
+  const struct text_abort stop = { abort, user_data };
   struct prompt *block;
   gboolean done;
 

@@ -32,25 +32,28 @@
 /* ftfy.fix_text splits text longer than this many characters (max_decode_length). */
 #define FTFY_MAX_SEGMENT 1000000
 
-struct merge {
-  uint32_t left, right;  /* the pair's symbol ids */
-  int32_t rank;          /* line order in the merge list; -1 marks an empty slot */
-  int32_t result;        /* id of the joined symbol */
+struct merge
+{
+  uint32_t left, right;         /* the pair's symbol ids */
+  int32_t rank;                 /* line order in the merge list; -1 marks an empty slot */
+  int32_t result;               /* id of the joined symbol */
 };
 
-struct clipseg_tokenizer {
+struct clipseg_tokenizer
+{
   int n_vocab;
   int32_t start_id, end_id;
-  int32_t byte_id[256];      /* symbol of byte b inside a word */
-  int32_t byte_end_id[256];  /* symbol of byte b ending a word (b + "</w>") */
-  struct merge *merges;      /* open-addressed by (left, right), merge_mask + 1 slots */
+  int32_t byte_id[256];         /* symbol of byte b inside a word */
+  int32_t byte_end_id[256];     /* symbol of byte b ending a word (b + "</w>") */
+  struct merge *merges;         /* open-addressed by (left, right), merge_mask + 1 slots */
   uint32_t merge_mask;
 };
 
 /* One rule as read from a merge list, before its symbols are resolved to ids. */
-struct merge_rule {
+struct merge_rule
+{
   const char *left, *right;
-  int line;  /* 1-based, for error messages */
+  int line;                     /* 1-based, for error messages */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -87,13 +90,11 @@ is_cased (gunichar c)
 {
   GUnicodeType t = g_unichar_type (c);
 
-  return t == G_UNICODE_LOWERCASE_LETTER || t == G_UNICODE_UPPERCASE_LETTER
-      || t == G_UNICODE_TITLECASE_LETTER || g_unichar_toupper (c) != c
-      || c == 0xAA || c == 0xBA                 /* ª º */
-      || (c >= 0x2160 && c <= 0x217F)           /* Roman numerals */
-      || (c >= 0x24B6 && c <= 0x24E9)           /* circled letters */
-      || (c >= 0x1F130 && c <= 0x1F149)         /* squared capitals */
-      || (c >= 0x1F150 && c <= 0x1F169) || (c >= 0x1F170 && c <= 0x1F189);
+  return t == G_UNICODE_LOWERCASE_LETTER || t == G_UNICODE_UPPERCASE_LETTER || t == G_UNICODE_TITLECASE_LETTER || g_unichar_toupper (c) != c || c == 0xAA || c == 0xBA  /* ª º */
+      || (c >= 0x2160 && c <= 0x217F)   /* Roman numerals */
+      ||(c >= 0x24B6 && c <= 0x24E9)    /* circled letters */
+      ||(c >= 0x1F130 && c <= 0x1F149)  /* squared capitals */
+      ||(c >= 0x1F150 && c <= 0x1F169) || (c >= 0x1F170 && c <= 0x1F189);
 }
 
 static gboolean
@@ -110,8 +111,7 @@ is_case_ignorable (gunichar c)
       /* Word_Break MidLetter, MidNumLet and Single_Quote */
       return c == '\'' || c == '.' || c == ':' || c == 0xB7 || c == 0x387 || c == 0x55F
           || c == 0x5F4 || c == 0x2018 || c == 0x2019 || c == 0x2024 || c == 0x2027
-          || c == 0xFE13 || c == 0xFE52 || c == 0xFE55 || c == 0xFF07 || c == 0xFF0E
-          || c == 0xFF1A;
+          || c == 0xFE13 || c == 0xFE52 || c == 0xFE55 || c == 0xFF07 || c == 0xFF0E || c == 0xFF1A;
   }
 }
 
@@ -207,7 +207,7 @@ unescape_numeric (const char *p, GString *out)
 static size_t
 unescape_named (const char *p, GString *out)
 {
-  size_t ends[33];  /* byte offset after each character */
+  size_t ends[33];              /* byte offset after each character */
   const struct clipseg_html_entity *entity;
   size_t len = 0;
   int n = 0, x;
@@ -321,17 +321,18 @@ rewrite_c1_control (gunichar c, GString *out)
 static gboolean
 rewrite_latin_ligature (gunichar c, GString *out)
 {
-  static const struct {
+  static const struct
+  {
     gunichar c;
     const char *letters;
   } ligatures[] = {
-    { 0x132, "IJ" }, { 0x133, "ij" }, { 0x149, "\xca\xbcn" },
-    { 0x1C4, "D\xc5\xbd" }, { 0x1C5, "D\xc5\xbe" }, { 0x1C6, "d\xc5\xbe" },
-    { 0x1C7, "LJ" }, { 0x1C8, "Lj" }, { 0x1C9, "lj" },
-    { 0x1CA, "NJ" }, { 0x1CB, "Nj" }, { 0x1CC, "nj" },
-    { 0x1F1, "DZ" }, { 0x1F2, "Dz" }, { 0x1F3, "dz" },
-    { 0xFB00, "ff" }, { 0xFB01, "fi" }, { 0xFB02, "fl" }, { 0xFB03, "ffi" },
-    { 0xFB04, "ffl" }, { 0xFB05, "\xc5\xbft" }, { 0xFB06, "st" },
+    {0x132, "IJ"}, {0x133, "ij"}, {0x149, "\xca\xbcn"},
+    {0x1C4, "D\xc5\xbd"}, {0x1C5, "D\xc5\xbe"}, {0x1C6, "d\xc5\xbe"},
+    {0x1C7, "LJ"}, {0x1C8, "Lj"}, {0x1C9, "lj"},
+    {0x1CA, "NJ"}, {0x1CB, "Nj"}, {0x1CC, "nj"},
+    {0x1F1, "DZ"}, {0x1F2, "Dz"}, {0x1F3, "dz"},
+    {0xFB00, "ff"}, {0xFB01, "fi"}, {0xFB02, "fl"}, {0xFB03, "ffi"},
+    {0xFB04, "ffl"}, {0xFB05, "\xc5\xbft"}, {0xFB06, "st"},
   };
   size_t i;
 
@@ -600,7 +601,8 @@ clean_text (const char *text)
   return py_lower (collapsed);
 }
 
-enum char_class { CHAR_SKIPPED, CHAR_LETTER, CHAR_NUMBER, CHAR_OTHER };
+enum char_class
+{ CHAR_SKIPPED, CHAR_LETTER, CHAR_NUMBER, CHAR_OTHER };
 
 /* Which of the pattern's classes [\p{L}], [\p{N}], [^\s\p{L}\p{N}] takes @c.
  * Under IGNORECASE the `regex` module matches U+0345 (a mark whose uppercase is
@@ -636,7 +638,7 @@ match_literal (const char *p, const char *literal)
   for (; *literal; literal++) {
     gunichar c = g_utf8_get_char (q);
 
-    if (c != (gunichar) *literal && !(c < 0x80 && g_ascii_tolower (c) == *literal)
+    if (c != (gunichar) * literal && !(c < 0x80 && g_ascii_tolower (c) == *literal)
         && !(c == 0x17F && *literal == 's'))
       return 0;
     q = g_utf8_next_char (q);
@@ -876,8 +878,7 @@ vocab_find (GHashTable *vocab, const char *symbol, int32_t *id)
 
 /* vocab_find, or a FORMAT error naming @file when the symbol is missing. */
 static gboolean
-vocab_require (GHashTable *vocab, const char *symbol, int32_t *id, const char *file,
-    GError **error)
+vocab_require (GHashTable *vocab, const char *symbol, int32_t *id, const char *file, GError **error)
 {
   if (vocab_find (vocab, symbol, id))
     return TRUE;
@@ -956,8 +957,7 @@ fail:
 /* Inflates gzip data, every member in turn as Python's gzip module does, into
  * a NUL-terminated buffer. */
 static gboolean
-gunzip (const char *path, const char *in, gsize in_len, char **out, gsize *out_len,
-    GError **error)
+gunzip (const char *path, const char *in, gsize in_len, char **out, gsize *out_len, GError **error)
 {
   z_stream zs = { 0 };
   GByteArray *buf;
@@ -989,8 +989,10 @@ gunzip (const char *path, const char *in, gsize in_len, char **out, gsize *out_l
       ret = inflateReset (&zs);
   } while (ret == Z_OK && buf->len <= FILES_MAX_VOCAB_BYTES);
   /* a gzip bomb stops at the limit of the text it stands for */
-  problem = buf->len > FILES_MAX_VOCAB_BYTES ? "inflates to more than the 64 MiB a vocabulary may have"
-      : zs.msg ? zs.msg : "unexpected end of data";
+  problem =
+      buf->len >
+      FILES_MAX_VOCAB_BYTES ? "inflates to more than the 64 MiB a vocabulary may have" : zs.msg ?
+      zs.msg : "unexpected end of data";
   if (buf->len > FILES_MAX_VOCAB_BYTES)
     ret = Z_DATA_ERROR;
   inflateEnd (&zs);
@@ -1151,8 +1153,7 @@ clipseg_tokenizer_load_bpe (const char *path, GError **error)
   /* line 1 is the header; CLIP takes the next 49152 - 256 - 2 lines */
   if (lines->len < 1 + CLIP_N_MERGES) {
     g_set_error (error, CLIPSEG_ENGINE_ERROR, CLIPSEG_ENGINE_ERROR_FORMAT,
-        "%s: %u merge lines after the header; CLIP needs %d", path, lines->len - 1,
-        CLIP_N_MERGES);
+        "%s: %u merge lines after the header; CLIP needs %d", path, lines->len - 1, CLIP_N_MERGES);
     return NULL;
   }
   rules = g_new (struct merge_rule, CLIP_N_MERGES);
@@ -1217,8 +1218,7 @@ load_vocab_json (const char *path, int *n_vocab, GError **error)
 }
 
 struct clipseg_tokenizer *
-clipseg_tokenizer_load_hf (const char *vocab_json_path, const char *merges_txt_path,
-    GError **error)
+clipseg_tokenizer_load_hf (const char *vocab_json_path, const char *merges_txt_path, GError **error)
 {
   g_autoptr (GHashTable) vocab = NULL;
   g_autofree char *data = NULL;

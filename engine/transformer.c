@@ -13,7 +13,7 @@ block_scratch_size (int T, int L, int D, int H, int M, int n_threads)
 {
   size_t attn = (attention_scratch_size (L, D / H) + sizeof (float) - 1) / sizeof (float);
 
-  return (size_t) T * D * 5 + (size_t) T * M + (size_t) n_threads * attn;
+  return (size_t) T *D * 5 + (size_t) T *M + (size_t) n_threads *attn;
 }
 
 void
@@ -21,18 +21,18 @@ block_scratch_init (struct block_scratch *s, float *mem, int T, int L, int D, in
     int n_threads, enum attention_kernel kernel)
 {
   s->y = mem;
-  s->qkv = s->y + (size_t) T * D;
-  s->o = s->qkv + (size_t) T * 3 * D;
-  s->h = s->o + (size_t) T * D;
-  s->attn = s->h + (size_t) T * M;
+  s->qkv = s->y + (size_t) T *D;
+  s->o = s->qkv + (size_t) T *3 * D;
+  s->h = s->o + (size_t) T *D;
+  s->attn = s->h + (size_t) T *M;
   s->attn_floats = (attention_scratch_size (L, D / H) + sizeof (float) - 1) / sizeof (float);
   s->n_threads = n_threads;
   s->kernel = kernel;
   s->rope = NULL;
 }
 
-const struct mixing mixing_stock = {ATTENTION_STANDARD, TRUE, NULL};
-const struct mixing mixing_causal = {ATTENTION_CAUSAL, TRUE, NULL};
+const struct mixing mixing_stock = { ATTENTION_STANDARD, TRUE, NULL };
+const struct mixing mixing_causal = { ATTENTION_CAUSAL, TRUE, NULL };
 
 /* MaskCLIP: each token keeps its own value. */
 static void
@@ -90,9 +90,9 @@ mix_tokens (const struct clip_tower *tw, const struct mixing *mix, int B, int L,
     int b = task / H, hd = task % H;
     const float *base = s->qkv + (size_t) b * L * 3 * D + (size_t) hd * d;
     struct attention_head h = {
-      .a = base, .b = base + D, .v = base + 2 * D, .ld = 3 * D,
-      .out = s->o + (size_t) b * L * D + (size_t) hd * d, .ld_out = D,
-      .L = L, .d = d, .scale = scale,
+      .a = base,.b = base + D,.v = base + 2 * D,.ld = 3 * D,
+      .out = s->o + (size_t) b * L * D + (size_t) hd * d,.ld_out = D,
+      .L = L,.d = d,.scale = scale,
     };
 
     mix_head (mix, &h, s->kernel, s->attn + (size_t) omp_get_thread_num () * s->attn_floats);

@@ -136,7 +136,7 @@ neighbourhood_for (struct vision_cache *cache, int gh, int gw)
 
     g[k] = expf (-(d * d) / (2.0f * NACLIP_SIGMA * NACLIP_SIGMA));
   }
-  cache->nb_bias = (struct attention_grid_bias) {gw, g, g + gh};
+  cache->nb_bias = (struct attention_grid_bias) { gw, g, g + gh };
   cache->nb_gh = gh;
   cache->nb_gw = gw;
   return &cache->nb_bias;
@@ -172,7 +172,7 @@ last_block_mixing (struct vision_cache *cache, enum clipseg_mode mode, int gh, i
 void
 vision_cache_init (struct vision_cache *cache, int n_threads)
 {
-  *cache = (struct vision_cache) {0};
+  *cache = (struct vision_cache) { 0 };
   cache->threads = g_new0 (struct vision_scratch, n_threads);
   cache->n_threads = n_threads;
 }
@@ -189,7 +189,7 @@ vision_cache_clear (struct vision_cache *cache)
   g_clear_pointer (&cache->threads, g_free);
   buffer_clear (&cache->positions);
   buffer_clear (&cache->neighbourhood);
-  *cache = (struct vision_cache) {0};
+  *cache = (struct vision_cache) { 0 };
 }
 
 void

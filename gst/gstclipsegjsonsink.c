@@ -120,8 +120,7 @@ gst_clipseg_json_add_result (JsonBuilder * b, const GstClipsegMeta * meta)
   for (k = 0; k < meta->n_labels; k++)
     json_builder_add_string_value (b, meta->labels[k]);
   json_builder_end_array (b);
-  gst_clipseg_json_add_doubles (b, "coverage", meta->coverage,
-      meta->n_labels);
+  gst_clipseg_json_add_doubles (b, "coverage", meta->coverage, meta->n_labels);
   gst_clipseg_json_add_doubles (b, "score", meta->score, meta->n_labels);
 }
 

@@ -280,8 +280,7 @@ gst_clipseg_mask_chain (GstPad * pad, GstObject * parent, GstBuffer * buffer)
 }
 
 static gboolean
-gst_clipseg_mask_sink_event (GstPad * pad, GstObject * parent,
-    GstEvent * event)
+gst_clipseg_mask_sink_event (GstPad * pad, GstObject * parent, GstEvent * event)
 {
   GstClipsegMask *self = GST_CLIPSEG_MASK (parent);
 
@@ -312,8 +311,7 @@ gst_clipseg_mask_sink_event (GstPad * pad, GstObject * parent,
 }
 
 static gboolean
-gst_clipseg_mask_sink_query (GstPad * pad, GstObject * parent,
-    GstQuery * query)
+gst_clipseg_mask_sink_query (GstPad * pad, GstObject * parent, GstQuery * query)
 {
   switch (GST_QUERY_TYPE (query)) {
     case GST_QUERY_CAPS:{
@@ -339,8 +337,7 @@ gst_clipseg_mask_sink_query (GstPad * pad, GstObject * parent,
 }
 
 static gboolean
-gst_clipseg_mask_src_query (GstPad * pad, GstObject * parent,
-    GstQuery * query)
+gst_clipseg_mask_src_query (GstPad * pad, GstObject * parent, GstQuery * query)
 {
   GstClipsegMask *self = GST_CLIPSEG_MASK (parent);
 

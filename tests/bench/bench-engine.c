@@ -27,7 +27,7 @@
 #include <omp.h>
 
 #include "clipseg-engine.h"
-#include "gemm.h"            /* internal: the packed linears, for the GEMM cases */
+#include "gemm.h"               /* internal: the packed linears, for the GEMM cases */
 
 static int n_threads = 2;
 static int n_runs = 7;
@@ -162,7 +162,8 @@ bench_linears (const struct clipseg_model_info *i, const struct gemm_config *cfg
   for (int l = 0; l < L; l++) {
     int n[4] = { 3 * D, D, M, D }, k[4] = { D, D, D, M };
     enum gemm_epilogue ep[4] = { GEMM_EPILOGUE_NONE, GEMM_EPILOGUE_NONE,
-      GEMM_EPILOGUE_QUICK_GELU, GEMM_EPILOGUE_NONE };
+      GEMM_EPILOGUE_QUICK_GELU, GEMM_EPILOGUE_NONE
+    };
 
     for (int j = 0; j < 4; j++) {
       float *w = random_floats ((size_t) n[j] * k[j], 10 + 4 * l + j);
@@ -244,7 +245,9 @@ bench_segment (struct clipseg_model *model, struct clipseg_state *st, const char
   const struct clipseg_model_info *info = clipseg_model_get_info (model);
   int H = 336, W = 448;
   GError *error = NULL;
-  struct clipseg_labels *labels = clipseg_labels_parse_list ("sky, person|man|woman, car, dog, tree, road, building, bicycle", &error);
+  struct clipseg_labels *labels =
+      clipseg_labels_parse_list ("sky, person|man|woman, car, dog, tree, road, building, bicycle",
+      &error);
   char **templates = clipseg_templates_load ("single", &error);
   struct clipseg_queries *q = clipseg_queries_new (model, labels, (const char *const *) templates,
       n_threads, &error);
@@ -295,7 +298,8 @@ main (int argc, char **argv)
     {"threads", 0, 0, G_OPTION_ARG_INT, &n_threads, "Threads (default 2)", "N"},
     {"runs", 0, 0, G_OPTION_ARG_INT, &n_runs, "Timed runs per case (default 7)", "N"},
     {"cases", 0, 0, G_OPTION_ARG_STRING, &cases_opt, "Comma-separated cases to run", "LIST"},
-    {"precision", 0, 0, G_OPTION_ARG_STRING, &precision_opt, "Linears in auto (default), fp32 or bf16", "P"},
+    {"precision", 0, 0, G_OPTION_ARG_STRING, &precision_opt,
+        "Linears in auto (default), fp32 or bf16", "P"},
     {NULL}
   };
   struct clipseg_model_params params = clipseg_model_default_params ();

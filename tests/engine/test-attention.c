@@ -13,12 +13,13 @@
 #define TOLERANCE_FP32 2e-5
 #define TOLERANCE_BF16 3e-2
 
-struct variant {
+struct variant
+{
   gboolean causal, bias, accumulate;
 };
 
 static float *
-random_floats (GRand *rng, size_t n, double amplitude)
+random_floats (GRand * rng, size_t n, double amplitude)
 {
   float *x = g_new (float, n);
 
@@ -70,19 +71,20 @@ naive_attention (const struct attention_head *h, double *out)
 
 /* Largest difference between @kernel's result and the naive one. */
 static double
-run_case (enum attention_kernel kernel, int L, int d, const struct variant *var, GRand *rng)
+run_case (enum attention_kernel kernel, int L, int d, const struct variant *var, GRand * rng)
 {
   int ld = 3 * d + 5, ld_out = d + 3;
   float *qkv = random_floats (rng, (size_t) L * ld, 2.0);
   int gw = 7, gh = L / gw + 1;  /* a last grid row may be partial */
   float *tables = random_floats (rng, gh + gw, 1.5);
-  struct attention_grid_bias grid = {gw, tables, tables + gh};
+  struct attention_grid_bias grid = { gw, tables, tables + gh };
   float *out = random_floats (rng, (size_t) L * ld_out, 1.0);
   double *want = g_new (double, (size_t) L * d), err = 0;
   void *scratch = g_malloc (attention_scratch_size (L, d));
   struct attention_head h = {
-    .a = qkv, .b = qkv + d, .v = qkv + 2 * d, .ld = ld, .out = out, .ld_out = ld_out,
-    .L = L, .d = d, .scale = 1.0f / sqrtf ((float) d), .bias = var->bias ? &grid : NULL, .causal = var->causal,
+    .a = qkv,.b = qkv + d,.v = qkv + 2 * d,.ld = ld,.out = out,.ld_out = ld_out,
+    .L = L,.d = d,.scale = 1.0f / sqrtf ((float) d),.bias = var->bias ? &grid : NULL,.causal =
+        var->causal,
     .accumulate = var->accumulate,
   };
 
@@ -100,8 +102,8 @@ static void
 test_kernel (gconstpointer data)
 {
   enum attention_kernel kernel = GPOINTER_TO_INT (data);
-  static const int lengths[] = {1, 5, 47, 48, 49, 77, 130, 197};
-  static const int widths[] = {64, 8, 40, 96};
+  static const int lengths[] = { 1, 5, 47, 48, 49, 77, 130, 197 };
+  static const int widths[] = { 64, 8, 40, 96 };
   static const struct variant variants[] = {
     {FALSE, FALSE, FALSE}, {TRUE, FALSE, FALSE}, {FALSE, TRUE, FALSE}, {FALSE, FALSE, TRUE},
   };
@@ -139,8 +141,8 @@ test_large_scores (void)
   float *qkv = g_new0 (float, (size_t) L * 3 * d), *out = g_new (float, (size_t) L * d);
   void *scratch = g_malloc (attention_scratch_size (L, d));
   struct attention_head h = {
-    .a = qkv, .b = qkv + d, .v = qkv + 2 * d, .ld = 3 * d, .out = out, .ld_out = d,
-    .L = L, .d = d, .scale = 1.0f,
+    .a = qkv,.b = qkv + d,.v = qkv + 2 * d,.ld = 3 * d,.out = out,.ld_out = d,
+    .L = L,.d = d,.scale = 1.0f,
   };
 
   /* q = 1 everywhere; key j scores 10·j, so the last key takes all weight */

@@ -44,7 +44,8 @@ static void
 test_read_refuses_special_files (void)
 {
   char *fifo = make_fifo ("read.fifo");
-  const struct {
+  const struct
+  {
     const char *path, *what;
   } cases[] = {
     {fifo, "is a FIFO"},
@@ -277,7 +278,7 @@ copy_model (const char *src, const char *name, const char *skip)
 static void
 test_model_special_files (void)
 {
-  const char *names[] = {"model.safetensors", "config.json", "vocab.json", "merges.txt"};
+  const char *names[] = { "model.safetensors", "config.json", "vocab.json", "merges.txt" };
   GError *error = NULL;
 
   g_assert_null (clipseg_model_load ("/dev/zero", clipseg_model_default_params (), &error));
@@ -331,7 +332,7 @@ main (int argc, char **argv)
   status = g_test_run ();
   /* the folders hold only small copies; leave them to the system's tmp cleaner when a test failed */
   if (status == 0) {
-    char *argv_rm[] = {"rm", "-rf", dir, NULL};
+    char *argv_rm[] = { "rm", "-rf", dir, NULL };
     g_spawn_sync (NULL, argv_rm, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, NULL, NULL);
   }
   g_free (dir);

@@ -19,8 +19,8 @@ test_find_nonfinite (void)
 {
   size_t n = 10000;
   float *v = g_new (float, n);
-  const float bad[] = {NAN, INFINITY, -INFINITY};
-  const size_t where[] = {0, 4095, 4096, 9999};
+  const float bad[] = { NAN, INFINITY, -INFINITY };
+  const size_t where[] = { 0, 4095, 4096, 9999 };
 
   for (size_t i = 0; i < n; i++)
     v[i] = i % 3 == 0 ? FLT_MAX : i % 3 == 1 ? -FLT_MIN / 4 : (float) i;
@@ -44,7 +44,7 @@ static char *
 model_with (const char *name, float value, gboolean first_only)
 {
   char *copy = g_build_filename (dir, name, NULL);
-  const char *files[] = {"config.json", "vocab.json", "merges.txt", "model.safetensors"};
+  const char *files[] = { "config.json", "vocab.json", "merges.txt", "model.safetensors" };
   char *st_path = g_build_filename (copy, "model.safetensors", NULL);
   JsonParser *parser = json_parser_new ();
   JsonObject *tensor;
@@ -67,7 +67,8 @@ model_with (const char *name, float value, gboolean first_only)
   g_assert_true (g_file_get_contents (st_path, &bytes, &len, NULL));
   memcpy (&header_len, bytes, sizeof header_len);
   g_assert_true (json_parser_load_from_data (parser, bytes + 8, (gssize) header_len, NULL));
-  tensor = json_object_get_object_member (json_node_get_object (json_parser_get_root (parser)), name);
+  tensor =
+      json_object_get_object_member (json_node_get_object (json_parser_get_root (parser)), name);
   g_assert_nonnull (tensor);
   g_assert_cmpstr (json_object_get_string_member (tensor, "dtype"), ==, "F32");
   offsets = json_object_get_array_member (tensor, "data_offsets");
@@ -95,8 +96,9 @@ load (const char *path, GError **error)
 static void
 test_nan_weight_is_named_at_load (void)
 {
-  const char *names[] = {"vision_model.embeddings.patch_embedding.weight",
-    "text_model.final_layer_norm.bias"};
+  const char *names[] = { "vision_model.embeddings.patch_embedding.weight",
+    "text_model.final_layer_norm.bias"
+  };
 
   for (guint i = 0; i < G_N_ELEMENTS (names); i++) {
     char *path = model_with (names[i], i ? INFINITY : NAN, i == 0);
@@ -123,7 +125,7 @@ test_overflowing_text_is_refused (void)
   char *path = model_with ("text_projection.weight", FLT_MAX, FALSE);
   struct clipseg_model *model = load (path, NULL);
   struct clipseg_labels *labels = two_labels ();
-  const char *templates[] = {"a photo of a {}.", NULL};
+  const char *templates[] = { "a photo of a {}.", NULL };
   GError *error = NULL;
 
   g_assert_nonnull (model);
@@ -142,7 +144,7 @@ test_overflowing_vision_is_refused (void)
   char *path = model_with ("visual_projection.weight", FLT_MAX, FALSE);
   struct clipseg_model *model = load (path, NULL);
   struct clipseg_labels *labels = two_labels ();
-  const char *templates[] = {"a photo of a {}.", NULL};
+  const char *templates[] = { "a photo of a {}.", NULL };
   struct clipseg_queries *queries;
   struct clipseg_state *state;
   struct clipseg_segment_params sp = clipseg_segment_default_params ();
@@ -184,7 +186,7 @@ main (int argc, char **argv)
   g_test_add_func ("/finite/overflowing-vision-is-refused", test_overflowing_vision_is_refused);
   status = g_test_run ();
   if (status == 0) {
-    char *argv_rm[] = {"rm", "-rf", dir, NULL};
+    char *argv_rm[] = { "rm", "-rf", dir, NULL };
     g_spawn_sync (NULL, argv_rm, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, NULL, NULL);
   }
   g_free (dir);

@@ -10,18 +10,19 @@
 #include "gemm.h"
 
 /* One linear to check: M rows through N outputs stacked from n_parts parts. */
-struct shape {
+struct shape
+{
   int M, K, ldx, ldy, n_parts, part_n;
   gboolean accumulate, biased;
   enum gemm_epilogue epilogue;
 };
 
 static const struct shape shapes[] = {
-  {197, 768, 768, 2304, 3, 768, FALSE, TRUE, GEMM_EPILOGUE_NONE},     /* ViT-B q|k|v */
-  {7, 64, 80, 100, 1, 96, TRUE, TRUE, GEMM_EPILOGUE_NONE},            /* strided, residual */
+  {197, 768, 768, 2304, 3, 768, FALSE, TRUE, GEMM_EPILOGUE_NONE},       /* ViT-B q|k|v */
+  {7, 64, 80, 100, 1, 96, TRUE, TRUE, GEMM_EPILOGUE_NONE},      /* strided, residual */
   {33, 96, 96, 384, 1, 384, FALSE, TRUE, GEMM_EPILOGUE_QUICK_GELU},
   {1, 48, 48, 200, 1, 200, FALSE, TRUE, GEMM_EPILOGUE_GELU},
-  {64, 192, 192, 24, 2, 12, FALSE, FALSE, GEMM_EPILOGUE_NONE},        /* no bias */
+  {64, 192, 192, 24, 2, 12, FALSE, FALSE, GEMM_EPILOGUE_NONE},  /* no bias */
 };
 
 static float
@@ -46,7 +47,7 @@ apply_epilogue (double v, enum gemm_epilogue e)
 }
 
 static float *
-random_floats (GRand *rng, size_t n, double range)
+random_floats (GRand * rng, size_t n, double range)
 {
   float *v = g_new (float, n);
 
@@ -78,7 +79,7 @@ check_shape (const struct gemm_config *config, const struct shape *s, double tol
   for (int p = 0; p < s->n_parts; p++) {
     w[p] = random_floats (rng, (size_t) s->part_n * K, 0.1);
     b[p] = s->biased ? random_floats (rng, s->part_n, 0.5) : NULL;
-    parts[p] = (struct linear_rows) {w[p], b[p], s->part_n};
+    parts[p] = (struct linear_rows) { w[p], b[p], s->part_n };
   }
   pl = packed_linear_new (config, parts, s->n_parts, K, s->epilogue, &error);
   g_assert_no_error (error);
@@ -97,7 +98,8 @@ check_shape (const struct gemm_config *config, const struct shape *s, double tol
         sum += xv * wv;
         magnitude += fabs (xv * wv);
       }
-      want = apply_epilogue (sum, s->epilogue) + (s->accumulate ? y0[(size_t) i * s->ldy + j] : 0.0);
+      want =
+          apply_epilogue (sum, s->epilogue) + (s->accumulate ? y0[(size_t) i * s->ldy + j] : 0.0);
       worst = MAX (worst, fabs (got - want) / (magnitude + fabs (want)));
     }
     /* columns past N belong to someone else */
@@ -163,7 +165,7 @@ test_concurrent_runs_match_a_lone_run (gconstpointer data)
   GError *error = NULL;
 
   gemm_resolve (GPOINTER_TO_INT (data), &config);
-  pl = packed_linear_new (&config, &(struct linear_rows) {w, b, N}, 1, K,
+  pl = packed_linear_new (&config, &(struct linear_rows) { w, b, N }, 1, K,
       GEMM_EPILOGUE_QUICK_GELU, &error);
   g_assert_no_error (error);
   packed_linear_run (pl, x, K, lone, N, M, FALSE);

@@ -8,7 +8,7 @@
 #include "kernels.h"
 
 static float *
-random_floats (GRand *rng, size_t n, double scale)
+random_floats (GRand * rng, size_t n, double scale)
 {
   float *v = g_new (float, n);
 
@@ -64,7 +64,7 @@ static void
 test_layer_norm (void)
 {
   GRand *rng = g_rand_new_with_seed (3);
-  int M = 300, D = 257, ld = D + 7;    /* enough rows for the parallel path */
+  int M = 300, D = 257, ld = D + 7;     /* enough rows for the parallel path */
   float *x = random_floats (rng, (size_t) M * ld, 3), *g = random_floats (rng, D, 2);
   float *b = random_floats (rng, D, 1), *y = g_new0 (float, (size_t) M * ld);
   double *want = g_new (double, (size_t) M * D);

@@ -80,7 +80,7 @@ static void
 test_labels_prepend_class_checks (void)
 {
   struct clipseg_labels *l = clipseg_labels_parse_list ("sky", NULL);
-  const char *blank[] = {"background", " \t"}, *null_name[] = {NULL}, *ok[] = {"background"};
+  const char *blank[] = { "background", " \t" }, *null_name[] = { NULL }, *ok[] = { "background" };
 
   g_test_expect_message ("clipseg-engine", G_LOG_LEVEL_CRITICAL, "*n_names > 0*");
   clipseg_labels_prepend_class (l, ok, 0);
@@ -132,7 +132,7 @@ test_templates_errors (void)
   write_text (file, "\n\n  \n");
   expect_templates_error (file, FORMAT, "no templates");
   expect_templates_error (missing, IO, "imagenet80");
-  expect_templates_error (dir, IO, "imagenet80");          /* a directory */
+  expect_templates_error (dir, IO, "imagenet80");       /* a directory */
   expect_templates_error ("", IO, "imagenet80");
   expect_templates_error ("Imagenet80", IO, "imagenet80");
 

@@ -27,7 +27,7 @@
 
 #include "test-util.h"
 
-#define EVA02 "loader-eva02"   /* as scripts/convert-checkpoint.py writes EVA02-CLIP */
+#define EVA02 "loader-eva02"    /* as scripts/convert-checkpoint.py writes EVA02-CLIP */
 
 /* Loads @path (with @vocab_path) expecting failure with @code and a message
  * containing every following string (NULL-terminated). */
@@ -223,9 +223,10 @@ jclone (JsonNode *node)
 
 /* ---- safetensors editing ------------------------------------------------- */
 
-struct st_file {
-  JsonNode *header;            /* root object */
-  GByteArray *data;            /* the data section */
+struct st_file
+{
+  JsonNode *header;             /* root object */
+  GByteArray *data;             /* the data section */
 };
 
 static struct st_file *
@@ -353,7 +354,8 @@ st_n_elements (struct st_file *f, const char *name)
   return n;
 }
 
-struct slot {
+struct slot
+{
   const char *name;
   gint64 begin, end;
 };
@@ -378,8 +380,8 @@ st_rebuild (struct st_file *f, const char *name, gsize n_bytes, gboolean remove)
   GByteArray *data = g_byte_array_new ();
   gboolean found = FALSE;
 
-  for (GList *l = members; l; l = l->next) {
-    struct slot s = {l->data};
+  for (GList * l = members; l; l = l->next) {
+    struct slot s = { l->data };
 
     if (strcmp (s.name, "__metadata__") == 0)
       continue;
@@ -451,7 +453,7 @@ st_last (struct st_file *f)
   const char *last = NULL;
   gint64 best = -1, begin, end;
 
-  for (GList *l = members; l; l = l->next) {
+  for (GList * l = members; l; l = l->next) {
     if (strcmp (l->data, "__metadata__") == 0)
       continue;
     st_offsets (f, l->data, &begin, &end);
@@ -471,7 +473,7 @@ st_not_first (struct st_file *f)
   const char *found = NULL;
   gint64 begin, end;
 
-  for (GList *l = members; l && !found; l = l->next) {
+  for (GList * l = members; l && !found; l = l->next) {
     if (strcmp (l->data, "__metadata__") == 0)
       continue;
     st_offsets (f, l->data, &begin, &end);
@@ -486,10 +488,11 @@ st_not_first (struct st_file *f)
 /* ---- per-case scaffolding -------------------------------------------------- */
 
 /* One corruption of one base: the copy, the file being broken and its bytes. */
-struct breakage {
-  char *dir;                   /* temporary copy of the base */
-  char *file;                  /* dir/<file> */
-  struct st_file *st;          /* parsed safetensors, when opened with st */
+struct breakage
+{
+  char *dir;                    /* temporary copy of the base */
+  char *file;                   /* dir/<file> */
+  struct st_file *st;           /* parsed safetensors, when opened with st */
 };
 
 static struct breakage *
@@ -535,7 +538,8 @@ model_path (struct breakage *b)
 static void
 test_bases_load (void)
 {
-  static const struct {
+  static const struct
+  {
     const char *base, *naming, *dtype;
     int vision_width, text_width;
     enum clipseg_activation act;
@@ -567,7 +571,7 @@ test_bases_load (void)
     g_assert_cmpint (info->vocab_size, ==, VOCAB);
     g_assert_cmpint (info->context_length, ==, 77);
     g_assert_cmpint (clipseg_tokenizer_vocab_size (clipseg_model_get_tokenizer (m)), ==, VOCAB);
-    g_assert_cmpfloat_with_epsilon (info->logit_scale, 100.0f, 2.0f);  /* BF16: 98.9 */
+    g_assert_cmpfloat_with_epsilon (info->logit_scale, 100.0f, 2.0f);   /* BF16: 98.9 */
     clipseg_model_unref (m);
     g_free (path);
   }
@@ -698,7 +702,8 @@ test_file_pages_released (void)
   file = g_build_filename (dir, "model.safetensors", NULL);
   g_assert_cmpint (g_stat (file, &sb), ==, 0);
   model = load_ok (dir);
-  g_test_message ("%s: %ld kB of %ld resident", file, mapped_rss_kb (file), (long) sb.st_size / 1024);
+  g_test_message ("%s: %ld kB of %ld resident", file, mapped_rss_kb (file),
+      (long) sb.st_size / 1024);
   g_assert_cmpint (mapped_rss_kb (file), <, sb.st_size / 1024 / 10);
   clipseg_model_unref (model);
   g_free (file);
@@ -865,18 +870,19 @@ test_st_header_over_limit (void)
 static void
 test_st_bad_header_text (void)
 {
-  static const struct {
+  static const struct
+  {
     const char *header;
     const char *what;
   } cases[] = {
-    {" {}", "'{'"},                       /* must start with '{' */
-    {"[]", "'{'"},                        /* an array, not an object */
+    {" {}", "'{'"},             /* must start with '{' */
+    {"[]", "'{'"},              /* an array, not an object */
     {"\"x\"", "'{'"},
     {"{not json}", "JSON"},
-    {"{\"a\": {\"dtype\": \"F32\"", "JSON"},  /* cut short */
-    {"{\"\xff\xfe\": 1}", "UTF-8"},       /* invalid UTF-8 in a key */
-    {"{\"a\": \"\xc3\"}", "UTF-8"},       /* truncated sequence */
-    {"{\"a\": \"\xed\xa0\x80\"}", "UTF-8"},  /* surrogate */
+    {"{\"a\": {\"dtype\": \"F32\"", "JSON"},    /* cut short */
+    {"{\"\xff\xfe\": 1}", "UTF-8"},     /* invalid UTF-8 in a key */
+    {"{\"a\": \"\xc3\"}", "UTF-8"},     /* truncated sequence */
+    {"{\"a\": \"\xed\xa0\x80\"}", "UTF-8"},     /* surrogate */
   };
 
   if (!have_bases ())
@@ -946,50 +952,75 @@ test_st_bad_entries (void)
   expect_entry_error (t, "5", "not an object");
   expect_entry_error (t, "[1, 2]", "not an object");
   expect_entry_error (t, "null", "not an object");
-  ENTRY ("{\"shape\": [64], \"data_offsets\": [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT "]}", begin, end);
+  ENTRY ("{\"shape\": [64], \"data_offsets\": [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT "]}", begin,
+      end);
   expect_entry_error (t, entry, "dtype"), g_free (entry);
-  ENTRY ("{\"dtype\": 32, \"shape\": [64], \"data_offsets\": [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT "]}", begin, end);
+  ENTRY ("{\"dtype\": 32, \"shape\": [64], \"data_offsets\": [%" G_GINT64_FORMAT ", %"
+      G_GINT64_FORMAT "]}", begin, end);
   expect_entry_error (t, entry, "dtype"), g_free (entry);
-  ENTRY ("{\"dtype\": \"F17\", \"shape\": [64], \"data_offsets\": [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT "]}", begin, end);
+  ENTRY ("{\"dtype\": \"F17\", \"shape\": [64], \"data_offsets\": [%" G_GINT64_FORMAT ", %"
+      G_GINT64_FORMAT "]}", begin, end);
   expect_entry_error (t, entry, "F17"), g_free (entry);
-  ENTRY ("{\"dtype\": \"f32\", \"shape\": [64], \"data_offsets\": [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT "]}", begin, end);
+  ENTRY ("{\"dtype\": \"f32\", \"shape\": [64], \"data_offsets\": [%" G_GINT64_FORMAT ", %"
+      G_GINT64_FORMAT "]}", begin, end);
   expect_entry_error (t, entry, "f32"), g_free (entry);
-  ENTRY ("{\"dtype\": \"F32\", \"data_offsets\": [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT "]}", begin, end);
+  ENTRY ("{\"dtype\": \"F32\", \"data_offsets\": [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT "]}",
+      begin, end);
   expect_entry_error (t, entry, "shape"), g_free (entry);
-  ENTRY ("{\"dtype\": \"F32\", \"shape\": 64, \"data_offsets\": [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT "]}", begin, end);
+  ENTRY ("{\"dtype\": \"F32\", \"shape\": 64, \"data_offsets\": [%" G_GINT64_FORMAT ", %"
+      G_GINT64_FORMAT "]}", begin, end);
   expect_entry_error (t, entry, "shape"), g_free (entry);
-  ENTRY ("{\"dtype\": \"F32\", \"shape\": [-64], \"data_offsets\": [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT "]}", begin, end);
+  ENTRY ("{\"dtype\": \"F32\", \"shape\": [-64], \"data_offsets\": [%" G_GINT64_FORMAT ", %"
+      G_GINT64_FORMAT "]}", begin, end);
   expect_entry_error (t, entry, "shape[0]"), g_free (entry);
-  ENTRY ("{\"dtype\": \"F32\", \"shape\": [8, 8.0], \"data_offsets\": [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT "]}", begin, end);
+  ENTRY ("{\"dtype\": \"F32\", \"shape\": [8, 8.0], \"data_offsets\": [%" G_GINT64_FORMAT ", %"
+      G_GINT64_FORMAT "]}", begin, end);
   expect_entry_error (t, entry, "shape[1]"), g_free (entry);
-  ENTRY ("{\"dtype\": \"F32\", \"shape\": [\"64\"], \"data_offsets\": [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT "]}", begin, end);
+  ENTRY ("{\"dtype\": \"F32\", \"shape\": [\"64\"], \"data_offsets\": [%" G_GINT64_FORMAT ", %"
+      G_GINT64_FORMAT "]}", begin, end);
   expect_entry_error (t, entry, "shape[0]"), g_free (entry);
-  ENTRY ("{\"dtype\": \"F32\", \"shape\": [1,1,1,1,1,1,1,1,64], \"data_offsets\": [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT "]}", begin, end);
+  ENTRY ("{\"dtype\": \"F32\", \"shape\": [1,1,1,1,1,1,1,1,64], \"data_offsets\": [%"
+      G_GINT64_FORMAT ", %" G_GINT64_FORMAT "]}", begin, end);
   expect_entry_error (t, entry, "dimensions"), g_free (entry);
-  ENTRY ("{\"dtype\": \"F32\", \"shape\": [4294967296, 4294967296, 4294967296], \"data_offsets\": [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT "]}", begin, end);
+  ENTRY
+      ("{\"dtype\": \"F32\", \"shape\": [4294967296, 4294967296, 4294967296], \"data_offsets\": [%"
+      G_GINT64_FORMAT ", %" G_GINT64_FORMAT "]}", begin, end);
   expect_entry_error (t, entry, "overflow"), g_free (entry);
   /* 2^62 elements of 4 bytes: the byte count overflows 64 bits */
-  ENTRY ("{\"dtype\": \"F32\", \"shape\": [4611686018427387904], \"data_offsets\": [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT "]}", begin, end);
+  ENTRY ("{\"dtype\": \"F32\", \"shape\": [4611686018427387904], \"data_offsets\": [%"
+      G_GINT64_FORMAT ", %" G_GINT64_FORMAT "]}", begin, end);
   expect_entry_error (t, entry, "bytes of data"), g_free (entry);
   expect_entry_error (t, "{\"dtype\": \"F32\", \"shape\": [64]}", "data_offsets");
   ENTRY ("{\"dtype\": \"F32\", \"shape\": [64], \"data_offsets\": [%" G_GINT64_FORMAT "]}", begin);
   expect_entry_error (t, entry, "data_offsets"), g_free (entry);
-  ENTRY ("{\"dtype\": \"F32\", \"shape\": [64], \"data_offsets\": [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT ", 0]}", begin, end);
+  ENTRY ("{\"dtype\": \"F32\", \"shape\": [64], \"data_offsets\": [%" G_GINT64_FORMAT ", %"
+      G_GINT64_FORMAT ", 0]}", begin, end);
   expect_entry_error (t, entry, "data_offsets"), g_free (entry);
-  expect_entry_error (t, "{\"dtype\": \"F32\", \"shape\": [64], \"data_offsets\": [-256, 0]}", "data_offsets");
-  expect_entry_error (t, "{\"dtype\": \"F32\", \"shape\": [64], \"data_offsets\": [0.0, 256.0]}", "data_offsets");
-  expect_entry_error (t, "{\"dtype\": \"F32\", \"shape\": [64], \"data_offsets\": \"0-256\"}", "data_offsets");
+  expect_entry_error (t, "{\"dtype\": \"F32\", \"shape\": [64], \"data_offsets\": [-256, 0]}",
+      "data_offsets");
+  expect_entry_error (t, "{\"dtype\": \"F32\", \"shape\": [64], \"data_offsets\": [0.0, 256.0]}",
+      "data_offsets");
+  expect_entry_error (t, "{\"dtype\": \"F32\", \"shape\": [64], \"data_offsets\": \"0-256\"}",
+      "data_offsets");
   /* beyond int64: json-glib reads it as a double */
-  expect_entry_error (t, "{\"dtype\": \"F32\", \"shape\": [64], \"data_offsets\": [0, 18446744073709551872]}", "data_offsets");
-  ENTRY ("{\"dtype\": \"F32\", \"shape\": [64], \"data_offsets\": [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT "]}", end, begin);
+  expect_entry_error (t,
+      "{\"dtype\": \"F32\", \"shape\": [64], \"data_offsets\": [0, 18446744073709551872]}",
+      "data_offsets");
+  ENTRY ("{\"dtype\": \"F32\", \"shape\": [64], \"data_offsets\": [%" G_GINT64_FORMAT ", %"
+      G_GINT64_FORMAT "]}", end, begin);
   expect_entry_error (t, entry, "out of range"), g_free (entry);
-  expect_entry_error (t, "{\"dtype\": \"F32\", \"shape\": [64], \"data_offsets\": [100000000, 100000256]}", "out of range");
+  expect_entry_error (t,
+      "{\"dtype\": \"F32\", \"shape\": [64], \"data_offsets\": [100000000, 100000256]}",
+      "out of range");
   /* byte count not matching the shape */
-  ENTRY ("{\"dtype\": \"F32\", \"shape\": [65], \"data_offsets\": [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT "]}", begin, end);
+  ENTRY ("{\"dtype\": \"F32\", \"shape\": [65], \"data_offsets\": [%" G_GINT64_FORMAT ", %"
+      G_GINT64_FORMAT "]}", begin, end);
   expect_entry_error (t, entry, "bytes of data"), g_free (entry);
-  ENTRY ("{\"dtype\": \"F16\", \"shape\": [64], \"data_offsets\": [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT "]}", begin, end);
+  ENTRY ("{\"dtype\": \"F16\", \"shape\": [64], \"data_offsets\": [%" G_GINT64_FORMAT ", %"
+      G_GINT64_FORMAT "]}", begin, end);
   expect_entry_error (t, entry, "bytes of data"), g_free (entry);
-  ENTRY ("{\"dtype\": \"F32\", \"shape\": [64, 0], \"data_offsets\": [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT "]}", begin, end);
+  ENTRY ("{\"dtype\": \"F32\", \"shape\": [64, 0], \"data_offsets\": [%" G_GINT64_FORMAT ", %"
+      G_GINT64_FORMAT "]}", begin, end);
   expect_entry_error (t, entry, "bytes of data"), g_free (entry);
 #undef ENTRY
 }
@@ -1100,7 +1131,7 @@ test_st_truncated (void)
 static void
 test_st_no_tensors (void)
 {
-  static const char *const headers[] = {"{}", "{\"__metadata__\": {\"format\": \"pt\"}}"};
+  static const char *const headers[] = { "{}", "{\"__metadata__\": {\"format\": \"pt\"}}" };
   struct breakage *b;
 
   if (!have_bases ())
@@ -1291,33 +1322,34 @@ test_wrong_shape (void)
     return;
   /* [256] as [128, 2] */
   expect_wrong_shape (HF, "model.safetensors", "vision_model.encoder.layers.0.mlp.fc1.bias", 2,
-      (gint64[]) {128, 2}, "[128, 2]");
+      (gint64[]) { 128, 2 }, "[128, 2]");
   /* [64, 64] transposed-looking [32, 128] */
-  expect_wrong_shape (HF, "model.safetensors", "vision_model.encoder.layers.1.self_attn.v_proj.weight",
-      2, (gint64[]) {32, 128}, "[32, 128]");
+  expect_wrong_shape (HF, "model.safetensors",
+      "vision_model.encoder.layers.1.self_attn.v_proj.weight", 2, (gint64[]) { 32, 128 },
+      "[32, 128]");
   /* [48] as [1, 48] */
   expect_wrong_shape (HF, "model.safetensors", "text_model.final_layer_norm.bias", 2,
-      (gint64[]) {1, 48}, "[1, 48]");
+      (gint64[]) { 1, 48 }, "[1, 48]");
   /* [E, D] of the text projection as [D, E] */
   expect_wrong_shape (HF, "model.safetensors", "text_projection.weight", 2,
-      (gint64[]) {HF_TEXT_WIDTH, EMBED}, "shape");
+      (gint64[]) { HF_TEXT_WIDTH, EMBED }, "shape");
   /* the patch embedding with 3 dimensions */
   expect_wrong_shape (HF, "model.safetensors", "vision_model.embeddings.patch_embedding.weight", 3,
-      (gint64[]) {64, 3, 64}, "dimensions");
+      (gint64[]) { 64, 3, 64 }, "dimensions");
   /* positions not 1 + a square grid */
-  expect_wrong_shape (HF, "model.safetensors", "vision_model.embeddings.position_embedding.weight", 2,
-      (gint64[]) {16, 68}, "positions");
+  expect_wrong_shape (HF, "model.safetensors", "vision_model.embeddings.position_embedding.weight",
+      2, (gint64[]) { 16, 68 }, "positions");
   /* OpenCLIP: fused qkv [3D, D] as [D, 3D] */
-  expect_wrong_shape (OPENCLIP, OPENCLIP_FILE, "visual.transformer.resblocks.0.attn.in_proj_weight", 2,
-      (gint64[]) {OC_WIDTH, 3 * OC_WIDTH}, "shape");
+  expect_wrong_shape (OPENCLIP, OPENCLIP_FILE, "visual.transformer.resblocks.0.attn.in_proj_weight",
+      2, (gint64[]) { OC_WIDTH, 3 * OC_WIDTH }, "shape");
   expect_wrong_shape (OPENCLIP, OPENCLIP_FILE, "transformer.resblocks.1.ln_1.bias", 2,
-      (gint64[]) {2, 64}, "shape");
+      (gint64[]) { 2, 64 }, "shape");
   /* logit_scale with two elements */
   {
     struct breakage *b = breakage_st (OPENCLIP, OPENCLIP_FILE);
 
-    st_set_dtype (b->st, "logit_scale", "F32", 4);   /* zero it, keeping [] */
-    st_set_shape (b->st, "logit_scale", 1, (gint64[]) {2});
+    st_set_dtype (b->st, "logit_scale", "F32", 4);      /* zero it, keeping [] */
+    st_set_shape (b->st, "logit_scale", 1, (gint64[]) { 2 });
     st_rebuild (b->st, "logit_scale", 8, FALSE);
     st_write (b->st, b->file);
     expect_load_error (b->file, MODEL, b->file, "logit_scale");
@@ -1343,13 +1375,16 @@ test_wrong_dtype (void)
 {
   if (!have_bases ())
     return;
-  expect_wrong_dtype (HF, "model.safetensors", "vision_model.encoder.layers.0.mlp.fc1.weight", "I64", 8);
-  expect_wrong_dtype (HF, "model.safetensors", "text_model.embeddings.token_embedding.weight", "U8", 1);
+  expect_wrong_dtype (HF, "model.safetensors", "vision_model.encoder.layers.0.mlp.fc1.weight",
+      "I64", 8);
+  expect_wrong_dtype (HF, "model.safetensors", "text_model.embeddings.token_embedding.weight", "U8",
+      1);
   expect_wrong_dtype (HF, "model.safetensors", "vision_model.post_layernorm.bias", "F64", 8);
   expect_wrong_dtype (HF, "model.safetensors", "text_projection.weight", "BOOL", 1);
   expect_wrong_dtype (HF, "model.safetensors", "logit_scale", "I32", 4);
   expect_wrong_dtype (OPENCLIP, OPENCLIP_FILE, "visual.proj", "I64", 8);
-  expect_wrong_dtype (OPENCLIP, OPENCLIP_FILE, "transformer.resblocks.0.attn.in_proj_weight", "F8_E4M3", 1);
+  expect_wrong_dtype (OPENCLIP, OPENCLIP_FILE, "transformer.resblocks.0.attn.in_proj_weight",
+      "F8_E4M3", 1);
   expect_wrong_dtype (OPENCLIP, OPENCLIP_FILE, "logit_scale", "U8", 1);
 }
 
@@ -1366,7 +1401,8 @@ test_unknown_architecture_tensors (void)
   /* HF patch embedding renamed */
   b = breakage_st (HF, "model.safetensors");
   h = json_node_get_object (b->st->header);
-  node = json_node_copy (json_object_get_member (h, "vision_model.embeddings.patch_embedding.weight"));
+  node =
+      json_node_copy (json_object_get_member (h, "vision_model.embeddings.patch_embedding.weight"));
   json_object_remove_member (h, "vision_model.embeddings.patch_embedding.weight");
   json_object_set_member (h, "vision_tower.patch_embed.proj.weight", node);
   st_write (b->st, b->file);
@@ -1392,7 +1428,8 @@ have_eva02 (void)
 
   g_free (path);
   if (!ok)
-    g_test_skip ("EVA02 base checkpoint not generated (needs /usr/bin/python3 with numpy at build time)");
+    g_test_skip
+        ("EVA02 base checkpoint not generated (needs /usr/bin/python3 with numpy at build time)");
   return ok;
 }
 
@@ -1564,20 +1601,31 @@ test_config_bad_values (void)
 {
   if (!have_bases ())
     return;
-  expect_config_error ("vision_config", "hidden_size", jdouble (64.5), FORMAT, "vision_config.hidden_size");
-  expect_config_error ("vision_config", "hidden_size", jstring ("64"), FORMAT, "vision_config.hidden_size");
-  expect_config_error ("vision_config", "hidden_size", jint (-64), FORMAT, "vision_config.hidden_size");
-  expect_config_error ("vision_config", "hidden_size", jint (0), FORMAT, "vision_config.hidden_size");
-  expect_config_error ("text_config", "hidden_size", jparse ("[48]"), FORMAT, "text_config.hidden_size");
-  expect_config_error ("text_config", "vocab_size", jint (G_GINT64_CONSTANT (1) << 40), FORMAT, "text_config.vocab_size");
-  expect_config_error ("text_config", "num_hidden_layers", jparse ("true"), FORMAT, "text_config.num_hidden_layers");
+  expect_config_error ("vision_config", "hidden_size", jdouble (64.5), FORMAT,
+      "vision_config.hidden_size");
+  expect_config_error ("vision_config", "hidden_size", jstring ("64"), FORMAT,
+      "vision_config.hidden_size");
+  expect_config_error ("vision_config", "hidden_size", jint (-64), FORMAT,
+      "vision_config.hidden_size");
+  expect_config_error ("vision_config", "hidden_size", jint (0), FORMAT,
+      "vision_config.hidden_size");
+  expect_config_error ("text_config", "hidden_size", jparse ("[48]"), FORMAT,
+      "text_config.hidden_size");
+  expect_config_error ("text_config", "vocab_size", jint (G_GINT64_CONSTANT (1) << 40), FORMAT,
+      "text_config.vocab_size");
+  expect_config_error ("text_config", "num_hidden_layers", jparse ("true"), FORMAT,
+      "text_config.num_hidden_layers");
   expect_config_error ("", "projection_dim", jdouble (32.0), FORMAT, "projection_dim");
-  expect_config_error ("vision_config", "hidden_act", jstring ("relu"), FORMAT, "vision_config.hidden_act");
+  expect_config_error ("vision_config", "hidden_act", jstring ("relu"), FORMAT,
+      "vision_config.hidden_act");
   expect_config_error ("text_config", "hidden_act", jint (1), FORMAT, "text_config.hidden_act");
   expect_config_error ("text_config", "hidden_act", jstring ("gelu"), FORMAT, "activation");
-  expect_config_error ("vision_config", "layer_norm_eps", jdouble (-1e-5), FORMAT, "vision_config.layer_norm_eps");
-  expect_config_error ("text_config", "layer_norm_eps", jdouble (0), FORMAT, "text_config.layer_norm_eps");
-  expect_config_error ("text_config", "layer_norm_eps", jstring ("1e-5"), FORMAT, "text_config.layer_norm_eps");
+  expect_config_error ("vision_config", "layer_norm_eps", jdouble (-1e-5), FORMAT,
+      "vision_config.layer_norm_eps");
+  expect_config_error ("text_config", "layer_norm_eps", jdouble (0), FORMAT,
+      "text_config.layer_norm_eps");
+  expect_config_error ("text_config", "layer_norm_eps", jstring ("1e-5"), FORMAT,
+      "text_config.layer_norm_eps");
   expect_config_error ("text_config", "layer_norm_eps", jdouble (1e-6), FORMAT, "layer_norm_eps");
 }
 
@@ -1751,7 +1799,8 @@ test_sharded_missing_shard (void)
     return;
   /* the index names a shard that is not there */
   b = breakage_new (SHARDED, INDEX);
-  json_edit (b->dir, INDEX, "weight_map", "logit_scale", jstring ("model-00009-of-00003.safetensors"));
+  json_edit (b->dir, INDEX, "weight_map", "logit_scale",
+      jstring ("model-00009-of-00003.safetensors"));
   shard = path_in (b->dir, "model-00009-of-00003.safetensors");
   expect_load_error (b->dir, IO, shard);
   g_free (shard);
@@ -1797,10 +1846,10 @@ test_sharded_tensor_not_in_shard (void)
   map = json_at (root, "weight_map");
   names = json_object_get_members (map);
   /* the last entry whose shard already appeared earlier in the map, moved to another shard */
-  for (GList *l = names; l; l = l->next) {
+  for (GList * l = names; l; l = l->next) {
     const char *shard_name = json_object_get_string_member (map, l->data);
 
-    for (GList *k = names; k != l; k = k->next)
+    for (GList * k = names; k != l; k = k->next)
       if (strcmp (json_object_get_string_member (map, k->data), shard_name) == 0) {
         moved = l->data;
         other_shard = strcmp (shard_name, SHARD1) == 0 ? SHARD2 : SHARD1;
@@ -2082,10 +2131,13 @@ test_open_clip_config (void)
   expect_side_error (OPENCLIP, f, NULL, NULL, NULL, "{\"model_cfg\": ", f);
   expect_side_error (OPENCLIP, f, NULL, NULL, NULL, "[]", "not a JSON object");
   expect_side_error (OPENCLIP, f, NULL, NULL, NULL, "", f);
-  expect_side_error (OPENCLIP, f, "model_cfg", "quick_gelu", jstring ("yes"), NULL, "model_cfg.quick_gelu");
-  expect_side_error (OPENCLIP, f, "model_cfg", "quick_gelu", jint (1), NULL, "model_cfg.quick_gelu");
+  expect_side_error (OPENCLIP, f, "model_cfg", "quick_gelu", jstring ("yes"), NULL,
+      "model_cfg.quick_gelu");
+  expect_side_error (OPENCLIP, f, "model_cfg", "quick_gelu", jint (1), NULL,
+      "model_cfg.quick_gelu");
   expect_side_error (OPENCLIP, f, "preprocess_cfg", "mean", jparse ("[0.5, 0.5]"), NULL, "mean");
-  expect_side_error (OPENCLIP, f, "preprocess_cfg", "mean", jparse ("[0.5, \"0.5\", 0.5]"), NULL, "mean");
+  expect_side_error (OPENCLIP, f, "preprocess_cfg", "mean", jparse ("[0.5, \"0.5\", 0.5]"), NULL,
+      "mean");
   expect_side_error (OPENCLIP, f, "preprocess_cfg", "std", jparse ("[0.5, 0, 0.5]"), NULL, "std");
   expect_side_error (OPENCLIP, f, "preprocess_cfg", "std", jparse ("0.5"), NULL, "std");
 }
@@ -2164,7 +2216,8 @@ test_side_files_applied (void)
   breakage_free (b);
 
   b = breakage_new (OPENCLIP, "open_clip_config.json");
-  json_edit (b->dir, "open_clip_config.json", "model_cfg", "quick_gelu", json_node_init_boolean (json_node_alloc (), TRUE));
+  json_edit (b->dir, "open_clip_config.json", "model_cfg", "quick_gelu",
+      json_node_init_boolean (json_node_alloc (), TRUE));
   {
     char *p = path_in (b->dir, OPENCLIP_FILE);
 
@@ -2172,7 +2225,7 @@ test_side_files_applied (void)
     g_assert_cmpint (clipseg_model_get_info (m)->activation, ==, CLIPSEG_ACTIVATION_QUICK_GELU);
     clipseg_model_unref (m);
     g_unlink (b->file);
-    m = load_ok (p);      /* OpenAI weights come without the file: QuickGELU */
+    m = load_ok (p);            /* OpenAI weights come without the file: QuickGELU */
     g_assert_cmpint (clipseg_model_get_info (m)->activation, ==, CLIPSEG_ACTIVATION_QUICK_GELU);
     clipseg_model_unref (m);
     g_free (p);
@@ -2207,7 +2260,7 @@ test_side_deep_nesting (void)
 static void
 test_activation_param (void)
 {
-  const int bad[] = {CLIPSEG_ACTIVATION_GELU + 1, -1, 1000};
+  const int bad[] = { CLIPSEG_ACTIVATION_GELU + 1, -1, 1000 };
   char *path;
 
   if (!have_bases ())

@@ -28,12 +28,12 @@ write_raw (const char *name, const char *dict, const void *data, gsize n_bytes)
 static void
 test_round_trip (void)
 {
-  float v[6] = {1, 2, 3, 4, 5, 6};
+  float v[6] = { 1, 2, 3, 4, 5, 6 };
   char *path = g_build_filename (dir, "rt.npy", NULL);
   struct npy_array a;
   GError *error = NULL;
 
-  g_assert_true (npy_write (path, NPY_FLOAT32, 2, (int64_t[]) {2, 3}, v, &error));
+  g_assert_true (npy_write (path, NPY_FLOAT32, 2, (int64_t[]) { 2, 3 }, v, &error));
   g_assert_true (npy_read (path, &a, &error));
   g_assert_no_error (error);
   g_assert_cmpint (a.dtype, ==, NPY_FLOAT32);
@@ -111,14 +111,14 @@ test_bad_files_name_the_file (void)
       "data size");
   expect_error ("long.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }\n", 8,
       "data size");
-  expect_error ("noshape.npy", "{'descr': '<f4', 'fortran_order': False, }\n", 8,
-      "no shape");
+  expect_error ("noshape.npy", "{'descr': '<f4', 'fortran_order': False, }\n", 8, "no shape");
   expect_error ("order.npy", "{'descr': '<f4', 'fortran_order': Maybe, 'shape': (2,), }\n", 8,
       "fortran_order");
   expect_error ("neg.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (2, -2), }\n", 8,
       "dimension 2 is -2, negative");
-  expect_error ("rank.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (1,1,1,1,1,1,1,1,1), }\n",
-      4, "more than 8 dimensions");
+  expect_error ("rank.npy",
+      "{'descr': '<f4', 'fortran_order': False, 'shape': (1,1,1,1,1,1,1,1,1), }\n", 4,
+      "more than 8 dimensions");
   assert_read_fails ("/dev/zero", "is a character device");
 }
 

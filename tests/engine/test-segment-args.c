@@ -237,7 +237,7 @@ test_segment_limits (void)
   struct clipseg_state *state;
   float *pixels;
   GError *error = NULL;
-  int H = 120 * PATCH;         /* 14401 tokens: 1024 threads need 5.7e9 bytes of attention scratch */
+  int H = 120 * PATCH;          /* 14401 tokens: 1024 threads need 5.7e9 bytes of attention scratch */
 
   if (!have_model ())
     return;

@@ -71,11 +71,12 @@ posix_memalign (void **p, size_t alignment, size_t size)
 {
   note_allocation (__builtin_return_address (0));
   *p = __libc_memalign (alignment, size);
-  return *p ? 0 : 12 /* ENOMEM */;
+  return *p ? 0 : 12 /* ENOMEM */ ;
 }
 #endif
 
-struct fixture {
+struct fixture
+{
   struct clipseg_model *model;
   struct clipseg_queries *queries;
   struct clipseg_segment_params sp;
@@ -159,7 +160,8 @@ static void
 test_steady_size_allocates_nothing (struct fixture *f, gconstpointer data)
 {
 #ifdef COUNT_ALLOCATIONS
-  static const struct {
+  static const struct
+  {
     enum clipseg_mode mode;
     int crop;
     float area_thd;
@@ -232,7 +234,8 @@ test_refinements_allocate_nothing (struct fixture *f, gconstpointer data)
 #endif
 }
 
-struct worker {
+struct worker
+{
   struct fixture *f;
   float *probs;
 };
@@ -281,7 +284,8 @@ test_size_change_matches_a_fresh_state (struct fixture *f, gconstpointer data)
   float *small = random_pixels (2, 3 * H2 * W2);
   float *big_probs = g_new (float, (size_t) f->C * f->H * f->W);
   float *reused = g_new (float, n2), *fresh = g_new (float, n2);
-  struct clipseg_state *st = clipseg_state_new (f->model, 1), *st2 = clipseg_state_new (f->model, 1);
+  struct clipseg_state *st = clipseg_state_new (f->model, 1), *st2 =
+      clipseg_state_new (f->model, 1);
 
   segment (f, st, f->pixels, f->H, f->W, big_probs, NULL);
   segment (f, st, small, H2, W2, reused, NULL);
@@ -335,7 +339,8 @@ test_more_windows_than_one_forward (struct fixture *f, gconstpointer data)
   size_t n = (size_t) f->C * H * W;
   float *pixels = random_pixels (3, 3 * H * W);
   float *many = g_new (float, n), *one = g_new (float, n);
-  struct clipseg_state *st80 = clipseg_state_new (f->model, 80), *st1 = clipseg_state_new (f->model, 1);
+  struct clipseg_state *st80 = clipseg_state_new (f->model, 80), *st1 =
+      clipseg_state_new (f->model, 1);
 
   f->sp.crop = 16, f->sp.stride = 16;
   segment (f, st80, pixels, H, W, many, NULL);
@@ -550,7 +555,7 @@ static void
 test_output_too_large_for_memory (struct fixture *f, gconstpointer data)
 {
   struct clipseg_labels *labels = many_labels (24);
-  const char *none[] = {"{}", NULL};
+  const char *none[] = { "{}", NULL };
   struct clipseg_state *state = clipseg_state_new (f->model, 1);
   struct clipseg_queries *queries;
   GError *error = NULL;

@@ -18,16 +18,17 @@
 #define END_ID 49407
 #define MAX_IDS 512
 
-struct golden {
+struct golden
+{
   char *text;
   int32_t ids[MAX_IDS];
   int n_ids;
 };
 
-static char *bpe_path;                   /* the shared gz, NULL when absent */
+static char *bpe_path;          /* the shared gz, NULL when absent */
 static struct golden goldens[N_GOLDEN];
 static int n_goldens;
-static struct clipseg_tokenizer *clip;   /* loaded once from bpe_path */
+static struct clipseg_tokenizer *clip;  /* loaded once from bpe_path */
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -310,7 +311,8 @@ test_golden_hf_same_ids_as_bpe (void)
   remove_dir (dir);
 }
 
-struct thread_result {
+struct thread_result
+{
   int n_ok;
 };
 
@@ -494,7 +496,7 @@ static void
 test_special_tokens_map_to_their_ids (void)
 {
   const int32_t alone[] = { START_ID, START_ID, END_ID };
-  const int32_t inside[] = { START_ID, 320, END_ID, 321, END_ID };  /* a</w>, b</w> */
+  const int32_t inside[] = { START_ID, 320, END_ID, 321, END_ID };      /* a</w>, b</w> */
 
   if (!have_shared_data ())
     return;
@@ -708,8 +710,7 @@ test_error_hf_bad_json (void)
 {
   g_autofree char *deep = g_strnfill (1000000, '[');
 
-  expect_hf_failure ("{\"a\": 0,", NULL, NULL, CLIPSEG_ENGINE_ERROR_FORMAT, "vocab.json",
-      "JSON");
+  expect_hf_failure ("{\"a\": 0,", NULL, NULL, CLIPSEG_ENGINE_ERROR_FORMAT, "vocab.json", "JSON");
   expect_hf_failure ("{\"a\": 0 /* json-glib would take this */}", NULL, NULL,
       CLIPSEG_ENGINE_ERROR_FORMAT, "vocab.json", "JSON");
   /* json-glib recurses per level; this must fail, not overflow the stack */
@@ -739,7 +740,7 @@ test_error_hf_duplicate_id (void)
 {
   g_autoptr (JsonObject) vocab = small_vocab ();
 
-  json_object_set_int_member (vocab, "extra", 515);  /* the id of "ll" */
+  json_object_set_int_member (vocab, "extra", 515);     /* the id of "ll" */
   expect_hf_failure (NULL, vocab, NULL, CLIPSEG_ENGINE_ERROR_FORMAT, "vocab.json", "515");
 }
 
@@ -762,8 +763,7 @@ test_error_hf_missing_special_token (void)
   /* keep the ids dense: the end token's id goes to a new ordinary token */
   json_object_remove_member (vocab, "<|endoftext|>");
   json_object_set_int_member (vocab, "zz", 1);
-  expect_hf_failure (NULL, vocab, NULL, CLIPSEG_ENGINE_ERROR_FORMAT, "vocab.json",
-      "<|endoftext|>");
+  expect_hf_failure (NULL, vocab, NULL, CLIPSEG_ENGINE_ERROR_FORMAT, "vocab.json", "<|endoftext|>");
 }
 
 static void
@@ -872,14 +872,11 @@ main (int argc, char **argv)
   g_test_add_func ("/tokenizer/errors/hf-id-out-of-range", test_error_hf_id_out_of_range);
   g_test_add_func ("/tokenizer/errors/hf-missing-special-token",
       test_error_hf_missing_special_token);
-  g_test_add_func ("/tokenizer/errors/hf-missing-byte-symbol",
-      test_error_hf_missing_byte_symbol);
+  g_test_add_func ("/tokenizer/errors/hf-missing-byte-symbol", test_error_hf_missing_byte_symbol);
   g_test_add_func ("/tokenizer/errors/hf-merge-line-not-two-symbols",
       test_error_hf_merge_line_not_two_symbols);
-  g_test_add_func ("/tokenizer/errors/hf-merge-result-missing",
-      test_error_hf_merge_result_missing);
-  g_test_add_func ("/tokenizer/errors/hf-merge-symbol-missing",
-      test_error_hf_merge_symbol_missing);
+  g_test_add_func ("/tokenizer/errors/hf-merge-result-missing", test_error_hf_merge_result_missing);
+  g_test_add_func ("/tokenizer/errors/hf-merge-symbol-missing", test_error_hf_merge_symbol_missing);
   g_test_add_func ("/tokenizer/errors/hf-merges-without-header",
       test_error_hf_merges_without_header);
   g_test_add_func ("/tokenizer/errors/hf-merges-not-utf8", test_error_hf_merges_not_utf8);

@@ -38,7 +38,7 @@ check_error_v (const char *what, GError *error, int code, va_list subs)
     check_failed ("%s: error code %d, expected %d (%s)", what, error->code, code, error->message);
   while ((s = va_arg (subs, const char *)))
     if (!strstr (error->message, s))
-      check_failed ("%s: message does not name '%s': %s", what, s, error->message);
+        check_failed ("%s: message does not name '%s': %s", what, s, error->message);
 }
 
 void
@@ -73,7 +73,7 @@ base_path (const char *name)
 gboolean
 have_bases (void)
 {
-  static const char *const names[] = {HF, SHARDED, HF_F16, HF_BF16, OPENCLIP};
+  static const char *const names[] = { HF, SHARDED, HF_F16, HF_BF16, OPENCLIP };
 
   for (guint i = 0; i < G_N_ELEMENTS (names); i++) {
     char *path = base_path (names[i]);
@@ -129,5 +129,6 @@ run_in_subprocess (const char *dir)
   g_test_trap_subprocess (NULL, 120 * G_USEC_PER_SEC, G_TEST_SUBPROCESS_INHERIT_STDERR);
   g_unsetenv ("CLIPSEG_LOADER_CASE");
   if (!g_test_trap_has_passed ())
-    check_failed ("the case failed in its subprocess (a crash, a sanitizer report or a failed check; see its stderr above)");
+    check_failed
+        ("the case failed in its subprocess (a crash, a sanitizer report or a failed check; see its stderr above)");
 }

@@ -17,7 +17,7 @@ int LLVMFuzzerInitialize (int *argc, char ***argv);
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 
 static char *dir, *config_path;
-static struct clipseg_model_info reference;   /* what the untouched directory loads as */
+static struct clipseg_model_info reference;     /* what the untouched directory loads as */
 
 static void
 remove_dir (void)
@@ -82,8 +82,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   struct clipseg_model *model;
   GError *err = NULL;
 
-  if (!g_file_set_contents_full (config_path, (const char *) data, (gssize) size,
-          G_FILE_SET_CONTENTS_NONE, 0644, &err))   /* no fsync per input */
+  if (!g_file_set_contents_full (config_path, (const char *) data, (gssize) size, G_FILE_SET_CONTENTS_NONE, 0644, &err))        /* no fsync per input */
     g_error ("fuzz-config: %s", err->message);
 
   model = clipseg_model_load (dir, clipseg_model_default_params (), &err);

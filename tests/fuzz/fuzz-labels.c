@@ -103,8 +103,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   g_clear_error (&err);
   g_free (text);
 
-  if (!g_file_set_contents_full (template_path, (const char *) data, (gssize) size,
-          G_FILE_SET_CONTENTS_NONE, 0644, &err))   /* no fsync per input */
+  if (!g_file_set_contents_full (template_path, (const char *) data, (gssize) size, G_FILE_SET_CONTENTS_NONE, 0644, &err))      /* no fsync per input */
     g_error ("fuzz-labels: %s", err->message);
   templates = clipseg_templates_load (template_path, &err);
   if (templates) {

@@ -64,7 +64,7 @@ check_array (const struct npy_array *a)
   }
   if (n != a->n_elements)
     die ("element count is not the product of the shape");
-  for (int64_t i = 0; i < a->n_elements * 4; i++)      /* ASan: every byte is ours */
+  for (int64_t i = 0; i < a->n_elements * 4; i++)       /* ASan: every byte is ours */
     sum += ((const guint8 *) a->data)[i];
   (void) sum;
 }
@@ -94,8 +94,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   struct npy_array a;
   GError *err = NULL;
 
-  if (!g_file_set_contents_full (in_path, (const char *) data, (gssize) size,
-          G_FILE_SET_CONTENTS_NONE, 0644, &err))   /* no fsync per input */
+  if (!g_file_set_contents_full (in_path, (const char *) data, (gssize) size, G_FILE_SET_CONTENTS_NONE, 0644, &err))    /* no fsync per input */
     g_error ("fuzz-npy: %s", err->message);
   if (npy_read (in_path, &a, &err)) {
     check_array (&a);

@@ -26,7 +26,7 @@ static char *dir, *path;
 static void
 remove_dir (void)
 {
-  const char *names[] = {"open_clip_model.safetensors", "vocab.json", "merges.txt"};
+  const char *names[] = { "open_clip_model.safetensors", "vocab.json", "merges.txt" };
 
   for (guint i = 0; i < G_N_ELEMENTS (names); i++) {
     char *p = g_build_filename (dir, names[i], NULL);
@@ -118,8 +118,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   struct clipseg_model *model;
   GError *err = NULL;
 
-  if (!g_file_set_contents_full (path, (const char *) data, (gssize) size,
-          G_FILE_SET_CONTENTS_NONE, 0644, &err))   /* no fsync per input */
+  if (!g_file_set_contents_full (path, (const char *) data, (gssize) size, G_FILE_SET_CONTENTS_NONE, 0644, &err))       /* no fsync per input */
     g_error ("fuzz-safetensors: %s", err->message);
 
   st = safetensors_new ();

@@ -87,8 +87,7 @@ GST_START_TEST (test_mask_gray8_is_the_label_map)
   guint8 *expected = copy_label_map (meta, &size);
   gint x, y;
 
-  gst_buffer_unref (gst_harness_push_and_pull (h,
-          gst_buffer_ref (frames[0])));
+  gst_buffer_unref (gst_harness_push_and_pull (h, gst_buffer_ref (frames[0])));
   out = gst_harness_push_and_pull (h, gst_buffer_ref (frames[1]));
   check_caps (h, "GRAY8", vmeta->width, vmeta->height);
   fail_unless_equals_uint64 (GST_BUFFER_PTS (out), GST_BUFFER_PTS (frames[1]));
