@@ -214,7 +214,7 @@ accumulate_bf16 (const void *p, const void *v, float *o, int rows, int nk, int d
     }
 }
 
-/* exp(x) for x <= 0 as exp_inline computes it (Cephes' polynomial), with
+/* exp(x) for x <= 0 as exp_inline computes it (the same polynomial), with
  * the power of two applied by vscalefps, which also takes x below -87 to 0
  * without a clamp on the exponent. */
 ALWAYS_INLINE __m512
@@ -223,17 +223,15 @@ exp_nonpositive (__m512 x)
   __m512 n, r, r2, p;
 
   x = _mm512_max_ps (x, _mm512_set1_ps (-104.0f));
-  n = _mm512_roundscale_ps (_mm512_mul_ps (x, _mm512_set1_ps (1.44269504088896341f)),
+  n = _mm512_roundscale_ps (_mm512_mul_ps (x, _mm512_set1_ps (EXP_LOG2E)),
       _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  r = _mm512_fnmadd_ps (n, _mm512_set1_ps (0.693359375f), x);
-  r = _mm512_fmadd_ps (n, _mm512_set1_ps (2.12194440e-4f), r);
+  r = _mm512_fnmadd_ps (n, _mm512_set1_ps (EXP_LN2_HI), x);
+  r = _mm512_fmadd_ps (n, _mm512_set1_ps (EXP_LN2_LO), r);
   r2 = _mm512_mul_ps (r, r);
-  p = _mm512_set1_ps (1.9875691500e-4f);
-  p = _mm512_fmadd_ps (p, r, _mm512_set1_ps (1.3981999507e-3f));
-  p = _mm512_fmadd_ps (p, r, _mm512_set1_ps (8.3334519073e-3f));
-  p = _mm512_fmadd_ps (p, r, _mm512_set1_ps (4.1665795894e-2f));
-  p = _mm512_fmadd_ps (p, r, _mm512_set1_ps (1.6666665459e-1f));
-  p = _mm512_fmadd_ps (p, r, _mm512_set1_ps (5.0000001201e-1f));
+  p = _mm512_set1_ps (exp_poly[0]);
+#pragma GCC unroll 5
+  for (int i = 1; i < 6; i++)
+    p = _mm512_fmadd_ps (p, r, _mm512_set1_ps (exp_poly[i]));
   p = _mm512_add_ps (_mm512_fmadd_ps (p, r2, r), _mm512_set1_ps (1.0f));
   return _mm512_scalef_ps (p, n);
 }

@@ -16,6 +16,17 @@
 
 /* Cephes-style expf: 2^n · p(r) with r = x - n·ln2 split in two parts; the
  * rounding uses the 1.5·2^23 trick so the loop vectorises without floorf. */
+/* Cephes' expf: log2(e), ln 2 split in a high and a low part, and the
+ * polynomial's coefficients from the highest power down; exp_nonpositive
+ * (attention-avx512.c) evaluates the same polynomial in vectors. */
+#define EXP_LOG2E 1.44269504088896341f
+#define EXP_LN2_HI 0.693359375f
+#define EXP_LN2_LO 2.12194440e-4f
+static const float exp_poly[6] = {
+  1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f, 4.1665795894e-2f, 1.6666665459e-1f,
+  5.0000001201e-1f
+};
+
 static inline float
 exp_inline (float x)
 {
@@ -28,16 +39,13 @@ exp_inline (float x)
    * the integer conversion below defined */
   x = x > -87.0f ? x : -87.0f;
   x = x < 88.0f ? x : 88.0f;
-  n = (x * 1.44269504088896341f + round_magic) - round_magic;
-  r = x - n * 0.693359375f;
-  r = r + n * 2.12194440e-4f;
+  n = (x * EXP_LOG2E + round_magic) - round_magic;
+  r = x - n * EXP_LN2_HI;
+  r = r + n * EXP_LN2_LO;
   r2 = r * r;
-  p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
+  p = exp_poly[0];
+  for (int i = 1; i < 6; i++)
+    p = p * r + exp_poly[i];
   p = p * r2 + r + 1.0f;
   bits = ((int32_t) n + 127) << 23;
   memcpy (&scale, &bits, sizeof scale);
