@@ -2,7 +2,8 @@
 # Runs every test of clipseg on a fresh Debian 12 machine: installs the
 # dependencies, builds, runs the test suites (engine, reference parity, world,
 # element), then the engine and reference suites again in an ASan+UBSan build and
-# the engine, reference and element suites in a build without oneDNN.
+# the engine, reference and element suites in a build without oneDNN, then the
+# fuzz targets briefly (tests/fuzz).
 # Then it clones HEAD to a temporary directory with no ../shared beside it and runs
 # this script there (scripts/clone-test.sh; not in that clone: CLIPSEG_CLONE_TEST=1).
 # Benchmarks and the soak test are not run here (meson test -C build --suite bench,
@@ -79,6 +80,15 @@ if setup build-nodnnl -Ddnnl=disabled && meson compile -C build-nodnnl; then
   label=nodnnl run_suites build-nodnnl --suite engine --suite reference --suite gst
 else
   echo "test.sh: the build without oneDNN failed"
+  failed=$((failed + 1))
+fi
+
+# The fuzz targets (clang, libFuzzer, ASan+UBSan): each over its seeds and 20000
+# mutated inputs from a fixed random seed.
+if CC=clang setup build-fuzz -Dfuzzers=true -Dengine-only=true && meson compile -C build-fuzz; then
+  label=fuzz run_suites build-fuzz --suite fuzz
+else
+  echo "test.sh: the fuzz build failed"
   failed=$((failed + 1))
 fi
 
