@@ -106,6 +106,27 @@ def make_sample(seed, size, with_caption=True, group=None, p_object=0.2):
     return (img - MEAN) / STD, cap
 
 
+CONTENT_WORDS = {**{c: c for c in world.CLASSES}, **{p: c for c, p in world.PLURAL.items()},
+                 **{c: c for c in world.COLOUR_NAMES}}
+
+
+def content(caption):
+    """What a caption says is in its image: its class names (plurals as the class) and
+    colours; templates, numbers and glue words say nothing."""
+    words = caption.lower().replace(".", " ").replace(",", " ").split()
+    return frozenset(CONTENT_WORDS[w] for w in words if w in CONTENT_WORDS)
+
+
+def false_negatives(caps, rule="subset"):
+    """[B, B] bool, True at (i, j), j != i, where caption j describes image i too. Rule
+    "subset": its content is a subset of caption i's ("a photo of the star." for an image
+    captioned "two yellow stars above the grass"); rule "identical": the same string. Such
+    pairs are no negatives of each other."""
+    sets = [content(c) if rule == "subset" else frozenset([c]) for c in caps]
+    m = torch.tensor([[sj <= si for sj in sets] for si in sets])
+    return m & ~torch.eye(len(caps), dtype=torch.bool)
+
+
 class Batches(torch.utils.data.IterableDataset):
     def __init__(self, seed, batch, size, start, steps, tok=None, context=77):
         self.seed, self.batch, self.size, self.start, self.steps = seed, batch, size, start, steps
@@ -249,6 +270,9 @@ def main(argv=None):
     ap.add_argument("--teacher", help="run directory of the plain model (its hf/ export is the teacher)")
     ap.add_argument("--clipself-mode", default="maskclip", help="dense formulation of the student's last block")
     ap.add_argument("--clipself-cells", type=int, default=4, help="m, n drawn from 1..this")
+    ap.add_argument("--negatives", choices=["subset", "identical"], default="subset",
+                    help="captions that are no negatives of an image: those whose content is a "
+                    "subset of its caption's, or (the shipped model's rule) identical ones only")
     for k, v in DEFAULT_CFG.items():
         ap.add_argument("--" + k.replace("_", "-"), type=int, default=v)
     a = ap.parse_args(argv)
@@ -317,9 +341,7 @@ def main(argv=None):
             fi = F.normalize(model.encode_image(x), dim=-1)
             ft = F.normalize(model.encode_text(ids), dim=-1)
             logits = model.logit_scale.exp() * fi @ ft.T
-            # identical captions in a batch are not negatives of each other
-            same = torch.tensor([[ci == cj for cj in caps] for ci in caps])
-            logits_m = logits.masked_fill(same & ~torch.eye(len(caps), dtype=torch.bool), float("-inf"))
+            logits_m = logits.masked_fill(false_negatives(caps, a.negatives), float("-inf"))
             lab = torch.arange(len(caps))
             loss = (F.cross_entropy(logits_m, lab) + F.cross_entropy(logits_m.T, lab)) / 2
             extra = {"scale": round(model.logit_scale.exp().item(), 2)}

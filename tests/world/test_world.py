@@ -9,6 +9,7 @@ Cases:
     follows the drawing order (re-rendering every object alone), captions name the objects;
   - videos: deterministic, one GT map per frame, raw stdout bytes and the .npy stack match;
   - PNG writer round trip and the scene CLI;
+  - training: captions that also describe another sample's image are not its negatives;
   - BPE: CLIP's id layout, encode/decode round trip, and (when ../shared is present) the
     same tokenizer code with OpenAI's merge list reproduces the official golden ids;
   - export: HF key names, shapes and F16 dtypes, aligned safetensors, config and
@@ -172,6 +173,29 @@ def png_and_scene_cli():
         check(np.array_equal(world.read_png(os.path.join(d, "image.png")), sc["image"]), "image.png")
         check(np.array_equal(world.read_png(os.path.join(d, "gt.png")), sc["gt"]), "gt.png")
         check(open(os.path.join(d, "caption.txt")).read().strip() == sc["caption"], "caption.txt")
+
+
+# ----------------------------------------------------------------------------- training
+
+@case
+def false_negatives_masked():
+    import train
+    caps = ["a photo of the star.", "two yellow stars above the grass", "a red ball",
+            "grass and sky", "a photo of the star.", "a picture"]
+    m = train.false_negatives(caps).numpy()
+    # row = image, column = caption that also describes it
+    want = np.zeros((6, 6), bool)
+    want[1, 0] = want[1, 4] = True          # the star crop's caption fits the stars image
+    want[0, 4] = want[4, 0] = True          # identical captions
+    want[:, 5] = True                       # "a picture" fits every image
+    want[5, 5] = False
+    check((m == want).all(), "false negatives %s, want %s" % (m.astype(int), want.astype(int)))
+    m = train.false_negatives(caps, "identical").numpy()
+    want = np.zeros((6, 6), bool)
+    want[0, 4] = want[4, 0] = True
+    check((m == want).all(), "identical-caption rule %s" % m.astype(int))
+    check(train.content("Two RED balls, a box.") == {"red", "ball", "box"},
+          "content words %s" % sorted(train.content("Two RED balls, a box.")))
 
 
 # ----------------------------------------------------------------------------- BPE
