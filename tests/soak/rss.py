@@ -72,11 +72,14 @@ def main():
     ap.add_argument("--frames", type=int, default=10000)
     ap.add_argument("--label-every", type=int, default=50)
     ap.add_argument("--inference-interval", type=int, default=5)
-    ap.add_argument("--sample-every", type=int, default=250)
+    ap.add_argument("--sample-every", type=int,
+                    help="default: once per cycle of the label sets, so that every sample is "
+                    "taken with the same labels (what malloc holds depends on them)")
     ap.add_argument("--slack", type=float, default=4.0, help="MB the RSS may grow")
     ap.add_argument("--heap-slack", type=float, default=1.0,
                     help="MB malloc's bytes in use may grow")
     a = ap.parse_args()
+    a.sample_every = a.sample_every or a.label_every * len(LABEL_SETS)
     os.environ["GST_PLUGIN_PATH"] = os.path.join(os.path.abspath(a.build_dir), "gst")
     Gst.init(None)
     pipeline = Gst.parse_launch(
