@@ -22,7 +22,7 @@ static struct clipseg_tokenizer *tok;
 int
 LLVMFuzzerInitialize (int *argc, char ***argv)
 {
-  const char *path = CLIPSEG_SHARED_DIR "/clip-vocab/bpe_simple_vocab_16e6.txt.gz";
+  const char *path = CLIP_BPE_FILE;
   GError *err = NULL;
 
   if (!g_file_test (path, G_FILE_TEST_EXISTS)) {

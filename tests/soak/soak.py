@@ -55,8 +55,8 @@ class Soak:
         live = "true" if processing == "latest" else "false"
         self.pipeline = Gst.parse_launch(
             "videotestsrc name=src pattern=ball is-live=%s ! video/x-raw,framerate=30/1 ! "
-            "videoconvert ! capsfilter name=caps caps-change-mode=delayed ! clipseg name=seg ! videoconvert ! "
-            "fakesink name=sink sync=false" % live)
+            "videoconvert ! capsfilter name=caps caps-change-mode=delayed ! clipseg name=seg ! "
+            "videoconvert ! fakesink name=sink sync=false" % live)
         self.seg = self.pipeline.get_by_name("seg")
         self.caps = self.pipeline.get_by_name("caps")
         self.seg.set_property("model", model)
