@@ -75,35 +75,12 @@ def resize_u8(img, size):
     return x[0] / 255
 
 
-def object_regions(inst, n_objects, size, patch, flip):
-    """The objects of a square crop of the instance map @inst, resized to @size: per object
-    with at least one patch of area, (coverage [g, g]: the fraction of each patch it
-    covers, box (y0, y1, x0, x1) in pixels of the resized crop)."""
-    g = size // patch
-    m = torch.from_numpy(np.ascontiguousarray(inst))
-    out = []
-    for k in range(1, n_objects + 1):
-        mk = (m == k).float()[None, None]
-        if flip:
-            mk = mk.flip(-1)
-        cov = F.adaptive_avg_pool2d(mk, g)[0, 0]
-        if cov.sum() < 1:
-            continue
-        ys, xs = torch.nonzero(mk[0, 0], as_tuple=True)
-        sc = size / inst.shape[0]
-        box = (int(ys.min() * sc), int(math.ceil((ys.max() + 1) * sc)),
-               int(xs.min() * sc), int(math.ceil((xs.max() + 1) * sc)))
-        out.append((cov, box))
-    return out
-
-
-def make_sample(seed, size, with_caption=True, group=None, p_object=0.2, patch=None):
+def make_sample(seed, size, with_caption=True, group=None, p_object=0.2):
     """One (image, caption) pair.  Samples of the same @group share the landscape, the crop
     and the flip and differ only in their objects: in-batch negatives that only object
     identity can tell apart (colours and stuff alone are otherwise an easy shortcut).
     Object crops (probability @p_object) are captioned half of the time by the object's
-    name in a prompt template, a direct name-shape signal.  Without a caption and with
-    @patch, the second value is the crop's object_regions() instead."""
+    name in a prompt template, a direct name-shape signal."""
     rng = np.random.default_rng([seed, 1])
     grng = rng if group is None else np.random.default_rng([group, 3])
     w = int(grng.choice([128, 160, 192]))
@@ -115,13 +92,10 @@ def make_sample(seed, size, with_caption=True, group=None, p_object=0.2, patch=N
         side = int(SCENE_H * grng.uniform(0.45, 1.0))
         y0, x0 = int(grng.integers(0, SCENE_H - side + 1)), int(grng.integers(0, w - side + 1))
     img = resize_u8(sc["image"][y0:y0 + side, x0:x0 + side], size)
-    flip = grng.random() < 0.5
-    if flip:
+    if grng.random() < 0.5:
         img = img.flip(-1)
     img = (img * rng.uniform(0.9, 1.1)).clamp(0, 1)
     cap = None
-    if patch is not None:
-        cap = object_regions(sc["inst"][y0:y0 + side, x0:x0 + side], len(sc["objects"]), size, patch, flip)
     if with_caption:
         ob, stuff, _ = world.visible_content(sc["gt"], sc["inst"], sc["objects"], (y0, y0 + side, x0, x0 + side))
         cap = world.caption(ob, stuff, sc["sky_adj"], rng)
@@ -154,11 +128,9 @@ def false_negatives(caps, rule="subset"):
 
 
 class Batches(torch.utils.data.IterableDataset):
-    def __init__(self, seed, batch, size, start, steps, tok=None, context=77, patch=None):
-        """Captioned batches with @tok; without, uncaptioned ones, with each crop's
-        object_regions() in place of the caption when @patch is given."""
+    def __init__(self, seed, batch, size, start, steps, tok=None, context=77):
         self.seed, self.batch, self.size, self.start, self.steps = seed, batch, size, start, steps
-        self.tok, self.context, self.patch = tok, context, patch
+        self.tok, self.context = tok, context
 
     def __iter__(self):
         torch.set_num_threads(1)
@@ -170,8 +142,7 @@ class Batches(torch.utils.data.IterableDataset):
                 # crops, 1/4 random crops
                 q = 4 * i // self.batch if self.tok is not None else 3
                 x, c = make_sample(base + i, self.size, self.tok is not None,
-                                   (base + i - i % GROUP) if q == 0 else None, 1.0 if q in (1, 2) else 0.0,
-                                   self.patch)
+                                   (base + i - i % GROUP) if q == 0 else None, 1.0 if q in (1, 2) else 0.0)
                 imgs.append(x)
                 caps.append(c)
             ids = eval_dense.tokens_tensor(self.tok, caps, self.context) if self.tok else None
@@ -261,28 +232,10 @@ def grid_crops(gh, gw, m, n):
     return [(rs[i], rs[i + 1], cs[j], cs[j + 1]) for i in range(m) for j in range(n)]
 
 
-def object_crop(x, box, context):
-    """The square crop of image @x [3, H, W] around @box, its side @context times the box's
-    longer side (as the plain model's object crops are), resized to the input size."""
-    y0, y1, x0, x1 = box
-    h, w = x.shape[-2:]
-    side = min(max(int(max(y1 - y0, x1 - x0) * context), 8), h, w)
-    cy, cx = (y0 + y1) // 2, (x0 + x1) // 2
-    ya = min(max(cy - side // 2, 0), h - side)
-    xa = min(max(cx - side // 2, 0), w - side)
-    return F.interpolate(x[None, :, ya:ya + side, xa:xa + side], size=(h, w), mode="bilinear",
-                         align_corners=False)[0]
-
-
-def clipself_loss(student, teacher, x, rng, max_cells=4, mode="maskclip", regions=None, context=1.3,
-                  object_weight=1.0):
+def clipself_loss(student, teacher, x, rng, max_cells=4, mode="maskclip"):
     """CLIPSelf: the student's dense features (last block in @mode), average-pooled over the
     cells of a random m x n grid, aligned by cosine with the frozen teacher's class-token
-    embedding of each cell's image crop resized to the input size.  With @regions (per
-    image, its object_regions()) each object is a region too, as in CLIPSelf's
-    region-proposal variant: the student's features averaged with the object's patch
-    coverage as weights, aligned with the teacher's embedding of a crop around the object;
-    an object region weighs @object_weight grid cells.  Returns (loss, number of regions)."""
+    embedding of each cell's image crop resized to the input size."""
     m, n = int(rng.integers(1, max_cells + 1)), int(rng.integers(1, max_cells + 1))
     f, (gh, gw) = student.visual.dense(x, mode)  # [b, gh*gw, E], L2-normalised
     f = f.view(x.shape[0], gh, gw, -1)
@@ -293,23 +246,11 @@ def clipself_loss(student, teacher, x, rng, max_cells=4, mode="maskclip", region
         pooled.append(f[:, r0:r1, c0:c1].mean(dim=(1, 2)))
         crops.append(F.interpolate(x[:, :, r0 * p:r1 * p, c0 * p:c1 * p], size=x.shape[-2:],
                                    mode="bilinear", align_corners=False))
-    pooled = torch.stack(pooled, 1).flatten(0, 1)  # [cells * b, E], cell-major
-    crops = torch.cat(crops)
-    n_cells = len(pooled)
-    obj_pooled, obj_crops = [], []
-    for i, regs in enumerate(regions or []):
-        for cov, box in regs:
-            obj_pooled.append((f[i] * cov[..., None]).sum(dim=(0, 1)) / cov.sum())
-            obj_crops.append(object_crop(x[i], box, context))
-    if obj_pooled:
-        pooled = torch.cat([pooled, torch.stack(obj_pooled)])
-        crops = torch.cat([crops, torch.stack(obj_crops)])
+    pooled = torch.stack(pooled, 1)  # [b, cells, E]
     with torch.no_grad():
-        t = teacher.encode_image(crops)
-    dist = 1 - F.cosine_similarity(pooled, t, dim=-1)
-    w = torch.ones_like(dist)
-    w[n_cells:] = object_weight
-    return (w * dist).sum() / w.sum(), len(dist)
+        t = teacher.encode_image(torch.cat(crops)).view(len(cells), x.shape[0], -1).transpose(0, 1)
+    cos = F.cosine_similarity(pooled, t, dim=-1)
+    return (1 - cos).mean(), m * n
 
 
 def main(argv=None):
@@ -329,9 +270,6 @@ def main(argv=None):
     ap.add_argument("--teacher", help="run directory of the plain model (its hf/ export is the teacher)")
     ap.add_argument("--clipself-mode", default="maskclip", help="dense formulation of the student's last block")
     ap.add_argument("--clipself-cells", type=int, default=4, help="m, n drawn from 1..this")
-    ap.add_argument("--clipself-objects", action="store_true",
-                    help="CLIPSelf: the world's objects are regions too (their instance masks as proposals)")
-    ap.add_argument("--clipself-object-weight", type=float, default=1.0, help="an object region weighs this many cells")
     ap.add_argument("--negatives", choices=["subset", "identical"], default="subset",
                     help="captions that are no negatives of an image: those whose content is a "
                     "subset of its caption's, or (the shipped model's rule) identical ones only")
@@ -385,29 +323,26 @@ def main(argv=None):
     log(a.out, {"event": "start", "step": start, "params": n_params, "cfg": cfg, "clipself": a.clipself})
 
     zs = zeroshot_set(size=cfg["image_size"])
-    data = Batches(a.seed, a.batch, cfg["image_size"], start, a.steps, None if a.clipself else tok, cfg["context_length"],
-                   cfg["patch_size"] if a.clipself_objects else None)
+    data = Batches(a.seed, a.batch, cfg["image_size"], start, a.steps, None if a.clipself else tok, cfg["context_length"])
     loader = torch.utils.data.DataLoader(data, batch_size=None, num_workers=a.workers,
                                          **({"prefetch_factor": 2} if a.workers else {}))
     if a.clipself and start == 0:
         log(a.out, {"event": "eval", "step": 0, **evaluate(model, tok, zs)})
     t_last = time.time()
-    for step, x, ids, info in loader:  # info: captions, or CLIPSelf object regions
+    for step, x, ids, caps in loader:
         lr = lr_at(step, a.steps, a.lr, a.warmup)
         for g in opt.param_groups:
             g["lr"] = lr
         if a.clipself:
             rng = np.random.default_rng([a.seed, step, 2])
-            loss, regions = clipself_loss(model, teacher, x, rng, a.clipself_cells, a.clipself_mode,
-                                          info if a.clipself_objects else None,
-                                          object_weight=a.clipself_object_weight)
-            extra = {"regions": regions}
+            loss, cells = clipself_loss(model, teacher, x, rng, a.clipself_cells, a.clipself_mode)
+            extra = {"cells": cells}
         else:
             fi = F.normalize(model.encode_image(x), dim=-1)
             ft = F.normalize(model.encode_text(ids), dim=-1)
             logits = model.logit_scale.exp() * fi @ ft.T
-            logits_m = logits.masked_fill(false_negatives(info, a.negatives), float("-inf"))
-            lab = torch.arange(len(info))
+            logits_m = logits.masked_fill(false_negatives(caps, a.negatives), float("-inf"))
+            lab = torch.arange(len(caps))
             loss = (F.cross_entropy(logits_m, lab) + F.cross_entropy(logits_m.T, lab)) / 2
             extra = {"scale": round(model.logit_scale.exp().item(), 2)}
         opt.zero_grad(set_to_none=True)

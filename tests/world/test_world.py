@@ -10,7 +10,6 @@ Cases:
   - videos: deterministic, one GT map per frame, raw stdout bytes and the .npy stack match;
   - PNG writer round trip and the scene CLI;
   - training: captions that also describe another sample's image are not its negatives;
-    CLIPSelf's object regions (coverage, box, their weight in the loss);
   - Cascade-CLIP's experiment (cascade.py): unseen pixels do not train, seen/unseen scores,
     and a short train + eval on the shipped model;
   - BPE: CLIP's id layout, encode/decode round trip, and (when ../shared is present) the
@@ -199,42 +198,6 @@ def false_negatives_masked():
     check((m == want).all(), "identical-caption rule %s" % m.astype(int))
     check(train.content("Two RED balls, a box.") == {"red", "ball", "box"},
           "content words %s" % sorted(train.content("Two RED balls, a box.")))
-
-
-@case
-def clipself_object_regions():
-    import torch
-    import train
-    from clipmodel import CLIP
-    found = 0
-    for seed in range(10 ** 9, 10 ** 9 + 40):
-        x, regs = train.make_sample(seed, 64, False, None, 0.0, 8)
-        x2, none = train.make_sample(seed, 64, False, None, 0.0)
-        check(none is None and torch.equal(x, x2), "regions change the sample of seed %d" % seed)
-        for cov, (y0, y1, x0, x1) in regs:
-            found += 1
-            check(cov.shape == (8, 8) and cov.sum() >= 1 and cov.max() <= 1, "coverage %s" % cov)
-            # the coverage lies inside the box, on the same side of the (possibly flipped) image
-            ys, xs = torch.nonzero(cov > 0, as_tuple=True)
-            check(ys.min() * 8 < y1 and (ys.max() + 1) * 8 > y0 and xs.min() * 8 < x1 and (xs.max() + 1) * 8 > x0,
-                  "seed %d: coverage rows %s cols %s outside box %s" % (seed, ys.tolist(), xs.tolist(), (y0, y1, x0, x1)))
-            check(0 <= y0 < y1 <= 64 and 0 <= x0 < x1 <= 64, "box %s" % ((y0, y1, x0, x1),))
-    check(found >= 20, "only %d object regions in 40 samples" % found)
-    torch.manual_seed(0)
-    cfg = dict(image_size=32, patch_size=8, vision_width=64, vision_layers=2, vision_heads=2, embed_dim=48,
-               context_length=77, text_width=32, text_layers=2, text_heads=2, vocab_size=600, eot_id=599)
-    student, teacher = CLIP(cfg).eval(), CLIP(cfg).eval()
-    x = torch.randn(2, 3, 32, 32)
-    cov = torch.zeros(4, 4)
-    cov[1:3, 0:2] = 1
-    regions = [[(cov, (8, 24, 0, 16))], []]
-    rng = lambda: np.random.default_rng(5)
-    plain, n = train.clipself_loss(student, teacher, x, rng(), 2)
-    zero, n0 = train.clipself_loss(student, teacher, x, rng(), 2, regions=regions, object_weight=0.0)
-    with_obj, n1 = train.clipself_loss(student, teacher, x, rng(), 2, regions=regions)
-    check(n0 == n1 == n + 1, "regions %d %d %d" % (n, n0, n1))
-    check(abs(plain.item() - zero.item()) < 1e-6, "weight 0 changes the loss: %g vs %g" % (plain, zero))
-    check(abs(plain.item() - with_obj.item()) > 1e-6, "the object region does not count")
 
 
 @case
