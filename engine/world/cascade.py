@@ -100,6 +100,10 @@ class CascadeHead(nn.Module):
         self.weights = nn.ParameterList([nn.Parameter(gaussian_init(len(s))) for s in STAGES])
         self.decoders = nn.ModuleList([ATMDecoder(embed) for _ in range(len(STAGES) + 1)])
 
+    @classmethod
+    def for_clip(cls, clip):
+        return cls(clip.visual.conv1.out_channels, clip.visual.proj.shape[1])
+
     def forward(self, clip, x, text):
         """x [b, 3, h, w] normalised, text [C, E] -> mask scores [b, C, gh, gw]."""
         with torch.no_grad():
@@ -165,7 +169,7 @@ def train(a):
         p.requires_grad_(False)
     text = class_text(clip, Tokenizer.load(a.model))
     seen_ids = [world.CID[c] for c in world.CLASSES if c not in a.unseen]
-    head = CascadeHead(clip.visual.transformer.resblocks[0].ln_1.normalized_shape[0], text.shape[1])
+    head = CascadeHead.for_clip(clip)
     opt = torch.optim.AdamW(head.parameters(), lr=a.lr, weight_decay=0.01)
     os.makedirs(a.out, exist_ok=True)
     state_path = os.path.join(a.out, "state.pt")
@@ -228,7 +232,7 @@ def split_scores(per_class, unseen):
 def evaluate(a):
     clip = load_hf(a.model)
     tok = Tokenizer.load(a.model)
-    head = CascadeHead(clip.visual.transformer.resblocks[0].ln_1.normalized_shape[0], clip.visual.proj.shape[1])
+    head = CascadeHead.for_clip(clip)
     ck = torch.load(os.path.join(a.run, "head.pt"), map_location="cpu")
     head.load_state_dict(ck["model"])
     unseen = ck["unseen"]
