@@ -10,7 +10,7 @@ size, argmax (no probability threshold: every world pixel has a class).  Reports
 the dataset (per-class intersection and union summed over all scenes) and pixel accuracy.
 
     eval_dense.py MODEL_DIR [--scenes 100] [--size 256x192] [--modes vanilla,maskclip,sclip]
-                  [--templates imagenet80|single] [--png DIR] [--json FILE]
+                  [--templates imagenet80|single] [--png DIR] [--json FILE] [--confusion]
 """
 import argparse
 import json
@@ -116,30 +116,35 @@ def segment(model, img_u8, text, mode="sclip", short=None, crop=None, stride=Non
 
 
 class IoU:
+    """Dataset-level scores from the confusion matrix (rows: ground truth, columns: prediction)."""
+
     def __init__(self, n):
-        self.inter = np.zeros(n)
-        self.union = np.zeros(n)
-        self.correct = 0
-        self.total = 0
+        self.conf = np.zeros((n, n), np.int64)
         self.n = n
 
     def add(self, pred, gt):
-        for c in range(self.n):
-            p, g = pred == c, gt == c
-            self.inter[c] += np.count_nonzero(p & g)
-            self.union[c] += np.count_nonzero(p | g)
-        self.correct += int(np.count_nonzero(pred == gt))
-        self.total += gt.size
+        idx = gt.astype(np.int64).ravel() * self.n + pred.astype(np.int64).ravel()
+        self.conf += np.bincount(idx, minlength=self.n * self.n).reshape(self.n, self.n)
 
     def per_class(self):
+        inter = np.diag(self.conf).astype(float)
+        union = self.conf.sum(0) + self.conf.sum(1) - inter
         with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(self.union > 0, self.inter / np.maximum(self.union, 1), np.nan)
+            return np.where(union > 0, inter / np.maximum(union, 1), np.nan)
 
     def miou(self):
         return float(np.nanmean(self.per_class()))
 
     def acc(self):
-        return self.correct / max(self.total, 1)
+        return float(np.trace(self.conf)) / max(int(self.conf.sum()), 1)
+
+    def confusion_rows(self, names):
+        """Per ground-truth class, the share of its pixels given each label (%), as text."""
+        out = ["%-6s " % "" + " ".join("%5s" % n[:5] for n in names)]
+        for i, n in enumerate(names):
+            row = 100 * self.conf[i] / max(int(self.conf[i].sum()), 1)
+            out.append("%-6s " % n[:6] + " ".join("%5.0f" % v for v in row))
+        return "\n".join(out)
 
 
 def evaluate(model, tok, seeds, size=(256, 192), modes=MODES, tmpl="imagenet80", png_dir=None,
@@ -177,6 +182,8 @@ def main(argv=None):
     ap.add_argument("--stride", type=int, help="stride (default window/2)")
     ap.add_argument("--png", help="write a mosaic image | GT | predictions per mode here")
     ap.add_argument("--json", help="write the numbers here")
+    ap.add_argument("--confusion", action="store_true",
+                    help="print each mode's confusion: rows = true class, columns = label given, % of the row")
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -189,10 +196,12 @@ def main(argv=None):
     out = {"model": a.model, "scenes": a.scenes, "size": a.size, "templates": a.templates, "modes": {}}
     for m in modes:
         pc = res[m].per_class()
-        out["modes"][m] = {"miou": res[m].miou(), "pixel_acc": res[m].acc(),
+        out["modes"][m] = {"miou": res[m].miou(), "pixel_acc": res[m].acc(), "confusion": res[m].conf.tolist(),
                            "per_class": {n: (None if np.isnan(v) else round(float(v), 4)) for n, v in zip(world.CLASSES, pc)}}
         print("%-9s mIoU %.4f  pixel acc %.4f" % (m, res[m].miou(), res[m].acc()))
         print("          " + " ".join("%s %.2f" % (n, v) for n, v in zip(world.CLASSES, pc)))
+        if a.confusion:
+            print(res[m].confusion_rows(world.CLASSES))
     print("(%.1f s)" % (time.time() - t0))
     if a.json:
         with open(a.json, "w") as f:
