@@ -191,10 +191,13 @@ def train(a):
         opt.step()
         elapsed += time.time() - t0
         if (step + 1) % 10 == 0:
-            print(json.dumps({"step": step + 1, "loss": round(loss.item(), 4), "elapsed": round(elapsed)}), flush=True)
+            rec = {"step": step + 1, "loss": round(loss.item(), 4), "elapsed": round(elapsed)}
+            print(json.dumps(rec), flush=True)
         if (step + 1) % 50 == 0 or step + 1 == a.steps:
-            save_state(state_path, model=head.state_dict(), opt=opt.state_dict(), step=step + 1, elapsed=elapsed)
-    torch.save({"model": head.state_dict(), "steps": a.steps, "train_seconds": round(elapsed), "unseen": a.unseen},
+            save_state(state_path, model=head.state_dict(), opt=opt.state_dict(), step=step + 1,
+                       elapsed=elapsed)
+    torch.save({"model": head.state_dict(), "steps": a.steps, "train_seconds": round(elapsed),
+                "unseen": a.unseen},
                os.path.join(a.out, "head.pt"))
     return 0
 
@@ -209,7 +212,8 @@ def cascade_segment(head, clip, img_u8, text, seen_ids, calibration, short=128):
     H, W = img_u8.shape[:2]
     f = short / min(H, W)
     nh, nw = int(H * f + 0.5), int(W * f + 0.5)
-    x = F.interpolate(eval_dense.normalise(img_u8)[None], size=(nh, nw), mode="bilinear", align_corners=False)[0]
+    x = F.interpolate(eval_dense.normalise(img_u8)[None], size=(nh, nw), mode="bilinear",
+                      align_corners=False)[0]
     acc, cnt = torch.zeros(len(text), nh, nw), torch.zeros(1, nh, nw)
     for y0, y1 in eval_dense.windows(nh, crop, stride):
         for x0, x1 in eval_dense.windows(nw, crop, stride):
@@ -257,8 +261,9 @@ def evaluate(a):
     print("| method | seen mIoU | unseen mIoU | hIoU | mIoU (all 12) | %s |" % " | ".join(unseen))
     print("| --- | --- | --- | --- | --- |" + " --- |" * len(unseen))
     for name, r in rows.items():
-        print("| %s | %.3f | %.3f | %.3f | %.3f | %s |" % (name, r["seen_miou"], r["unseen_miou"], r["hiou"], r["miou"],
-              " | ".join("%.2f" % r["per_class"][c] for c in unseen)))
+        each = " | ".join("%.2f" % r["per_class"][c] for c in unseen)
+        print("| %s | %.3f | %.3f | %.3f | %.3f | %s |"
+              % (name, r["seen_miou"], r["unseen_miou"], r["hiou"], r["miou"], each))
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"unseen": unseen, "scenes": a.scenes, "size": a.size, "steps": ck["steps"],
@@ -292,7 +297,8 @@ def main(argv=None):
         a.unseen = a.unseen.split(",")
         bad = [c for c in a.unseen if c not in world.CID]
         if bad:
-            ap.error("--unseen: %s not among the world's classes (%s)" % (", ".join(bad), ", ".join(world.CLASSES)))
+            ap.error("--unseen: %s not among the world's classes (%s)"
+                     % (", ".join(bad), ", ".join(world.CLASSES)))
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     return train(a) if a.cmd == "train" else evaluate(a)

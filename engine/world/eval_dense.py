@@ -196,8 +196,9 @@ def main(argv=None):
     out = {"model": a.model, "scenes": a.scenes, "size": a.size, "templates": a.templates, "modes": {}}
     for m in modes:
         pc = res[m].per_class()
-        out["modes"][m] = {"miou": res[m].miou(), "pixel_acc": res[m].acc(), "confusion": res[m].conf.tolist(),
-                           "per_class": {n: (None if np.isnan(v) else round(float(v), 4)) for n, v in zip(world.CLASSES, pc)}}
+        out["modes"][m] = {"miou": res[m].miou(), "pixel_acc": res[m].acc(),
+                           "per_class": {n: (None if np.isnan(v) else round(float(v), 4)) for n, v in zip(world.CLASSES, pc)},
+                           "confusion": res[m].conf.tolist()}
         print("%-9s mIoU %.4f  pixel acc %.4f" % (m, res[m].miou(), res[m].acc()))
         print("          " + " ".join("%s %.2f" % (n, v) for n, v in zip(world.CLASSES, pc)))
         if a.confusion:

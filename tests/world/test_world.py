@@ -228,7 +228,8 @@ def cascade_seen_unseen():
         r = subprocess.run([PY, script, "eval", SHIPPED, tmp, "--scenes", "1", "--json", out],
                            capture_output=True, text=True, timeout=300)
         check(r.returncode == 0, r.stderr[-2000:])
-        check("| cascade-clip (trained on seen) |" in r.stdout and "| sclip (training-free) |" in r.stdout, r.stdout)
+        check("| cascade-clip (trained on seen) |" in r.stdout and "| sclip (training-free) |" in r.stdout,
+              r.stdout)
         with open(out) as f:
             d = json.load(f)
         check(d["unseen"] == ["water", "star"] and d["steps"] == 2, "eval.json %s" % d)
