@@ -75,34 +75,27 @@ def resize_u8(img, size):
     return x[0] / 255
 
 
-def make_sample(seed, size, with_caption=True, group=None, p_object=0.2, scale=1):
+def make_sample(seed, size, with_caption=True, group=None, p_object=0.2):
     """One (image, caption) pair.  Samples of the same @group share the landscape, the crop
     and the flip and differ only in their objects: in-batch negatives that only object
     identity can tell apart (colours and stuff alone are otherwise an easy shortcut).
     Object crops (probability @p_object) are captioned half of the time by the object's
-    name in a prompt template, a direct name-shape signal.  With @scale > 1 the scene is
-    rendered @scale times larger and, in place of a caption, the second value is the crop at
-    @scale times @size: sharp crops for the CLIPSelf teacher."""
+    name in a prompt template, a direct name-shape signal."""
     rng = np.random.default_rng([seed, 1])
     grng = rng if group is None else np.random.default_rng([group, 3])
     w = int(grng.choice([128, 160, 192]))
-    w, h = w * scale, SCENE_H * scale
-    sc = world.render_scene(seed, w, h, bg_seed=None if group is None else group)
+    sc = world.render_scene(seed, w, SCENE_H, bg_seed=None if group is None else group)
     k = None
     if group is None:
-        y0, x0, side, k = crop_box(rng, sc, w, h, p_object)
+        y0, x0, side, k = crop_box(rng, sc, w, SCENE_H, p_object)
     else:
-        side = int(h * grng.uniform(0.45, 1.0))
-        y0, x0 = int(grng.integers(0, h - side + 1)), int(grng.integers(0, w - side + 1))
-    crop = sc["image"][y0:y0 + side, x0:x0 + side]
-    img = resize_u8(crop, size)
-    flip = grng.random() < 0.5
-    gain = rng.uniform(0.9, 1.1)
-    look = lambda t: ((t.flip(-1) if flip else t) * gain).clamp(0, 1)
-    img = look(img)
+        side = int(SCENE_H * grng.uniform(0.45, 1.0))
+        y0, x0 = int(grng.integers(0, SCENE_H - side + 1)), int(grng.integers(0, w - side + 1))
+    img = resize_u8(sc["image"][y0:y0 + side, x0:x0 + side], size)
+    if grng.random() < 0.5:
+        img = img.flip(-1)
+    img = (img * rng.uniform(0.9, 1.1)).clamp(0, 1)
     cap = None
-    if scale > 1:
-        cap = (look(resize_u8(crop, size * scale)) - MEAN) / STD
     if with_caption:
         ob, stuff, _ = world.visible_content(sc["gt"], sc["inst"], sc["objects"], (y0, y0 + side, x0, x0 + side))
         cap = world.caption(ob, stuff, sc["sky_adj"], rng)
@@ -135,11 +128,9 @@ def false_negatives(caps, rule="subset"):
 
 
 class Batches(torch.utils.data.IterableDataset):
-    def __init__(self, seed, batch, size, start, steps, tok=None, context=77, scale=1):
-        """Captioned batches with @tok; without, uncaptioned ones, and with @scale > 1 each
-        crop also at @scale times @size in place of its caption (make_sample)."""
+    def __init__(self, seed, batch, size, start, steps, tok=None, context=77):
         self.seed, self.batch, self.size, self.start, self.steps = seed, batch, size, start, steps
-        self.tok, self.context, self.scale = tok, context, scale
+        self.tok, self.context = tok, context
 
     def __iter__(self):
         torch.set_num_threads(1)
@@ -151,12 +142,11 @@ class Batches(torch.utils.data.IterableDataset):
                 # crops, 1/4 random crops
                 q = 4 * i // self.batch if self.tok is not None else 3
                 x, c = make_sample(base + i, self.size, self.tok is not None,
-                                   (base + i - i % GROUP) if q == 0 else None, 1.0 if q in (1, 2) else 0.0,
-                                   self.scale)
+                                   (base + i - i % GROUP) if q == 0 else None, 1.0 if q in (1, 2) else 0.0)
                 imgs.append(x)
                 caps.append(c)
             ids = eval_dense.tokens_tensor(self.tok, caps, self.context) if self.tok else None
-            yield t, torch.stack(imgs), ids, torch.stack(caps) if self.scale > 1 else caps
+            yield t, torch.stack(imgs), ids, caps
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -242,29 +232,23 @@ def grid_crops(gh, gw, m, n):
     return [(rs[i], rs[i + 1], cs[j], cs[j + 1]) for i in range(m) for j in range(n)]
 
 
-def cell_crops(src, cells, patch, size):
-    """[cells * b, 3, size, size]: each cell's region of the images @src (cells in units of
-    @patch pixels of @src), resized to @size; cell-major."""
-    return torch.cat([F.interpolate(src[:, :, r0 * patch:r1 * patch, c0 * patch:c1 * patch], size=(size, size),
-                                    mode="bilinear", align_corners=False, antialias=True)
-                      for r0, r1, c0, c1 in cells])
-
-
-def clipself_loss(student, teacher, x, rng, max_cells=4, mode="maskclip", sharp=None):
+def clipself_loss(student, teacher, x, rng, max_cells=4, mode="maskclip"):
     """CLIPSelf: the student's dense features (last block in @mode), average-pooled over the
     cells of a random m x n grid, aligned by cosine with the frozen teacher's class-token
-    embedding of each cell's image crop resized to the input size.  The crops come from
-    @sharp, the same images at a multiple of the input size, when given: a cell of a few
-    patches is then not a blurred upscale for the teacher."""
+    embedding of each cell's image crop resized to the input size."""
     m, n = int(rng.integers(1, max_cells + 1)), int(rng.integers(1, max_cells + 1))
     f, (gh, gw) = student.visual.dense(x, mode)  # [b, gh*gw, E], L2-normalised
     f = f.view(x.shape[0], gh, gw, -1)
+    p = student.visual.patch
     cells = grid_crops(gh, gw, m, n)
-    pooled = torch.stack([f[:, r0:r1, c0:c1].mean(dim=(1, 2)) for r0, r1, c0, c1 in cells], 1)  # [b, cells, E]
-    src = x if sharp is None else sharp
-    crops = cell_crops(src, cells, student.visual.patch * src.shape[-1] // x.shape[-1], x.shape[-1])
+    pooled, crops = [], []
+    for r0, r1, c0, c1 in cells:
+        pooled.append(f[:, r0:r1, c0:c1].mean(dim=(1, 2)))
+        crops.append(F.interpolate(x[:, :, r0 * p:r1 * p, c0 * p:c1 * p], size=x.shape[-2:],
+                                   mode="bilinear", align_corners=False))
+    pooled = torch.stack(pooled, 1)  # [b, cells, E]
     with torch.no_grad():
-        t = teacher.encode_image(crops).view(len(cells), x.shape[0], -1).transpose(0, 1)
+        t = teacher.encode_image(torch.cat(crops)).view(len(cells), x.shape[0], -1).transpose(0, 1)
     cos = F.cosine_similarity(pooled, t, dim=-1)
     return (1 - cos).mean(), m * n
 
@@ -286,8 +270,6 @@ def main(argv=None):
     ap.add_argument("--teacher", help="run directory of the plain model (its hf/ export is the teacher)")
     ap.add_argument("--clipself-mode", default="maskclip", help="dense formulation of the student's last block")
     ap.add_argument("--clipself-cells", type=int, default=4, help="m, n drawn from 1..this")
-    ap.add_argument("--clipself-teacher-scale", type=int, default=1,
-                    help="render the scenes this many times larger and cut the teacher's crops from them")
     ap.add_argument("--negatives", choices=["subset", "identical"], default="subset",
                     help="captions that are no negatives of an image: those whose content is a "
                     "subset of its caption's, or (the shipped model's rule) identical ones only")
@@ -341,21 +323,19 @@ def main(argv=None):
     log(a.out, {"event": "start", "step": start, "params": n_params, "cfg": cfg, "clipself": a.clipself})
 
     zs = zeroshot_set(size=cfg["image_size"])
-    data = Batches(a.seed, a.batch, cfg["image_size"], start, a.steps, None if a.clipself else tok, cfg["context_length"],
-                   a.clipself_teacher_scale if a.clipself else 1)
+    data = Batches(a.seed, a.batch, cfg["image_size"], start, a.steps, None if a.clipself else tok, cfg["context_length"])
     loader = torch.utils.data.DataLoader(data, batch_size=None, num_workers=a.workers,
                                          **({"prefetch_factor": 2} if a.workers else {}))
     if a.clipself and start == 0:
         log(a.out, {"event": "eval", "step": 0, **evaluate(model, tok, zs)})
     t_last = time.time()
-    for step, x, ids, caps in loader:  # caps: captions, or the sharp crops of the CLIPSelf teacher
+    for step, x, ids, caps in loader:
         lr = lr_at(step, a.steps, a.lr, a.warmup)
         for g in opt.param_groups:
             g["lr"] = lr
         if a.clipself:
             rng = np.random.default_rng([a.seed, step, 2])
-            loss, cells = clipself_loss(model, teacher, x, rng, a.clipself_cells, a.clipself_mode,
-                                        caps if a.clipself_teacher_scale > 1 else None)
+            loss, cells = clipself_loss(model, teacher, x, rng, a.clipself_cells, a.clipself_mode)
             extra = {"cells": cells}
         else:
             fi = F.normalize(model.encode_image(x), dim=-1)

@@ -10,7 +10,6 @@ Cases:
   - videos: deterministic, one GT map per frame, raw stdout bytes and the .npy stack match;
   - PNG writer round trip and the scene CLI;
   - training: captions that also describe another sample's image are not its negatives;
-    CLIPSelf's teacher crops from the sharp (larger) rendering cover the student's cells;
   - Cascade-CLIP's experiment (cascade.py): unseen pixels do not train, seen/unseen scores,
     and a short train + eval on the shipped model;
   - BPE: CLIP's id layout, encode/decode round trip, and (when ../shared is present) the
@@ -199,48 +198,6 @@ def false_negatives_masked():
     check((m == want).all(), "identical-caption rule %s" % m.astype(int))
     check(train.content("Two RED balls, a box.") == {"red", "ball", "box"},
           "content words %s" % sorted(train.content("Two RED balls, a box.")))
-
-
-@case
-def clipself_sharp_teacher_crops():
-    import torch
-    import torch.nn.functional as F
-    import train
-    from clipmodel import CLIP
-    _, none = train.make_sample(10 ** 9 + 3, 32, False, None, 0.0)
-    x2, sharp = train.make_sample(10 ** 9 + 3, 32, False, None, 0.0, 2)
-    check(none is None and sharp.shape == (3, 64, 64), "sharp crop %s" % (None if sharp is None else sharp.shape,))
-    down = F.interpolate(sharp[None], size=(32, 32), mode="bilinear", antialias=True)[0]
-    check((down - x2).abs().mean() < 0.05, "the sharp crop is not the student's crop: %g" % (down - x2).abs().mean())
-    # a 2x image whose 16-px blocks (the student's 8-px patches) hold their own value: the crop of
-    # every one-patch cell is that block, constant
-    sharp = torch.arange(16.0).view(1, 1, 4, 4).repeat_interleave(16, 2).repeat_interleave(16, 3).expand(2, 3, 64, 64)
-    crops = train.cell_crops(sharp, train.grid_crops(4, 4, 4, 4), 16, 32)
-    check(crops.shape == (32, 3, 32, 32), "crops %s" % (crops.shape,))
-    want = torch.arange(16.0).repeat_interleave(2)  # cell-major, two images
-    check(torch.allclose(crops.amin((1, 2, 3)), want) and torch.allclose(crops.amax((1, 2, 3)), want),
-          "cell crops %s, want %s" % (crops.mean((1, 2, 3)), want))
-    torch.manual_seed(0)
-    cfg = dict(image_size=32, patch_size=8, vision_width=64, vision_layers=2, vision_heads=2, embed_dim=48,
-               context_length=77, text_width=32, text_layers=2, text_heads=2, vocab_size=600, eot_id=599)
-    student, teacher = CLIP(cfg).eval(), CLIP(cfg).eval()
-    xb = torch.stack([x2, x2.flip(-1)])
-    rng = lambda: np.random.default_rng(3)
-    with torch.no_grad():
-        plain, _ = train.clipself_loss(student, teacher, xb, rng(), 4)
-        same, _ = train.clipself_loss(student, teacher, xb, rng(), 4, sharp=xb)
-    check(abs(plain - same) < 1e-6, "sharp = the input changes the loss: %g vs %g" % (plain, same))
-    seen = []
-    real = train.cell_crops
-    train.cell_crops = lambda src, cells, patch, size: seen.append((src.shape[-1], patch, size)) or real(
-        src, cells, patch, size)
-    try:
-        with torch.no_grad():
-            train.clipself_loss(student, teacher, xb, rng(), 4, sharp=F.interpolate(xb, scale_factor=2))
-    finally:
-        train.cell_crops = real
-    check(seen == [(64, 16, 32)], "teacher crops cut as (image, patch, size) %s, want 64-px images, 16-px "
-          "patches, 32-px crops" % seen)
 
 
 @case
