@@ -43,13 +43,10 @@ STD = torch.tensor(IMAGE_STD).view(3, 1, 1)
 
 # ----------------------------------------------------------------------------- data
 
-def crop_box(rng, sc, w, h, p_object, p_part=0.0):
+def crop_box(rng, sc, w, h, p_object):
     """A square crop (y0, x0, side, object index or None): with probability @p_object tight
     around one object, else random with its side biased to half the scene height (the scale
-    of an inference window at the default resolution).  An object crop is, with probability
-    @p_part, a part of the object instead (half to all of its extent, centred on one of its
-    pixels): the views of an object that the cells of CLIPSelf and the patches of a dense
-    map see."""
+    of an inference window at the default resolution)."""
     objs = sc["objects"]
     if objs and rng.random() < p_object:
         k = int(rng.integers(len(objs))) + 1
@@ -57,12 +54,7 @@ def crop_box(rng, sc, w, h, p_object, p_part=0.0):
         if len(ys) >= 30:
             cy, cx = (ys.min() + ys.max()) / 2, (xs.min() + xs.max()) / 2
             ext = max(ys.max() - ys.min(), xs.max() - xs.min()) + 1
-            if p_part and rng.random() < p_part:
-                i = int(rng.integers(len(ys)))
-                cy, cx = ys[i], xs[i]
-                side = int(min(max(ext * rng.uniform(0.5, 1.0), 16), h))
-            else:
-                side = int(min(max(ext * rng.uniform(1.05, 1.6), 24), h))
+            side = int(min(max(ext * rng.uniform(1.05, 1.6), 24), h))
             y0 = int(np.clip(cy - side / 2 + rng.uniform(-0.1, 0.1) * side, 0, h - side))
             x0 = int(np.clip(cx - side / 2 + rng.uniform(-0.1, 0.1) * side, 0, w - side))
             return y0, x0, side, k - 1
@@ -83,7 +75,7 @@ def resize_u8(img, size):
     return x[0] / 255
 
 
-def make_sample(seed, size, with_caption=True, group=None, p_object=0.2, p_part=0.0):
+def make_sample(seed, size, with_caption=True, group=None, p_object=0.2):
     """One (image, caption) pair.  Samples of the same @group share the landscape, the crop
     and the flip and differ only in their objects: in-batch negatives that only object
     identity can tell apart (colours and stuff alone are otherwise an easy shortcut).
@@ -95,7 +87,7 @@ def make_sample(seed, size, with_caption=True, group=None, p_object=0.2, p_part=
     sc = world.render_scene(seed, w, SCENE_H, bg_seed=None if group is None else group)
     k = None
     if group is None:
-        y0, x0, side, k = crop_box(rng, sc, w, SCENE_H, p_object, p_part)
+        y0, x0, side, k = crop_box(rng, sc, w, SCENE_H, p_object)
     else:
         side = int(SCENE_H * grng.uniform(0.45, 1.0))
         y0, x0 = int(grng.integers(0, SCENE_H - side + 1)), int(grng.integers(0, w - side + 1))
@@ -136,9 +128,9 @@ def false_negatives(caps, rule="subset"):
 
 
 class Batches(torch.utils.data.IterableDataset):
-    def __init__(self, seed, batch, size, start, steps, tok=None, context=77, p_part=0.0):
+    def __init__(self, seed, batch, size, start, steps, tok=None, context=77):
         self.seed, self.batch, self.size, self.start, self.steps = seed, batch, size, start, steps
-        self.tok, self.context, self.p_part = tok, context, p_part
+        self.tok, self.context = tok, context
 
     def __iter__(self):
         torch.set_num_threads(1)
@@ -150,8 +142,7 @@ class Batches(torch.utils.data.IterableDataset):
                 # crops, 1/4 random crops
                 q = 4 * i // self.batch if self.tok is not None else 3
                 x, c = make_sample(base + i, self.size, self.tok is not None,
-                                   (base + i - i % GROUP) if q == 0 else None, 1.0 if q in (1, 2) else 0.0,
-                                   self.p_part)
+                                   (base + i - i % GROUP) if q == 0 else None, 1.0 if q in (1, 2) else 0.0)
                 imgs.append(x)
                 caps.append(c)
             ids = eval_dense.tokens_tensor(self.tok, caps, self.context) if self.tok else None
@@ -279,8 +270,6 @@ def main(argv=None):
     ap.add_argument("--teacher", help="run directory of the plain model (its hf/ export is the teacher)")
     ap.add_argument("--clipself-mode", default="maskclip", help="dense formulation of the student's last block")
     ap.add_argument("--clipself-cells", type=int, default=4, help="m, n drawn from 1..this")
-    ap.add_argument("--object-parts", type=float, default=0.0,
-                    help="share of the object crops that show a part of the object (crop_box)")
     ap.add_argument("--negatives", choices=["subset", "identical"], default="subset",
                     help="captions that are no negatives of an image: those whose content is a "
                     "subset of its caption's, or (the shipped model's rule) identical ones only")
@@ -334,8 +323,7 @@ def main(argv=None):
     log(a.out, {"event": "start", "step": start, "params": n_params, "cfg": cfg, "clipself": a.clipself})
 
     zs = zeroshot_set(size=cfg["image_size"])
-    data = Batches(a.seed, a.batch, cfg["image_size"], start, a.steps, None if a.clipself else tok, cfg["context_length"],
-                   a.object_parts)
+    data = Batches(a.seed, a.batch, cfg["image_size"], start, a.steps, None if a.clipself else tok, cfg["context_length"])
     loader = torch.utils.data.DataLoader(data, batch_size=None, num_workers=a.workers,
                                          **({"prefetch_factor": 2} if a.workers else {}))
     if a.clipself and start == 0:

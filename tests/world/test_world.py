@@ -10,7 +10,6 @@ Cases:
   - videos: deterministic, one GT map per frame, raw stdout bytes and the .npy stack match;
   - PNG writer round trip and the scene CLI;
   - training: captions that also describe another sample's image are not its negatives;
-    object crops that show a part of the object;
   - Cascade-CLIP's experiment (cascade.py): unseen pixels do not train, seen/unseen scores,
     and a short train + eval on the shipped model;
   - BPE: CLIP's id layout, encode/decode round trip, and (when ../shared is present) the
@@ -199,27 +198,6 @@ def false_negatives_masked():
     check((m == want).all(), "identical-caption rule %s" % m.astype(int))
     check(train.content("Two RED balls, a box.") == {"red", "ball", "box"},
           "content words %s" % sorted(train.content("Two RED balls, a box.")))
-
-
-@case
-def object_part_crops():
-    import train
-    shares, ratios = [], []
-    for seed in range(10 ** 9, 10 ** 9 + 40):
-        sc = world.render_scene(seed, 160, 128)
-        whole = train.crop_box(np.random.default_rng(seed), sc, 160, 128, 1.0)
-        part = train.crop_box(np.random.default_rng(seed), sc, 160, 128, 1.0, 1.0)
-        check(train.crop_box(np.random.default_rng(seed), sc, 160, 128, 1.0, 0.0) == whole,
-              "p_part 0 changes the crop of seed %d" % seed)
-        if whole[3] is None:
-            continue
-        check(part[3] == whole[3], "seed %d: the part crop is of object %s, not %s" % (seed, part[3], whole[3]))
-        y0, x0, side, k = part
-        shares.append((sc["inst"][y0:y0 + side, x0:x0 + side] == k + 1).mean())
-        ratios.append(side / whole[2])
-    check(len(shares) >= 20, "only %d object crops" % len(shares))
-    check(min(shares) > 0 and np.median(shares) > 0.3, "object share of part crops %s" % np.round(shares, 2))
-    check(max(ratios) < 1, "a part crop is not smaller than the whole-object crop: %s" % np.round(ratios, 2))
 
 
 @case
