@@ -18,8 +18,8 @@ whole tower, beyond the CPU budget) and the relationship descriptor of ZegCLIP's
     cascade.py train MODEL_DIR --out RUN [--steps 1000] [--unseen sand,tent,boat]   # resumable
     cascade.py eval MODEL_DIR RUN [--scenes 100] [--json FILE]
 
-Split (--unseen): by default every fourth class (ids 3, 7, 11: sand, tent, boat); unseen pixels are
-ignored in training.  Evaluation: the 100 held-out scenes of eval_dense.py, SCLIP's sliding
+Split (--unseen): by default every fourth class (ids 3, 7, 11: sand, tent, boat); unseen
+pixels are ignored in training.  Evaluation: the 100 held-out scenes of eval_dense.py, SCLIP's sliding
 windows (short side 128, 64-px windows, stride 32), softmax over all classes, the seen
 classes' probabilities lowered by 0.1 (Cascade-CLIP's inductive calibration), argmax; SCLIP
 on the same scenes.
@@ -150,8 +150,8 @@ def batch(seed, step, n, size):
 
 def seen_loss(scores, gt, seen_ids):
     """Per-pixel cross-entropy over the seen classes; unseen pixels are ignored.  A sigmoid
-    BCE + dice loss (the official code has focal + dice), tried first, drove every object
-    mask of this world to zero: an object class covers about 1% of the pixels."""
+    BCE + dice loss (the official code has focal + dice), tried first, drove the masks of the
+    seen objects to zero: an object class covers about 1% of the pixels."""
     lg = F.interpolate(scores, size=gt.shape[-2:], mode="bilinear", align_corners=False)
     target = torch.full_like(gt, -100)
     for i, c in enumerate(seen_ids):
@@ -176,6 +176,9 @@ def train(a):
     start, elapsed = 0, 0.0
     if os.path.exists(state_path):
         st = torch.load(state_path, map_location="cpu")
+        if st["unseen"] != a.unseen:
+            sys.exit("cascade.py: %s was trained with --unseen %s, not %s; use another --out"
+                     % (a.out, ",".join(st["unseen"]), ",".join(a.unseen)))
         head.load_state_dict(st["model"])
         opt.load_state_dict(st["opt"])
         start, elapsed = st["step"], st["elapsed"]
@@ -195,7 +198,7 @@ def train(a):
             print(json.dumps(rec), flush=True)
         if (step + 1) % 50 == 0 or step + 1 == a.steps:
             save_state(state_path, model=head.state_dict(), opt=opt.state_dict(), step=step + 1,
-                       elapsed=elapsed)
+                       elapsed=elapsed, unseen=a.unseen)
     torch.save({"model": head.state_dict(), "steps": a.steps, "train_seconds": round(elapsed),
                 "unseen": a.unseen},
                os.path.join(a.out, "head.pt"))

@@ -236,6 +236,9 @@ def cascade_seen_unseen():
         r = subprocess.run([PY, script, "train", SHIPPED, "--out", tmp, "--unseen", "cat"],
                            capture_output=True, text=True, timeout=300)
         check(r.returncode == 2 and "cat not among the world's classes" in r.stderr, r.stderr[-2000:])
+        r = subprocess.run([PY, script, "train", SHIPPED, "--out", tmp, "--steps", "3", "--unseen", "sand"],
+                           capture_output=True, text=True, timeout=300)
+        check(r.returncode == 1 and "trained with --unseen water,star, not sand" in r.stderr, r.stderr[-2000:])
 
 
 # ----------------------------------------------------------------------------- BPE
