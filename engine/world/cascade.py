@@ -41,7 +41,7 @@ import eval_dense  # noqa: E402
 import world  # noqa: E402
 from bpe import Tokenizer  # noqa: E402
 from export import load_hf  # noqa: E402
-from train import SCENE_H, lr_at, resize_u8, save_state, MEAN, STD  # noqa: E402
+from train import SCENE_H, lr_at, load_state, resize_u8, save_state, MEAN, STD  # noqa: E402
 
 DEFAULT_UNSEEN = "sand,tent,boat"
 STAGES = ((1, 2), (3, 4))  # tapped blocks of stages 1 and 2; stage 3 = the tower's output
@@ -175,12 +175,10 @@ def train(a):
     state_path = os.path.join(a.out, "state.pt")
     start, elapsed = 0, 0.0
     if os.path.exists(state_path):
-        st = torch.load(state_path, map_location="cpu")
+        st = load_state(state_path, head, opt)
         if st["unseen"] != a.unseen:
             sys.exit("cascade.py: %s was trained with --unseen %s, not %s; use another --out"
                      % (a.out, ",".join(st["unseen"]), ",".join(a.unseen)))
-        head.load_state_dict(st["model"])
-        opt.load_state_dict(st["opt"])
         start, elapsed = st["step"], st["elapsed"]
     size = clip.visual.image_size
     for step in range(start, a.steps):
@@ -209,22 +207,13 @@ def train(a):
 
 @torch.no_grad()
 def cascade_segment(head, clip, img_u8, text, seen_ids, calibration, short=128):
-    """SCLIP's sliding-window procedure with the Cascade head: label map [H, W]."""
+    """SCLIP's sliding-window procedure with the Cascade head, class probabilities averaged
+    over the windows: label map [H, W]."""
     crop = clip.visual.image_size
-    stride = crop // 2
-    H, W = img_u8.shape[:2]
-    f = short / min(H, W)
-    nh, nw = int(H * f + 0.5), int(W * f + 0.5)
-    x = F.interpolate(eval_dense.normalise(img_u8)[None], size=(nh, nw), mode="bilinear",
-                      align_corners=False)[0]
-    acc, cnt = torch.zeros(len(text), nh, nw), torch.zeros(1, nh, nw)
-    for y0, y1 in eval_dense.windows(nh, crop, stride):
-        for x0, x1 in eval_dense.windows(nw, crop, stride):
-            s = head(clip, x[None, :, y0:y1, x0:x1], text)
-            acc[:, y0:y1, x0:x1] += F.interpolate(s, size=(y1 - y0, x1 - x0), mode="bilinear",
-                                                  align_corners=False)[0].softmax(0)
-            cnt[:, y0:y1, x0:x1] += 1
-    prob = F.interpolate((acc / cnt)[None], size=(H, W), mode="bilinear", align_corners=False)[0]
+    x = eval_dense.resize_short(img_u8, short)
+    prob = eval_dense.slide(x, len(text), crop, crop // 2, lambda xb: head(clip, xb, text),
+                            post=lambda s: s.softmax(1))
+    prob = F.interpolate(prob[None], size=img_u8.shape[:2], mode="bilinear", align_corners=False)[0]
     prob[seen_ids] -= calibration
     return prob.argmax(0).numpy().astype(np.uint8)
 
@@ -240,19 +229,22 @@ def evaluate(a):
     clip = load_hf(a.model)
     tok = Tokenizer.load(a.model)
     head = CascadeHead.for_clip(clip)
-    ck = torch.load(os.path.join(a.run, "head.pt"), map_location="cpu")
+    head_path = os.path.join(a.run, "head.pt")
+    if not os.path.isfile(head_path):
+        sys.exit("cascade.py: %s has no trained head (head.pt); run `cascade.py train` to the end first"
+                 % a.run)
+    ck = torch.load(head_path, map_location="cpu")
     head.load_state_dict(ck["model"])
     unseen = ck["unseen"]
     seen_ids = [world.CID[c] for c in world.CLASSES if c not in unseen]
     head.eval()
     text = class_text(clip, tok)
     size = world.parse_size(a.size)
-    seeds = range(a.scenes)
-    casc = eval_dense.IoU(len(world.CLASSES))
-    for s in seeds:
+    casc, sclip = eval_dense.IoU(len(world.CLASSES)), eval_dense.IoU(len(world.CLASSES))
+    for s in range(a.scenes):
         sc = world.render_scene(s, size[0], size[1])
         casc.add(cascade_segment(head, clip, sc["image"], text, seen_ids, a.calibration), sc["gt"])
-    sclip = eval_dense.evaluate(clip, tok, seeds, size, ("sclip",))["sclip"]
+        sclip.add(eval_dense.segment(clip, sc["image"], text, "sclip")[0], sc["gt"])
     rows = {}
     for name, r in (("sclip (training-free)", sclip), ("cascade-clip (trained on seen)", casc)):
         pc = r.per_class()

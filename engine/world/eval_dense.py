@@ -76,11 +76,12 @@ def windows(n, crop, stride):
 
 
 @torch.no_grad()
-def dense_logits(model, x, text, mode, crop, stride, batch=16):
-    """x: [3,H,W] normalised; returns averaged cosine logits [C,H,W]."""
+def slide(x, n, crop, stride, scores, batch=16, post=None):
+    """SCLIP's sliding windows over x [3, H, W]: @scores maps a batch of equal-size windows to
+    [b, n, gh, gw]; each map is upsampled bilinearly to its window (then @post, if given, is
+    applied to the batch) and the maps are averaged where windows overlap.  Returns [n, H, W]."""
     _, H, W = x.shape
-    C = text.shape[0]
-    acc = torch.zeros(C, H, W)
+    acc = torch.zeros(n, H, W)
     cnt = torch.zeros(1, H, W)
     boxes = [(y0, y1, x0, x1) for y0, y1 in windows(H, crop, stride) for x0, x1 in windows(W, crop, stride)]
     for i in range(0, len(boxes), batch):
@@ -89,13 +90,32 @@ def dense_logits(model, x, text, mode, crop, stride, batch=16):
         for hh, ww in sizes:
             sub = [b for b in group if (b[1] - b[0], b[3] - b[2]) == (hh, ww)]
             xb = torch.stack([x[:, y0:y1, x0:x1] for y0, y1, x0, x1 in sub])
-            f, (gh, gw) = model.visual.dense(xb, mode)
-            lg = (f @ text.T).transpose(1, 2).reshape(len(sub), C, gh, gw)
-            lg = F.interpolate(lg, size=(hh, ww), mode="bilinear", align_corners=False)
+            lg = F.interpolate(scores(xb), size=(hh, ww), mode="bilinear", align_corners=False)
+            if post is not None:
+                lg = post(lg)
             for (y0, y1, x0, x1), l in zip(sub, lg):
                 acc[:, y0:y1, x0:x1] += l
                 cnt[:, y0:y1, x0:x1] += 1
     return acc / cnt
+
+
+def dense_logits(model, x, text, mode, crop, stride, batch=16):
+    """x: [3,H,W] normalised; returns averaged cosine logits [C,H,W]."""
+    def scores(xb):
+        f, (gh, gw) = model.visual.dense(xb, mode)
+        return (f @ text.T).transpose(1, 2).reshape(len(xb), -1, gh, gw)
+    return slide(x, text.shape[0], crop, stride, scores, batch)
+
+
+def resize_short(img_u8, short):
+    """uint8 [H,W,3] -> normalised float [3,h,w] whose short side is @short (keep-ratio)."""
+    H, W = img_u8.shape[:2]
+    f = short / min(H, W)
+    nh, nw = int(H * f + 0.5), int(W * f + 0.5)
+    x = normalise(img_u8)
+    if (nh, nw) != (H, W):
+        x = F.interpolate(x[None], size=(nh, nw), mode="bilinear", align_corners=False)[0]
+    return x
 
 
 @torch.no_grad()
@@ -105,12 +125,7 @@ def segment(model, img_u8, text, mode="sclip", short=None, crop=None, stride=Non
     stride = stride or crop // 2
     short = short or 2 * crop
     H, W = img_u8.shape[:2]
-    f = short / min(H, W)
-    nh, nw = int(H * f + 0.5), int(W * f + 0.5)
-    x = normalise(img_u8)
-    if (nh, nw) != (H, W):
-        x = F.interpolate(x[None], size=(nh, nw), mode="bilinear", align_corners=False)[0]
-    lg = dense_logits(model, x, text, mode, crop, stride)
+    lg = dense_logits(model, resize_short(img_u8, short), text, mode, crop, stride)
     lg = F.interpolate(lg[None], size=(H, W), mode="bilinear", align_corners=False)[0]
     return lg.argmax(0).numpy().astype(np.uint8), lg
 

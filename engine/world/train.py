@@ -218,6 +218,14 @@ def save_state(path, **kw):
     os.replace(tmp, path)
 
 
+def load_state(path, model, opt):
+    """Restores @model and @opt from a save_state() checkpoint; returns the checkpoint."""
+    st = torch.load(path, map_location="cpu")
+    model.load_state_dict(st["model"])
+    opt.load_state_dict(st["opt"])
+    return st
+
+
 def log(run, rec):
     rec["time"] = round(time.time(), 1)
     print(json.dumps(rec), flush=True)
@@ -311,9 +319,7 @@ def main(argv=None):
     start = 0
     elapsed = 0.0
     if os.path.exists(state_path):
-        st = torch.load(state_path, map_location="cpu")
-        model.load_state_dict(st["model"])
-        opt.load_state_dict(st["opt"])
+        st = load_state(state_path, model, opt)
         start, elapsed = st["step"], st.get("elapsed", 0.0)
         print("resuming at step %d (%.0f s trained)" % (start, elapsed), flush=True)
     else:

@@ -10,6 +10,7 @@ Cases:
   - videos: deterministic, one GT map per frame, raw stdout bytes and the .npy stack match;
   - PNG writer round trip and the scene CLI;
   - training: captions that also describe another sample's image are not its negatives;
+  - dense scores (eval_dense.IoU) from the confusion matrix, and its printed rows;
   - Cascade-CLIP's experiment (cascade.py): unseen pixels do not train, seen/unseen scores,
     and a short train + eval on the shipped model;
   - BPE: CLIP's id layout, encode/decode round trip, and (when ../shared is present) the
@@ -201,6 +202,21 @@ def false_negatives_masked():
 
 
 @case
+def dense_scores_from_confusion():
+    import eval_dense
+    r = eval_dense.IoU(3)
+    r.add(np.array([[0, 0, 1], [2, 2, 2]]), np.array([[0, 1, 1], [2, 2, 0]]))
+    r.add(np.array([[1]]), np.array([[1]]))
+    want = np.array([[1, 0, 1], [1, 2, 0], [0, 0, 2]])
+    check((r.conf == want).all(), "confusion %s, want %s" % (r.conf.tolist(), want.tolist()))
+    # IoU: class 0 1/(2+2-1), class 1 2/(3+2-2), class 2 2/(2+3-2)
+    check(np.allclose(r.per_class(), [1 / 3, 2 / 3, 2 / 3]) and abs(r.acc() - 5 / 7) < 1e-12,
+          "IoU %s, accuracy %g" % (r.per_class(), r.acc()))
+    rows = r.confusion_rows(["sky", "grass", "water"]).splitlines()
+    check(rows[2].split() == ["grass", "33", "67", "0"], "confusion rows %s" % rows)
+
+
+@case
 def cascade_seen_unseen():
     import torch
     import cascade
@@ -239,6 +255,9 @@ def cascade_seen_unseen():
         r = subprocess.run([PY, script, "train", SHIPPED, "--out", tmp, "--steps", "3", "--unseen", "sand"],
                            capture_output=True, text=True, timeout=300)
         check(r.returncode == 1 and "trained with --unseen water,star, not sand" in r.stderr, r.stderr[-2000:])
+        r = subprocess.run([PY, script, "eval", SHIPPED, os.path.join(tmp, "none")],
+                           capture_output=True, text=True, timeout=300)
+        check(r.returncode == 1 and "none has no trained head (head.pt)" in r.stderr, r.stderr[-2000:])
 
 
 # ----------------------------------------------------------------------------- BPE
