@@ -75,12 +75,13 @@ def resize_u8(img, size):
     return x[0] / 255
 
 
-def make_sample(seed, size, with_caption=True, group=None, p_object=0.2):
+def make_sample(seed, size, with_caption=True, group=None, p_object=0.2, patch=None):
     """One (image, caption) pair.  Samples of the same @group share the landscape, the crop
     and the flip and differ only in their objects: in-batch negatives that only object
     identity can tell apart (colours and stuff alone are otherwise an easy shortcut).
     Object crops (probability @p_object) are captioned half of the time by the object's
-    name in a prompt template, a direct name-shape signal."""
+    name in a prompt template, a direct name-shape signal.  With @patch it also returns the
+    crop's segments as class-agnostic masks (region_masks)."""
     rng = np.random.default_rng([seed, 1])
     grng = rng if group is None else np.random.default_rng([group, 3])
     w = int(grng.choice([128, 160, 192]))
@@ -92,8 +93,10 @@ def make_sample(seed, size, with_caption=True, group=None, p_object=0.2):
         side = int(SCENE_H * grng.uniform(0.45, 1.0))
         y0, x0 = int(grng.integers(0, SCENE_H - side + 1)), int(grng.integers(0, w - side + 1))
     img = resize_u8(sc["image"][y0:y0 + side, x0:x0 + side], size)
+    masks = None if patch is None else region_masks(sc, (y0, x0, side), size, patch)
     if grng.random() < 0.5:
         img = img.flip(-1)
+        masks = None if masks is None else masks.flip(-1)
     img = (img * rng.uniform(0.9, 1.1)).clamp(0, 1)
     cap = None
     if with_caption:
@@ -103,7 +106,24 @@ def make_sample(seed, size, with_caption=True, group=None, p_object=0.2):
             o = sc["objects"][k]
             name = (o["colour"] + " " + o["cls"]) if rng.random() < 0.3 else o["cls"]
             cap = str(rng.choice(world.IMAGENET_TEMPLATES + ["a {}", "{}", "a {} in the scene"])).format(name)
+    if patch is not None:
+        return (img - MEAN) / STD, cap, masks
     return (img - MEAN) / STD, cap
+
+
+def region_masks(sc, box, size, patch):
+    """[R, g, g] float: the share of each patch of the crop @box (y0, x0, side), resized to
+    @size, covered by each segment: every visible object instance and every stuff class.
+    Class-agnostic: nothing says which segment is what (OpenSeg's setting)."""
+    y0, x0, side = box
+    g_ = sc["gt"][y0:y0 + side, x0:x0 + side].astype(np.int64)
+    ins = sc["inst"][y0:y0 + side, x0:x0 + side].astype(np.int64)
+    seg = np.where(ins > 0, len(world.CLASSES) + ins, g_)
+    seg = torch.from_numpy(seg).float()[None, None]
+    seg = F.interpolate(seg, size=(size, size), mode="nearest")[0, 0].long()
+    ids = torch.unique(seg)
+    onehot = (seg[None] == ids[:, None, None]).float()[:, None]
+    return F.avg_pool2d(onehot, patch)[:, 0]
 
 
 CONTENT_WORDS = {**{c: c for c in world.CLASSES}, **{p: c for c, p in world.PLURAL.items()},
@@ -128,25 +148,33 @@ def false_negatives(caps, rule="subset"):
 
 
 class Batches(torch.utils.data.IterableDataset):
-    def __init__(self, seed, batch, size, start, steps, tok=None, context=77):
+    def __init__(self, seed, batch, size, start, steps, tok=None, context=77, patch=None):
         self.seed, self.batch, self.size, self.start, self.steps = seed, batch, size, start, steps
-        self.tok, self.context = tok, context
+        self.tok, self.context, self.patch = tok, context, patch
 
     def __iter__(self):
         torch.set_num_threads(1)
         for t in range(self.start, self.steps):
             base = 10 ** 9 * (1 + self.seed) + t * self.batch
-            imgs, caps = [], []
+            imgs, caps, masks = [], [], []
             for i in range(self.batch):
                 # a captioned batch: 1/4 in groups of GROUP sharing a landscape, 1/2 object
                 # crops, 1/4 random crops
                 q = 4 * i // self.batch if self.tok is not None else 3
-                x, c = make_sample(base + i, self.size, self.tok is not None,
-                                   (base + i - i % GROUP) if q == 0 else None, 1.0 if q in (1, 2) else 0.0)
+                x, c, *m = make_sample(base + i, self.size, self.tok is not None or self.patch is not None,
+                                       (base + i - i % GROUP) if q == 0 else None,
+                                       1.0 if q in (1, 2) else 0.0, self.patch)
                 imgs.append(x)
                 caps.append(c)
+                masks += m
             ids = eval_dense.tokens_tensor(self.tok, caps, self.context) if self.tok else None
-            yield t, torch.stack(imgs), ids, caps
+            yield t, torch.stack(imgs), ids, caps, pad_masks(masks) if masks else None
+
+
+def pad_masks(masks):
+    """[b, R, g, g] from per-sample [R_i, g, g], padded with empty segments."""
+    r = max(len(m) for m in masks)
+    return torch.stack([F.pad(m, (0, 0, 0, 0, 0, r - len(m))) for m in masks])
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -240,14 +268,14 @@ def grid_crops(gh, gw, m, n):
     return [(rs[i], rs[i + 1], cs[j], cs[j + 1]) for i in range(m) for j in range(n)]
 
 
-def clipself_loss(student, teacher, x, rng, max_cells=4, mode="maskclip"):
-    """CLIPSelf: the student's dense features (last block in @mode), average-pooled over the
-    cells of a random m x n grid, aligned by cosine with the frozen teacher's class-token
-    embedding of each cell's image crop resized to the input size."""
+def clipself_loss(f, grid, patch, teacher, x, rng, max_cells=4):
+    """CLIPSelf: the student's dense features @f [b, gh*gw, E] on the patch @grid (gh, gw),
+    average-pooled over the cells of a random m x n grid, aligned by cosine with the frozen
+    teacher's class-token embedding of each cell's image crop resized to the input size."""
     m, n = int(rng.integers(1, max_cells + 1)), int(rng.integers(1, max_cells + 1))
-    f, (gh, gw) = student.visual.dense(x, mode)  # [b, gh*gw, E], L2-normalised
+    gh, gw = grid
     f = f.view(x.shape[0], gh, gw, -1)
-    p = student.visual.patch
+    p = patch
     cells = grid_crops(gh, gw, m, n)
     pooled, crops = [], []
     for r0, r1, c0, c1 in cells:
@@ -259,6 +287,28 @@ def clipself_loss(student, teacher, x, rng, max_cells=4, mode="maskclip"):
         t = teacher.encode_image(torch.cat(crops)).view(len(cells), x.shape[0], -1).transpose(0, 1)
     cos = F.cosine_similarity(pooled, t, dim=-1)
     return (1 - cos).mean(), m * n
+
+
+def grounding_loss(f, masks, caps, words, scale):
+    """OpenSeg's region-word grounding: dense features @f [b, g*g, E] pooled over each
+    class-agnostic segment of @masks [b, R, g, g]; image i and caption j score the mean over
+    the class words of j (@words [C, E], one row per world class) of the best segment of i;
+    a contrastive loss over the batch in both directions, captions that also describe an
+    image (false_negatives) being no negatives of it."""
+    b, r = masks.shape[:2]
+    m = masks.view(b, r, -1)
+    seg = F.normalize(m @ f, dim=-1)                     # [b, R, E]
+    sim = (seg @ words.T).masked_fill(m.sum(-1, keepdim=True) == 0, -2.0)
+    best = sim.max(1).values                             # [b, C]: best segment per word
+    hot = torch.zeros(b, len(words))
+    for j, c in enumerate(caps):
+        for w in content(c):
+            if w in world.CID:
+                hot[j, world.CID[w]] = 1
+    score = best @ (hot / hot.sum(1, keepdim=True).clamp(min=1)).T
+    logits = (scale * score).masked_fill(false_negatives(caps), float("-inf"))
+    lab = torch.arange(b)
+    return (F.cross_entropy(logits, lab) + F.cross_entropy(logits.T, lab)) / 2
 
 
 def main(argv=None):
@@ -278,6 +328,8 @@ def main(argv=None):
     ap.add_argument("--teacher", help="run directory of the plain model (its hf/ export is the teacher)")
     ap.add_argument("--clipself-mode", default="maskclip", help="dense formulation of the student's last block")
     ap.add_argument("--clipself-cells", type=int, default=4, help="m, n drawn from 1..this")
+    ap.add_argument("--grounding", type=float, default=0.0,
+                    help="CLIPSelf stage: weight of OpenSeg's region-word grounding loss")
     ap.add_argument("--negatives", choices=["subset", "identical"], default="subset",
                     help="captions that are no negatives of an image: those whose content is a "
                     "subset of its caption's, or (the shipped model's rule) identical ones only")
@@ -329,20 +381,30 @@ def main(argv=None):
     log(a.out, {"event": "start", "step": start, "params": n_params, "cfg": cfg, "clipself": a.clipself})
 
     zs = zeroshot_set(size=cfg["image_size"])
-    data = Batches(a.seed, a.batch, cfg["image_size"], start, a.steps, None if a.clipself else tok, cfg["context_length"])
+    data = Batches(a.seed, a.batch, cfg["image_size"], start, a.steps, None if a.clipself else tok,
+                   cfg["context_length"], cfg["patch_size"] if a.grounding else None)
+    if a.grounding:
+        with torch.no_grad():
+            words = eval_dense.text_embeddings(model, tok, world.CLASSES, world.IMAGENET_TEMPLATES)
+            scale = model.logit_scale.exp().item()
     loader = torch.utils.data.DataLoader(data, batch_size=None, num_workers=a.workers,
                                          **({"prefetch_factor": 2} if a.workers else {}))
     if a.clipself and start == 0:
         log(a.out, {"event": "eval", "step": 0, **evaluate(model, tok, zs)})
     t_last = time.time()
-    for step, x, ids, caps in loader:
+    for step, x, ids, caps, masks in loader:
         lr = lr_at(step, a.steps, a.lr, a.warmup)
         for g in opt.param_groups:
             g["lr"] = lr
         if a.clipself:
             rng = np.random.default_rng([a.seed, step, 2])
-            loss, cells = clipself_loss(model, teacher, x, rng, a.clipself_cells, a.clipself_mode)
+            f, grid = model.visual.dense(x, a.clipself_mode)
+            loss, cells = clipself_loss(f, grid, model.visual.patch, teacher, x, rng, a.clipself_cells)
             extra = {"cells": cells}
+            if a.grounding:
+                lg = grounding_loss(f, masks, caps, words, scale)
+                loss = loss + a.grounding * lg
+                extra["grounding"] = round(lg.item(), 4)
         else:
             fi = F.normalize(model.encode_image(x), dim=-1)
             ft = F.normalize(model.encode_text(ids), dim=-1)

@@ -10,6 +10,7 @@ Cases:
   - videos: deterministic, one GT map per frame, raw stdout bytes and the .npy stack match;
   - PNG writer round trip and the scene CLI;
   - training: captions that also describe another sample's image are not its negatives;
+    class-agnostic segment masks of a crop and the region-word grounding loss;
   - dense scores (eval_dense.IoU) from the confusion matrix, and its printed rows;
   - Cascade-CLIP's experiment (cascade.py): unseen pixels do not train, seen/unseen scores,
     and a short train + eval on the shipped model;
@@ -199,6 +200,43 @@ def false_negatives_masked():
     check((m == want).all(), "identical-caption rule %s" % m.astype(int))
     check(train.content("Two RED balls, a box.") == {"red", "ball", "box"},
           "content words %s" % sorted(train.content("Two RED balls, a box.")))
+
+
+@case
+def grounding_regions_and_loss():
+    import torch
+    import train
+    gt = np.zeros((16, 16), np.uint8)
+    gt[:, 8:] = world.CID["grass"]
+    inst = np.zeros((16, 16), np.uint8)
+    inst[:4, :4] = 1
+    gt[:4, :4] = world.CID["ball"]
+    sc = {"gt": gt, "inst": inst}
+    m = train.region_masks(sc, (0, 0, 16), 16, 8)  # segments: sky, grass, the ball
+    want = torch.tensor([[[0.75, 0], [1, 0]], [[0, 1], [0, 1]], [[0.25, 0], [0, 0]]])
+    check(torch.allclose(m, want), "region masks %s" % m.tolist())
+    _, _, ms = train.make_sample(10 ** 9 + 5, 64, True, None, 0.5, patch=8)
+    check(ms.shape[1:] == (8, 8) and torch.allclose(ms.sum(0), torch.ones(8, 8)), "segments tile the crop")
+
+    # features: segment r of image i is exactly the word it should ground
+    words = torch.eye(len(world.CLASSES))
+    f = torch.zeros(2, 4, len(world.CLASSES))
+    f[0, :2, world.CID["ball"]] = 1
+    f[0, 2:, world.CID["sky"]] = 1
+    f[1, :, world.CID["car"]] = 1
+    masks = torch.zeros(2, 3, 2, 2)
+    masks[0, 0].view(-1)[:2] = 1
+    masks[0, 1].view(-1)[2:] = 1
+    masks[1, 0] = 1  # image 1 has one segment; its second slot is padding
+    right = train.grounding_loss(f, masks, ["a ball in the sky", "a car"], words, 20.0).item()
+    wrong = train.grounding_loss(f, masks, ["a car", "a ball in the sky"], words, 20.0).item()
+    check(right < 1e-4 < 5 < wrong, "grounding loss right %g, swapped %g" % (right, wrong))
+    masks[0, 2] = 0.5  # a third segment of image 0 that mixes ball and sky changes nothing
+    check(abs(train.grounding_loss(f, masks, ["a ball in the sky", "a car"], words, 20.0).item() - right) < 1e-6,
+          "a weaker segment changes the best match")
+    # identical captions are no negatives of each other: nothing left to contrast
+    same = train.grounding_loss(f, masks, ["a car", "a car"], words, 20.0).item()
+    check(same < 1e-6, "false negatives count in the grounding loss: %g" % same)
 
 
 @case
