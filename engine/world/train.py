@@ -3,11 +3,15 @@
 
     # 1. plain CLIP (InfoNCE both ways on world crops + captions), resumable
     nice -n 15 /usr/bin/python3 engine/world/train.py --out RUN
-    # 2. CLIPSelf self-distillation of the image tower, teacher = RUN's final model
+    # 2. dense stage of the image tower, teacher = RUN's final model: CLIPSelf's
+    #    self-distillation plus OpenSeg's region-word grounding on class-agnostic segments
     nice -n 15 /usr/bin/python3 engine/world/train.py --clipself --teacher RUN --out RUN-clipself
 
+The shipped model's exact commands and numbers: engine/world/README.md.
+
 RUN/ receives vocab.json + merges.txt, state.pt (checkpoint: model, optimiser, step; the
-run resumes from it when restarted with the same command), log.jsonl (loss, zero-shot
+run resumes from it when restarted with the same command; restarted with a larger --steps it
+goes on along the longer schedule's learning-rate curve), log.jsonl (loss, zero-shot
 accuracy and a small dense probe every --eval-every steps) and, at the end, final.pt and the
 exported Hugging Face directory RUN/hf/.
 
@@ -148,9 +152,9 @@ def false_negatives(caps, rule="subset"):
 
 
 class Batches(torch.utils.data.IterableDataset):
-    def __init__(self, seed, batch, size, start, steps, tok=None, context=77, patch=None):
+    def __init__(self, seed, batch, size, start, steps, tok=None, context=77, patch=None, object_share=0.0):
         self.seed, self.batch, self.size, self.start, self.steps = seed, batch, size, start, steps
-        self.tok, self.context, self.patch = tok, context, patch
+        self.tok, self.context, self.patch, self.object_share = tok, context, patch, object_share
 
     def __iter__(self):
         torch.set_num_threads(1)
@@ -159,8 +163,12 @@ class Batches(torch.utils.data.IterableDataset):
             imgs, caps, masks = [], [], []
             for i in range(self.batch):
                 # a captioned batch: 1/4 in groups of GROUP sharing a landscape, 1/2 object
-                # crops, 1/4 random crops
-                q = 4 * i // self.batch if self.tok is not None else 3
+                # crops, 1/4 random crops; a CLIPSelf batch: object crops (object_share),
+                # random crops
+                if self.tok is not None:
+                    q = 4 * i // self.batch
+                else:
+                    q = 1 if i < self.object_share * self.batch else 3
                 x, c, *m = make_sample(base + i, self.size, self.tok is not None or self.patch is not None,
                                        (base + i - i % GROUP) if q == 0 else None,
                                        1.0 if q in (1, 2) else 0.0, self.patch)
@@ -292,9 +300,11 @@ def clipself_loss(f, grid, patch, teacher, x, rng, max_cells=4):
 def grounding_loss(f, masks, caps, words, scale):
     """OpenSeg's region-word grounding: dense features @f [b, g*g, E] pooled over each
     class-agnostic segment of @masks [b, R, g, g]; image i and caption j score the mean over
-    the class words of j (@words [C, E], one row per world class) of the best segment of i;
-    a contrastive loss over the batch in both directions, captions that also describe an
-    image (false_negatives) being no negatives of it."""
+    the class words of j (@words [C, E], one row per world class) of the best segment of i
+    (the segment of highest cosine; OpenSeg weights the segments by a softmax instead); a
+    contrastive loss over the batch in both directions, captions that also describe an image
+    (false_negatives) being no negatives of it.  Nothing tells which segment a word belongs
+    to: the loss only rewards a caption's words finding some segment of their own image."""
     b, r = masks.shape[:2]
     m = masks.view(b, r, -1)
     seg = F.normalize(m @ f, dim=-1)                     # [b, R, E]
@@ -328,8 +338,12 @@ def main(argv=None):
     ap.add_argument("--teacher", help="run directory of the plain model (its hf/ export is the teacher)")
     ap.add_argument("--clipself-mode", default="maskclip", help="dense formulation of the student's last block")
     ap.add_argument("--clipself-cells", type=int, default=4, help="m, n drawn from 1..this")
-    ap.add_argument("--grounding", type=float, default=0.0,
-                    help="CLIPSelf stage: weight of OpenSeg's region-word grounding loss")
+    ap.add_argument("--object-share", type=float, default=0.5,
+                    help="CLIPSelf stage: share of the crops tight around one object (0 before 2026-12-07)")
+    ap.add_argument("--distil", type=float, default=1.0,
+                    help="CLIPSelf stage: weight of CLIPSelf's distillation loss")
+    ap.add_argument("--grounding", type=float, default=1.0,
+                    help="CLIPSelf stage: weight of OpenSeg's region-word grounding loss (0 before 2026-12-07)")
     ap.add_argument("--negatives", choices=["subset", "identical"], default="subset",
                     help="captions that are no negatives of an image: those whose content is a "
                     "subset of its caption's, or (the shipped model's rule) identical ones only")
@@ -382,7 +396,7 @@ def main(argv=None):
 
     zs = zeroshot_set(size=cfg["image_size"])
     data = Batches(a.seed, a.batch, cfg["image_size"], start, a.steps, None if a.clipself else tok,
-                   cfg["context_length"], cfg["patch_size"] if a.grounding else None)
+                   cfg["context_length"], cfg["patch_size"] if a.grounding else None, a.object_share)
     if a.grounding:
         with torch.no_grad():
             words = eval_dense.text_embeddings(model, tok, world.CLASSES, world.IMAGENET_TEMPLATES)
@@ -399,8 +413,9 @@ def main(argv=None):
         if a.clipself:
             rng = np.random.default_rng([a.seed, step, 2])
             f, grid = model.visual.dense(x, a.clipself_mode)
-            loss, cells = clipself_loss(f, grid, model.visual.patch, teacher, x, rng, a.clipself_cells)
-            extra = {"cells": cells}
+            ld, cells = clipself_loss(f, grid, model.visual.patch, teacher, x, rng, a.clipself_cells)
+            loss = a.distil * ld
+            extra = {"cells": cells, "distil": round(ld.item(), 4)}
             if a.grounding:
                 lg = grounding_loss(f, masks, caps, words, scale)
                 loss = loss + a.grounding * lg

@@ -6,7 +6,9 @@ The labels are read back from the PNG alone: with the element's blend
 d' = (d * (255 - a) + c * a) / 255, the colour c of each pixel follows from the annotated
 and the raw frame, and the nearest colour of the element's default palette (computed here
 from its definition, golden-ratio hues) names the label. Grass and water, most of the frame,
-must come out right; the shipped model is weak on objects, so they are not checked.
+must come out right on more than 85% of their pixels; the tent and the car, 1-2% of the
+frame each, on most of theirs (the label map is 128 pixels high, so their outlines are coarse
+and the rest goes to the grass around them).
 
 Usage: test_demo.py BUILD_DIR"""
 
@@ -77,13 +79,14 @@ def main():
         gt = np.load(os.path.join(frames_dir, "gt.npy"))[middle]
         labels = labels_from_overlay(annotated, raw, palette(len(classes) + 1))
 
-        for name in ("grass", "water"):
+        for name, least_area, least_right in (("grass", 0.1, 0.85), ("water", 0.1, 0.85),
+                                              ("tent", 0.005, 0.5), ("car", 0.005, 0.5)):
             region = gt == classes.index(name)
-            assert region.mean() > 0.1, "%s covers only %.1f%% of the frame" % (name, 100 * region.mean())
+            assert region.mean() > least_area, "%s covers only %.1f%% of the frame" % (name, 100 * region.mean())
             right = (labels[region] == classes.index(name) + 1).mean()
             print("demo.png: %s %.1f%% of the frame, %.1f%% labelled %s" %
                   (name, 100 * region.mean(), 100 * right, name))
-            assert right > 0.85, "only %.1f%% of the %s pixels are labelled %s" % (100 * right, name, name)
+            assert right > least_right, "only %.1f%% of the %s pixels are labelled %s" % (100 * right, name, name)
     print("ok")
 
 
