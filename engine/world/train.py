@@ -120,9 +120,9 @@ def region_masks(sc, box, size, patch):
     @size, covered by each segment: every visible object instance and every stuff class.
     Class-agnostic: nothing says which segment is what (OpenSeg's setting)."""
     y0, x0, side = box
-    g_ = sc["gt"][y0:y0 + side, x0:x0 + side].astype(np.int64)
+    gt = sc["gt"][y0:y0 + side, x0:x0 + side].astype(np.int64)
     ins = sc["inst"][y0:y0 + side, x0:x0 + side].astype(np.int64)
-    seg = np.where(ins > 0, len(world.CLASSES) + ins, g_)
+    seg = np.where(ins > 0, len(world.CLASSES) + ins, gt)
     seg = torch.from_numpy(seg).float()[None, None]
     seg = F.interpolate(seg, size=(size, size), mode="nearest")[0, 0].long()
     ids = torch.unique(seg)
@@ -346,7 +346,7 @@ def main(argv=None):
                     help="CLIPSelf stage: weight of OpenSeg's region-word grounding loss (0 before 2026-12-07)")
     ap.add_argument("--negatives", choices=["subset", "identical"], default="subset",
                     help="captions that are no negatives of an image: those whose content is a "
-                    "subset of its caption's, or (the shipped model's rule) identical ones only")
+                    "subset of its caption's (the shipped model's rule), or identical ones only")
     for k, v in DEFAULT_CFG.items():
         ap.add_argument("--" + k.replace("_", "-"), type=int, default=v)
     a = ap.parse_args(argv)
@@ -395,9 +395,10 @@ def main(argv=None):
     log(a.out, {"event": "start", "step": start, "params": n_params, "cfg": cfg, "clipself": a.clipself})
 
     zs = zeroshot_set(size=cfg["image_size"])
+    grounding = a.clipself and a.grounding > 0
     data = Batches(a.seed, a.batch, cfg["image_size"], start, a.steps, None if a.clipself else tok,
-                   cfg["context_length"], cfg["patch_size"] if a.grounding else None, a.object_share)
-    if a.grounding:
+                   cfg["context_length"], cfg["patch_size"] if grounding else None, a.object_share)
+    if grounding:
         with torch.no_grad():
             words = eval_dense.text_embeddings(model, tok, world.CLASSES, world.IMAGENET_TEMPLATES)
             scale = model.logit_scale.exp().item()
@@ -416,7 +417,7 @@ def main(argv=None):
             ld, cells = clipself_loss(f, grid, model.visual.patch, teacher, x, rng, a.clipself_cells)
             loss = a.distil * ld
             extra = {"cells": cells, "distil": round(ld.item(), 4)}
-            if a.grounding:
+            if grounding:
                 lg = grounding_loss(f, masks, caps, words, scale)
                 loss = loss + a.grounding * lg
                 extra["grounding"] = round(lg.item(), 4)

@@ -10,7 +10,8 @@ Cases:
   - videos: deterministic, one GT map per frame, raw stdout bytes and the .npy stack match;
   - PNG writer round trip and the scene CLI;
   - training: captions that also describe another sample's image are not its negatives;
-    class-agnostic segment masks of a crop and the region-word grounding loss;
+    class-agnostic segment masks of a crop and the region-word grounding loss; two-step
+    runs of both stages and a resume;
   - dense scores (eval_dense.IoU) from the confusion matrix, and its printed rows;
   - Cascade-CLIP's experiment (cascade.py): unseen pixels do not train, seen/unseen scores,
     and a short train + eval on the shipped model;
@@ -237,6 +238,28 @@ def grounding_regions_and_loss():
     # identical captions are no negatives of each other: nothing left to contrast
     same = train.grounding_loss(f, masks, ["a car", "a car"], words, 20.0).item()
     check(same < 1e-6, "false negatives count in the grounding loss: %g" % same)
+
+
+@case
+def train_both_stages():
+    """A plain run and a CLIPSelf + grounding run on it, two steps each, then a resume."""
+    script = os.path.join(WORLD, "train.py")
+    with tempfile.TemporaryDirectory() as tmp:
+        plain, dense = os.path.join(tmp, "plain"), os.path.join(tmp, "dense")
+        common = ["--steps", "2", "--batch", "8", "--eval-every", "1000", "--threads", "1", "--workers", "0"]
+        r = subprocess.run([PY, script, "--out", plain] + common, capture_output=True, text=True, timeout=600)
+        check(r.returncode == 0, r.stderr[-2000:])
+        r = subprocess.run([PY, script, "--clipself", "--teacher", plain, "--out", dense] + common,
+                           capture_output=True, text=True, timeout=600)
+        check(r.returncode == 0, r.stderr[-2000:])
+        check(os.path.exists(os.path.join(dense, "hf", "model.safetensors")), "no export of the dense stage")
+        with open(os.path.join(dense, "log.jsonl")) as f:
+            steps = [json.loads(line) for line in f if '"loss"' in line]
+        check(steps and all("grounding" in s_ and "distil" in s_ for s_ in steps),
+              "the dense stage does not log both losses: %s" % steps)
+        r = subprocess.run([PY, script, "--clipself", "--teacher", plain, "--out", dense] + common[2:] +
+                           ["--steps", "3"], capture_output=True, text=True, timeout=600)
+        check(r.returncode == 0 and "resuming at step 2" in r.stdout, r.stdout[-1000:] + r.stderr[-2000:])
 
 
 @case
