@@ -80,12 +80,12 @@ def resize_u8(img, size):
 
 
 def make_sample(seed, size, with_caption=True, group=None, p_object=0.2, patch=None):
-    """One (image, caption) pair.  Samples of the same @group share the landscape, the crop
-    and the flip and differ only in their objects: in-batch negatives that only object
-    identity can tell apart (colours and stuff alone are otherwise an easy shortcut).
-    Object crops (probability @p_object) are captioned half of the time by the object's
-    name in a prompt template, a direct name-shape signal.  With @patch it also returns the
-    crop's segments as class-agnostic masks (region_masks)."""
+    """One (image, caption, segment masks) triple.  Samples of the same @group share the
+    landscape, the crop and the flip and differ only in their objects: in-batch negatives
+    that only object identity can tell apart (colours and stuff alone are otherwise an easy
+    shortcut).  Object crops (probability @p_object) are captioned half of the time by the
+    object's name in a prompt template, a direct name-shape signal.  The masks are the crop's
+    segments as class-agnostic masks on the @patch grid (region_masks), None without @patch."""
     rng = np.random.default_rng([seed, 1])
     grng = rng if group is None else np.random.default_rng([group, 3])
     w = int(grng.choice([128, 160, 192]))
@@ -110,9 +110,7 @@ def make_sample(seed, size, with_caption=True, group=None, p_object=0.2, patch=N
             o = sc["objects"][k]
             name = (o["colour"] + " " + o["cls"]) if rng.random() < 0.3 else o["cls"]
             cap = str(rng.choice(world.IMAGENET_TEMPLATES + ["a {}", "{}", "a {} in the scene"])).format(name)
-    if patch is not None:
-        return (img - MEAN) / STD, cap, masks
-    return (img - MEAN) / STD, cap
+    return (img - MEAN) / STD, cap, masks
 
 
 def region_masks(sc, box, size, patch):
@@ -169,14 +167,14 @@ class Batches(torch.utils.data.IterableDataset):
                     q = 4 * i // self.batch
                 else:
                     q = 1 if i < self.object_share * self.batch else 3
-                x, c, *m = make_sample(base + i, self.size, self.tok is not None or self.patch is not None,
-                                       (base + i - i % GROUP) if q == 0 else None,
-                                       1.0 if q in (1, 2) else 0.0, self.patch)
+                x, c, m = make_sample(base + i, self.size, self.tok is not None or self.patch is not None,
+                                      (base + i - i % GROUP) if q == 0 else None,
+                                      1.0 if q in (1, 2) else 0.0, self.patch)
                 imgs.append(x)
                 caps.append(c)
-                masks += m
+                masks.append(m)
             ids = eval_dense.tokens_tensor(self.tok, caps, self.context) if self.tok else None
-            yield t, torch.stack(imgs), ids, caps, pad_masks(masks) if masks else None
+            yield t, torch.stack(imgs), ids, caps, pad_masks(masks) if self.patch else None
 
 
 def pad_masks(masks):
