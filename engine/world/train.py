@@ -348,6 +348,14 @@ def main(argv=None):
     for k, v in DEFAULT_CFG.items():
         ap.add_argument("--" + k.replace("_", "-"), type=int, default=v)
     a = ap.parse_args(argv)
+    if a.clipself and not a.teacher:
+        ap.error("--clipself needs --teacher RUN")
+    if a.clipself and not os.path.isfile(os.path.join(a.teacher, "hf", "model.safetensors")):
+        ap.error("--teacher %s has no exported model (hf/model.safetensors): train it to the end first" % a.teacher)
+    if not 0 <= a.object_share <= 1:
+        ap.error("--object-share %g is not a share between 0 and 1" % a.object_share)
+    if a.distil < 0 or a.grounding < 0:
+        ap.error("loss weights cannot be negative: --distil %g --grounding %g" % (a.distil, a.grounding))
     defaults = dict(steps=300, batch=32, lr=1e-4, warmup=10) if a.clipself else dict(steps=1000, batch=128, lr=1e-3, warmup=50)
     for k, v in defaults.items():
         if getattr(a, k) is None:
@@ -357,7 +365,6 @@ def main(argv=None):
     os.makedirs(a.out, exist_ok=True)
 
     if a.clipself:
-        assert a.teacher, "--clipself needs --teacher RUN"
         teacher = load_hf(os.path.join(a.teacher, "hf"))
         for p in teacher.parameters():
             p.requires_grad_(False)

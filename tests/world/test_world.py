@@ -11,7 +11,7 @@ Cases:
   - PNG writer round trip and the scene CLI;
   - training: captions that also describe another sample's image are not its negatives;
     class-agnostic segment masks of a crop and the region-word grounding loss; two-step
-    runs of both stages and a resume;
+    runs of both stages, a resume and bad arguments;
   - dense scores (eval_dense.IoU) from the confusion matrix, and its printed rows;
   - Cascade-CLIP's experiment (cascade.py): unseen pixels do not train, seen/unseen scores,
     and a short train + eval on the shipped model;
@@ -242,7 +242,8 @@ def grounding_regions_and_loss():
 
 @case
 def train_both_stages():
-    """A plain run and a CLIPSelf + grounding run on it, two steps each, then a resume."""
+    """A plain run and a CLIPSelf + grounding run on it, two steps each, then a resume; bad
+    arguments of the dense stage are refused by name before anything is written."""
     script = os.path.join(WORLD, "train.py")
     with tempfile.TemporaryDirectory() as tmp:
         plain, dense = os.path.join(tmp, "plain"), os.path.join(tmp, "dense")
@@ -260,6 +261,15 @@ def train_both_stages():
         r = subprocess.run([PY, script, "--clipself", "--teacher", plain, "--out", dense] + common[2:] +
                            ["--steps", "3"], capture_output=True, text=True, timeout=600)
         check(r.returncode == 0 and "resuming at step 2" in r.stdout, r.stdout[-1000:] + r.stderr[-2000:])
+        bad = os.path.join(tmp, "bad")
+        for args, msg in ((["--clipself"], "--clipself needs --teacher RUN"),
+                          (["--clipself", "--teacher", bad], "--teacher %s has no exported model" % bad),
+                          (["--clipself", "--teacher", plain, "--object-share", "1.5"],
+                           "--object-share 1.5 is not a share between 0 and 1"),
+                          (["--clipself", "--teacher", plain, "--grounding", "-1"],
+                           "loss weights cannot be negative")):
+            r = subprocess.run([PY, script, "--out", bad] + args, capture_output=True, text=True, timeout=60)
+            check(r.returncode == 2 and msg in r.stderr and not os.path.exists(bad), r.stderr[-2000:])
 
 
 @case
