@@ -219,6 +219,18 @@ def grounding_regions_and_loss():
     _, _, ms = train.make_sample(10 ** 9 + 5, 64, True, None, 0.5, patch=8)
     check(ms.shape[1:] == (8, 8) and torch.allclose(ms.sum(0), torch.ones(8, 8)), "segments tile the crop")
 
+    # a CLIPSelf batch: the first object_share of it object crops, the rest random crops
+    calls = []
+    real = train.make_sample
+    train.make_sample = lambda *args: calls.append(args[4]) or real(*args)
+    try:
+        _, _, ids, caps, ms = next(iter(train.Batches(0, 8, 64, 0, 1, None, 77, 8, 0.5)))
+    finally:
+        train.make_sample = real
+    check(calls == [1.0] * 4 + [0.0] * 4, "object-crop probabilities %s" % calls)
+    check(ids is None and all(caps) and ms.shape[:1] == (8,) and ms.shape[2:] == (8, 8),
+          "CLIPSelf batch with grounding: ids %s, captions %s, masks %s" % (ids, caps, tuple(ms.shape)))
+
     # features: segment r of image i is exactly the word it should ground
     words = torch.eye(len(world.CLASSES))
     f = torch.zeros(2, 4, len(world.CLASSES))
